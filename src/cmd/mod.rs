@@ -1,0 +1,34 @@
+//! The command line: one file per subcommand, each a clap `*Opts` struct
+//! with an `exec` that returns the process exit code. `main.rs` only parses,
+//! sets up logging and maps a fatal error to exit code 1.
+
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+
+/// Declares AlipayCN payments to Chinese customs from CSV/XLSX order exports.
+#[derive(Debug, Parser)]
+#[command(name = "declare-batch", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print only errors: no summary, no warnings.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read and check every row; send nothing; write rejected.csv and summary.json.
+    Validate(validate::ValidateOpts),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn exec(self) -> anyhow::Result<u8> {
+        match self.command {
+            Command::Validate(opts) => opts.exec(self.quiet),
+        }
+    }
+}

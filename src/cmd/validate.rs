@@ -1,0 +1,169 @@
+//! `declare-batch validate INPUT`: reads every row, applies every rule, and
+//! reports what would be rejected and why, before anything is sent.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, Local, SecondsFormat};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::exit;
+use crate::input::{InputOptions, RowSource};
+use crate::report::{ProblemCount, ProblemTally, RejectedWriter, hex, write_json};
+use crate::validate::{ColumnMap, Validator, Verdict};
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateOpts {
+    /// The order export: a .csv or .xlsx file.
+    pub input: PathBuf,
+    /// Config file (TOML); without it the built-in defaults apply.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder for rejected.csv and summary.json (created if missing).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// XLSX sheet to read (default: [input] sheet, else the first sheet).
+    #[arg(long)]
+    pub sheet: Option<String>,
+}
+
+/// `summary.json` of a validation.
+#[derive(Debug, Serialize)]
+struct ValidateSummary {
+    command: &'static str,
+    input: String,
+    input_sha256: String,
+    format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sheet: Option<String>,
+    rows: RowCounts,
+    errors: Vec<ProblemCount>,
+    started_at: String,
+    finished_at: String,
+    duration_ms: u128,
+    exit_code: u8,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct RowCounts {
+    /// Non-blank data rows: valid + rejected.
+    read: u64,
+    valid: u64,
+    rejected: u64,
+    /// Entirely blank rows skipped.
+    blank: u64,
+}
+
+impl ValidateOpts {
+    pub fn exec(self, quiet: bool) -> anyhow::Result<u8> {
+        let started_at = Local::now();
+        let clock = Instant::now();
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::without_file(),
+        };
+        let config_path = self.config.as_deref().unwrap_or(Path::new("(no config)"));
+        let settings = config.field_settings(config_path)?;
+        let options = InputOptions {
+            encoding: config.input.encoding,
+            sheet: self.sheet.clone().unwrap_or(config.input.sheet.clone()),
+        };
+        let mut source = RowSource::open(&self.input, &options)?;
+        let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
+            .with_context(|| format!("{}", self.input.display()))?;
+        for warning in warnings {
+            tracing::warn!("{}: {warning}", self.input.display());
+        }
+        let mut validator = Validator::new(
+            map,
+            config.customs_codes(),
+            config.input.amount_unit,
+            source.expected_width(),
+        );
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
+        let rejected_path = self.out.join("rejected.csv");
+        let mut rejected = RejectedWriter::create(&rejected_path, source.headers())
+            .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+        let mut counts = RowCounts::default();
+        let mut tally = ProblemTally::default();
+        while let Some(row) = source.next_row()? {
+            counts.read += 1;
+            match validator.check(&row) {
+                Verdict::Valid(_) => counts.valid += 1,
+                Verdict::Rejected(problems) => {
+                    tally.add(&problems);
+                    rejected
+                        .write(&row, &problems)
+                        .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+                }
+            }
+        }
+        counts.rejected = rejected.rows();
+        counts.blank = source.blank_rows();
+        rejected
+            .commit()
+            .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+        let exit_code = if counts.rejected == 0 {
+            exit::SUCCESS
+        } else {
+            exit::SOME_FAILED
+        };
+        let summary = ValidateSummary {
+            command: "validate",
+            input: self.input.display().to_string(),
+            input_sha256: hex(&source.sha256()),
+            format: source.format().name(),
+            encoding: source.encoding().map(|e| e.name()),
+            sheet: source.sheet().map(str::to_owned),
+            rows: counts,
+            errors: tally.sorted(),
+            started_at: timestamp(started_at),
+            finished_at: timestamp(Local::now()),
+            duration_ms: clock.elapsed().as_millis(),
+            exit_code,
+        };
+        let summary_path = self.out.join("summary.json");
+        write_json(&summary_path, &summary)
+            .with_context(|| format!("cannot write {}", summary_path.display()))?;
+        if !quiet {
+            print_summary(&summary, &rejected_path)?;
+        }
+        Ok(exit_code)
+    }
+}
+
+fn timestamp(time: DateTime<Local>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+fn print_summary(summary: &ValidateSummary, rejected_path: &Path) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let rows = &summary.rows;
+    writeln!(
+        out,
+        "{}: {} rows read: {} valid, {} rejected; {} blank rows skipped",
+        summary.input, rows.read, rows.valid, rows.rejected, rows.blank
+    )?;
+    if !summary.errors.is_empty() {
+        writeln!(out, "most frequent errors:")?;
+        for error in summary.errors.iter().take(5) {
+            writeln!(
+                out,
+                "  {:>7}  {:<40} {}",
+                error.count, error.field, error.code
+            )?;
+        }
+        writeln!(
+            out,
+            "rejected rows and their errors: {}",
+            rejected_path.display()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! The TOML configuration file of the contract (`[api]`, `[run]`, `[input]`,
+//! `[validate]`, `[columns]`, `[defaults]`, `[sandbox]`): parsing with every
+//! key's default, rejection of unknown keys and unknown field names, paths
+//! made relative to the file, and the environment overrides for secrets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::fields::Field;
+
+/// The customs codes the declare spec lists; anything else goes to ZONGSHU.
+pub const SPEC_CUSTOMS_CODES: [&str; 4] = ["ZONGSHU", "ZHENGZHOU", "NINGBO", "SHANGHAI_CBT"];
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error(
+        "config file {path}: [{section}] names unknown field \"{name}\"; the fields are: {known}"
+    )]
+    UnknownField {
+        path: PathBuf,
+        section: &'static str,
+        name: String,
+        known: String,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole configuration, every key defaulted as the contract says.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub run: RunConfig,
+    pub input: InputConfig,
+    pub validate: ValidateConfig,
+    /// canonical field name → the header used in the input
+    pub columns: BTreeMap<String, String>,
+    /// canonical field name → value used when the column is missing or empty
+    pub defaults: BTreeMap<String, String>,
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub private_key: Option<PathBuf>,
+    pub alipay_public_key: Option<PathBuf>,
+    pub key_version: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            endpoint: None,
+            client_id: None,
+            private_key: None,
+            alipay_public_key: None,
+            key_version: "1".to_owned(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub rate_per_sec: u32,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            rate_per_sec: 20,
+            burst: 1,
+            concurrency: 8,
+            max_attempts: 3,
+            backoff_base_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    pub sheet: String,
+    pub encoding: EncodingChoice,
+    pub amount_unit: AmountUnit,
+}
+
+/// How CSV bytes are decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum EncodingChoice {
+    /// A BOM, else UTF-8 when the file is valid UTF-8, else GB18030.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "utf-8", alias = "utf8", alias = "UTF-8")]
+    Utf8,
+    #[serde(rename = "gb18030", alias = "GB18030", alias = "gbk", alias = "GBK")]
+    Gb18030,
+}
+
+/// The unit of `declarationAmount.value` in the input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmountUnit {
+    #[default]
+    Fen,
+    Yuan,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidateConfig {
+    pub customs_codes: Vec<String>,
+}
+
+impl Default for ValidateConfig {
+    fn default() -> Self {
+        ValidateConfig {
+            customs_codes: SPEC_CUSTOMS_CODES.iter().map(|&c| c.to_owned()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    pub payments: Option<PathBuf>,
+}
+
+/// `[columns]` and `[defaults]` resolved to fields.
+#[derive(Debug, Clone, Default)]
+pub struct FieldSettings {
+    /// Header configured for each field (by [`Field::index`]); `None` means
+    /// the canonical name.
+    pub columns: [Option<String>; 18],
+    /// Default value for each field, trimmed; `None` when there is none.
+    pub defaults: [Option<String>; 18],
+}
+
+impl FieldSettings {
+    /// The header a field is looked up under.
+    pub fn header_for(&self, field: Field) -> &str {
+        self.columns[field.index()]
+            .as_deref()
+            .unwrap_or(field.name())
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file; relative key paths become relative
+    /// to the file's folder; `DECLARE_CLIENT_ID` and `DECLARE_PRIVATE_KEY`
+    /// override the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for key in [
+            &mut config.api.private_key,
+            &mut config.api.alipay_public_key,
+        ] {
+            if let Some(relative) = key.as_ref().filter(|p| p.is_relative()) {
+                *key = Some(base.join(relative));
+            }
+        }
+        if let Some(relative) = config.sandbox.payments.as_ref().filter(|p| p.is_relative()) {
+            config.sandbox.payments = Some(base.join(relative));
+        }
+        config.apply_environment();
+        Ok(config)
+    }
+
+    /// The configuration used when no file is given.
+    pub fn without_file() -> Config {
+        let mut config = Config::default();
+        config.apply_environment();
+        config
+    }
+
+    /// Parses config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.field_settings(path)?;
+        if config.validate.customs_codes.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: "[validate] customs_codes is empty: no row could be declared".into(),
+            });
+        }
+        Ok(config)
+    }
+
+    fn apply_environment(&mut self) {
+        if let Some(id) = std::env::var_os("DECLARE_CLIENT_ID").filter(|v| !v.is_empty()) {
+            self.api.client_id = Some(id.to_string_lossy().into_owned());
+        }
+        if let Some(key) = std::env::var_os("DECLARE_PRIVATE_KEY").filter(|v| !v.is_empty()) {
+            self.api.private_key = Some(PathBuf::from(key));
+        }
+    }
+
+    /// `[columns]` and `[defaults]` by field, refusing names that are not
+    /// canonical fields (a typo there would silently drop a column).
+    pub fn field_settings(&self, path: &Path) -> Result<FieldSettings, ConfigError> {
+        let mut settings = FieldSettings::default();
+        let known = || {
+            Field::ALL
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (section, table, slots) in [
+            ("columns", &self.columns, &mut settings.columns),
+            ("defaults", &self.defaults, &mut settings.defaults),
+        ] {
+            for (name, value) in table {
+                let field = Field::from_name(name).ok_or_else(|| ConfigError::UnknownField {
+                    path: path.to_owned(),
+                    section,
+                    name: name.clone(),
+                    known: known(),
+                })?;
+                let value = value.trim();
+                if !value.is_empty() {
+                    slots[field.index()] = Some(value.to_owned());
+                }
+            }
+        }
+        // Region and currency have exactly one legal value each, so an input
+        // that leaves them out means that value.
+        for (field, value) in [(Field::Region, "CN"), (Field::AmountCurrency, "CNY")] {
+            settings.defaults[field.index()].get_or_insert_with(|| value.to_owned());
+        }
+        Ok(settings)
+    }
+
+    /// The allowed customs codes, upper-cased like the input's.
+    pub fn customs_codes(&self) -> Vec<String> {
+        self.validate
+            .customs_codes
+            .iter()
+            .map(|code| code.trim().to_uppercase())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_contract_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.run.rate_per_sec, 20);
+        assert_eq!(config.run.burst, 1);
+        assert_eq!(config.run.concurrency, 8);
+        assert_eq!(config.run.max_attempts, 3);
+        assert_eq!(config.run.backoff_base_ms, 500);
+        assert_eq!(config.api.key_version, "1");
+        assert_eq!(config.api.timeout_ms, 10_000);
+        assert_eq!(config.input.encoding, EncodingChoice::Auto);
+        assert_eq!(config.input.amount_unit, AmountUnit::Fen);
+        assert_eq!(config.customs_codes(), SPEC_CUSTOMS_CODES);
+        let settings = config.field_settings(Path::new("t")).unwrap();
+        assert_eq!(
+            settings.defaults[Field::Region.index()].as_deref(),
+            Some("CN")
+        );
+        assert_eq!(settings.header_for(Field::IsSplit), "isSplit");
+    }
+
+    #[test]
+    fn columns_and_defaults_resolve_to_fields() {
+        let config = parse(
+            "[input]\nencoding = \"gb18030\"\namount_unit = \"yuan\"\n\
+             [columns]\n\"paymentRequestId\" = \"支付单号\"\n\
+             [defaults]\n\"isSplit\" = \" false \"\n",
+        )
+        .unwrap();
+        assert_eq!(config.input.encoding, EncodingChoice::Gb18030);
+        assert_eq!(config.input.amount_unit, AmountUnit::Yuan);
+        let settings = config.field_settings(Path::new("t")).unwrap();
+        assert_eq!(settings.header_for(Field::PaymentRequestId), "支付单号");
+        assert_eq!(
+            settings.defaults[Field::IsSplit.index()].as_deref(),
+            Some("false")
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_keys_are_refused() {
+        let err = parse("[columns]\n\"customsCode\" = \"海关\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field \"customsCode\""),
+            "{err}"
+        );
+        assert!(err.to_string().contains("customs.customsCode"), "{err}");
+        let err = parse("[run]\nrate = 5\n").unwrap_err();
+        assert!(err.to_string().contains("rate"), "{err}");
+        let err = parse("[input]\nencoding = \"latin1\"\n").unwrap_err();
+        assert!(err.to_string().contains("latin1"), "{err}");
+        let err = parse("[validate]\ncustoms_codes = []\n").unwrap_err();
+        assert!(err.to_string().contains("customs_codes"), "{err}");
+    }
+}

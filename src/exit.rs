@@ -1,0 +1,12 @@
+//! The exit codes of the contract, in one place: cron jobs and scripts
+//! branch on them.
+
+/// `run`: every row declared with S; `validate`: every row valid.
+pub const SUCCESS: u8 = 0;
+/// Bad config, unreadable input, bad key, locked or foreign output
+/// directory, or a configuration-level answer from the API.
+pub const FATAL: u8 = 1;
+/// Wrong command-line usage (clap exits with this itself).
+pub const USAGE: u8 = 2;
+/// Finished; some rows failed (F) or were rejected, none is unknown.
+pub const SOME_FAILED: u8 = 3;

@@ -1,0 +1,329 @@
+//! One input cell as the validator sees it, whatever the format: CSV cells
+//! are text; XLSX cells keep their spreadsheet type so that a long ID stored
+//! as a number, a date cell or an error cell can be recognised, turned into
+//! the text the declare API wants, or refused with the reason.
+
+use std::borrow::Cow;
+
+use chrono::NaiveDateTime;
+
+use crate::fields::Field;
+
+/// An owned spreadsheet cell (the XLSX reader's row buffer).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Empty,
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    DateTime(NaiveDateTime),
+    /// A spreadsheet error value such as `#N/A`.
+    Error(String),
+}
+
+/// A borrowed view of one cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellView<'a> {
+    Empty,
+    Text(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    DateTime(NaiveDateTime),
+    Error(&'a str),
+}
+
+impl Cell {
+    pub fn view(&self) -> CellView<'_> {
+        match self {
+            Cell::Empty => CellView::Empty,
+            Cell::Text(text) => CellView::Text(text),
+            Cell::Int(value) => CellView::Int(*value),
+            Cell::Float(value) => CellView::Float(*value),
+            Cell::Bool(value) => CellView::Bool(*value),
+            Cell::DateTime(value) => CellView::DateTime(*value),
+            Cell::Error(text) => CellView::Error(text),
+        }
+    }
+}
+
+/// Why a cell's value cannot be trusted for a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellDamage {
+    /// An ID stored as a number with this many digits: Excel keeps 15.
+    LongNumberId { digits: usize },
+    /// An ID written in scientific notation, e.g. `2.02108E+24`.
+    ScientificId { text: String },
+    /// A spreadsheet error value.
+    ErrorValue { text: String },
+}
+
+impl CellDamage {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CellDamage::LongNumberId { .. } => "ID_STORED_AS_NUMBER",
+            CellDamage::ScientificId { .. } => "ID_IN_SCIENTIFIC_NOTATION",
+            CellDamage::ErrorValue { .. } => "CELL_ERROR",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            CellDamage::LongNumberId { digits } => format!(
+                "the cell holds a {digits}-digit number, but a spreadsheet keeps only 15 significant \
+                 digits, so this ID may already be corrupted; format the column as text and re-enter \
+                 or re-export the IDs"
+            ),
+            CellDamage::ScientificId { text } => format!(
+                "\"{text}\" is an ID in scientific notation: the spreadsheet has already lost its \
+                 digits; format the column as text and re-export"
+            ),
+            CellDamage::ErrorValue { text } => format!(
+                "the cell holds the spreadsheet error {text}; fix the formula or type the value"
+            ),
+        }
+    }
+}
+
+impl<'a> CellView<'a> {
+    /// Whether the cell holds nothing but white space.
+    pub fn is_blank(&self) -> bool {
+        match self {
+            CellView::Empty => true,
+            CellView::Text(text) => text.trim().is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The cell as the user gave it, for `rejected.csv` and `retry.csv`.
+    pub fn original_text(&self) -> Cow<'a, str> {
+        match *self {
+            CellView::Empty => Cow::Borrowed(""),
+            CellView::Text(text) => Cow::Borrowed(text),
+            CellView::Int(value) => Cow::Owned(value.to_string()),
+            CellView::Float(value) if value.abs() >= 1e15 && value.is_finite() => {
+                // What Excel shows for such a number: the digits are gone.
+                Cow::Owned(scientific_15(value))
+            }
+            CellView::Float(value) => Cow::Owned(decimal_15(value)),
+            CellView::Bool(value) => Cow::Borrowed(if value { "true" } else { "false" }),
+            CellView::DateTime(value) => Cow::Owned(if value.time() == chrono::NaiveTime::MIN {
+                value.format("%Y-%m-%d").to_string()
+            } else {
+                value.format("%Y-%m-%d %H:%M:%S").to_string()
+            }),
+            CellView::Error(text) => Cow::Borrowed(text),
+        }
+    }
+
+    /// The text a field takes from this cell, untrimmed, or why the cell
+    /// cannot be used for that field.
+    pub fn field_text(&self, field: Field) -> Result<Cow<'a, str>, CellDamage> {
+        match *self {
+            CellView::Text(text) => {
+                if field.is_id() && is_scientific_notation(text.trim()) {
+                    return Err(CellDamage::ScientificId {
+                        text: text.trim().to_owned(),
+                    });
+                }
+                Ok(Cow::Borrowed(text))
+            }
+            CellView::Int(value) => {
+                let digits = value.unsigned_abs().to_string().len();
+                if field.is_id() && digits >= 16 {
+                    return Err(CellDamage::LongNumberId { digits });
+                }
+                Ok(Cow::Owned(value.to_string()))
+            }
+            CellView::Float(value) => {
+                if field.is_id() && value.is_finite() && value.abs() >= 1e15 {
+                    let digits = format!("{:.0}", value.abs()).len();
+                    return Err(CellDamage::LongNumberId { digits });
+                }
+                Ok(Cow::Owned(decimal_15(value)))
+            }
+            CellView::DateTime(value) => Ok(Cow::Owned(
+                value.format("%Y-%m-%dT%H:%M:%S+08:00").to_string(),
+            )),
+            CellView::Error(text) => Err(CellDamage::ErrorValue {
+                text: text.to_owned(),
+            }),
+            CellView::Empty | CellView::Bool(_) => Ok(self.original_text()),
+        }
+    }
+}
+
+/// `2.02108E+24`, `1.2e15`: what a CSV saved from Excel holds for a long
+/// number, and what no real ID looks like.
+fn is_scientific_notation(text: &str) -> bool {
+    let Some((mantissa, exponent)) = text.split_once(['E', 'e']) else {
+        return false;
+    };
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && !exponent.is_empty()
+        && exponent.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The shortest decimal with at most 15 significant digits, which is what a
+/// spreadsheet shows: a stored 12.300000000000001 is 12.3, 100.0 is 100.
+pub fn decimal_15(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        return format!("{value:.0}");
+    }
+    let (negative, digits, exponent) = significant_15(value);
+    let mut out = String::with_capacity(digits.len() + 8);
+    if negative {
+        out.push('-');
+    }
+    if exponent < 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
+        out.push_str(&digits);
+    } else {
+        let whole_len = exponent as usize + 1;
+        if digits.len() <= whole_len {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', whole_len - digits.len()));
+        } else {
+            out.push_str(&digits[..whole_len]);
+            out.push('.');
+            out.push_str(&digits[whole_len..]);
+        }
+    }
+    out
+}
+
+/// `2.0210812E+24`: 15 significant digits in Excel's exponent style.
+fn scientific_15(value: f64) -> String {
+    let (negative, digits, exponent) = significant_15(value);
+    let sign = if negative { "-" } else { "" };
+    let (first, rest) = digits.split_at(1);
+    let dot = if rest.is_empty() { "" } else { "." };
+    let exponent_sign = if exponent < 0 { '-' } else { '+' };
+    format!(
+        "{sign}{first}{dot}{rest}E{exponent_sign}{:02}",
+        exponent.abs()
+    )
+}
+
+/// Sign, significant digits without trailing zeros, and decimal exponent of
+/// the first digit, rounded to 15 significant digits.
+fn significant_15(value: f64) -> (bool, String, i32) {
+    let formatted = format!("{:.14e}", value.abs());
+    let (mantissa, exponent) = formatted
+        .split_once('e')
+        .expect("exponent format always has an e");
+    let exponent: i32 = exponent.parse().expect("exponent is an integer");
+    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    (value.is_sign_negative() && value != 0.0, digits, exponent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_as_a_spreadsheet_shows_them() {
+        assert_eq!(decimal_15(100.0), "100");
+        // The float just above 12.3 (12.300000000000002), as a sum can leave it.
+        let above = f64::from_bits(12.3f64.to_bits() + 1);
+        assert_ne!(above, 12.3);
+        assert_eq!(decimal_15(above), "12.3");
+        assert_eq!(decimal_15(0.1 + 0.2), "0.3");
+        assert_eq!(decimal_15(-2.5), "-2.5");
+        assert_eq!(decimal_15(0.00125), "0.00125");
+        assert_eq!(decimal_15(1e16), "10000000000000000");
+        assert_eq!(decimal_15(123456789012.34), "123456789012.34");
+    }
+
+    #[test]
+    fn long_numbers_in_id_columns_are_refused() {
+        let long = CellView::Float(2.021_081_2e24);
+        assert_eq!(
+            long.field_text(Field::PaymentRequestId),
+            Err(CellDamage::LongNumberId { digits: 25 })
+        );
+        assert_eq!(long.original_text(), "2.0210812E+24");
+        let sixteen = CellView::Float(1_234_567_890_123_456.0);
+        assert!(sixteen.field_text(Field::CertificateNo).is_err());
+        // Fifteen digits survive a spreadsheet intact.
+        let fifteen = CellView::Float(123_456_789_012_345.0);
+        assert_eq!(
+            fifteen.field_text(Field::PaymentRequestId).unwrap(),
+            "123456789012345"
+        );
+        assert!(
+            CellView::Int(1_234_567_890_123_456)
+                .field_text(Field::ReferenceOrderId)
+                .is_err()
+        );
+        // Outside ID columns the number is just a number.
+        assert_eq!(
+            CellView::Float(1e16)
+                .field_text(Field::AmountValue)
+                .unwrap(),
+            "10000000000000000"
+        );
+    }
+
+    #[test]
+    fn scientific_text_in_id_columns_is_refused() {
+        for text in ["2.02108E+24", "2E+24", "1.5e10", " 2.02108E+24 "] {
+            assert!(
+                matches!(
+                    CellView::Text(text).field_text(Field::CustomsDeclarationRequestId),
+                    Err(CellDamage::ScientificId { .. })
+                ),
+                "{text}"
+            );
+        }
+        for text in ["E2021", "2021E", "ORDER-1E+5X", "20210812E"] {
+            assert!(
+                CellView::Text(text)
+                    .field_text(Field::PaymentRequestId)
+                    .is_ok(),
+                "{text}"
+            );
+        }
+        assert!(
+            CellView::Text("1E+5")
+                .field_text(Field::MerchantCustomsName)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn other_cell_types_become_api_text() {
+        assert_eq!(
+            CellView::Bool(true).field_text(Field::IsSplit).unwrap(),
+            "true"
+        );
+        let date = chrono::NaiveDate::from_ymd_opt(2019, 11, 27)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        assert_eq!(
+            CellView::DateTime(date)
+                .field_text(Field::EffectiveDate)
+                .unwrap(),
+            "2019-11-27T00:00:00+08:00"
+        );
+        assert_eq!(CellView::DateTime(date).original_text(), "2019-11-27");
+        let error = CellView::Error("#N/A")
+            .field_text(Field::AmountValue)
+            .unwrap_err();
+        assert_eq!(error.code(), "CELL_ERROR");
+        assert!(error.message().contains("#N/A"));
+    }
+}

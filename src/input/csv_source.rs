@@ -1,0 +1,236 @@
+//! CSV rows through the `csv` crate, one reused record at a time. The
+//! `csv` crate skips blank lines and numbers lines loosely around them, so
+//! line endings are first normalised to `\n` and every record's real start
+//! line is derived from where it ends and the newlines inside its fields;
+//! the gaps between records are the skipped blank lines.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use super::decode::{ByteScan, EncodingRefusal, Gb18030Reader, TextEncoding, choose_encoding};
+use super::{Cells, InputError, RowRef};
+use crate::config::EncodingChoice;
+
+pub(super) struct CsvSource {
+    reader: csv::Reader<LineEndings<Box<dyn Read + Send>>>,
+    bytes: csv::ByteRecord,
+    record: Option<csv::StringRecord>,
+    line: u64,
+    /// The line after the previous record: where a next record would start.
+    next_line: u64,
+    skipped_lines: u64,
+}
+
+impl CsvSource {
+    pub(super) fn open(
+        path: &Path,
+        choice: EncodingChoice,
+        head: &[u8],
+        scan: &ByteScan,
+    ) -> Result<(CsvSource, TextEncoding), InputError> {
+        let (encoding, bom_len) = choose_encoding(choice, head, scan).map_err(|refusal| {
+            let message = match refusal {
+                EncodingRefusal::Utf16 => "is UTF-16 text (Excel's \"Unicode Text\"); save it as \
+                                           \"CSV UTF-8 (Comma delimited)\" instead"
+                    .to_owned(),
+                EncodingRefusal::MostlyUtf8 {
+                    line,
+                    bad_sequences,
+                } => {
+                    return InputError::AtLine {
+                        path: path.to_owned(),
+                        line,
+                        message: format!(
+                            "the file is UTF-8 but has {bad_sequences} byte sequence(s) that are \
+                             not, the first on this line; the file is damaged: re-export it (if \
+                             it really is GBK, set [input] encoding = \"gb18030\")"
+                        ),
+                    };
+                }
+            };
+            InputError::Unreadable {
+                path: path.to_owned(),
+                message,
+            }
+        })?;
+        let io_error = |source| InputError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = BufReader::with_capacity(256 * 1024, File::open(path).map_err(io_error)?);
+        io::copy(&mut (&mut file).take(bom_len as u64), &mut io::sink()).map_err(io_error)?;
+        let text: Box<dyn Read + Send> = match encoding {
+            TextEncoding::Utf8 => Box::new(file),
+            TextEncoding::Gb18030 => Box::new(Gb18030Reader::new(file)),
+        };
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(256 * 1024)
+            .from_reader(LineEndings::new(text));
+        let source = CsvSource {
+            reader,
+            bytes: csv::ByteRecord::new(),
+            record: None,
+            line: 0,
+            next_line: 1,
+            skipped_lines: 0,
+        };
+        Ok((source, encoding))
+    }
+
+    pub(super) fn next_row(&mut self, path: &Path) -> Result<Option<RowRef<'_>>, InputError> {
+        if let Some(previous) = self.record.take() {
+            self.bytes = previous.into_byte_record();
+        }
+        let more = self
+            .reader
+            .read_byte_record(&mut self.bytes)
+            .map_err(|error| {
+                let message = match error.into_kind() {
+                    csv::ErrorKind::Io(io) => io.to_string(),
+                    other => format!("{other:?}"),
+                };
+                // The records before have been read, so the trouble is at or
+                // after the line following them.
+                InputError::AtLine {
+                    path: path.to_owned(),
+                    line: self.next_line,
+                    message,
+                }
+            })?;
+        if !more {
+            return Ok(None);
+        }
+        let inner_newlines: u64 = self
+            .bytes
+            .iter()
+            .map(|field| field.iter().filter(|&&b| b == b'\n').count() as u64)
+            .sum();
+        let after = self.reader.position().line();
+        self.line = after - 1 - inner_newlines;
+        self.skipped_lines += self.line - self.next_line;
+        self.next_line = after;
+        let bytes = std::mem::take(&mut self.bytes);
+        match csv::StringRecord::from_byte_record(bytes) {
+            Ok(record) => self.record = Some(record),
+            Err(error) => {
+                return Err(InputError::AtLine {
+                    path: path.to_owned(),
+                    line: self.line,
+                    message: format!(
+                        "field {} has bytes that are not valid UTF-8; check the file's encoding \
+                         ([input] encoding) or re-export it as CSV UTF-8",
+                        error.utf8_error().field() + 1
+                    ),
+                });
+            }
+        }
+        Ok(self.current())
+    }
+
+    pub(super) fn current(&self) -> Option<RowRef<'_>> {
+        self.record.as_ref().map(|record| RowRef {
+            line: self.line,
+            cells: Cells::Csv(record),
+        })
+    }
+
+    pub(super) fn take_skipped_lines(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped_lines)
+    }
+}
+
+/// Turns `\r\n` and lone `\r` (old Mac exports) into `\n` and makes sure the
+/// text ends with `\n`, so that every record is terminated the same way.
+struct LineEndings<R> {
+    inner: R,
+    after_cr: bool,
+    last_byte: Option<u8>,
+    done: bool,
+}
+
+impl<R: Read> LineEndings<R> {
+    fn new(inner: R) -> Self {
+        LineEndings {
+            inner,
+            after_cr: false,
+            last_byte: None,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for LineEndings<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            let read = self.inner.read(buf)?;
+            if read == 0 {
+                self.done = true;
+                if self.last_byte.is_some_and(|b| b != b'\n') {
+                    buf[0] = b'\n';
+                    return Ok(1);
+                }
+                return Ok(0);
+            }
+            let chunk = &mut buf[..read];
+            if !self.after_cr && !chunk.contains(&b'\r') {
+                self.last_byte = Some(chunk[read - 1]);
+                return Ok(read);
+            }
+            let mut kept = 0;
+            for index in 0..read {
+                let byte = chunk[index];
+                let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
+                if byte == b'\n' && after_cr {
+                    continue;
+                }
+                chunk[kept] = if byte == b'\r' { b'\n' } else { byte };
+                kept += 1;
+            }
+            if kept > 0 {
+                self.last_byte = Some(chunk[kept - 1]);
+                return Ok(kept);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalise(input: &[u8], chunk: usize) -> Vec<u8> {
+        struct Chunked<'a>(&'a [u8], usize);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        LineEndings::new(Chunked(input, chunk))
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn line_endings_become_newlines_across_chunk_boundaries() {
+        for chunk in [1, 2, 3, 64] {
+            assert_eq!(
+                normalise(b"a\r\nb\rc\n\r\nd", chunk),
+                b"a\nb\nc\n\nd\n",
+                "chunk {chunk}"
+            );
+        }
+        assert_eq!(normalise(b"", 4), b"");
+        assert_eq!(normalise(b"x\n", 4), b"x\n");
+    }
+}

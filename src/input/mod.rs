@@ -1,0 +1,319 @@
+//! One way to read every input: [`RowSource`] opens a `.csv` or `.xlsx`
+//! export, finds its header row, and streams data rows with the row numbers
+//! a person sees (CSV: the line a record starts on; XLSX: the sheet's row),
+//! skipping and counting blank rows. Nothing holds more than a few rows.
+
+mod cell;
+mod csv_source;
+mod decode;
+mod xlsx_source;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub use cell::{Cell, CellDamage, CellView, decimal_15};
+pub use decode::{ByteScan, TextEncoding, UTF8_BOM, scan_bytes};
+
+use crate::config::EncodingChoice;
+
+/// A fatal problem with the input file as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    #[error("{path}, line {line}: {message}")]
+    AtLine {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+}
+
+/// The file formats the tool reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    Csv,
+    Xlsx,
+}
+
+impl InputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Csv => "csv",
+            InputFormat::Xlsx => "xlsx",
+        }
+    }
+}
+
+/// How to open an input.
+#[derive(Debug, Clone, Default)]
+pub struct InputOptions {
+    pub encoding: EncodingChoice,
+    /// XLSX sheet; the first sheet when empty.
+    pub sheet: String,
+}
+
+/// One data row, borrowed from the source until the next row is read.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    /// The row number a person sees.
+    pub line: u64,
+    cells: Cells<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Cells<'a> {
+    Csv(&'a csv::StringRecord),
+    Xlsx(&'a [Cell]),
+}
+
+impl<'a> RowRef<'a> {
+    /// Number of cells the row has (CSV: fields on the line).
+    pub fn len(&self) -> usize {
+        match self.cells {
+            Cells::Csv(record) => record.len(),
+            Cells::Xlsx(cells) => cells.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cell in `column` (0-based); empty past the end of the row.
+    pub fn cell(&self, column: usize) -> CellView<'a> {
+        match self.cells {
+            Cells::Csv(record) => record.get(column).map_or(CellView::Empty, CellView::Text),
+            Cells::Xlsx(cells) => cells.get(column).map_or(CellView::Empty, Cell::view),
+        }
+    }
+
+    /// Every cell in order.
+    pub fn cells(&self) -> impl Iterator<Item = CellView<'a>> + '_ {
+        (0..self.len()).map(|column| self.cell(column))
+    }
+
+    fn is_blank(&self) -> bool {
+        self.cells().all(|cell| cell.is_blank())
+    }
+}
+
+enum Source {
+    Csv(csv_source::CsvSource),
+    Xlsx(xlsx_source::XlsxSource),
+}
+
+/// A streaming reader of data rows from a CSV or XLSX file.
+pub struct RowSource {
+    source: Source,
+    path: PathBuf,
+    headers: Vec<String>,
+    header_line: u64,
+    scan: ByteScan,
+    encoding: Option<TextEncoding>,
+    sheet: Option<String>,
+    blank_rows: u64,
+}
+
+impl RowSource {
+    /// Opens `path` by its extension and reads up to the header row.
+    pub fn open(path: &Path, options: &InputOptions) -> Result<RowSource, InputError> {
+        let format = match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("csv") => InputFormat::Csv,
+            Some("xlsx") => InputFormat::Xlsx,
+            _ => {
+                return Err(InputError::Unreadable {
+                    path: path.to_owned(),
+                    message: "is neither a .csv nor a .xlsx file; export the orders as CSV or \
+                              Excel workbook (.xlsx)"
+                        .into(),
+                });
+            }
+        };
+        let io_error = |source| InputError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let scan = scan_bytes(File::open(path).map_err(io_error)?).map_err(io_error)?;
+        let mut row_source = match format {
+            InputFormat::Csv => {
+                let mut head = [0u8; 4];
+                let head_len = read_head(path, &mut head).map_err(io_error)?;
+                let (csv, encoding) =
+                    csv_source::CsvSource::open(path, options.encoding, &head[..head_len], &scan)?;
+                RowSource {
+                    source: Source::Csv(csv),
+                    path: path.to_owned(),
+                    headers: Vec::new(),
+                    header_line: 0,
+                    scan,
+                    encoding: Some(encoding),
+                    sheet: None,
+                    blank_rows: 0,
+                }
+            }
+            InputFormat::Xlsx => {
+                let (xlsx, sheet) = xlsx_source::XlsxSource::open(path, &options.sheet)?;
+                RowSource {
+                    source: Source::Xlsx(xlsx),
+                    path: path.to_owned(),
+                    headers: Vec::new(),
+                    header_line: 0,
+                    scan,
+                    encoding: None,
+                    sheet: Some(sheet),
+                    blank_rows: 0,
+                }
+            }
+        };
+        row_source.read_header()?;
+        Ok(row_source)
+    }
+
+    /// The first non-blank row becomes the header; blank rows above it are
+    /// not data and are not counted.
+    fn read_header(&mut self) -> Result<(), InputError> {
+        loop {
+            let Some(row) = self.next_raw()? else {
+                return Err(InputError::Unreadable {
+                    path: self.path.clone(),
+                    message: "has no header row: the file is empty".into(),
+                });
+            };
+            if row.is_blank() {
+                continue;
+            }
+            let headers = row
+                .cells()
+                .map(|cell| {
+                    let text = cell.original_text();
+                    let text = text.trim_start_matches('\u{feff}').trim();
+                    text.to_owned()
+                })
+                .collect();
+            let line = row.line;
+            self.headers = headers;
+            self.header_line = line;
+            // Blank lines above the header are not data rows.
+            self.skipped_lines();
+            return Ok(());
+        }
+    }
+
+    fn next_raw(&mut self) -> Result<Option<RowRef<'_>>, InputError> {
+        match &mut self.source {
+            Source::Csv(csv) => csv.next_row(&self.path),
+            Source::Xlsx(xlsx) => xlsx.next_row(),
+        }
+    }
+
+    /// The next non-blank data row, or `None` at the end of the input.
+    pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>, InputError> {
+        let mut blanks = 0;
+        let mut last_line = None;
+        loop {
+            // Re-borrowing per iteration keeps the returned row's borrow
+            // limited to the final call.
+            let blank = match self.next_raw()? {
+                None => break,
+                Some(row) => {
+                    last_line = Some(row.line);
+                    row.is_blank()
+                }
+            };
+            if !blank {
+                break;
+            }
+            blanks += 1;
+        }
+        self.blank_rows += blanks + self.skipped_lines();
+        if last_line.is_none() {
+            return Ok(None);
+        }
+        // The row just read is still in the source's buffer.
+        Ok(match &self.source {
+            Source::Csv(csv) => csv.current(),
+            Source::Xlsx(xlsx) => xlsx.current(),
+        })
+    }
+
+    /// Blank rows the underlying reader passed over without returning them.
+    fn skipped_lines(&mut self) -> u64 {
+        match &mut self.source {
+            Source::Csv(csv) => csv.take_skipped_lines(),
+            Source::Xlsx(xlsx) => xlsx.take_skipped_rows(),
+        }
+    }
+
+    /// Header cells, trimmed, BOM removed, in column order.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// The row number of the header row.
+    pub fn header_line(&self) -> u64 {
+        self.header_line
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn format(&self) -> InputFormat {
+        match self.source {
+            Source::Csv(_) => InputFormat::Csv,
+            Source::Xlsx(_) => InputFormat::Xlsx,
+        }
+    }
+
+    /// CSV rows must have as many fields as the header: a different count
+    /// means an unquoted comma shifted the columns.
+    pub fn expected_width(&self) -> Option<usize> {
+        match self.source {
+            Source::Csv(_) => Some(self.headers.len()),
+            Source::Xlsx(_) => None,
+        }
+    }
+
+    /// SHA-256 of the input file's bytes.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.scan.sha256
+    }
+
+    pub fn encoding(&self) -> Option<TextEncoding> {
+        self.encoding
+    }
+
+    pub fn sheet(&self) -> Option<&str> {
+        self.sheet.as_deref()
+    }
+
+    /// Entirely blank rows skipped after the header so far.
+    pub fn blank_rows(&self) -> u64 {
+        self.blank_rows
+    }
+}
+
+fn read_head(path: &Path, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut file = File::open(path)?;
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,13 @@
+//! declare-batch: reads order exports (CSV or XLSX), checks every row
+//! against the Alipay+ customs `declare` spec, and declares the valid rows.
+//! The binary is a thin shell over this library; see `cmd` for the
+//! subcommands and `exit` for the exit codes users' scripts rely on.
+
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod fields;
+pub mod input;
+pub mod protocol;
+pub mod report;
+pub mod validate;

@@ -1,0 +1,151 @@
+//! The declare request body. Every value is a JSON string, as the API
+//! requires (`"value": "100"`, `"isSplit": "true"`); empty optional fields are
+//! left out; field order follows the spec's example and never changes, so a
+//! resumed run re-sends identical bytes for the same row.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeclareRequest {
+    pub payment_request_id: String,
+    pub customs_declaration_request_id: String,
+    pub customs: Customs,
+    pub merchant_customs_info: MerchantCustomsInfo,
+    pub declaration_amount: Amount,
+    /// `"true"` or `"false"`.
+    pub is_split: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_certificate: Option<BuyerCertificate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customs {
+    pub customs_code: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MerchantCustomsInfo {
+    pub merchant_customs_code: String,
+    pub merchant_customs_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Amount {
+    pub currency: String,
+    /// In the smallest unit (fen), as decimal digits.
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuyerCertificate {
+    pub certificate_type: String,
+    pub certificate_no: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_name: Option<HolderName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_date: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderName {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    pub full_name: String,
+}
+
+impl DeclareRequest {
+    /// The exact bytes sent (and signed) for this request.
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a struct of strings always serialises")
+    }
+
+    /// The order this declaration is for: `referenceOrderId` when split,
+    /// else `paymentRequestId`.
+    pub fn declaration_order_id(&self) -> &str {
+        match (&self.reference_order_id, self.is_split.as_str()) {
+            (Some(reference), "true") => reference,
+            _ => &self.payment_request_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request of `shared/spec/vectors/vectors.json`.
+    pub(crate) fn vector_request() -> DeclareRequest {
+        DeclareRequest {
+            payment_request_id: "2021081200000002312800000".into(),
+            customs_declaration_request_id: "20210812000000045800000".into(),
+            customs: Customs {
+                customs_code: "ZONGSHU".into(),
+                region: "CN".into(),
+            },
+            merchant_customs_info: MerchantCustomsInfo {
+                merchant_customs_code: "test_merchant_customs_code".into(),
+                merchant_customs_name: "test_merchant_customs_name".into(),
+            },
+            declaration_amount: Amount {
+                currency: "CNY".into(),
+                value: "100".into(),
+            },
+            is_split: "true".into(),
+            reference_order_id: Some("P202108120000000231280000".into()),
+            buyer_certificate: Some(BuyerCertificate {
+                certificate_type: "ID_CARD".into(),
+                certificate_no: "11010519491231002X".into(),
+                holder_name: Some(HolderName {
+                    first_name: None,
+                    middle_name: None,
+                    last_name: None,
+                    full_name: "张三".into(),
+                }),
+                effective_date: None,
+                expire_date: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn body_matches_the_test_vector_byte_for_byte() {
+        let expected = concat!(
+            r#"{"paymentRequestId":"2021081200000002312800000","#,
+            r#""customsDeclarationRequestId":"20210812000000045800000","#,
+            r#""customs":{"customsCode":"ZONGSHU","region":"CN"},"#,
+            r#""merchantCustomsInfo":{"merchantCustomsCode":"test_merchant_customs_code","#,
+            r#""merchantCustomsName":"test_merchant_customs_name"},"#,
+            r#""declarationAmount":{"currency":"CNY","value":"100"},"isSplit":"true","#,
+            r#""referenceOrderId":"P202108120000000231280000","#,
+            r#""buyerCertificate":{"certificateType":"ID_CARD","certificateNo":"11010519491231002X","#,
+            r#""holderName":{"fullName":"张三"}}}"#
+        );
+        let body = vector_request().to_body();
+        assert_eq!(String::from_utf8(body.clone()).unwrap(), expected);
+        let parsed: DeclareRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed, vector_request());
+    }
+
+    #[test]
+    fn declaration_order_depends_on_split() {
+        let mut request = vector_request();
+        assert_eq!(request.declaration_order_id(), "P202108120000000231280000");
+        request.is_split = "false".into();
+        assert_eq!(request.declaration_order_id(), "2021081200000002312800000");
+    }
+}

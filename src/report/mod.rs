@@ -1,0 +1,164 @@
+//! The files a command leaves behind: `rejected.csv` (UTF-8 with a BOM so
+//! that Excel shows Chinese text) and `summary.json`. Each is written under a
+//! temporary name and renamed when complete, so a reader never sees half a
+//! file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::input::{RowRef, UTF8_BOM};
+use crate::validate::Problem;
+
+/// A file being written under `NAME.tmp`, renamed to `NAME` on commit.
+pub struct AtomicFile {
+    path: PathBuf,
+    temporary: PathBuf,
+    writer: BufWriter<File>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        let file = File::create(&temporary)?;
+        Ok(AtomicFile {
+            path: path.to_owned(),
+            temporary,
+            writer: BufWriter::with_capacity(256 * 1024, file),
+        })
+    }
+
+    /// Flushes, syncs and renames into place.
+    pub fn commit(self) -> io::Result<()> {
+        let file = self.writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.temporary, &self.path)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// `rejected.csv`: `row`, `field`, `error`, then the row's original columns;
+/// all of a row's problems on its one line.
+pub struct RejectedWriter {
+    csv: csv::Writer<AtomicFile>,
+    width: usize,
+    rows: u64,
+}
+
+impl RejectedWriter {
+    pub fn create(path: &Path, headers: &[String]) -> io::Result<RejectedWriter> {
+        let mut file = AtomicFile::create(path)?;
+        file.write_all(UTF8_BOM)?;
+        let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(file);
+        let mut header: Vec<&str> = vec!["row", "field", "error"];
+        header.extend(headers.iter().map(String::as_str));
+        csv.write_record(&header)?;
+        Ok(RejectedWriter {
+            csv,
+            width: headers.len(),
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, row: &RowRef<'_>, problems: &[Problem]) -> io::Result<()> {
+        let mut fields: Vec<&str> = Vec::with_capacity(problems.len());
+        for problem in problems {
+            if !fields.contains(&problem.field) {
+                fields.push(problem.field);
+            }
+        }
+        let errors: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        let line = row.line.to_string();
+        let fields = fields.join("; ");
+        let errors = errors.join("; ");
+        let mut record: Vec<std::borrow::Cow<'_, str>> = vec![
+            line.as_str().into(),
+            fields.as_str().into(),
+            errors.as_str().into(),
+        ];
+        // XLSX rows stop at their last filled cell; pad them to the header.
+        let width = row.len().max(self.width);
+        record.extend((0..width).map(|column| row.cell(column).original_text()));
+        self.csv
+            .write_record(record.iter().map(|cell| cell.as_bytes()))?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn commit(self) -> io::Result<()> {
+        self.csv.into_inner().map_err(|e| e.into_error())?.commit()
+    }
+}
+
+/// Counts of problems by field and code, for summaries.
+#[derive(Debug, Default)]
+pub struct ProblemTally {
+    counts: HashMap<(&'static str, &'static str), u64>,
+}
+
+/// One line of the problem tally.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProblemCount {
+    pub field: &'static str,
+    pub code: &'static str,
+    pub count: u64,
+}
+
+impl ProblemTally {
+    pub fn add(&mut self, problems: &[Problem]) {
+        for problem in problems {
+            *self
+                .counts
+                .entry((problem.field, problem.code))
+                .or_default() += 1;
+        }
+    }
+
+    /// Most frequent first; ties by field and code.
+    pub fn sorted(&self) -> Vec<ProblemCount> {
+        let mut counts: Vec<ProblemCount> = self
+            .counts
+            .iter()
+            .map(|(&(field, code), &count)| ProblemCount { field, code, count })
+            .collect();
+        counts.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then(a.field.cmp(b.field))
+                .then(a.code.cmp(b.code))
+        });
+        counts
+    }
+}
+
+/// Writes a value as pretty JSON (no BOM), atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    serde_json::to_writer_pretty(&mut file, value)?;
+    file.write_all(b"\n")?;
+    file.commit()
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

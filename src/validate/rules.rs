@@ -1,0 +1,318 @@
+//! The single-value rules of the declare spec, as pure functions that
+//! normalise a trimmed cell or say what is wrong with it: amounts (fen or
+//! yuan, never through floating point), `isSplit` words, ISO 8601
+//! date-times, and the GB 11643 resident ID check character.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+
+/// Fen amount: a natural number ≥ 1, leading zeros dropped.
+pub fn parse_fen(text: &str) -> Result<u64, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        let hint = if text.contains('.') || text.contains(['¥', '￥']) {
+            "; it looks like yuan: set [input] amount_unit = \"yuan\""
+        } else {
+            ""
+        };
+        return Err(format!(
+            "\"{text}\" is not a whole number of fen (digits only, e.g. 1234 for ¥12.34){hint}"
+        ));
+    }
+    let fen = text
+        .parse::<u64>()
+        .map_err(|_| format!("\"{text}\" is too large for an amount"))?;
+    if fen == 0 {
+        return Err("the amount must be at least 1 fen".to_owned());
+    }
+    Ok(fen)
+}
+
+/// Yuan amount: an exact decimal with at most two places, optionally with
+/// `¥`/`￥` and thousands separators, converted to fen in integers.
+pub fn parse_yuan(text: &str) -> Result<u64, String> {
+    let invalid = || {
+        format!(
+            "\"{text}\" is not an amount in yuan (e.g. 12.34, ¥1,234.50; at most two decimal places)"
+        )
+    };
+    let number = text.strip_prefix(['¥', '￥']).map_or(text, str::trim_start);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if fraction.len() > 2 && fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "\"{text}\" has more than two decimal places; an amount in yuan is exact to the fen"
+        ));
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || (whole.is_empty() && fraction.is_empty()) {
+        return Err(invalid());
+    }
+    let digits = if whole.contains(',') {
+        let mut groups = whole.split(',');
+        let first = groups.next().unwrap_or_default();
+        let well_grouped = (1..=3).contains(&first.len())
+            && groups.all(|group| group.len() == 3)
+            && whole.bytes().all(|b| b.is_ascii_digit() || b == b',');
+        if !well_grouped {
+            return Err(invalid());
+        }
+        whole.replace(',', "")
+    } else {
+        whole.to_owned()
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let too_large = || format!("\"{text}\" is too large for an amount");
+    let yuan: u64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| too_large())?
+    };
+    let cents: u64 = match fraction.len() {
+        0 => 0,
+        1 => u64::from(fraction.as_bytes()[0] - b'0') * 10,
+        _ => fraction.parse().expect("two ASCII digits"),
+    };
+    let fen = yuan
+        .checked_mul(100)
+        .and_then(|f| f.checked_add(cents))
+        .ok_or_else(too_large)?;
+    if fen == 0 {
+        return Err("the amount must be at least ¥0.01".to_owned());
+    }
+    Ok(fen)
+}
+
+/// `isSplit`: true/false in any case, 1/0, 是/否.
+pub fn parse_is_split(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "是" => Ok(true),
+        "false" | "0" | "否" => Ok(false),
+        _ => Err(format!(
+            "\"{text}\" is not a yes/no value; use true or false (1/0 and 是/否 are accepted too)"
+        )),
+    }
+}
+
+/// China Standard Time, assumed for date-times given without an offset.
+fn beijing() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+}
+
+/// An ISO 8601 date-time, normalised to `YYYY-MM-DDTHH:MM:SS[.fff]±hh:mm`.
+/// Without an offset `+08:00` is assumed; a date alone is midnight.
+pub fn parse_datetime(text: &str) -> Result<String, String> {
+    const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f%:z";
+    for pattern in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
+        if let Ok(datetime) = DateTime::parse_from_str(text, pattern) {
+            return Ok(datetime.format(FORMAT).to_string());
+        }
+    }
+    if let Some(utc) = text.strip_suffix('Z').or_else(|| text.strip_suffix('z'))
+        && let Some(naive) = parse_naive(utc)
+    {
+        return Ok(naive.and_utc().fixed_offset().format(FORMAT).to_string());
+    }
+    match parse_naive(text) {
+        Some(naive) => Ok(naive
+            .and_local_timezone(beijing())
+            .single()
+            .expect("a fixed offset has exactly one mapping")
+            .format(FORMAT)
+            .to_string()),
+        None => Err(format!(
+            "\"{text}\" is not a date-time; use ISO 8601 such as 2019-11-27T12:01:01+08:00 \
+             or 2019-11-27"
+        )),
+    }
+}
+
+fn parse_naive(text: &str) -> Option<NaiveDateTime> {
+    for pattern in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y/%m/%d %H:%M",
+    ] {
+        if let Ok(datetime) = NaiveDateTime::parse_from_str(text, pattern) {
+            return Some(datetime);
+        }
+    }
+    let basic_date = text.len() == 8 && text.bytes().all(|b| b.is_ascii_digit());
+    for pattern in ["%Y-%m-%d", "%Y/%m/%d"] {
+        if let Ok(date) = NaiveDate::parse_from_str(text, pattern) {
+            return Some(date.and_time(NaiveTime::MIN));
+        }
+    }
+    if basic_date {
+        return NaiveDate::parse_from_str(text, "%Y%m%d")
+            .ok()
+            .map(|date| date.and_time(NaiveTime::MIN));
+    }
+    None
+}
+
+/// GB 11643 weights of the first 17 characters.
+const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+/// Check character for each value of the weighted sum mod 11.
+const ID_CHECK: [u8; 11] = *b"10X98765432";
+
+/// The check character of the first 17 digits of a resident ID.
+pub fn id_check_char(first17: &[u8; 17]) -> u8 {
+    let sum: u32 = first17
+        .iter()
+        .zip(ID_WEIGHTS)
+        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
+        .sum();
+    ID_CHECK[(sum % 11) as usize]
+}
+
+/// An 18-character resident ID with the right check character, upper-cased
+/// (`x` → `X`). Messages never repeat the number: it is personal data.
+pub fn check_resident_id(text: &str) -> Result<String, String> {
+    let upper = text.to_ascii_uppercase();
+    let bytes = upper.as_bytes();
+    let shape_ok = bytes.len() == 18
+        && bytes[..17].iter().all(u8::is_ascii_digit)
+        && (bytes[17].is_ascii_digit() || bytes[17] == b'X');
+    if !shape_ok {
+        return Err(format!(
+            "not an 18-character resident ID (17 digits and a check digit or X; this one has {} \
+             characters)",
+            text.chars().count()
+        ));
+    }
+    let first17: &[u8; 17] = bytes[..17].try_into().expect("length checked");
+    if id_check_char(first17) != bytes[17] {
+        return Err(
+            "the check character does not match: the ID has a typo; correct it from \
+                    the buyer's ID card"
+                .to_owned(),
+        );
+    }
+    Ok(upper)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fen_amounts_are_natural_numbers() {
+        assert_eq!(parse_fen("100"), Ok(100));
+        assert_eq!(parse_fen("007"), Ok(7));
+        assert!(parse_fen("0").unwrap_err().contains("at least 1"));
+        assert!(
+            parse_fen("12.34")
+                .unwrap_err()
+                .contains("amount_unit = \"yuan\"")
+        );
+        assert!(parse_fen("-5").is_err());
+        assert!(parse_fen("1e3").is_err());
+        assert!(
+            parse_fen("99999999999999999999")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn yuan_amounts_convert_exactly() {
+        assert_eq!(parse_yuan("12.34"), Ok(1234));
+        assert_eq!(parse_yuan("12.3"), Ok(1230));
+        assert_eq!(parse_yuan("12"), Ok(1200));
+        assert_eq!(parse_yuan("0.01"), Ok(1));
+        assert_eq!(parse_yuan(".5"), Ok(50));
+        assert_eq!(parse_yuan("¥1,234.50"), Ok(123_450));
+        assert_eq!(parse_yuan("￥ 1,234,567"), Ok(123_456_700));
+        // 0.1 + 0.2 style traps: no float anywhere.
+        assert_eq!(parse_yuan("1.10"), Ok(110));
+        assert_eq!(parse_yuan("4.35"), Ok(435));
+        assert!(
+            parse_yuan("12.345")
+                .unwrap_err()
+                .contains("two decimal places")
+        );
+        assert!(parse_yuan("0").unwrap_err().contains("at least"));
+        assert!(parse_yuan("0.00").is_err());
+        for bad in [
+            "1,23.00", "12,3456", ",123", "1.2.3", "-1", "abc", "1 000", "¥", ".",
+        ] {
+            assert!(parse_yuan(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn is_split_words() {
+        for yes in ["true", "TRUE", "True", "1", "是"] {
+            assert_eq!(parse_is_split(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "FALSE", "0", "否"] {
+            assert_eq!(parse_is_split(no), Ok(false), "{no}");
+        }
+        assert!(parse_is_split("yes").is_err());
+        assert!(parse_is_split("2").is_err());
+    }
+
+    #[test]
+    fn datetimes_normalise_to_iso_8601_with_offset() {
+        let cases = [
+            ("2019-11-27T12:01:01+08:00", "2019-11-27T12:01:01+08:00"),
+            ("2019-11-27T12:01:01+0000", "2019-11-27T12:01:01+00:00"),
+            ("2019-11-27T04:01:01Z", "2019-11-27T04:01:01+00:00"),
+            ("2019-11-27T12:01:01", "2019-11-27T12:01:01+08:00"),
+            ("2019-11-27 12:01:01", "2019-11-27T12:01:01+08:00"),
+            ("2019-11-27 12:01", "2019-11-27T12:01:00+08:00"),
+            ("2019-11-27", "2019-11-27T00:00:00+08:00"),
+            ("2019/11/27", "2019-11-27T00:00:00+08:00"),
+            ("20191127", "2019-11-27T00:00:00+08:00"),
+            (
+                "2019-11-27T12:01:01.500+08:00",
+                "2019-11-27T12:01:01.500+08:00",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_datetime(input).as_deref(), Ok(expected), "{input}");
+        }
+        for bad in [
+            "2019-02-30",
+            "27/11/2019",
+            "yesterday",
+            "2019-11-27T25:00:00",
+            "1574827261",
+        ] {
+            assert!(parse_datetime(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resident_id_check_character() {
+        assert_eq!(
+            check_resident_id("11010519491231002X").as_deref(),
+            Ok("11010519491231002X")
+        );
+        assert_eq!(
+            check_resident_id("11010519491231002x").as_deref(),
+            Ok("11010519491231002X")
+        );
+        assert!(
+            check_resident_id("110105194912310021")
+                .unwrap_err()
+                .contains("check character")
+        );
+        assert!(
+            check_resident_id("1101051949123100")
+                .unwrap_err()
+                .contains("18-character")
+        );
+        assert!(check_resident_id("11010519491231002Y").is_err());
+        assert!(check_resident_id("A1010519491231002X").is_err());
+        // Messages never carry the number.
+        let message = check_resident_id("110105194912310021").unwrap_err();
+        assert!(!message.contains("110105"), "{message}");
+    }
+}
