@@ -71,7 +71,7 @@ impl CellDamage {
     pub fn message(&self) -> String {
         match self {
             CellDamage::LongNumberId { digits } => format!(
-                "the cell holds a {digits}-digit number, but a spreadsheet keeps only 15 significant \
+                "the cell holds a number with {digits} digits, but a spreadsheet keeps only 15 significant \
                  digits, so this ID may already be corrupted; format the column as text and re-enter \
                  or re-export the IDs"
             ),

@@ -75,6 +75,15 @@ enum Cells<'a> {
 }
 
 impl<'a> RowRef<'a> {
+    /// A row over a CSV record, for unit tests of row consumers.
+    #[cfg(test)]
+    pub(crate) fn from_record(line: u64, record: &'a csv::StringRecord) -> RowRef<'a> {
+        RowRef {
+            line,
+            cells: Cells::Csv(record),
+        }
+    }
+
     /// Number of cells the row has (CSV: fields on the line).
     pub fn len(&self) -> usize {
         match self.cells {

@@ -1,0 +1,498 @@
+//! Integration tests: the real `declare-batch` binary on fixture files each
+//! test writes into its own temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rust_xlsxwriter::{Format, Formula, Workbook};
+
+const BOM: &str = "\u{feff}";
+
+/// A fresh folder to run the binary in.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("temporary folder"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).expect("write fixture");
+        path
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let output: Output = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("DECLARE_CLIENT_ID")
+            .env_remove("DECLARE_PRIVATE_KEY")
+            .output()
+            .expect("run declare-batch");
+        Run {
+            code: output.status.code().expect("exit code"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// A CSV output: must start with a BOM; returned without it.
+    fn read_csv_output(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.path(name)).expect("output file");
+        text.strip_prefix(BOM)
+            .unwrap_or_else(|| panic!("{name} must start with a UTF-8 BOM"))
+            .to_owned()
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("out/summary.json")).expect("summary.json");
+        assert!(!text.starts_with(BOM), "summary.json has no BOM");
+        serde_json::from_str(&text).expect("summary.json is JSON")
+    }
+}
+
+fn rows(summary: &serde_json::Value) -> (u64, u64, u64, u64) {
+    let rows = &summary["rows"];
+    let get = |key: &str| rows[key].as_u64().expect("count");
+    (get("read"), get("valid"), get("rejected"), get("blank"))
+}
+
+const HEADER: &str = "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,referenceOrderId,buyerCertificate.certificateType,\
+buyerCertificate.certificateNo,buyerCertificate.holderName.fullName,\
+buyerCertificate.holderName.lastName,note";
+
+#[test]
+fn utf8_csv_rejections_are_reported_exactly() {
+    let sandbox = Sandbox::new();
+    let lines = [
+        HEADER,
+        "P1,D1,ZONGSHU,M1,Shop One,100,false,,ID_CARD,11010519491231002x,张三,,ok",
+        "P2,D2,ningbo,M1,Shop One,250,1,R2-1,,,,,split",
+        ",,,,,,,,,,,,",
+        "",
+        "P1,D1,ZONGSHU,M1,Shop One,100,false,,ID_CARD,11010519491231002X,张三,,same as line 2",
+        "P1,D7,ZONGSHU,M1,Shop One,300,false,,,,,,same order as line 2",
+        "P8,D8,ZONGSHU,M1,Shop One,0,maybe,,,,,,three problems",
+        "P9,D9,ZONGSHU,M1,Shop One,100,false,,ID_CARD,440305198511114568,,Wang,no full name",
+        "2.02108E+24,D10,ZONGSHU,M1,Shop One,100,false,,,,,,excel ate it",
+        "P11,D11,ZONGSHU,M1,Shop, Ltd,100,false,,,,,,unquoted comma",
+        "P12,D12,SHANGHAI_CBT,M1,\"Shop",
+        "Two\",100,false,,,,,,two lines",
+        "P14,D14,hangzhou,M1,Shop One,100,true,R14,,,,,",
+    ];
+    sandbox.write("orders.csv", lines.join("\n") + "\n");
+    let run = sandbox.run(&["validate", "orders.csv"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let expected = [
+        "row,field,error,paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,referenceOrderId,buyerCertificate.certificateType,\
+buyerCertificate.certificateNo,buyerCertificate.holderName.fullName,\
+buyerCertificate.holderName.lastName,note",
+        "6,customsDeclarationRequestId,\"customsDeclarationRequestId: duplicate of row 2: same \
+customsDeclarationRequestId \"\"D1\"\" and identical content; the declaration is made once, from \
+row 2\",P1,D1,ZONGSHU,M1,Shop One,100,false,,ID_CARD,11010519491231002X,张三,,same as line 2",
+        "7,paymentRequestId,\"paymentRequestId: order \"\"P1\"\" is already declared at customs \
+ZONGSHU by row 2 under another customsDeclarationRequestId; an order is declared once per customs \
+(the API would answer DUPLICATED_DECLARATION)\",P1,D7,ZONGSHU,M1,Shop One,300,false,,,,,,same \
+order as line 2",
+        "8,declarationAmount.value; isSplit,\"declarationAmount.value: the amount must be at least 1 \
+fen; isSplit: \"\"maybe\"\" is not a yes/no value; use true or false (1/0 and 是/否 are accepted \
+too)\",P8,D8,ZONGSHU,M1,Shop One,0,maybe,,,,,,three problems",
+        "9,buyerCertificate.holderName.fullName,\"buyerCertificate.holderName.fullName: required when \
+a first, middle or last name is given\",P9,D9,ZONGSHU,M1,Shop One,100,false,,ID_CARD,\
+440305198511114568,,Wang,no full name",
+        "10,paymentRequestId,\"paymentRequestId: \"\"2.02108E+24\"\" is an ID in scientific \
+notation: the spreadsheet has already lost its digits; format the column as text and re-export\",\
+2.02108E+24,D10,ZONGSHU,M1,Shop One,100,false,,,,,,excel ate it",
+        "11,row,\"the row has 14 fields but the header has 13; a value containing a comma must be in \
+double quotes, or the columns shift\",P11,D11,ZONGSHU,M1,Shop, Ltd,100,false,,,,,,unquoted comma",
+        "14,customs.customsCode,\"customs.customsCode: \"\"HANGZHOU\"\" is not an accepted customs \
+code (ZONGSHU, ZHENGZHOU, NINGBO, SHANGHAI_CBT); declare to ZONGSHU for districts not in this \
+list (Hangzhou, Guangzhou, Tianjin, …)\",P14,D14,hangzhou,M1,Shop One,100,true,R14,,,,,",
+    ];
+    assert_eq!(
+        sandbox.read_csv_output("out/rejected.csv"),
+        expected.join("\n") + "\n"
+    );
+    let summary = sandbox.summary();
+    // Lines 4 (all empty cells) and 5 (empty) are blank; line 12-13 is one
+    // record, valid, as are lines 2 and 3.
+    assert_eq!(rows(&summary), (10, 3, 7, 2));
+    assert_eq!(summary["exit_code"], 3);
+    assert_eq!(summary["encoding"], "utf-8");
+    assert!(
+        run.stdout
+            .contains("10 rows read: 3 valid, 7 rejected; 2 blank rows skipped"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn bom_and_crlf_line_endings_and_header_whitespace() {
+    let sandbox = Sandbox::new();
+    let text = format!(
+        "{BOM} paymentRequestId ,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit\r\n\
+P1,D1,ZONGSHU,M1,店铺,100,否\r\n\r\n\r\n\
+P2,D2,ZONGSHU,M1,店铺,-5,是\r\n"
+    );
+    sandbox.write("orders.csv", text);
+    let run = sandbox.run(&["validate", "orders.csv", "--out", "result"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let rejected = sandbox.read_csv_output("result/rejected.csv");
+    assert_eq!(
+        rejected,
+        "row,field,error,paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit\n\
+5,declarationAmount.value; referenceOrderId,\"declarationAmount.value: \"\"-5\"\" is not a whole \
+number of fen (digits only, e.g. 1234 for ¥12.34); referenceOrderId: required when isSplit is true: \
+a split order is declared under its referenceOrderId\",P2,D2,ZONGSHU,M1,店铺,-5,是\n"
+    );
+}
+
+/// A GBK export as Excel on Chinese Windows writes it, with a config that
+/// maps its Chinese headers.
+#[test]
+fn gb18030_export_with_chinese_headers() {
+    let sandbox = Sandbox::new();
+    let text = "支付单号,报关流水号,海关编码,商户备案号,商户名称,金额(元),是否拆单,子订单号,证件号码,姓名\r\n\
+                P1,D1,宁波,M1,杭州优选,\"¥1,280.00\",否,,,\r\n\
+                P2,D2,NINGBO,M1,杭州优选,12.345,否,,,\r\n\
+                P3,D3,NINGBO,M1,杭州优选,99.9,是,R3,310115199003071239,李四\r\n";
+    let (bytes, _, _) = encoding_rs::GB18030.encode(text);
+    sandbox.write("orders.csv", &bytes);
+    sandbox.write(
+        "gbk.toml",
+        "[input]\namount_unit = \"yuan\"\n\
+         [columns]\n\"paymentRequestId\" = \"支付单号\"\n\"customsDeclarationRequestId\" = \"报关流水号\"\n\
+         \"customs.customsCode\" = \"海关编码\"\n\"merchantCustomsInfo.merchantCustomsCode\" = \"商户备案号\"\n\
+         \"merchantCustomsInfo.merchantCustomsName\" = \"商户名称\"\n\"declarationAmount.value\" = \"金额(元)\"\n\
+         \"isSplit\" = \"是否拆单\"\n\"referenceOrderId\" = \"子订单号\"\n\
+         \"buyerCertificate.certificateNo\" = \"证件号码\"\n\"buyerCertificate.holderName.fullName\" = \"姓名\"\n\
+         [defaults]\n\"buyerCertificate.certificateType\" = \"ID_CARD\"\n",
+    );
+    let run = sandbox.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(
+        sandbox.read_csv_output("out/rejected.csv"),
+        "row,field,error,支付单号,报关流水号,海关编码,商户备案号,商户名称,金额(元),是否拆单,子订单号,证件号码,姓名\n\
+2,customs.customsCode,\"海关编码 (customs.customsCode): \"\"宁波\"\" is not an accepted customs code \
+(ZONGSHU, ZHENGZHOU, NINGBO, SHANGHAI_CBT); declare to ZONGSHU for districts not in this list \
+(Hangzhou, Guangzhou, Tianjin, …)\",P1,D1,宁波,M1,杭州优选,\"¥1,280.00\",否,,,\n\
+3,declarationAmount.value,\"金额(元) (declarationAmount.value): \"\"12.345\"\" has more than two \
+decimal places; an amount in yuan is exact to the fen\",P2,D2,NINGBO,M1,杭州优选,12.345,否,,,\n"
+    );
+    let summary = sandbox.summary();
+    assert_eq!(summary["encoding"], "gb18030");
+    assert_eq!(rows(&summary), (3, 1, 2, 0));
+}
+
+#[test]
+fn utf8_with_a_few_bad_bytes_is_refused_naming_the_line() {
+    let sandbox = Sandbox::new();
+    let mut bytes =
+        format!("{HEADER}\nP1,D1,ZONGSHU,M1,杭州优选跨境贸易,100,false,,,,,,\n").into_bytes();
+    bytes.extend_from_slice(b"P2,D2,ZONGSHU,M1,\xE6\x9D\xAD\xFF,100,false,,,,,,\n");
+    sandbox.write("orders.csv", &bytes);
+    let run = sandbox.run(&["validate", "orders.csv"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("orders.csv, line 3"), "{}", run.stderr);
+    assert!(run.stderr.contains("not"), "{}", run.stderr);
+    assert!(
+        !sandbox.path("out/rejected.csv").exists(),
+        "nothing is written for a fatal input"
+    );
+    // Forcing UTF-8 still refuses, naming the line.
+    sandbox.write("utf8.toml", "[input]\nencoding = \"utf-8\"\n");
+    let run = sandbox.run(&["validate", "orders.csv", "--config", "utf8.toml"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("line 3") && run.stderr.contains("UTF-8"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_required_columns_are_fatal_before_any_row() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "orders.csv",
+        "支付单号,customsDeclarationRequestId,customs.customsCode,isSplit\nP1,D1,ZONGSHU,false\n",
+    );
+    let run = sandbox.run(&["validate", "orders.csv"]);
+    assert_eq!(run.code, 1);
+    for expected in [
+        "orders.csv",
+        "paymentRequestId",
+        "merchantCustomsInfo.merchantCustomsCode",
+        "merchantCustomsInfo.merchantCustomsName",
+        "declarationAmount.value",
+        "\"支付单号\"",
+        "[columns]",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing {expected}: {}",
+            run.stderr
+        );
+    }
+    // Region and currency have built-in defaults, so they are not missing.
+    assert!(!run.stderr.contains("customs.region"), "{}", run.stderr);
+}
+
+#[test]
+fn all_valid_and_header_only_inputs_exit_zero() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "orders.csv",
+        format!("{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\n"),
+    );
+    let run = sandbox.run(&["validate", "orders.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rows(&sandbox.summary()), (1, 1, 0, 0));
+    assert_eq!(
+        sandbox.read_csv_output("out/rejected.csv").lines().count(),
+        1,
+        "only the header"
+    );
+
+    sandbox.write("empty.csv", format!("{HEADER}\n"));
+    let run = sandbox.run(&["validate", "empty.csv", "--quiet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "", "--quiet prints nothing");
+    assert_eq!(rows(&sandbox.summary()), (0, 0, 0, 0));
+
+    sandbox.write("nothing.csv", "");
+    let run = sandbox.run(&["validate", "nothing.csv"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("no header row"), "{}", run.stderr);
+}
+
+/// Writes an XLSX export with typed cells: IDs as numbers (the classic
+/// Excel corruption), date cells, booleans and an error cell.
+fn write_typed_workbook(path: &Path) {
+    let mut workbook = Workbook::new();
+    let notes = workbook.add_worksheet();
+    notes.set_name("Notes").unwrap();
+    notes.write_string(0, 0, "not the orders").unwrap();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Orders").unwrap();
+    let headers = [
+        "paymentRequestId",
+        "customsDeclarationRequestId",
+        "customs.customsCode",
+        "merchantCustomsInfo.merchantCustomsCode",
+        "merchantCustomsInfo.merchantCustomsName",
+        "declarationAmount.value",
+        "isSplit",
+        "referenceOrderId",
+        "buyerCertificate.certificateType",
+        "buyerCertificate.certificateNo",
+        "buyerCertificate.holderName.fullName",
+        "buyerCertificate.effectiveDate",
+    ];
+    for (col, header) in headers.iter().enumerate() {
+        sheet.write_string(0, col as u16, *header).unwrap();
+    }
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let effective = chrono::NaiveDate::from_ymd_opt(2015, 3, 1).unwrap();
+    // Row 2: a valid row with a 15-digit numeric ID, a boolean and a date.
+    sheet.write_number(1, 0, 202_611_220_000_001.0).unwrap();
+    sheet.write_string(1, 1, "D1").unwrap();
+    sheet.write_string(1, 2, "ZONGSHU").unwrap();
+    sheet.write_string(1, 3, "M1").unwrap();
+    sheet.write_string(1, 4, "Shop").unwrap();
+    sheet.write_number(1, 5, 12800.0).unwrap();
+    sheet.write_boolean(1, 6, false).unwrap();
+    sheet.write_string(1, 8, "ID_CARD").unwrap();
+    sheet.write_string(1, 9, "440305198511114568").unwrap();
+    sheet.write_string(1, 10, "王五").unwrap();
+    sheet
+        .write_datetime_with_format(1, 11, effective, &date)
+        .unwrap();
+    // Row 3 left blank; row 4: a 24-digit payment ID stored as a number.
+    sheet.write_number(3, 0, 2.021_081_2e23).unwrap();
+    sheet.write_string(3, 1, "D4").unwrap();
+    sheet.write_string(3, 2, "ZONGSHU").unwrap();
+    sheet.write_string(3, 3, "M1").unwrap();
+    sheet.write_string(3, 4, "Shop").unwrap();
+    sheet.write_number(3, 5, 100.0).unwrap();
+    sheet.write_boolean(3, 6, true).unwrap();
+    sheet.write_string(3, 7, "R4").unwrap();
+    // Row 5: an ID card number stored as a number, and an error cell amount.
+    sheet.write_string(4, 0, "P5").unwrap();
+    sheet.write_string(4, 1, "D5").unwrap();
+    sheet.write_string(4, 2, "NINGBO").unwrap();
+    sheet.write_string(4, 3, "M1").unwrap();
+    sheet.write_string(4, 4, "Shop").unwrap();
+    sheet
+        .write_formula(4, 5, Formula::new("=NA()").set_result("#N/A"))
+        .unwrap();
+    sheet.write_boolean(4, 6, false).unwrap();
+    sheet.write_string(4, 8, "ID_CARD").unwrap();
+    sheet.write_number(4, 9, 440_305_198_511_114_560.0).unwrap();
+    sheet.write_string(4, 10, "王五").unwrap();
+    // Row 6: a fractional amount that a sum left as 12.300000000000002.
+    sheet.write_string(5, 0, "P6").unwrap();
+    sheet.write_string(5, 1, "D6").unwrap();
+    sheet.write_string(5, 2, "ZONGSHU").unwrap();
+    sheet.write_string(5, 3, "M1").unwrap();
+    sheet.write_string(5, 4, "Shop").unwrap();
+    sheet
+        .write_number(5, 5, f64::from_bits(12.3f64.to_bits() + 1))
+        .unwrap();
+    sheet.write_boolean(5, 6, false).unwrap();
+    workbook.save(path).unwrap();
+}
+
+#[test]
+fn xlsx_typed_cells_are_converted_or_refused() {
+    let sandbox = Sandbox::new();
+    write_typed_workbook(&sandbox.path("orders.xlsx"));
+    sandbox.write(
+        "yuan.toml",
+        "[input]\namount_unit = \"yuan\"\nsheet = \"Notes\"\n",
+    );
+
+    // The first sheet holds no orders: the mapping error names what it found.
+    let run = sandbox.run(&["validate", "orders.xlsx"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("\"not the orders\""), "{}", run.stderr);
+
+    let run = sandbox.run(&["validate", "orders.xlsx", "--sheet", "Orders"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(
+        sandbox.read_csv_output("out/rejected.csv"),
+        "row,field,error,paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,referenceOrderId,buyerCertificate.certificateType,\
+buyerCertificate.certificateNo,buyerCertificate.holderName.fullName,buyerCertificate.effectiveDate\n\
+4,paymentRequestId,\"paymentRequestId: the cell holds a number with 24 digits, but a spreadsheet keeps \
+only 15 significant digits, so this ID may already be corrupted; format the column as text and \
+re-enter or re-export the IDs\",2.0210812E+23,D4,ZONGSHU,M1,Shop,100,true,R4,,,,\n\
+5,declarationAmount.value; buyerCertificate.certificateNo,\"declarationAmount.value: the cell \
+holds the spreadsheet error #N/A; fix the formula or type the value; \
+buyerCertificate.certificateNo: the cell holds a number with 18 digits, but a spreadsheet keeps only 15 \
+significant digits, so this ID may already be corrupted; format the column as text and re-enter \
+or re-export the IDs\",P5,D5,NINGBO,M1,Shop,#N/A,false,,ID_CARD,4.40305198511115E+17,王五,\n\
+6,declarationAmount.value,\"declarationAmount.value: \"\"12.3\"\" is not a whole number of fen \
+(digits only, e.g. 1234 for ¥12.34); it looks like yuan: set [input] amount_unit = \"\"yuan\"\"\",\
+P6,D6,ZONGSHU,M1,Shop,12.3,false,,,,,\n"
+    );
+    let summary = sandbox.summary();
+    assert_eq!(rows(&summary), (4, 1, 3, 1));
+    assert_eq!(summary["sheet"], "Orders");
+    assert_eq!(summary["format"], "xlsx");
+
+    // In yuan, 12.300000000000002 is exactly ¥12.30; the config's sheet is
+    // overridden by --sheet.
+    let run = sandbox.run(&[
+        "validate",
+        "orders.xlsx",
+        "--config",
+        "yuan.toml",
+        "--sheet",
+        "Orders",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let rejected = sandbox.read_csv_output("out/rejected.csv");
+    assert!(!rejected.contains("\n6,"), "{rejected}");
+    assert_eq!(rows(&sandbox.summary()), (4, 2, 2, 1));
+
+    let run = sandbox.run(&["validate", "orders.xlsx", "--sheet", "Sheet9"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("no sheet named \"Sheet9\"") && run.stderr.contains("Notes, Orders"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_two_and_version_prints() {
+    let sandbox = Sandbox::new();
+    assert_eq!(sandbox.run(&["validate"]).code, 2);
+    assert_eq!(sandbox.run(&["frobnicate"]).code, 2);
+    let run = sandbox.run(&["--version"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        run.stdout.trim(),
+        format!("declare-batch {}", env!("CARGO_PKG_VERSION"))
+    );
+    let run = sandbox.run(&["validate", "orders.txt"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("neither a .csv nor a .xlsx"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn bad_config_is_fatal_and_names_the_file() {
+    let sandbox = Sandbox::new();
+    sandbox.write("orders.csv", format!("{HEADER}\n"));
+    sandbox.write("bad.toml", "[columns]\n\"customsCode\" = \"海关\"\n");
+    let run = sandbox.run(&["validate", "orders.csv", "--config", "bad.toml"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("bad.toml") && run.stderr.contains("customsCode"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The shipped samples are the README's examples; keep them honest.
+#[test]
+fn samples_validate_as_the_readme_says() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sandbox = Sandbox::new();
+    for (input, config) in [
+        ("samples/orders.csv", None),
+        ("samples/orders.xlsx", None),
+        ("samples/orders_gbk.csv", Some("config/gbk-columns.toml")),
+        ("samples/orders.csv", Some("config/example.toml")),
+    ] {
+        let input = root.join(input);
+        let mut args = vec!["validate".to_owned(), input.display().to_string()];
+        if let Some(config) = config {
+            args.extend([
+                "--config".to_owned(),
+                root.join(config).display().to_string(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = sandbox.run(&args);
+        assert_eq!(run.code, 3, "{input:?}: {}", run.stderr);
+        assert_eq!(rows(&sandbox.summary()), (25, 20, 5, 1), "{input:?}");
+        let rejected = sandbox.read_csv_output("out/rejected.csv");
+        let rejected_rows: Vec<&str> = rejected
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').next().unwrap())
+            .collect();
+        assert_eq!(rejected_rows, ["23", "24", "25", "26", "27"], "{input:?}");
+    }
+}
