@@ -496,3 +496,68 @@ fn samples_validate_as_the_readme_says() {
         assert_eq!(rejected_rows, ["23", "24", "25", "26", "27"], "{input:?}");
     }
 }
+
+/// Thousands of rows cross many batches and worker threads: outcomes must
+/// still come out in row order, and the cross-row rules must name the
+/// earliest row, whichever thread checked it.
+#[test]
+fn many_rows_keep_their_order_and_first_claims() {
+    let sandbox = Sandbox::new();
+    let mut text = format!("{HEADER}\n");
+    for index in 0..3000 {
+        // Every row from 1000 on repeats the ID of the row 1000 lines
+        // earlier, with a different amount: a reused request ID.
+        let id = index % 1000;
+        let amount = 100 + index / 1000;
+        text.push_str(&format!(
+            "P{index},D{id},ZONGSHU,M1,Shop,{amount},false,,,,,,\n"
+        ));
+    }
+    sandbox.write("orders.csv", &text);
+    let run = sandbox.run(&["validate", "orders.csv"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(rows(&sandbox.summary()), (3000, 1000, 2000, 0));
+    let rejected = sandbox.read_csv_output("out/rejected.csv");
+    let mut reader = csv::Reader::from_reader(rejected.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 2000);
+    for (position, record) in records.iter().enumerate() {
+        let line = 1002 + position as u64;
+        assert_eq!(record[0].parse::<u64>().unwrap(), line, "rows in order");
+        let first = 2 + (line - 2) % 1000;
+        assert!(
+            record[2].contains(&format!("already used by row {first} ")),
+            "line {line}: {}",
+            &record[2]
+        );
+    }
+}
+
+#[test]
+fn a_decoding_error_deep_in_the_file_names_its_line() {
+    let sandbox = Sandbox::new();
+    let mut text = "支付单号,报关流水号\r\n".to_owned();
+    for index in 0..2000 {
+        text.push_str(&format!("付{index},D{index}\r\n"));
+    }
+    let mut bytes = encoding_rs::GB18030.encode(&text).0.into_owned();
+    bytes.extend_from_slice(b"\x81\x20,D\r\n");
+    sandbox.write("orders.csv", &bytes);
+    sandbox.write(
+        "gbk.toml",
+        "[input]\nencoding = \"gb18030\"\n\
+         [columns]\n\"paymentRequestId\" = \"支付单号\"\n\"customsDeclarationRequestId\" = \"报关流水号\"\n\
+         [defaults]\n\"customs.customsCode\" = \"ZONGSHU\"\n\
+         \"merchantCustomsInfo.merchantCustomsCode\" = \"M1\"\n\
+         \"merchantCustomsInfo.merchantCustomsName\" = \"Shop\"\n\
+         \"declarationAmount.value\" = \"100\"\n\"isSplit\" = \"false\"\n",
+    );
+    let run = sandbox.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
+    assert_eq!(run.code, 1);
+    assert!(!run.stderr.contains("required fields"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 2002") && run.stderr.contains("GB18030"),
+        "{}",
+        run.stderr
+    );
+}

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::exit;
 use crate::input::{InputOptions, RowSource};
 use crate::report::{ProblemCount, ProblemTally, RejectedWriter, hex, write_json};
-use crate::validate::{ColumnMap, Validator, Verdict};
+use crate::validate::{ColumnMap, CrossRowIndex, RowRules, Verdict, validate_stream};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateOpts {
@@ -79,7 +79,7 @@ impl ValidateOpts {
         for warning in warnings {
             tracing::warn!("{}: {warning}", self.input.display());
         }
-        let mut validator = Validator::new(
+        let rules = RowRules::new(
             map,
             config.customs_codes(),
             config.input.amount_unit,
@@ -92,18 +92,26 @@ impl ValidateOpts {
             .with_context(|| format!("cannot write {}", rejected_path.display()))?;
         let mut counts = RowCounts::default();
         let mut tally = ProblemTally::default();
-        while let Some(row) = source.next_row()? {
-            counts.read += 1;
-            match validator.check(&row) {
-                Verdict::Valid(_) => counts.valid += 1,
-                Verdict::Rejected(problems) => {
-                    tally.add(&problems);
-                    rejected
-                        .write(&row, &problems)
-                        .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        validate_stream(
+            &mut source,
+            &rules,
+            &mut CrossRowIndex::default(),
+            workers,
+            |outcome| -> anyhow::Result<()> {
+                counts.read += 1;
+                match outcome.verdict {
+                    Verdict::Valid(_) => counts.valid += 1,
+                    Verdict::Rejected(problems) => {
+                        tally.add(&problems);
+                        rejected
+                            .write(&outcome.row.as_row(), &problems)
+                            .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+                    }
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
         counts.rejected = rejected.rows();
         counts.blank = source.blank_rows();
         rejected
@@ -117,7 +125,7 @@ impl ValidateOpts {
         let summary = ValidateSummary {
             command: "validate",
             input: self.input.display().to_string(),
-            input_sha256: hex(&source.sha256()),
+            input_sha256: hex(&source.sha256()?),
             format: source.format().name(),
             encoding: source.encoding().map(|e| e.name()),
             sheet: source.sheet().map(str::to_owned),

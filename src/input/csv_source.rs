@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use super::decode::{ByteScan, EncodingRefusal, Gb18030Reader, TextEncoding, choose_encoding};
+use super::decode::{EncodingRefusal, Gb18030Reader, TextEncoding, Utf8Scan, choose_encoding};
 use super::{Cells, InputError, RowRef};
 use crate::config::EncodingChoice;
 
@@ -20,6 +20,8 @@ pub(super) struct CsvSource {
     /// The line after the previous record: where a next record would start.
     next_line: u64,
     skipped_lines: u64,
+    /// Bytes and fields of the last record, to size the next buffer.
+    last_size: (usize, usize),
 }
 
 impl CsvSource {
@@ -27,7 +29,7 @@ impl CsvSource {
         path: &Path,
         choice: EncodingChoice,
         head: &[u8],
-        scan: &ByteScan,
+        scan: &Utf8Scan,
     ) -> Result<(CsvSource, TextEncoding), InputError> {
         let (encoding, bom_len) = choose_encoding(choice, head, scan).map_err(|refusal| {
             let message = match refusal {
@@ -76,6 +78,7 @@ impl CsvSource {
             line: 0,
             next_line: 1,
             skipped_lines: 0,
+            last_size: (256, 32),
         };
         Ok((source, encoding))
     }
@@ -83,6 +86,10 @@ impl CsvSource {
     pub(super) fn next_row(&mut self, path: &Path) -> Result<Option<RowRef<'_>>, InputError> {
         if let Some(previous) = self.record.take() {
             self.bytes = previous.into_byte_record();
+        } else if self.bytes.as_slice().is_empty() && self.bytes.is_empty() {
+            // The last record was handed over: start the next one at the
+            // size of that one instead of growing it byte by byte.
+            self.bytes = csv::ByteRecord::with_capacity(self.last_size.0, self.last_size.1);
         }
         let more = self
             .reader
@@ -112,6 +119,7 @@ impl CsvSource {
         self.line = after - 1 - inner_newlines;
         self.skipped_lines += self.line - self.next_line;
         self.next_line = after;
+        self.last_size = (self.bytes.as_slice().len() + 64, self.bytes.len() + 4);
         let bytes = std::mem::take(&mut self.bytes);
         match csv::StringRecord::from_byte_record(bytes) {
             Ok(record) => self.record = Some(record),
@@ -135,6 +143,10 @@ impl CsvSource {
             line: self.line,
             cells: Cells::Csv(record),
         })
+    }
+
+    pub(super) fn take_current(&mut self) -> Option<(u64, csv::StringRecord)> {
+        self.record.take().map(|record| (self.line, record))
     }
 
     pub(super) fn take_skipped_lines(&mut self) -> u64 {

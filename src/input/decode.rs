@@ -15,12 +15,11 @@ use crate::config::EncodingChoice;
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const GB18030_BOM: &[u8] = b"\x84\x31\x95\x33";
 
-/// What one pass over a file's bytes found.
-#[derive(Debug, Clone)]
-pub struct ByteScan {
-    pub sha256: [u8; 32],
-    pub len: u64,
-    /// Non-ASCII characters that are well-formed UTF-8.
+/// How a file's bytes read as UTF-8.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Utf8Scan {
+    /// Non-ASCII characters that are well-formed UTF-8 (counted only when
+    /// the file has a bad sequence: nothing else needs them).
     pub utf8_multibyte_chars: u64,
     /// Byte sequences that are not UTF-8.
     pub utf8_invalid_sequences: u64,
@@ -28,18 +27,35 @@ pub struct ByteScan {
     pub first_invalid_line: Option<u64>,
 }
 
-/// Reads `reader` to the end once, hashing it and weighing it as UTF-8.
-pub fn scan_bytes(mut reader: impl Read) -> io::Result<ByteScan> {
+/// Weighs a file's bytes as UTF-8. A valid file costs one validation pass;
+/// only a file with a bad sequence is read again to count the evidence.
+pub fn scan_utf8(mut open: impl FnMut() -> io::Result<Box<dyn Read>>) -> io::Result<Utf8Scan> {
+    if utf8_pass(open()?, false)?.first_invalid_line.is_none() {
+        return Ok(Utf8Scan::default());
+    }
+    utf8_pass(open()?, true)
+}
+
+/// SHA-256 of everything `reader` yields.
+pub fn sha256(mut reader: impl Read) -> io::Result<[u8; 32]> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finalize().into()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One pass of UTF-8 validation; with `count`, the full evidence, else it
+/// stops at the first bad sequence.
+fn utf8_pass(mut reader: impl Read, count: bool) -> io::Result<Utf8Scan> {
+    let mut buf = vec![0u8; 1 << 20];
     let mut carried = 0;
-    let mut scan = ByteScan {
-        sha256: [0; 32],
-        len: 0,
-        utf8_multibyte_chars: 0,
-        utf8_invalid_sequences: 0,
-        first_invalid_line: None,
-    };
+    let mut scan = Utf8Scan::default();
     let mut newlines_before_invalid = 0u64;
     loop {
         let read = match reader.read(&mut buf[carried..]) {
@@ -47,24 +63,26 @@ pub fn scan_bytes(mut reader: impl Read) -> io::Result<ByteScan> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(&buf[carried..carried + read]);
-        scan.len += read as u64;
         let at_end = read == 0;
         let data = &buf[..carried + read];
         let mut pos = 0;
         while pos < data.len() {
             match std::str::from_utf8(&data[pos..]) {
                 Ok(_) => {
-                    count_valid(&data[pos..], &mut scan, &mut newlines_before_invalid);
+                    if count {
+                        count_valid(&data[pos..], &mut scan, &mut newlines_before_invalid);
+                    }
                     pos = data.len();
                 }
                 Err(error) => {
                     let valid = error.valid_up_to();
-                    count_valid(
-                        &data[pos..pos + valid],
-                        &mut scan,
-                        &mut newlines_before_invalid,
-                    );
+                    if count {
+                        count_valid(
+                            &data[pos..pos + valid],
+                            &mut scan,
+                            &mut newlines_before_invalid,
+                        );
+                    }
                     match error.error_len() {
                         Some(bad) => pos += valid + bad,
                         // A sequence cut by the buffer's end: carry it over.
@@ -77,22 +95,23 @@ pub fn scan_bytes(mut reader: impl Read) -> io::Result<ByteScan> {
                     scan.utf8_invalid_sequences += 1;
                     scan.first_invalid_line
                         .get_or_insert(newlines_before_invalid + 1);
+                    if !count {
+                        return Ok(scan);
+                    }
                 }
             }
         }
         carried = data.len() - pos;
         buf.copy_within(pos..pos + carried, 0);
         if at_end {
-            break;
+            return Ok(scan);
         }
     }
-    scan.sha256 = hasher.finalize().into();
-    Ok(scan)
 }
 
 /// Weighs a run of valid UTF-8: its non-ASCII characters, and its lines
 /// while no bad byte has been seen.
-fn count_valid(bytes: &[u8], scan: &mut ByteScan, newlines_before_invalid: &mut u64) {
+fn count_valid(bytes: &[u8], scan: &mut Utf8Scan, newlines_before_invalid: &mut u64) {
     scan.utf8_multibyte_chars += bytes.iter().filter(|&&b| b >= 0xC0).count() as u64;
     if scan.first_invalid_line.is_none() {
         *newlines_before_invalid += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -126,7 +145,7 @@ pub enum EncodingRefusal {
 pub fn choose_encoding(
     choice: EncodingChoice,
     head: &[u8],
-    scan: &ByteScan,
+    scan: &Utf8Scan,
 ) -> Result<(TextEncoding, usize), EncodingRefusal> {
     if head.starts_with(UTF8_BOM) {
         return Ok((TextEncoding::Utf8, UTF8_BOM.len()));
@@ -259,17 +278,19 @@ mod tests {
         GB18030.encode(text).0.into_owned()
     }
 
+    fn scan(bytes: &[u8]) -> Utf8Scan {
+        let owned = bytes.to_vec();
+        scan_utf8(|| Ok(Box::new(io::Cursor::new(owned.clone())))).unwrap()
+    }
+
     fn decide(bytes: &[u8]) -> Result<(TextEncoding, usize), EncodingRefusal> {
-        let scan = scan_bytes(bytes).unwrap();
-        choose_encoding(EncodingChoice::Auto, bytes, &scan)
+        choose_encoding(EncodingChoice::Auto, bytes, &scan(bytes))
     }
 
     #[test]
-    fn scan_hashes_the_whole_input() {
-        let scan = scan_bytes(&b"abc"[..]).unwrap();
-        assert_eq!(scan.len, 3);
+    fn sha256_hashes_the_whole_input() {
         assert_eq!(
-            scan.sha256[..4],
+            sha256(&b"abc"[..]).unwrap()[..4],
             [0xba, 0x78, 0x16, 0xbf],
             "SHA-256 of \"abc\" starts ba7816bf"
         );
@@ -296,9 +317,8 @@ mod tests {
         );
         assert_eq!(decide(b"\xFF\xFEa\x00"), Err(EncodingRefusal::Utf16));
         // A BOM wins over a forced choice.
-        let scan = scan_bytes(&b"\xEF\xBB\xBFx"[..]).unwrap();
         assert_eq!(
-            choose_encoding(EncodingChoice::Gb18030, b"\xEF\xBB\xBFx", &scan),
+            choose_encoding(EncodingChoice::Gb18030, b"\xEF\xBB\xBFx", &scan(b"x")),
             Ok((TextEncoding::Utf8, 3))
         );
     }
@@ -306,10 +326,12 @@ mod tests {
     #[test]
     fn scan_finds_sequences_split_across_buffers() {
         // 3-byte characters straddle the 1 MiB buffer boundary somewhere.
-        let text = "中".repeat(400_000);
-        let scan = scan_bytes(text.as_bytes()).unwrap();
-        assert_eq!(scan.utf8_invalid_sequences, 0);
-        assert_eq!(scan.utf8_multibyte_chars, 400_000);
+        let mut text = "中".repeat(400_000).into_bytes();
+        assert_eq!(scan(&text), Utf8Scan::default());
+        text.push(0xFF);
+        let counted = scan(&text);
+        assert_eq!(counted.utf8_invalid_sequences, 1);
+        assert_eq!(counted.utf8_multibyte_chars, 400_000);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use cell::{Cell, CellDamage, CellView, decimal_15};
-pub use decode::{ByteScan, TextEncoding, UTF8_BOM, scan_bytes};
+pub use decode::{TextEncoding, UTF8_BOM};
 
 use crate::config::EncodingChoice;
 
@@ -114,6 +114,37 @@ impl<'a> RowRef<'a> {
     }
 }
 
+/// A data row that owns its cells, to hand to another thread.
+#[derive(Debug, Clone)]
+pub struct OwnedRow {
+    /// The row number a person sees.
+    pub line: u64,
+    cells: OwnedCells,
+}
+
+#[derive(Debug, Clone)]
+enum OwnedCells {
+    Csv(csv::StringRecord),
+    Xlsx(Vec<Cell>),
+}
+
+impl OwnedRow {
+    pub fn as_row(&self) -> RowRef<'_> {
+        RowRef {
+            line: self.line,
+            cells: match &self.cells {
+                OwnedCells::Csv(record) => Cells::Csv(record),
+                OwnedCells::Xlsx(cells) => Cells::Xlsx(cells),
+            },
+        }
+    }
+}
+
+enum Sha256State {
+    Running(std::thread::JoinHandle<std::io::Result<[u8; 32]>>),
+    Done([u8; 32]),
+}
+
 enum Source {
     Csv(csv_source::CsvSource),
     Xlsx(xlsx_source::XlsxSource),
@@ -125,7 +156,7 @@ pub struct RowSource {
     path: PathBuf,
     headers: Vec<String>,
     header_line: u64,
-    scan: ByteScan,
+    sha256: Sha256State,
     encoding: Option<TextEncoding>,
     sheet: Option<String>,
     blank_rows: u64,
@@ -155,11 +186,21 @@ impl RowSource {
             path: path.to_owned(),
             source,
         };
-        let scan = scan_bytes(File::open(path).map_err(io_error)?).map_err(io_error)?;
+        // The digest is only needed at the end: compute it beside the work.
+        let hashed_path = path.to_owned();
+        let sha256 = std::thread::Builder::new()
+            .name("input-sha256".into())
+            .spawn(move || decode::sha256(File::open(hashed_path)?))
+            .map_err(io_error)?;
         let mut row_source = match format {
             InputFormat::Csv => {
                 let mut head = [0u8; 4];
                 let head_len = read_head(path, &mut head).map_err(io_error)?;
+                let scan = if options.encoding == EncodingChoice::Auto {
+                    decode::scan_utf8(|| Ok(Box::new(File::open(path)?))).map_err(io_error)?
+                } else {
+                    decode::Utf8Scan::default()
+                };
                 let (csv, encoding) =
                     csv_source::CsvSource::open(path, options.encoding, &head[..head_len], &scan)?;
                 RowSource {
@@ -167,7 +208,7 @@ impl RowSource {
                     path: path.to_owned(),
                     headers: Vec::new(),
                     header_line: 0,
-                    scan,
+                    sha256: Sha256State::Running(sha256),
                     encoding: Some(encoding),
                     sheet: None,
                     blank_rows: 0,
@@ -180,7 +221,7 @@ impl RowSource {
                     path: path.to_owned(),
                     headers: Vec::new(),
                     header_line: 0,
-                    scan,
+                    sha256: Sha256State::Running(sha256),
                     encoding: None,
                     sheet: Some(sheet),
                     blank_rows: 0,
@@ -258,6 +299,23 @@ impl RowSource {
         })
     }
 
+    /// Like [`RowSource::next_row`], but hands the row over.
+    pub fn next_owned(&mut self) -> Result<Option<OwnedRow>, InputError> {
+        if self.next_row()?.is_none() {
+            return Ok(None);
+        }
+        Ok(match &mut self.source {
+            Source::Csv(csv) => csv.take_current().map(|(line, record)| OwnedRow {
+                line,
+                cells: OwnedCells::Csv(record),
+            }),
+            Source::Xlsx(xlsx) => xlsx.take_current().map(|(line, cells)| OwnedRow {
+                line,
+                cells: OwnedCells::Xlsx(cells),
+            }),
+        })
+    }
+
     /// Blank rows the underlying reader passed over without returning them.
     fn skipped_lines(&mut self) -> u64 {
         match &mut self.source {
@@ -296,9 +354,27 @@ impl RowSource {
         }
     }
 
-    /// SHA-256 of the input file's bytes.
-    pub fn sha256(&self) -> [u8; 32] {
-        self.scan.sha256
+    /// SHA-256 of the input file's bytes (waits for the hashing thread).
+    pub fn sha256(&mut self) -> Result<[u8; 32], InputError> {
+        if let Sha256State::Running(_) = self.sha256 {
+            let Sha256State::Running(thread) =
+                std::mem::replace(&mut self.sha256, Sha256State::Done([0; 32]))
+            else {
+                unreachable!("matched just above")
+            };
+            let digest = thread
+                .join()
+                .expect("the hashing thread does not panic")
+                .map_err(|source| InputError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            self.sha256 = Sha256State::Done(digest);
+        }
+        match self.sha256 {
+            Sha256State::Done(digest) => Ok(digest),
+            Sha256State::Running(_) => unreachable!("joined above"),
+        }
     }
 
     pub fn encoding(&self) -> Option<TextEncoding> {

@@ -101,6 +101,10 @@ impl XlsxSource {
         })
     }
 
+    pub(super) fn take_current(&mut self) -> Option<(u64, Vec<Cell>)> {
+        self.current.take().map(|row| (row.line, row.cells))
+    }
+
     pub(super) fn take_skipped_rows(&mut self) -> u64 {
         std::mem::take(&mut self.skipped_rows)
     }

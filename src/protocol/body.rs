@@ -71,7 +71,10 @@ pub struct HolderName {
 impl DeclareRequest {
     /// The exact bytes sent (and signed) for this request.
     pub fn to_body(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a struct of strings always serialises")
+        // Sized for a typical body, so that it is written without regrowing.
+        let mut body = Vec::with_capacity(512);
+        serde_json::to_writer(&mut body, self).expect("a struct of strings always serialises");
+        body
     }
 
     /// The order this declaration is for: `referenceOrderId` when split,

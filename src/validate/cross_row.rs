@@ -1,21 +1,56 @@
 //! Rules across rows, which the server would otherwise enforce with
 //! REPEAT_REQ_INCONSISTENT or DUPLICATED_DECLARATION, letting timing pick
 //! the winner. Only valid rows claim a request ID or an order, and only
-//! compact fingerprints are kept (about 50 bytes a row), never rows.
+//! compact fingerprints are kept (about 50 bytes a row), never rows. The
+//! fingerprints are computed with the row's other checks, in parallel;
+//! claiming them is the one sequential step, in row order.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::protocol::DeclareRequest;
 
-/// 96 bits of SHA-256: for a million keys the chance of any collision is
-/// about 1e-17, so a key stands for its ID.
-type Key = [u8; 12];
+/// 96 bits of a 128-bit hash: for a million keys the chance of any
+/// collision is about 1e-17, so a key stands for its ID.
+pub type Key = [u8; 12];
 
-/// The fingerprints are SHA-256 output already; hashing them again for the
-/// table would only cost time.
+/// What a valid row would claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    request_id: Key,
+    body: [u8; 8],
+    order: Key,
+}
+
+impl Fingerprint {
+    pub fn of(request: &DeclareRequest, body: &[u8]) -> Fingerprint {
+        let body_hash = xxh3_128(body).to_le_bytes();
+        Fingerprint {
+            request_id: key(&[request.customs_declaration_request_id.as_bytes()]),
+            body: body_hash[..8].try_into().expect("8 of 16 bytes"),
+            order: key(&[
+                request.customs.customs_code.as_bytes(),
+                request.declaration_order_id().as_bytes(),
+            ]),
+        }
+    }
+}
+
+fn key(parts: &[&[u8]]) -> Key {
+    // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
+    let mut joined = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for part in parts {
+        joined.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        joined.extend_from_slice(part);
+    }
+    xxh3_128(&joined).to_le_bytes()[..12]
+        .try_into()
+        .expect("12 of 16 bytes")
+}
+
+/// The keys are hash output already; hashing them again would only cost.
 #[derive(Default)]
 struct PrehashedKey(u64);
 
@@ -36,7 +71,7 @@ impl Hasher for PrehashedKey {
 type Table<V> = HashMap<Key, V, BuildHasherDefault<PrehashedKey>>;
 
 /// Why a valid row may not be declared after all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
     /// Same request ID, same body as an earlier row.
     DuplicateRow { first_row: u32 },
@@ -56,48 +91,24 @@ pub struct CrossRowIndex {
     by_order: Table<u32>,
 }
 
-fn key(parts: &[&[u8]]) -> Sha256 {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-    hasher
-}
-
-fn truncate<const N: usize>(hasher: Sha256) -> [u8; N] {
-    hasher.finalize()[..N].try_into().expect("N <= 32")
-}
-
 impl CrossRowIndex {
     /// Checks a valid row against the earlier ones; claims its request ID
     /// and order when there is no conflict.
-    pub fn claim(
-        &mut self,
-        row: u64,
-        request: &DeclareRequest,
-        body: &[u8],
-    ) -> Result<(), Conflict> {
+    pub fn claim(&mut self, row: u64, print: &Fingerprint) -> Result<(), Conflict> {
         let row = u32::try_from(row).unwrap_or(u32::MAX);
-        let id_key: Key = truncate(key(&[request.customs_declaration_request_id.as_bytes()]));
-        let body_print: [u8; 8] = truncate(key(&[body]));
-        if let Some(&(first_row, first_body)) = self.by_request_id.get(&id_key) {
-            return Err(if first_body == body_print {
+        if let Some(&(first_row, first_body)) = self.by_request_id.get(&print.request_id) {
+            return Err(if first_body == print.body {
                 Conflict::DuplicateRow { first_row }
             } else {
                 Conflict::RequestIdReused { first_row }
             });
         }
-        let order_key: Key = truncate(key(&[
-            request.customs.customs_code.as_bytes(),
-            request.declaration_order_id().as_bytes(),
-        ]));
-        if let Some(&first_row) = self.by_order.get(&order_key) {
+        if let Some(&first_row) = self.by_order.get(&print.order) {
             return Err(Conflict::OrderAlreadyDeclared { first_row });
         }
-        self.by_request_id.insert(id_key, (row, body_print));
-        self.by_order.insert(order_key, row);
+        self.by_request_id
+            .insert(print.request_id, (row, print.body));
+        self.by_order.insert(print.order, row);
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 
 mod cross_row;
 pub mod rules;
+mod stream;
 
 use std::borrow::Cow;
 
@@ -16,7 +17,8 @@ use crate::protocol::{
     Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
 };
 
-pub use cross_row::{Conflict, CrossRowIndex};
+pub use cross_row::{Conflict, CrossRowIndex, Fingerprint};
+pub use stream::{Outcome, validate_stream};
 
 /// The header has no way to supply a field every row needs.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +146,7 @@ pub struct Problem {
 pub struct ValidRow {
     pub request: DeclareRequest,
     pub body: Vec<u8>,
+    pub fingerprint: Fingerprint,
 }
 
 /// The outcome of checking one row.
@@ -153,14 +156,41 @@ pub enum Verdict {
     Rejected(Vec<Problem>),
 }
 
-/// The rules in force for one input.
-pub struct Validator {
+/// The single-row rules in force for one input. They keep no state, so
+/// rows can be checked on several threads at once; the cross-row rules are
+/// [`CrossRowIndex`], applied in row order.
+pub struct RowRules {
     map: ColumnMap,
     customs_codes: Vec<String>,
     amount_unit: AmountUnit,
     /// CSV rows must have exactly this many fields.
     expected_width: Option<usize>,
+}
+
+/// Every rule, single- and cross-row, for checking rows one by one.
+pub struct Validator {
+    rules: RowRules,
     index: CrossRowIndex,
+}
+
+impl Validator {
+    pub fn new(rules: RowRules) -> Validator {
+        Validator {
+            rules,
+            index: CrossRowIndex::default(),
+        }
+    }
+
+    /// Checks one non-blank row against every rule and the rows before it.
+    pub fn check(&mut self, row: &RowRef<'_>) -> Verdict {
+        let verdict = self.rules.check(row);
+        self.rules.claim(&mut self.index, row.line, verdict)
+    }
+
+    /// Valid rows so far.
+    pub fn valid_rows(&self) -> usize {
+        self.index.len()
+    }
 }
 
 /// A row's fields after trimming and defaults; `None` where the cell was
@@ -180,24 +210,36 @@ impl Values<'_> {
     }
 }
 
-impl Validator {
+impl RowRules {
     pub fn new(
         map: ColumnMap,
         customs_codes: Vec<String>,
         amount_unit: AmountUnit,
         expected_width: Option<usize>,
-    ) -> Validator {
-        Validator {
+    ) -> RowRules {
+        RowRules {
             map,
             customs_codes,
             amount_unit,
             expected_width,
-            index: CrossRowIndex::default(),
         }
     }
 
-    /// Checks one non-blank row.
-    pub fn check(&mut self, row: &RowRef<'_>) -> Verdict {
+    /// Applies the cross-row rules to a row's verdict, in row order.
+    pub fn claim(&self, index: &mut CrossRowIndex, line: u64, verdict: Verdict) -> Verdict {
+        match verdict {
+            Verdict::Valid(valid) => match index.claim(line, &valid.fingerprint) {
+                Ok(()) => Verdict::Valid(valid),
+                Err(conflict) => {
+                    Verdict::Rejected(vec![self.conflict_problem(&valid.request, conflict)])
+                }
+            },
+            rejected => rejected,
+        }
+    }
+
+    /// Checks one non-blank row against the single-row rules.
+    pub fn check(&self, row: &RowRef<'_>) -> Verdict {
         if let Some(width) = self.expected_width
             && row.len() != width
         {
@@ -219,13 +261,15 @@ impl Validator {
             _ => return Verdict::Rejected(problems),
         };
         let body = request.to_body();
-        match self.index.claim(row.line, &request, &body) {
-            Ok(()) => Verdict::Valid(Box::new(ValidRow { request, body })),
-            Err(conflict) => Verdict::Rejected(vec![self.conflict_problem(&request, conflict)]),
-        }
+        let fingerprint = Fingerprint::of(&request, &body);
+        Verdict::Valid(Box::new(ValidRow {
+            request,
+            body,
+            fingerprint,
+        }))
     }
 
-    fn values<'a>(&self, row: &RowRef<'a>, problems: &mut Vec<Problem>) -> Values<'a> {
+    fn values<'a>(&'a self, row: &RowRef<'a>, problems: &mut Vec<Problem>) -> Values<'a> {
         let mut text: [Option<Cow<'a, str>>; 18] = Default::default();
         let certificate_given = self.map.columns[Field::CertificateNo.index()]
             .is_some_and(|column| !row.cell(column).is_blank());
@@ -247,7 +291,7 @@ impl Validator {
             // A default alone never creates a buyer certificate.
             let value = match (&self.map.defaults[field.index()], field) {
                 (Some(default), f) if value.is_empty() && f != Field::CertificateNo => {
-                    Cow::Owned(default.clone())
+                    Cow::Borrowed(default.as_str())
                 }
                 _ => value,
             };
@@ -293,7 +337,8 @@ impl Validator {
         problems: &mut Vec<Problem>,
     ) -> Option<&'v str> {
         let value = value?;
-        if let Some(max) = field.max_chars() {
+        // A value no longer in bytes than the limit fits in characters too.
+        if let Some(max) = field.max_chars().filter(|&max| value.len() > max) {
             let length = value.chars().count();
             if length > max {
                 problems.push(self.problem(
@@ -559,11 +604,6 @@ impl Validator {
             }
         }
     }
-
-    /// Valid rows so far.
-    pub fn valid_rows(&self) -> usize {
-        self.index.len()
-    }
 }
 
 #[cfg(test)]
@@ -593,12 +633,12 @@ mod tests {
         let settings = config.field_settings(Path::new("t.toml")).unwrap();
         let headers: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
         let (map, _) = ColumnMap::resolve(&headers, &settings, 1).unwrap();
-        Validator::new(
+        Validator::new(RowRules::new(
             map,
             config.customs_codes(),
             config.input.amount_unit,
             Some(HEADERS.len()),
-        )
+        ))
     }
 
     /// A valid row, with `changes` applied as (column, value).

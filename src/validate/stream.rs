@@ -1,0 +1,136 @@
+//! Validating a whole input on every core, in row order. One thread reads
+//! rows in batches; worker threads apply the single-row rules (the costly
+//! part: normalising, serialising the body, fingerprinting); the calling
+//! thread puts the batches back in order, applies the cross-row rules and
+//! hands each row on. Channels are bounded, so memory stays flat however
+//! long the input is.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use super::{CrossRowIndex, RowRules, Verdict};
+use crate::input::{InputError, OwnedRow, RowSource};
+
+const ROWS_PER_BATCH: usize = 512;
+
+/// A row and what the rules made of it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub row: OwnedRow,
+    pub verdict: Verdict,
+}
+
+type Batch<T> = (u64, Result<Vec<T>, InputError>);
+
+/// Reads every row of `source`, checks it, and calls `each` with the
+/// outcomes in row order. Stops at the first error, from the input or from
+/// `each`.
+pub fn validate_stream<E: From<InputError>>(
+    source: &mut RowSource,
+    rules: &RowRules,
+    index: &mut CrossRowIndex,
+    workers: usize,
+    mut each: impl FnMut(Outcome) -> Result<(), E>,
+) -> Result<(), E> {
+    let workers = workers.max(1);
+    let (work_tx, work_rx) = sync_channel::<Batch<OwnedRow>>(workers * 2);
+    // Owned by the workers alone, so that when they stop the reader's sends
+    // fail and it stops too.
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let (done_tx, done_rx) = sync_channel::<Batch<Outcome>>(workers * 2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_batches(source, |batch| work_tx.send(batch).is_ok()));
+        for _ in 0..workers {
+            let work_rx = Arc::clone(&work_rx);
+            let done_tx = done_tx.clone();
+            scope
+                .spawn(move || check_batches(&work_rx, rules, |batch| done_tx.send(batch).is_ok()));
+        }
+        drop(work_rx);
+        drop(done_tx);
+        in_order(done_rx, |outcome| {
+            let verdict = rules.claim(index, outcome.row.line, outcome.verdict);
+            each(Outcome {
+                row: outcome.row,
+                verdict,
+            })
+        })
+    })
+}
+
+fn read_batches(source: &mut RowSource, mut send: impl FnMut(Batch<OwnedRow>) -> bool) {
+    let mut sequence = 0;
+    loop {
+        let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
+        let outcome = loop {
+            match source.next_owned() {
+                Ok(Some(row)) => {
+                    batch.push(row);
+                    if batch.len() == ROWS_PER_BATCH {
+                        break Ok(true);
+                    }
+                }
+                Ok(None) => break Ok(false),
+                Err(error) => break Err(error),
+            }
+        };
+        if !batch.is_empty() {
+            if !send((sequence, Ok(batch))) {
+                return;
+            }
+            sequence += 1;
+        }
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                send((sequence, Err(error)));
+                return;
+            }
+        }
+    }
+}
+
+fn check_batches(
+    work: &Mutex<Receiver<Batch<OwnedRow>>>,
+    rules: &RowRules,
+    mut send: impl FnMut(Batch<Outcome>) -> bool,
+) {
+    loop {
+        // The lock is held only to take one batch.
+        let received = work.lock().expect("no worker panics holding it").recv();
+        let Ok((sequence, batch)) = received else {
+            return;
+        };
+        let checked = batch.map(|rows| {
+            rows.into_iter()
+                .map(|row| {
+                    let verdict = rules.check(&row.as_row());
+                    Outcome { row, verdict }
+                })
+                .collect()
+        });
+        if !send((sequence, checked)) {
+            return;
+        }
+    }
+}
+
+fn in_order<E: From<InputError>>(
+    done: Receiver<Batch<Outcome>>,
+    mut each: impl FnMut(Outcome) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut waiting = BTreeMap::new();
+    let mut next = 0;
+    for (sequence, batch) in done {
+        waiting.insert(sequence, batch);
+        while let Some(batch) = waiting.remove(&next) {
+            next += 1;
+            for outcome in batch? {
+                each(outcome)?;
+            }
+        }
+    }
+    Ok(())
+}
