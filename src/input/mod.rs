@@ -129,6 +129,14 @@ enum OwnedCells {
 }
 
 impl OwnedRow {
+    /// Roughly the bytes the row takes in a CSV file.
+    pub fn text_len(&self) -> usize {
+        match &self.cells {
+            OwnedCells::Csv(record) => record.as_slice().len() + record.len(),
+            OwnedCells::Xlsx(_) => 0,
+        }
+    }
+
     pub fn as_row(&self) -> RowRef<'_> {
         RowRef {
             line: self.line,
@@ -156,6 +164,7 @@ pub struct RowSource {
     path: PathBuf,
     headers: Vec<String>,
     header_line: u64,
+    file_len: u64,
     sha256: Sha256State,
     encoding: Option<TextEncoding>,
     sheet: Option<String>,
@@ -186,6 +195,7 @@ impl RowSource {
             path: path.to_owned(),
             source,
         };
+        let file_len = std::fs::metadata(path).map_err(io_error)?.len();
         // The digest is only needed at the end: compute it beside the work.
         let hashed_path = path.to_owned();
         let sha256 = std::thread::Builder::new()
@@ -208,6 +218,7 @@ impl RowSource {
                     path: path.to_owned(),
                     headers: Vec::new(),
                     header_line: 0,
+                    file_len,
                     sha256: Sha256State::Running(sha256),
                     encoding: Some(encoding),
                     sheet: None,
@@ -221,6 +232,7 @@ impl RowSource {
                     path: path.to_owned(),
                     headers: Vec::new(),
                     header_line: 0,
+                    file_len,
                     sha256: Sha256State::Running(sha256),
                     encoding: None,
                     sheet: Some(sheet),
@@ -345,7 +357,16 @@ impl RowSource {
         }
     }
 
-    /// CSV rows must have as many fields as the header: a different count
+    /// Bytes of text the rows come from, when that says how many rows there
+    /// are (CSV); XLSX is compressed, so it does not.
+    pub fn text_len(&self) -> Option<u64> {
+        match self.source {
+            Source::Csv(_) => Some(self.file_len),
+            Source::Xlsx(_) => None,
+        }
+    }
+
+    /// CSV rows must have as many fields as the header    /// CSV rows must have as many fields as the header: a different count
     /// means an unquoted comma shifted the columns.
     pub fn expected_width(&self) -> Option<usize> {
         match self.source {

@@ -92,6 +92,13 @@ pub struct CrossRowIndex {
 }
 
 impl CrossRowIndex {
+    /// Makes room for `rows` more valid rows at once, so that the tables do
+    /// not regrow (and fault in fresh pages) again and again.
+    pub fn reserve(&mut self, rows: usize) {
+        self.by_request_id.reserve(rows);
+        self.by_order.reserve(rows);
+    }
+
     /// Checks a valid row against the earlier ones; claims its request ID
     /// and order when there is no conflict.
     pub fn claim(&mut self, row: u64, print: &Fingerprint) -> Result<(), Conflict> {

@@ -39,6 +39,7 @@ pub fn validate_stream<E: From<InputError>>(
     // fail and it stops too.
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (done_tx, done_rx) = sync_channel::<Batch<Outcome>>(workers * 2);
+    let text_len = source.text_len();
     std::thread::scope(|scope| {
         scope.spawn(move || read_batches(source, |batch| work_tx.send(batch).is_ok()));
         for _ in 0..workers {
@@ -49,12 +50,19 @@ pub fn validate_stream<E: From<InputError>>(
         }
         drop(work_rx);
         drop(done_tx);
-        in_order(done_rx, |outcome| {
-            let verdict = rules.claim(index, outcome.row.line, outcome.verdict);
-            each(Outcome {
-                row: outcome.row,
-                verdict,
-            })
+        let mut first = true;
+        in_order(done_rx, |batch| {
+            if std::mem::take(&mut first) {
+                reserve_for(index, text_len, &batch);
+            }
+            for outcome in batch {
+                let verdict = rules.claim(index, outcome.row.line, outcome.verdict);
+                each(Outcome {
+                    row: outcome.row,
+                    verdict,
+                })?;
+            }
+            Ok(())
         })
     })
 }
@@ -117,9 +125,24 @@ fn check_batches(
     }
 }
 
+/// Sizes the cross-row index from the first batch's average row length and
+/// the input's size, so that the tables do not regrow on a large input.
+fn reserve_for(index: &mut CrossRowIndex, text_len: Option<u64>, first: &[Outcome]) {
+    let Some(text_len) = text_len else {
+        return;
+    };
+    let sampled: usize = first.iter().map(|outcome| outcome.row.text_len()).sum();
+    if first.is_empty() || sampled == 0 {
+        return;
+    }
+    let average = (sampled / first.len()).max(1) as u64;
+    index.reserve(usize::try_from(text_len / average).unwrap_or(usize::MAX));
+}
+
+/// Hands the batches on in the order they were read.
 fn in_order<E: From<InputError>>(
     done: Receiver<Batch<Outcome>>,
-    mut each: impl FnMut(Outcome) -> Result<(), E>,
+    mut each_batch: impl FnMut(Vec<Outcome>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut waiting = BTreeMap::new();
     let mut next = 0;
@@ -127,9 +150,7 @@ fn in_order<E: From<InputError>>(
         waiting.insert(sequence, batch);
         while let Some(batch) = waiting.remove(&next) {
             next += 1;
-            for outcome in batch? {
-                each(outcome)?;
-            }
+            each_batch(batch?)?;
         }
     }
     Ok(())
