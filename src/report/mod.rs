@@ -13,11 +13,12 @@ use serde::Serialize;
 use crate::input::{RowRef, UTF8_BOM};
 use crate::validate::Problem;
 
-/// A file being written under `NAME.tmp`, renamed to `NAME` on commit.
+/// A file being written under `NAME.tmp`, renamed to `NAME` on commit and
+/// removed if dropped uncommitted (a fatal error part-way through).
 pub struct AtomicFile {
     path: PathBuf,
     temporary: PathBuf,
-    writer: BufWriter<File>,
+    writer: Option<BufWriter<File>>,
 }
 
 impl AtomicFile {
@@ -29,26 +30,39 @@ impl AtomicFile {
         Ok(AtomicFile {
             path: path.to_owned(),
             temporary,
-            writer: BufWriter::with_capacity(256 * 1024, file),
+            writer: Some(BufWriter::with_capacity(256 * 1024, file)),
         })
     }
 
     /// Flushes, syncs and renames into place.
-    pub fn commit(self) -> io::Result<()> {
-        let file = self.writer.into_inner().map_err(|e| e.into_error())?;
+    pub fn commit(mut self) -> io::Result<()> {
+        let writer = self.writer.take().expect("present until commit");
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
         std::fs::rename(&self.temporary, &self.path)
+    }
+
+    fn writer(&mut self) -> &mut BufWriter<File> {
+        self.writer.as_mut().expect("present until commit")
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
+        self.writer().write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        self.writer().flush()
     }
 }
 
