@@ -265,13 +265,15 @@ fn missing_required_columns_are_fatal_before_any_row() {
 #[test]
 fn all_valid_and_header_only_inputs_exit_zero() {
     let sandbox = Sandbox::new();
+    // A row of empty cells at the end is a blank row; the empty line after
+    // it ends the file and is not a row.
     sandbox.write(
         "orders.csv",
-        format!("{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\n"),
+        format!("{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\n,,,,,,,,,,,,\n\n"),
     );
     let run = sandbox.run(&["validate", "orders.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(rows(&sandbox.summary()), (1, 1, 0, 0));
+    assert_eq!(rows(&sandbox.summary()), (1, 1, 0, 1));
     assert_eq!(
         sandbox.read_csv_output("out/rejected.csv").lines().count(),
         1,

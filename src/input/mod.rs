@@ -283,28 +283,19 @@ impl RowSource {
 
     /// The next non-blank data row, or `None` at the end of the input.
     pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>, InputError> {
-        let mut blanks = 0;
-        let mut last_line = None;
-        loop {
-            // Re-borrowing per iteration keeps the returned row's borrow
-            // limited to the final call.
-            let blank = match self.next_raw()? {
-                None => break,
-                Some(row) => {
-                    last_line = Some(row.line);
-                    row.is_blank()
-                }
-            };
-            if !blank {
-                break;
+        let found = loop {
+            match self.next_raw()? {
+                None => break false,
+                Some(row) if row.is_blank() => self.blank_rows += 1,
+                Some(_) => break true,
             }
-            blanks += 1;
-        }
-        self.blank_rows += blanks + self.skipped_lines();
-        if last_line.is_none() {
+        };
+        self.blank_rows += self.skipped_lines();
+        if !found {
             return Ok(None);
         }
-        // The row just read is still in the source's buffer.
+        // Re-borrowed here: returning the row from inside the loop would
+        // hold `self` borrowed across iterations.
         Ok(match &self.source {
             Source::Csv(csv) => csv.current(),
             Source::Xlsx(xlsx) => xlsx.current(),
