@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use rust_xlsxwriter::{Format, Formula, Workbook};
+use rust_xlsxwriter::{Format, Formula, Workbook, Worksheet};
 
 const BOM: &str = "\u{feff}";
 
@@ -291,6 +291,18 @@ fn all_valid_and_header_only_inputs_exit_zero() {
     run.expect_fatal(&["no header row"]);
 }
 
+/// Text cells of one sheet row, by column.
+fn write_texts(sheet: &mut Worksheet, row: u32, cells: &[(u16, &str)]) {
+    for &(col, value) in cells {
+        sheet.write_string(row, col, value).unwrap();
+    }
+}
+
+/// Request ID, customs code and merchant: the text cells every order has.
+fn order_cells<'a>(id: &'a str, customs: &'a str) -> [(u16, &'a str); 4] {
+    [(1, id), (2, customs), (3, "M1"), (4, "Shop")]
+}
+
 /// Writes an XLSX export with typed cells: IDs as numbers (the classic
 /// Excel corruption), date cells, booleans and an error cell.
 fn write_typed_workbook(path: &Path) {
@@ -321,46 +333,35 @@ fn write_typed_workbook(path: &Path) {
     let effective = chrono::NaiveDate::from_ymd_opt(2015, 3, 1).unwrap();
     // Row 2: a valid row with a 15-digit numeric ID, a boolean and a date.
     sheet.write_number(1, 0, 202_611_220_000_001.0).unwrap();
-    sheet.write_string(1, 1, "D1").unwrap();
-    sheet.write_string(1, 2, "ZONGSHU").unwrap();
-    sheet.write_string(1, 3, "M1").unwrap();
-    sheet.write_string(1, 4, "Shop").unwrap();
+    write_texts(sheet, 1, &order_cells("D1", "ZONGSHU"));
     sheet.write_number(1, 5, 12800.0).unwrap();
     sheet.write_boolean(1, 6, false).unwrap();
-    sheet.write_string(1, 8, "ID_CARD").unwrap();
-    sheet.write_string(1, 9, "440305198511114568").unwrap();
-    sheet.write_string(1, 10, "王五").unwrap();
+    write_texts(
+        sheet,
+        1,
+        &[(8, "ID_CARD"), (9, "440305198511114568"), (10, "王五")],
+    );
     sheet
         .write_datetime_with_format(1, 11, effective, &date)
         .unwrap();
     // Row 3 left blank; row 4: a 24-digit payment ID stored as a number.
     sheet.write_number(3, 0, 2.021_081_2e23).unwrap();
-    sheet.write_string(3, 1, "D4").unwrap();
-    sheet.write_string(3, 2, "ZONGSHU").unwrap();
-    sheet.write_string(3, 3, "M1").unwrap();
-    sheet.write_string(3, 4, "Shop").unwrap();
+    write_texts(sheet, 3, &order_cells("D4", "ZONGSHU"));
     sheet.write_number(3, 5, 100.0).unwrap();
     sheet.write_boolean(3, 6, true).unwrap();
-    sheet.write_string(3, 7, "R4").unwrap();
+    write_texts(sheet, 3, &[(7, "R4")]);
     // Row 5: an ID card number stored as a number, and an error cell amount.
-    sheet.write_string(4, 0, "P5").unwrap();
-    sheet.write_string(4, 1, "D5").unwrap();
-    sheet.write_string(4, 2, "NINGBO").unwrap();
-    sheet.write_string(4, 3, "M1").unwrap();
-    sheet.write_string(4, 4, "Shop").unwrap();
+    write_texts(sheet, 4, &[(0, "P5")]);
+    write_texts(sheet, 4, &order_cells("D5", "NINGBO"));
     sheet
         .write_formula(4, 5, Formula::new("=NA()").set_result("#N/A"))
         .unwrap();
     sheet.write_boolean(4, 6, false).unwrap();
-    sheet.write_string(4, 8, "ID_CARD").unwrap();
+    write_texts(sheet, 4, &[(8, "ID_CARD"), (10, "王五")]);
     sheet.write_number(4, 9, 440_305_198_511_114_560.0).unwrap();
-    sheet.write_string(4, 10, "王五").unwrap();
     // Row 6: a fractional amount that a sum left as 12.300000000000002.
-    sheet.write_string(5, 0, "P6").unwrap();
-    sheet.write_string(5, 1, "D6").unwrap();
-    sheet.write_string(5, 2, "ZONGSHU").unwrap();
-    sheet.write_string(5, 3, "M1").unwrap();
-    sheet.write_string(5, 4, "Shop").unwrap();
+    write_texts(sheet, 5, &[(0, "P6")]);
+    write_texts(sheet, 5, &order_cells("D6", "ZONGSHU"));
     sheet
         .write_number(5, 5, f64::from_bits(12.3f64.to_bits() + 1))
         .unwrap();
