@@ -550,3 +550,40 @@ fn a_decoding_error_deep_in_the_file_names_its_line() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn keygen_writes_a_pair_that_openssl_reads_and_never_overwrites() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["keygen", "keys", "--name", "merchant"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let private = sandbox.path("keys/merchant_private.pem");
+    let public = sandbox.path("keys/merchant_public.pem");
+    let private_text = std::fs::read_to_string(&private).unwrap();
+    assert!(private_text.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        std::fs::read_to_string(&public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+    assert!(
+        !run.stdout.contains("BEGIN"),
+        "key material is never printed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "private key readable by its owner only");
+    }
+    let check = Command::new("openssl")
+        .args(["rsa", "-in", private.to_str().unwrap(), "-check", "-noout"])
+        .output()
+        .expect("openssl");
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("RSA key ok"),
+        "{check:?}"
+    );
+    let run = sandbox.run(&["keygen", "keys", "--name", "merchant"]);
+    run.expect_fatal(&["already exists"]);
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), private_text);
+}

@@ -2,6 +2,7 @@
 //! with an `exec` that returns the process exit code. `main.rs` only parses,
 //! sets up logging and maps a fatal error to exit code 1.
 
+pub mod keygen;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Read and check every row; send nothing; write rejected.csv and summary.json.
     Validate(validate::ValidateOpts),
+    /// Write an RSA-2048 key pair: DIR/NAME_private.pem and DIR/NAME_public.pem.
+    Keygen(keygen::KeygenOpts),
 }
 
 impl Cli {
@@ -29,6 +32,7 @@ impl Cli {
     pub fn exec(self) -> anyhow::Result<u8> {
         match self.command {
             Command::Validate(opts) => opts.exec(self.quiet),
+            Command::Keygen(opts) => opts.exec(self.quiet),
         }
     }
 }
