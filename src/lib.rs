@@ -3,6 +3,7 @@
 //! The binary is a thin shell over this library; see `cmd` for the
 //! subcommands and `exit` for the exit codes users' scripts rely on.
 
+pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod exit;
@@ -10,4 +11,5 @@ pub mod fields;
 pub mod input;
 pub mod protocol;
 pub mod report;
+pub mod sandbox;
 pub mod validate;

@@ -1,0 +1,268 @@
+//! The declare API client: one pooled reqwest (rustls) client that signs
+//! each body as it is (the bytes signed are the bytes sent), sends it with a
+//! timeout, and classifies whatever comes back. Transport failures become
+//! Unknown outcomes with their own codes (`TIMEOUT`, `CONNECTION_ERROR`),
+//! so that the run retries them with the same ID and bytes.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{FixedOffset, Utc};
+use reqwest::Url;
+
+use crate::config::Config;
+use crate::protocol::keys::{KeyError, load_private_key, load_public_key};
+use crate::protocol::{
+    DECLARE_PATH, DeclareOutcome, MessageSigner, MessageVerifier, ReceivedResponse, classify,
+};
+
+/// Why the API settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("[api] {key} is not set (config file or {env})")]
+    Missing {
+        key: &'static str,
+        env: &'static str,
+    },
+    #[error("[api] endpoint \"{endpoint}\" is not a URL: {message}")]
+    BadEndpoint { endpoint: String, message: String },
+    #[error(
+        "[api] endpoint \"{endpoint}\" uses plain http:// to a host that is not loopback; use \
+         https:// (http:// is allowed only for 127.0.0.0/8, ::1 and localhost)"
+    )]
+    PlainHttp { endpoint: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Everything needed to call the API, built once before any row is sent.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub base: Url,
+    pub client_id: String,
+    pub signer: MessageSigner,
+    pub verifier: Option<MessageVerifier>,
+    pub timeout: Duration,
+}
+
+/// Whether plain http:// may be used to `url`'s host.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Parses an endpoint, refusing plain http:// except to loopback.
+pub fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
+    let url = Url::parse(endpoint).map_err(|e| ClientError::BadEndpoint {
+        endpoint: endpoint.to_owned(),
+        message: e.to_string(),
+    })?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(ClientError::PlainHttp {
+            endpoint: endpoint.to_owned(),
+        }),
+        other => Err(ClientError::BadEndpoint {
+            endpoint: endpoint.to_owned(),
+            message: format!("scheme {other}: is not http or https"),
+        }),
+    }
+}
+
+impl ApiSettings {
+    /// Reads `[api]`: endpoint, client ID, keys (loaded now, so that a bad
+    /// key stops the run before any row), timeout.
+    pub fn from_config(config: &Config) -> Result<ApiSettings, ClientError> {
+        let api = &config.api;
+        let endpoint = api.endpoint.as_deref().ok_or(ClientError::Missing {
+            key: "endpoint",
+            env: "no environment variable",
+        })?;
+        let client_id = api.client_id.clone().ok_or(ClientError::Missing {
+            key: "client_id",
+            env: "DECLARE_CLIENT_ID",
+        })?;
+        let private_key: &PathBuf = api.private_key.as_ref().ok_or(ClientError::Missing {
+            key: "private_key",
+            env: "DECLARE_PRIVATE_KEY",
+        })?;
+        let signer = MessageSigner::new(load_private_key(private_key)?, api.key_version.clone());
+        let verifier = match &api.alipay_public_key {
+            Some(path) => Some(MessageVerifier::new(load_public_key(path)?)),
+            None => None,
+        };
+        Ok(ApiSettings {
+            base: parse_endpoint(endpoint)?,
+            client_id,
+            signer,
+            verifier,
+            timeout: Duration::from_millis(api.timeout_ms),
+        })
+    }
+}
+
+/// `Request-Time`: now, in China Standard Time, with milliseconds.
+pub fn request_time() -> String {
+    let beijing = FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    Utc::now()
+        .with_timezone(&beijing)
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
+/// A connection pool to one endpoint.
+#[derive(Debug, Clone)]
+pub struct DeclareClient {
+    http: reqwest::Client,
+    url: Url,
+    settings: ApiSettings,
+}
+
+impl DeclareClient {
+    pub fn new(settings: ApiSettings) -> Result<DeclareClient, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let mut url = settings.base.clone();
+        let joined = format!("{}{}", url.path().trim_end_matches('/'), DECLARE_PATH);
+        url.set_path(&joined);
+        Ok(DeclareClient {
+            http,
+            url,
+            settings,
+        })
+    }
+
+    /// The full URL declares go to.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Signs and sends one declare body; never fails, only classifies.
+    pub async fn declare(&self, body: &[u8]) -> DeclareOutcome {
+        let time = request_time();
+        let signature = self.settings.signer.signature_header(
+            DECLARE_PATH,
+            &self.settings.client_id,
+            &time,
+            body,
+        );
+        let sent = self
+            .http
+            .post(self.url.clone())
+            .header("Content-Type", "application/json; charset=UTF-8")
+            .header("Client-Id", &self.settings.client_id)
+            .header("Request-Time", &time)
+            .header("Signature", signature)
+            .body(body.to_vec())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return transport_outcome(&error),
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (client_id, response_time, signature) = (
+            header("Client-Id"),
+            header("Response-Time"),
+            header("Signature"),
+        );
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(error) => return transport_outcome(&error),
+        };
+        let received = ReceivedResponse {
+            status,
+            client_id: client_id.as_deref(),
+            response_time: response_time.as_deref(),
+            signature: signature.as_deref(),
+            body: &body,
+        };
+        classify(DECLARE_PATH, &received, self.settings.verifier.as_ref())
+    }
+}
+
+fn transport_outcome(error: &reqwest::Error) -> DeclareOutcome {
+    let message = error_chain(error);
+    if error.is_timeout() {
+        DeclareOutcome::unknown("TIMEOUT", format!("no answer in time: {message}"))
+    } else {
+        DeclareOutcome::unknown("CONNECTION_ERROR", format!("the request failed: {message}"))
+    }
+}
+
+/// An error and its causes on one line: reqwest's own message alone rarely
+/// says what happened ("error sending request").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://open-sea-global.alipayplus.com",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:9",
+            "http://LOCALHOST:80/base",
+        ] {
+            assert!(parse_endpoint(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://10.0.0.1",
+            "http://example.com",
+            "http://127.0.0.1.example.com",
+        ] {
+            assert!(
+                matches!(parse_endpoint(refused), Err(ClientError::PlainHttp { .. })),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            parse_endpoint("ftp://127.0.0.1"),
+            Err(ClientError::BadEndpoint { .. })
+        ));
+        assert!(matches!(
+            parse_endpoint("sandbox"),
+            Err(ClientError::BadEndpoint { .. })
+        ));
+    }
+
+    #[test]
+    fn request_time_is_iso_8601_with_offset() {
+        let time = request_time();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&time).is_ok(),
+            "{time}"
+        );
+        assert!(time.ends_with("+08:00"), "{time}");
+    }
+}

@@ -1,0 +1,407 @@
+//! The sandbox's books: which declarations succeeded, under which request
+//! ID, for which order at which customs, and how much of each payment has
+//! been declared. Only S answers are recorded, so a failed declaration
+//! leaves nothing behind. Implements the declare spec's idempotency and its
+//! retransmission rule.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::payments::Payments;
+use crate::protocol::{Amount, DeclareRequest, DeclareResponse};
+
+/// A recorded successful declaration.
+#[derive(Debug, Clone)]
+pub struct Declaration {
+    pub request: DeclareRequest,
+    pub response: DeclareResponse,
+    pub amount: u64,
+    last_call: Instant,
+    pub sequence: u64,
+}
+
+/// Everything the sandbox has accepted.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    by_request_id: HashMap<String, Declaration>,
+    /// (customs code, order) → request ID that declared it.
+    orders: HashMap<(String, String), String>,
+    /// paymentRequestId → accumulated declared fen.
+    declared: HashMap<String, u64>,
+    sequence: u64,
+}
+
+fn failed(code: &str, message: &str) -> DeclareResponse {
+    DeclareResponse::result("F", code, message)
+}
+
+fn order_key(request: &DeclareRequest) -> (String, String) {
+    (
+        request.customs.customs_code.to_ascii_uppercase(),
+        request.declaration_order_id().to_owned(),
+    )
+}
+
+/// Whether `new` differs from `old` only where a retransmission may change
+/// things: merchant code and name, customs code, amount.
+fn only_retransmittable_changes(old: &DeclareRequest, new: &DeclareRequest) -> bool {
+    let mut normalised = new.clone();
+    normalised.merchant_customs_info = old.merchant_customs_info.clone();
+    normalised.customs.customs_code = old.customs.customs_code.clone();
+    normalised.declaration_amount = old.declaration_amount.clone();
+    normalised == *old
+}
+
+impl Ledger {
+    /// Answers one declare request (already checked for PARAM_ILLEGAL).
+    pub fn declare(
+        &mut self,
+        request: DeclareRequest,
+        payments: &Payments,
+        now: Instant,
+        retransmit_window: Duration,
+    ) -> DeclareResponse {
+        let amount: u64 = request
+            .declaration_amount
+            .value
+            .parse()
+            .expect("checked before: a natural number");
+        let id = request.customs_declaration_request_id.clone();
+        if self.by_request_id.contains_key(&id) {
+            return self.repeat(request, amount, payments, now, retransmit_window);
+        }
+        let Some(payment) = payments.get(&request.payment_request_id) else {
+            return failed("ORDER_NOT_EXIST", "The order doesn't exist.");
+        };
+        match payment.status.as_str() {
+            "OK" => {}
+            "ACCESS_DENIED" => return failed("ACCESS_DENIED", "Access is denied."),
+            "USER_STATUS_ABNORMAL" => {
+                return failed("USER_STATUS_ABNORMAL", "The user status is abnormal.");
+            }
+            "PROCESS_FAIL" => {
+                return failed(
+                    "PROCESS_FAIL",
+                    "A general business failure occurred. Do not retry.",
+                );
+            }
+            _ => {
+                return failed(
+                    "INVALID_ORDER_STATUS",
+                    "The order status is invalid for this operation.",
+                );
+            }
+        }
+        if self.orders.contains_key(&order_key(&request)) {
+            return failed(
+                "DUPLICATED_DECLARATION",
+                "An order can only be declared once at the same customs.",
+            );
+        }
+        let already = self
+            .declared
+            .get(&request.payment_request_id)
+            .copied()
+            .unwrap_or(0);
+        if already + amount > payment.amount {
+            return failed(
+                "DECLARED_AMOUNT_EXCEED_LIMIT",
+                "The accumulated declared amount exceeds the total transaction amount.",
+            );
+        }
+        self.sequence += 1;
+        let identity = request.buyer_certificate.as_ref().map(|certificate| {
+            let name_matches = certificate
+                .holder_name
+                .as_ref()
+                .is_none_or(|name| name.full_name == payment.payer_name);
+            if certificate
+                .certificate_no
+                .eq_ignore_ascii_case(&payment.payer_certificate_no)
+                && name_matches
+            {
+                "CHECK_PASSED".to_owned()
+            } else {
+                "CHECK_NOT_PASSED".to_owned()
+            }
+        });
+        let response = DeclareResponse {
+            psp_payment_id: Some(format!(
+                "20{:022}",
+                xxh3_64(request.payment_request_id.as_bytes()) % 10u64.pow(18)
+            )),
+            psp_declaration_request_id: Some(format!("2026{:024}", self.sequence)),
+            psp_customs_code: Some("31222699S7".to_owned()),
+            clearing_transaction_id: Some(format!(
+                "{:024}",
+                xxh3_64(id.as_bytes()) % 10u64.pow(18)
+            )),
+            clearing_channel: Some("CUP".to_owned()),
+            psp_order_amount: Some(Amount {
+                currency: "CNY".to_owned(),
+                value: payment.amount.to_string(),
+            }),
+            identity_check_result: identity,
+            ..DeclareResponse::result("S", "SUCCESS", "Success")
+        };
+        *self
+            .declared
+            .entry(request.payment_request_id.clone())
+            .or_default() += amount;
+        self.orders.insert(order_key(&request), id.clone());
+        self.by_request_id.insert(
+            id,
+            Declaration {
+                request,
+                response: response.clone(),
+                amount,
+                last_call: now,
+                sequence: self.sequence,
+            },
+        );
+        response
+    }
+
+    /// A request ID seen before: idempotent answer, retransmission, or
+    /// REPEAT_REQ_INCONSISTENT.
+    fn repeat(
+        &mut self,
+        request: DeclareRequest,
+        amount: u64,
+        payments: &Payments,
+        now: Instant,
+        window: Duration,
+    ) -> DeclareResponse {
+        let id = request.customs_declaration_request_id.clone();
+        let existing = self.by_request_id.get_mut(&id).expect("caller checked");
+        let since_last = now.saturating_duration_since(existing.last_call);
+        existing.last_call = now;
+        if existing.request == request {
+            return existing.response.clone();
+        }
+        if since_last < window || !only_retransmittable_changes(&existing.request, &request) {
+            return failed(
+                "REPEAT_REQ_INCONSISTENT",
+                "Repeated requests are inconsistent.",
+            );
+        }
+        // A retransmission: the new amount replaces the old one.
+        let old_key = order_key(&existing.request);
+        let new_key = order_key(&request);
+        if new_key != old_key && self.orders.contains_key(&new_key) {
+            return failed(
+                "DUPLICATED_DECLARATION",
+                "An order can only be declared once at the same customs.",
+            );
+        }
+        let limit = payments
+            .get(&request.payment_request_id)
+            .map_or(0, |payment| payment.amount);
+        let total = self
+            .declared
+            .get(&request.payment_request_id)
+            .copied()
+            .unwrap_or(0);
+        let replaced = total - existing.amount + amount;
+        if replaced > limit {
+            return failed(
+                "DECLARED_AMOUNT_EXCEED_LIMIT",
+                "The accumulated declared amount exceeds the total transaction amount.",
+            );
+        }
+        self.declared
+            .insert(request.payment_request_id.clone(), replaced);
+        existing.amount = amount;
+        existing.request = request;
+        let response = existing.response.clone();
+        self.orders.remove(&old_key);
+        self.orders.insert(new_key, id);
+        response
+    }
+
+    /// The recorded declaration under a request ID.
+    pub fn get(&self, request_id: &str) -> Option<&Declaration> {
+        self.by_request_id.get(request_id)
+    }
+
+    /// Fen declared so far against a payment.
+    pub fn declared_amount(&self, payment_request_id: &str) -> u64 {
+        self.declared.get(payment_request_id).copied().unwrap_or(0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_request_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_request_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Customs, MerchantCustomsInfo};
+
+    fn payments() -> Payments {
+        Payments::read(
+            "paymentRequestId,amount,payerCertificateNo,payerName,status\n\
+             P1,1000,11010519491231002X,张三,OK\nP2,500,,,CLOSED\nP3,500,,,ACCESS_DENIED\n"
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn request(id: &str, payment: &str, amount: u64) -> DeclareRequest {
+        DeclareRequest {
+            payment_request_id: payment.into(),
+            customs_declaration_request_id: id.into(),
+            customs: Customs {
+                customs_code: "ZONGSHU".into(),
+                region: "CN".into(),
+            },
+            merchant_customs_info: MerchantCustomsInfo {
+                merchant_customs_code: "M".into(),
+                merchant_customs_name: "N".into(),
+            },
+            declaration_amount: Amount {
+                currency: "CNY".into(),
+                value: amount.to_string(),
+            },
+            is_split: "false".into(),
+            reference_order_id: None,
+            buyer_certificate: None,
+        }
+    }
+
+    fn code(response: &DeclareResponse) -> &str {
+        &response.result.result_code
+    }
+
+    #[test]
+    fn payments_orders_and_amounts() {
+        let (mut ledger, payments, now, window) = (
+            Ledger::default(),
+            payments(),
+            Instant::now(),
+            Duration::from_secs(300),
+        );
+        let mut declare = |r: DeclareRequest| ledger.declare(r, &payments, now, window);
+        assert_eq!(code(&declare(request("D0", "P9", 1))), "ORDER_NOT_EXIST");
+        assert_eq!(
+            code(&declare(request("D0", "P2", 1))),
+            "INVALID_ORDER_STATUS"
+        );
+        assert_eq!(code(&declare(request("D0", "P3", 1))), "ACCESS_DENIED");
+        assert_eq!(
+            code(&declare(request("D0", "P1", 1001))),
+            "DECLARED_AMOUNT_EXCEED_LIMIT"
+        );
+        let first = declare(request("D1", "P1", 600));
+        assert_eq!(code(&first), "SUCCESS");
+        // Same order, same customs, another ID.
+        assert_eq!(
+            code(&declare(request("D2", "P1", 100))),
+            "DUPLICATED_DECLARATION"
+        );
+        // Split parts of the payment accumulate against its amount.
+        let mut part = request("D3", "P1", 300);
+        part.is_split = "true".into();
+        part.reference_order_id = Some("R1".into());
+        assert_eq!(code(&declare(part.clone())), "SUCCESS");
+        let mut over = part.clone();
+        over.customs_declaration_request_id = "D4".into();
+        over.reference_order_id = Some("R2".into());
+        over.declaration_amount.value = "101".into();
+        assert_eq!(code(&declare(over)), "DECLARED_AMOUNT_EXCEED_LIMIT");
+        // An identical repeat gets the first answer again.
+        assert_eq!(declare(request("D1", "P1", 600)), first);
+        assert_eq!(ledger.declared_amount("P1"), 900);
+        assert_eq!(ledger.len(), 2, "failures leave nothing behind");
+    }
+
+    #[test]
+    fn retransmission_replaces_the_amount_after_the_window() {
+        let (mut ledger, payments) = (Ledger::default(), payments());
+        let window = Duration::from_secs(1);
+        let start = Instant::now();
+        let first = ledger.declare(request("D1", "P1", 600), &payments, start, window);
+        assert_eq!(code(&first), "SUCCESS");
+        let mut changed = request("D1", "P1", 900);
+        changed.merchant_customs_info.merchant_customs_name = "Renamed".into();
+        // Within the window: inconsistent.
+        let early = ledger.declare(
+            changed.clone(),
+            &payments,
+            start + Duration::from_millis(500),
+            window,
+        );
+        assert_eq!(code(&early), "REPEAT_REQ_INCONSISTENT");
+        // The early call counts as the last call: wait a full window again.
+        let late = start + Duration::from_millis(1600);
+        assert_eq!(
+            ledger.declare(changed.clone(), &payments, late, window),
+            first
+        );
+        assert_eq!(ledger.declared_amount("P1"), 900, "replaced, not added");
+        // A change outside the retransmittable fields is never accepted.
+        let mut other = changed.clone();
+        other.payment_request_id = "P2".into();
+        let much_later = late + Duration::from_secs(10);
+        assert_eq!(
+            code(&ledger.declare(other, &payments, much_later, window)),
+            "REPEAT_REQ_INCONSISTENT"
+        );
+        // A retransmission may not exceed the payment either.
+        let mut too_much = changed;
+        too_much.declaration_amount.value = "1001".into();
+        let later_still = much_later + Duration::from_secs(10);
+        assert_eq!(
+            code(&ledger.declare(too_much, &payments, later_still, window)),
+            "DECLARED_AMOUNT_EXCEED_LIMIT"
+        );
+        assert_eq!(ledger.declared_amount("P1"), 900);
+    }
+
+    #[test]
+    fn identity_check_against_the_payer() {
+        let (mut ledger, payments, now, window) = (
+            Ledger::default(),
+            payments(),
+            Instant::now(),
+            Duration::from_secs(300),
+        );
+        let with_buyer = |id: &str, order: &str, name: &str| {
+            let mut r = request(id, "P1", 10);
+            r.is_split = "true".into();
+            r.reference_order_id = Some(order.into());
+            r.buyer_certificate = Some(crate::protocol::BuyerCertificate {
+                certificate_type: "ID_CARD".into(),
+                certificate_no: "11010519491231002X".into(),
+                holder_name: Some(crate::protocol::HolderName {
+                    first_name: None,
+                    middle_name: None,
+                    last_name: None,
+                    full_name: name.into(),
+                }),
+                effective_date: None,
+                expire_date: None,
+            });
+            r
+        };
+        let passed = ledger.declare(with_buyer("D1", "R1", "张三"), &payments, now, window);
+        assert_eq!(
+            passed.identity_check_result.as_deref(),
+            Some("CHECK_PASSED")
+        );
+        let not_passed = ledger.declare(with_buyer("D2", "R2", "李四"), &payments, now, window);
+        assert_eq!(
+            not_passed.identity_check_result.as_deref(),
+            Some("CHECK_NOT_PASSED")
+        );
+        let none = ledger.declare(request("D3", "P1", 10), &payments, now, window);
+        assert_eq!(none.identity_check_result, None);
+    }
+}
