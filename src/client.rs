@@ -151,12 +151,13 @@ impl DeclareClient {
     /// Signs and sends one declare body; never fails, only classifies.
     pub async fn declare(&self, body: &[u8]) -> DeclareOutcome {
         let time = request_time();
-        let signature = self.settings.signer.signature_header(
-            DECLARE_PATH,
-            &self.settings.client_id,
-            &time,
-            body,
-        );
+        // Signed over the path actually requested: the API path, after any
+        // prefix the endpoint has.
+        let path = self.url.path().to_owned();
+        let signature =
+            self.settings
+                .signer
+                .signature_header(&path, &self.settings.client_id, &time, body);
         let sent = self
             .http
             .post(self.url.clone())
@@ -195,7 +196,7 @@ impl DeclareClient {
             signature: signature.as_deref(),
             body: &body,
         };
-        classify(DECLARE_PATH, &received, self.settings.verifier.as_ref())
+        classify(&path, &received, self.settings.verifier.as_ref())
     }
 }
 

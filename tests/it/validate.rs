@@ -1,90 +1,11 @@
-//! Integration tests: the real `declare-batch` binary on fixture files each
-//! test writes into its own temporary folder.
+//! `declare-batch validate` and `keygen` on fixture files each test writes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use rust_xlsxwriter::{Format, Formula, Workbook, Worksheet};
 
-const BOM: &str = "\u{feff}";
-
-/// A fresh folder to run the binary in.
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Exit code 1 with a message on stderr naming each of `needles`.
-    fn expect_fatal(&self, needles: &[&str]) {
-        assert_eq!(self.code, 1, "{}", self.stderr);
-        for needle in needles {
-            assert!(
-                self.stderr.contains(needle),
-                "no {needle:?} in: {}",
-                self.stderr
-            );
-        }
-    }
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox {
-            dir: tempfile::tempdir().expect("temporary folder"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).expect("write fixture");
-        path
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let output: Output = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("DECLARE_CLIENT_ID")
-            .env_remove("DECLARE_PRIVATE_KEY")
-            .output()
-            .expect("run declare-batch");
-        Run {
-            code: output.status.code().expect("exit code"),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// A CSV output: must start with a BOM; returned without it.
-    fn read_csv_output(&self, name: &str) -> String {
-        let text = std::fs::read_to_string(self.path(name)).expect("output file");
-        text.strip_prefix(BOM)
-            .unwrap_or_else(|| panic!("{name} must start with a UTF-8 BOM"))
-            .to_owned()
-    }
-
-    fn summary(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.path("out/summary.json")).expect("summary.json");
-        assert!(!text.starts_with(BOM), "summary.json has no BOM");
-        serde_json::from_str(&text).expect("summary.json is JSON")
-    }
-}
-
-fn rows(summary: &serde_json::Value) -> (u64, u64, u64, u64) {
-    let rows = &summary["rows"];
-    let get = |key: &str| rows[key].as_u64().expect("count");
-    (get("read"), get("valid"), get("rejected"), get("blank"))
-}
+use crate::common::{BOM, Workdir, rows};
 
 const HEADER: &str = "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
 merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
@@ -94,7 +15,7 @@ buyerCertificate.holderName.lastName,note";
 
 #[test]
 fn utf8_csv_rejections_are_reported_exactly() {
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     let lines = [
         HEADER,
         "P1,D1,ZONGSHU,M1,Shop One,100,false,,ID_CARD,11010519491231002x,张三,,ok",
@@ -111,8 +32,8 @@ fn utf8_csv_rejections_are_reported_exactly() {
         "Two\",100,false,,,,,,two lines",
         "P14,D14,hangzhou,M1,Shop One,100,true,R14,,,,,",
     ];
-    sandbox.write("orders.csv", lines.join("\n") + "\n");
-    let run = sandbox.run(&["validate", "orders.csv"]);
+    work.write("orders.csv", lines.join("\n") + "\n");
+    let run = work.run(&["validate", "orders.csv"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let expected = [
         "row,field,error,paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
@@ -143,10 +64,10 @@ code (ZONGSHU, ZHENGZHOU, NINGBO, SHANGHAI_CBT); declare to ZONGSHU for district
 list (Hangzhou, Guangzhou, Tianjin, …)\",P14,D14,hangzhou,M1,Shop One,100,true,R14,,,,,",
     ];
     assert_eq!(
-        sandbox.read_csv_output("out/rejected.csv"),
+        work.read_csv_output("out/rejected.csv"),
         expected.join("\n") + "\n"
     );
-    let summary = sandbox.summary();
+    let summary = work.summary();
     // Lines 4 (all empty cells) and 5 (empty) are blank; line 12-13 is one
     // record, valid, as are lines 2 and 3.
     assert_eq!(rows(&summary), (10, 3, 7, 2));
@@ -162,7 +83,7 @@ list (Hangzhou, Guangzhou, Tianjin, …)\",P14,D14,hangzhou,M1,Shop One,100,true
 
 #[test]
 fn bom_and_crlf_line_endings_and_header_whitespace() {
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     let text = format!(
         "{BOM} paymentRequestId ,customsDeclarationRequestId,customs.customsCode,\
 merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
@@ -170,10 +91,10 @@ declarationAmount.value,isSplit\r\n\
 P1,D1,ZONGSHU,M1,店铺,100,否\r\n\r\n\r\n\
 P2,D2,ZONGSHU,M1,店铺,-5,是\r\n"
     );
-    sandbox.write("orders.csv", text);
-    let run = sandbox.run(&["validate", "orders.csv", "--out", "result"]);
+    work.write("orders.csv", text);
+    let run = work.run(&["validate", "orders.csv", "--out", "result"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let rejected = sandbox.read_csv_output("result/rejected.csv");
+    let rejected = work.read_csv_output("result/rejected.csv");
     assert_eq!(
         rejected,
         "row,field,error,paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
@@ -189,14 +110,14 @@ a split order is declared under its referenceOrderId\",P2,D2,ZONGSHU,M1,店铺,-
 /// maps its Chinese headers.
 #[test]
 fn gb18030_export_with_chinese_headers() {
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     let text = "支付单号,报关流水号,海关编码,商户备案号,商户名称,金额(元),是否拆单,子订单号,证件号码,姓名\r\n\
                 P1,D1,宁波,M1,杭州优选,\"¥1,280.00\",否,,,\r\n\
                 P2,D2,NINGBO,M1,杭州优选,12.345,否,,,\r\n\
                 P3,D3,NINGBO,M1,杭州优选,99.9,是,R3,310115199003071239,李四\r\n";
     let (bytes, _, _) = encoding_rs::GB18030.encode(text);
-    sandbox.write("orders.csv", &bytes);
-    sandbox.write(
+    work.write("orders.csv", &bytes);
+    work.write(
         "gbk.toml",
         "[input]\namount_unit = \"yuan\"\n\
          [columns]\n\"paymentRequestId\" = \"支付单号\"\n\"customsDeclarationRequestId\" = \"报关流水号\"\n\
@@ -206,10 +127,10 @@ fn gb18030_export_with_chinese_headers() {
          \"buyerCertificate.certificateNo\" = \"证件号码\"\n\"buyerCertificate.holderName.fullName\" = \"姓名\"\n\
          [defaults]\n\"buyerCertificate.certificateType\" = \"ID_CARD\"\n",
     );
-    let run = sandbox.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
+    let run = work.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(
-        sandbox.read_csv_output("out/rejected.csv"),
+        work.read_csv_output("out/rejected.csv"),
         "row,field,error,支付单号,报关流水号,海关编码,商户备案号,商户名称,金额(元),是否拆单,子订单号,证件号码,姓名\n\
 2,customs.customsCode,\"海关编码 (customs.customsCode): \"\"宁波\"\" is not an accepted customs code \
 (ZONGSHU, ZHENGZHOU, NINGBO, SHANGHAI_CBT); declare to ZONGSHU for districts not in this list \
@@ -217,38 +138,38 @@ fn gb18030_export_with_chinese_headers() {
 3,declarationAmount.value,\"金额(元) (declarationAmount.value): \"\"12.345\"\" has more than two \
 decimal places; an amount in yuan is exact to the fen\",P2,D2,NINGBO,M1,杭州优选,12.345,否,,,\n"
     );
-    let summary = sandbox.summary();
+    let summary = work.summary();
     assert_eq!(summary["encoding"], "gb18030");
     assert_eq!(rows(&summary), (3, 1, 2, 0));
 }
 
 #[test]
 fn utf8_with_a_few_bad_bytes_is_refused_naming_the_line() {
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     let mut bytes =
         format!("{HEADER}\nP1,D1,ZONGSHU,M1,杭州优选跨境贸易,100,false,,,,,,\n").into_bytes();
     bytes.extend_from_slice(b"P2,D2,ZONGSHU,M1,\xE6\x9D\xAD\xFF,100,false,,,,,,\n");
-    sandbox.write("orders.csv", &bytes);
-    let run = sandbox.run(&["validate", "orders.csv"]);
+    work.write("orders.csv", &bytes);
+    let run = work.run(&["validate", "orders.csv"]);
     run.expect_fatal(&["orders.csv, line 3", "not"]);
     assert!(
-        !sandbox.path("out/rejected.csv").exists(),
+        !work.path("out/rejected.csv").exists(),
         "nothing is written for a fatal input"
     );
     // Forcing UTF-8 still refuses, naming the line.
-    sandbox.write("utf8.toml", "[input]\nencoding = \"utf-8\"\n");
-    let run = sandbox.run(&["validate", "orders.csv", "--config", "utf8.toml"]);
+    work.write("utf8.toml", "[input]\nencoding = \"utf-8\"\n");
+    let run = work.run(&["validate", "orders.csv", "--config", "utf8.toml"]);
     run.expect_fatal(&["line 3", "UTF-8"]);
 }
 
 #[test]
 fn missing_required_columns_are_fatal_before_any_row() {
-    let sandbox = Sandbox::new();
-    sandbox.write(
+    let work = Workdir::new();
+    work.write(
         "orders.csv",
         "支付单号,customsDeclarationRequestId,customs.customsCode,isSplit\nP1,D1,ZONGSHU,false\n",
     );
-    let run = sandbox.run(&["validate", "orders.csv"]);
+    let run = work.run(&["validate", "orders.csv"]);
     run.expect_fatal(&[
         "orders.csv",
         "paymentRequestId",
@@ -264,30 +185,30 @@ fn missing_required_columns_are_fatal_before_any_row() {
 
 #[test]
 fn all_valid_and_header_only_inputs_exit_zero() {
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     // A row of empty cells at the end is a blank row; the empty line after
     // it ends the file and is not a row.
-    sandbox.write(
+    work.write(
         "orders.csv",
         format!("{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\n,,,,,,,,,,,,\n\n"),
     );
-    let run = sandbox.run(&["validate", "orders.csv"]);
+    let run = work.run(&["validate", "orders.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(rows(&sandbox.summary()), (1, 1, 0, 1));
+    assert_eq!(rows(&work.summary()), (1, 1, 0, 1));
     assert_eq!(
-        sandbox.read_csv_output("out/rejected.csv").lines().count(),
+        work.read_csv_output("out/rejected.csv").lines().count(),
         1,
         "only the header"
     );
 
-    sandbox.write("empty.csv", format!("{HEADER}\n"));
-    let run = sandbox.run(&["validate", "empty.csv", "--quiet"]);
+    work.write("empty.csv", format!("{HEADER}\n"));
+    let run = work.run(&["validate", "empty.csv", "--quiet"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "", "--quiet prints nothing");
-    assert_eq!(rows(&sandbox.summary()), (0, 0, 0, 0));
+    assert_eq!(rows(&work.summary()), (0, 0, 0, 0));
 
-    sandbox.write("nothing.csv", "");
-    let run = sandbox.run(&["validate", "nothing.csv"]);
+    work.write("nothing.csv", "");
+    let run = work.run(&["validate", "nothing.csv"]);
     run.expect_fatal(&["no header row"]);
 }
 
@@ -371,21 +292,21 @@ fn write_typed_workbook(path: &Path) {
 
 #[test]
 fn xlsx_typed_cells_are_converted_or_refused() {
-    let sandbox = Sandbox::new();
-    write_typed_workbook(&sandbox.path("orders.xlsx"));
-    sandbox.write(
+    let work = Workdir::new();
+    write_typed_workbook(&work.path("orders.xlsx"));
+    work.write(
         "yuan.toml",
         "[input]\namount_unit = \"yuan\"\nsheet = \"Notes\"\n",
     );
 
     // The first sheet holds no orders: the mapping error names what it found.
-    let run = sandbox.run(&["validate", "orders.xlsx"]);
+    let run = work.run(&["validate", "orders.xlsx"]);
     run.expect_fatal(&["\"not the orders\""]);
 
-    let run = sandbox.run(&["validate", "orders.xlsx", "--sheet", "Orders"]);
+    let run = work.run(&["validate", "orders.xlsx", "--sheet", "Orders"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(
-        sandbox.read_csv_output("out/rejected.csv"),
+        work.read_csv_output("out/rejected.csv"),
         "row,field,error,paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
 merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
 declarationAmount.value,isSplit,referenceOrderId,buyerCertificate.certificateType,\
@@ -402,14 +323,14 @@ or re-export the IDs\",P5,D5,NINGBO,M1,Shop,#N/A,false,,ID_CARD,4.40305198511115
 (digits only, e.g. 1234 for ¥12.34); it looks like yuan: set [input] amount_unit = \"\"yuan\"\"\",\
 P6,D6,ZONGSHU,M1,Shop,12.3,false,,,,,\n"
     );
-    let summary = sandbox.summary();
+    let summary = work.summary();
     assert_eq!(rows(&summary), (4, 1, 3, 1));
     assert_eq!(summary["sheet"], "Orders");
     assert_eq!(summary["format"], "xlsx");
 
     // In yuan, 12.300000000000002 is exactly ¥12.30; the config's sheet is
     // overridden by --sheet.
-    let run = sandbox.run(&[
+    let run = work.run(&[
         "validate",
         "orders.xlsx",
         "--config",
@@ -418,35 +339,35 @@ P6,D6,ZONGSHU,M1,Shop,12.3,false,,,,,\n"
         "Orders",
     ]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let rejected = sandbox.read_csv_output("out/rejected.csv");
+    let rejected = work.read_csv_output("out/rejected.csv");
     assert!(!rejected.contains("\n6,"), "{rejected}");
-    assert_eq!(rows(&sandbox.summary()), (4, 2, 2, 1));
+    assert_eq!(rows(&work.summary()), (4, 2, 2, 1));
 
-    let run = sandbox.run(&["validate", "orders.xlsx", "--sheet", "Sheet9"]);
+    let run = work.run(&["validate", "orders.xlsx", "--sheet", "Sheet9"]);
     run.expect_fatal(&["no sheet named \"Sheet9\"", "Notes, Orders"]);
 }
 
 #[test]
 fn usage_errors_exit_two_and_version_prints() {
-    let sandbox = Sandbox::new();
-    assert_eq!(sandbox.run(&["validate"]).code, 2);
-    assert_eq!(sandbox.run(&["frobnicate"]).code, 2);
-    let run = sandbox.run(&["--version"]);
+    let work = Workdir::new();
+    assert_eq!(work.run(&["validate"]).code, 2);
+    assert_eq!(work.run(&["frobnicate"]).code, 2);
+    let run = work.run(&["--version"]);
     assert_eq!(run.code, 0);
     assert_eq!(
         run.stdout.trim(),
         format!("declare-batch {}", env!("CARGO_PKG_VERSION"))
     );
-    let run = sandbox.run(&["validate", "orders.txt"]);
+    let run = work.run(&["validate", "orders.txt"]);
     run.expect_fatal(&["neither a .csv nor a .xlsx"]);
 }
 
 #[test]
 fn bad_config_is_fatal_and_names_the_file() {
-    let sandbox = Sandbox::new();
-    sandbox.write("orders.csv", format!("{HEADER}\n"));
-    sandbox.write("bad.toml", "[columns]\n\"customsCode\" = \"海关\"\n");
-    let run = sandbox.run(&["validate", "orders.csv", "--config", "bad.toml"]);
+    let work = Workdir::new();
+    work.write("orders.csv", format!("{HEADER}\n"));
+    work.write("bad.toml", "[columns]\n\"customsCode\" = \"海关\"\n");
+    let run = work.run(&["validate", "orders.csv", "--config", "bad.toml"]);
     run.expect_fatal(&["bad.toml", "customsCode"]);
 }
 
@@ -454,7 +375,7 @@ fn bad_config_is_fatal_and_names_the_file() {
 #[test]
 fn samples_validate_as_the_readme_says() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     for (input, config) in [
         ("samples/orders.csv", None),
         ("samples/orders.xlsx", None),
@@ -470,10 +391,10 @@ fn samples_validate_as_the_readme_says() {
             ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = sandbox.run(&args);
+        let run = work.run(&args);
         assert_eq!(run.code, 3, "{input:?}: {}", run.stderr);
-        assert_eq!(rows(&sandbox.summary()), (25, 20, 5, 1), "{input:?}");
-        let rejected = sandbox.read_csv_output("out/rejected.csv");
+        assert_eq!(rows(&work.summary()), (25, 20, 5, 1), "{input:?}");
+        let rejected = work.read_csv_output("out/rejected.csv");
         let rejected_rows: Vec<&str> = rejected
             .lines()
             .skip(1)
@@ -488,7 +409,7 @@ fn samples_validate_as_the_readme_says() {
 /// earliest row, whichever thread checked it.
 #[test]
 fn many_rows_keep_their_order_and_first_claims() {
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     let mut text = format!("{HEADER}\n");
     for index in 0..3000 {
         // Every row from 1000 on repeats the ID of the row 1000 lines
@@ -499,11 +420,11 @@ fn many_rows_keep_their_order_and_first_claims() {
             "P{index},D{id},ZONGSHU,M1,Shop,{amount},false,,,,,,\n"
         ));
     }
-    sandbox.write("orders.csv", &text);
-    let run = sandbox.run(&["validate", "orders.csv"]);
+    work.write("orders.csv", &text);
+    let run = work.run(&["validate", "orders.csv"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(rows(&sandbox.summary()), (3000, 1000, 2000, 0));
-    let rejected = sandbox.read_csv_output("out/rejected.csv");
+    assert_eq!(rows(&work.summary()), (3000, 1000, 2000, 0));
+    let rejected = work.read_csv_output("out/rejected.csv");
     let mut reader = csv::Reader::from_reader(rejected.as_bytes());
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 2000);
@@ -521,7 +442,7 @@ fn many_rows_keep_their_order_and_first_claims() {
 
 #[test]
 fn a_decoding_error_deep_in_the_file_names_its_line() {
-    let sandbox = Sandbox::new();
+    let work = Workdir::new();
     let mut text = "支付单号,报关流水号\r\n".to_owned();
     // Far more than one 64 KiB decoding chunk, so that the error comes
     // after the outputs were started.
@@ -530,8 +451,8 @@ fn a_decoding_error_deep_in_the_file_names_its_line() {
     }
     let mut bytes = encoding_rs::GB18030.encode(&text).0.into_owned();
     bytes.extend_from_slice(b"\x81\x20,D\r\n");
-    sandbox.write("orders.csv", &bytes);
-    sandbox.write(
+    work.write("orders.csv", &bytes);
+    work.write(
         "gbk.toml",
         "[input]\nencoding = \"gb18030\"\n\
          [columns]\n\"paymentRequestId\" = \"支付单号\"\n\"customsDeclarationRequestId\" = \"报关流水号\"\n\
@@ -540,11 +461,11 @@ fn a_decoding_error_deep_in_the_file_names_its_line() {
          \"merchantCustomsInfo.merchantCustomsName\" = \"Shop\"\n\
          \"declarationAmount.value\" = \"100\"\n\"isSplit\" = \"false\"\n",
     );
-    let run = sandbox.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
+    let run = work.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
     run.expect_fatal(&["line 20002", "GB18030"]);
     assert!(!run.stderr.contains("required fields"), "{}", run.stderr);
     // Part-written outputs are removed, not left as temporary files.
-    let leftovers: Vec<_> = std::fs::read_dir(sandbox.path("out"))
+    let leftovers: Vec<_> = std::fs::read_dir(work.path("out"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name())
         .collect();
@@ -553,11 +474,11 @@ fn a_decoding_error_deep_in_the_file_names_its_line() {
 
 #[test]
 fn keygen_writes_a_pair_that_openssl_reads_and_never_overwrites() {
-    let sandbox = Sandbox::new();
-    let run = sandbox.run(&["keygen", "keys", "--name", "merchant"]);
+    let work = Workdir::new();
+    let run = work.run(&["keygen", "keys", "--name", "merchant"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let private = sandbox.path("keys/merchant_private.pem");
-    let public = sandbox.path("keys/merchant_public.pem");
+    let private = work.path("keys/merchant_private.pem");
+    let public = work.path("keys/merchant_public.pem");
     let private_text = std::fs::read_to_string(&private).unwrap();
     assert!(private_text.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert!(
@@ -583,7 +504,7 @@ fn keygen_writes_a_pair_that_openssl_reads_and_never_overwrites() {
         String::from_utf8_lossy(&check.stdout).contains("RSA key ok"),
         "{check:?}"
     );
-    let run = sandbox.run(&["keygen", "keys", "--name", "merchant"]);
+    let run = work.run(&["keygen", "keys", "--name", "merchant"]);
     run.expect_fatal(&["already exists"]);
     assert_eq!(std::fs::read_to_string(&private).unwrap(), private_text);
 }

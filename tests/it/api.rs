@@ -1,0 +1,480 @@
+//! The client against the real sandbox over loopback TCP: every result code
+//! of the spec, idempotency, retransmission, faults, and signatures that do
+//! not verify.
+
+use std::path::Path;
+use std::time::Duration;
+
+use declare_batch::client::{ApiSettings, DeclareClient, parse_endpoint};
+use declare_batch::protocol::keys::{load_private_key, load_public_key};
+use declare_batch::protocol::{
+    Amount, Customs, DECLARE_PATH, DeclareOutcome, DeclareRequest, MerchantCustomsInfo,
+    MessageSigner, MessageVerifier,
+};
+
+use crate::common::{SandboxProcess, Workdir};
+
+const PAYMENTS: &str = "paymentRequestId,amount,payerCertificateNo,payerName,status\n\
+P-OK,1000,11010519491231002X,张三,OK\n\
+P-SPLIT,1000,,,OK\n\
+P-RETRANSMIT,1000,,,OK\n\
+P-DENIED,1000,,,ACCESS_DENIED\n\
+P-ABNORMAL,1000,,,USER_STATUS_ABNORMAL\n\
+P-FAIL,1000,,,PROCESS_FAIL\n\
+P-CLOSED,1000,,,CLOSED\n";
+
+fn start(work: &Workdir, args: &[&str]) -> SandboxProcess {
+    let payments = work.write("payments.csv", PAYMENTS);
+    let mut all = vec!["--payments", payments.to_str().unwrap()];
+    all.extend_from_slice(args);
+    SandboxProcess::start(work.path("keys"), &all)
+}
+
+/// Settings a correctly configured client would have.
+fn settings(sandbox: &SandboxProcess) -> ApiSettings {
+    ApiSettings {
+        base: parse_endpoint(&sandbox.endpoint).unwrap(),
+        client_id: "SANDBOX_CLIENT".to_owned(),
+        signer: MessageSigner::new(
+            load_private_key(&sandbox.keys.join("client_private.pem")).unwrap(),
+            "1",
+        ),
+        verifier: Some(MessageVerifier::new(
+            load_public_key(&sandbox.keys.join("sandbox_public.pem")).unwrap(),
+        )),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn client(settings: ApiSettings) -> DeclareClient {
+    DeclareClient::new(settings).unwrap()
+}
+
+fn order(id: &str, payment: &str, amount: u64) -> DeclareRequest {
+    DeclareRequest {
+        payment_request_id: payment.into(),
+        customs_declaration_request_id: id.into(),
+        customs: Customs {
+            customs_code: "ZONGSHU".into(),
+            region: "CN".into(),
+        },
+        merchant_customs_info: MerchantCustomsInfo {
+            merchant_customs_code: "M1".into(),
+            merchant_customs_name: "Shop".into(),
+        },
+        declaration_amount: Amount {
+            currency: "CNY".into(),
+            value: amount.to_string(),
+        },
+        is_split: "false".into(),
+        reference_order_id: None,
+        buyer_certificate: None,
+    }
+}
+
+fn split(id: &str, payment: &str, reference: &str, amount: u64) -> DeclareRequest {
+    let mut request = order(id, payment, amount);
+    request.is_split = "true".into();
+    request.reference_order_id = Some(reference.into());
+    request
+}
+
+fn outcome(outcome: &DeclareOutcome) -> (&'static str, String) {
+    (outcome.status(), outcome.code().to_owned())
+}
+
+fn vectors_key() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors/client_private_pkcs8.pem")
+}
+
+/// A raw HTTP call the client would never make; the answer must still be a
+/// signed declare response.
+async fn raw(
+    sandbox: &SandboxProcess,
+    method: reqwest::Method,
+    content_type: &str,
+) -> DeclareOutcome {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{DECLARE_PATH}", sandbox.endpoint))
+        .header("Content-Type", content_type)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (status, id, time, signature) = (
+        response.status().as_u16(),
+        header("Client-Id"),
+        header("Response-Time"),
+        header("Signature"),
+    );
+    assert!(signature.is_some(), "every answer is signed");
+    let body = response.bytes().await.unwrap();
+    let verifier = settings(sandbox).verifier;
+    declare_batch::protocol::classify(
+        DECLARE_PATH,
+        &declare_batch::protocol::ReceivedResponse {
+            status,
+            client_id: id.as_deref(),
+            response_time: time.as_deref(),
+            signature: signature.as_deref(),
+            body: &body,
+        },
+        verifier.as_ref(),
+    )
+}
+
+/// What a row does, who sends it, the body, and the (status, code) expected.
+type Case<'a> = (&'a str, &'a DeclareClient, Vec<u8>, (&'a str, &'a str));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_result_code_of_the_spec_is_reachable() {
+    let work = Workdir::new();
+    let sandbox = start(&work, &[]);
+    let good = client(settings(&sandbox));
+    let with = |change: fn(&mut ApiSettings)| {
+        let mut s = settings(&sandbox);
+        change(&mut s);
+        client(s)
+    };
+    let wrong_client = with(|s| s.client_id = "SOMEONE_ELSE".into());
+    let wrong_key = {
+        let mut s = settings(&sandbox);
+        s.signer = MessageSigner::new(load_private_key(&vectors_key()).unwrap(), "1");
+        client(s)
+    };
+    let unknown_version = {
+        let mut s = settings(&sandbox);
+        s.signer = MessageSigner::new(
+            load_private_key(&sandbox.keys.join("client_private.pem")).unwrap(),
+            "2",
+        );
+        client(s)
+    };
+    let wrong_path = {
+        let mut s = settings(&sandbox);
+        s.base = parse_endpoint(&format!("{}/wrong", sandbox.endpoint)).unwrap();
+        client(s)
+    };
+    let body = |request: DeclareRequest| request.to_body();
+    let illegal = String::from_utf8(order("D-ILLEGAL", "P-OK", 1).to_body())
+        .unwrap()
+        .replace("\"CN\"", "\"US\"")
+        .into_bytes();
+
+    let table: Vec<Case> = vec![
+        (
+            "a declarable order",
+            &good,
+            body(order("D1", "P-OK", 600)),
+            ("S", "SUCCESS"),
+        ),
+        (
+            "same ID, other content",
+            &good,
+            body(order("D1", "P-OK", 700)),
+            ("F", "REPEAT_REQ_INCONSISTENT"),
+        ),
+        (
+            "same order, other ID",
+            &good,
+            body(order("D2", "P-OK", 100)),
+            ("F", "DUPLICATED_DECLARATION"),
+        ),
+        (
+            "more than was paid",
+            &good,
+            body(split("D3", "P-SPLIT", "R1", 1001)),
+            ("F", "DECLARED_AMOUNT_EXCEED_LIMIT"),
+        ),
+        (
+            "unknown payment",
+            &good,
+            body(order("D4", "P-NONE", 1)),
+            ("F", "ORDER_NOT_EXIST"),
+        ),
+        (
+            "payment refused",
+            &good,
+            body(order("D5", "P-DENIED", 1)),
+            ("F", "ACCESS_DENIED"),
+        ),
+        (
+            "payer blocked",
+            &good,
+            body(order("D6", "P-ABNORMAL", 1)),
+            ("F", "USER_STATUS_ABNORMAL"),
+        ),
+        (
+            "business failure",
+            &good,
+            body(order("D7", "P-FAIL", 1)),
+            ("F", "PROCESS_FAIL"),
+        ),
+        (
+            "closed payment",
+            &good,
+            body(order("D8", "P-CLOSED", 1)),
+            ("F", "INVALID_ORDER_STATUS"),
+        ),
+        ("region US", &good, illegal, ("F", "PARAM_ILLEGAL")),
+        (
+            "wrong Client-Id",
+            &wrong_client,
+            body(order("D9", "P-SPLIT", 1)),
+            ("F", "INVALID_CLIENT"),
+        ),
+        (
+            "wrong private key",
+            &wrong_key,
+            body(order("D9", "P-SPLIT", 1)),
+            ("F", "INVALID_SIGNATURE"),
+        ),
+        (
+            "unknown keyVersion",
+            &unknown_version,
+            body(order("D9", "P-SPLIT", 1)),
+            ("F", "KEY_NOT_FOUND"),
+        ),
+        (
+            "wrong URL",
+            &wrong_path,
+            body(order("D9", "P-SPLIT", 1)),
+            ("F", "NO_INTERFACE_DEF"),
+        ),
+    ];
+    for (what, client, body, expected) in table {
+        let got = client.declare(&body).await;
+        assert_eq!(
+            outcome(&got),
+            (expected.0, expected.1.to_owned()),
+            "{what}: {got:?}"
+        );
+    }
+    let got = raw(&sandbox, reqwest::Method::GET, "application/json").await;
+    assert_eq!(outcome(&got), ("F", "METHOD_NOT_SUPPORTED".to_owned()));
+    let got = raw(&sandbox, reqwest::Method::POST, "text/plain").await;
+    assert_eq!(outcome(&got), ("F", "MEDIA_TYPE_NOT_ACCEPTABLE".to_owned()));
+
+    // The two U codes need a sandbox set up for them (same keys).
+    let limited = start(&work, &["--rate-limit", "1"]);
+    let limited_client = client(settings(&limited));
+    let mut codes = Vec::new();
+    for n in 0..20 {
+        let got = limited_client
+            .declare(&order(&format!("L{n}"), "P-SPLIT", 1).to_body())
+            .await;
+        codes.push(outcome(&got));
+        if got.code() == "REQUEST_TRAFFIC_EXCEED_LIMIT" {
+            break;
+        }
+    }
+    assert_eq!(
+        codes.last().unwrap(),
+        &("U", "REQUEST_TRAFFIC_EXCEED_LIMIT".to_owned()),
+        "{codes:?}"
+    );
+    let failing = start(&work, &["--fail-u-before", "1"]);
+    let got = client(settings(&failing))
+        .declare(&order("U1", "P-OK", 1).to_body())
+        .await;
+    assert_eq!(outcome(&got), ("U", "UNKNOWN_EXCEPTION".to_owned()));
+    let stats = failing.stats().await;
+    assert_eq!(stats.by_code["UNKNOWN_EXCEPTION"], 1);
+    assert!(!stats.by_code.contains_key("SUCCESS"), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_repeats_get_the_first_answer_and_count_once() {
+    let work = Workdir::new();
+    let sandbox = start(&work, &[]);
+    let client = client(settings(&sandbox));
+    let body = split("D1", "P-SPLIT", "R1", 600).to_body();
+    let first = client.declare(&body).await;
+    assert_eq!(outcome(&first).0, "S", "{first:?}");
+    let again = client.declare(&body).await;
+    assert_eq!(again, first, "the first answer again");
+    // Declared once: 600 of 1000 is used, so 400 more fits and 401 would not.
+    let rest = client
+        .declare(&split("D2", "P-SPLIT", "R2", 401).to_body())
+        .await;
+    assert_eq!(
+        outcome(&rest),
+        ("F", "DECLARED_AMOUNT_EXCEED_LIMIT".to_owned())
+    );
+    let rest = client
+        .declare(&split("D3", "P-SPLIT", "R3", 400).to_body())
+        .await;
+    assert_eq!(outcome(&rest), ("S", "SUCCESS".to_owned()));
+    let stats = sandbox.stats().await;
+    assert_eq!(stats.requests_per_id["D1"], 2);
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retransmission_replaces_the_declared_amount() {
+    let work = Workdir::new();
+    let sandbox = start(&work, &["--retransmit-window-ms", "1000"]);
+    let client = client(settings(&sandbox));
+    let first = client
+        .declare(&order("D1", "P-RETRANSMIT", 600).to_body())
+        .await;
+    assert_eq!(outcome(&first).0, "S", "{first:?}");
+    let mut corrected = order("D1", "P-RETRANSMIT", 900);
+    corrected.merchant_customs_info.merchant_customs_name = "Shop (corrected)".into();
+    corrected.customs.customs_code = "NINGBO".into();
+    let early = client.declare(&corrected.to_body()).await;
+    assert_eq!(outcome(&early), ("F", "REPEAT_REQ_INCONSISTENT".to_owned()));
+    // The window runs from the last call with this ID.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let retransmitted = client.declare(&corrected.to_body()).await;
+    assert_eq!(retransmitted, first, "the first successful answer again");
+    // 900 replaced 600: 100 more fits (1000), 101 would not. Had the amounts
+    // been added, 600 + 900 would have exceeded the payment already.
+    let over = client
+        .declare(&split("D2", "P-RETRANSMIT", "R2", 101).to_body())
+        .await;
+    assert_eq!(
+        outcome(&over),
+        ("F", "DECLARED_AMOUNT_EXCEED_LIMIT".to_owned())
+    );
+    let fits = client
+        .declare(&split("D3", "P-RETRANSMIT", "R3", 100).to_body())
+        .await;
+    assert_eq!(outcome(&fits), ("S", "SUCCESS".to_owned()));
+}
+
+/// Forwards requests to `target` and flips the declared amount in every
+/// answer, keeping its headers: a man in the middle.
+async fn tampering_proxy(target: String) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+        let target = target.clone();
+        async move {
+            let mut request = reqwest::Client::new().post(format!("{target}{DECLARE_PATH}"));
+            for name in ["Content-Type", "Client-Id", "Request-Time", "Signature"] {
+                if let Some(value) = headers.get(name) {
+                    request = request.header(name, value.to_str().unwrap());
+                }
+            }
+            let response = request.body(body).send().await.unwrap();
+            let mut out = axum::http::Response::builder().status(StatusCode::OK);
+            for name in ["Content-Type", "Client-Id", "Response-Time", "Signature"] {
+                if let Some(value) = response.headers().get(name) {
+                    out = out.header(name, value.to_str().unwrap());
+                }
+            }
+            let text = response.text().await.unwrap();
+            let tampered = text.replace("\"value\":\"1000\"", "\"value\":\"9000\"");
+            assert_ne!(tampered, text, "the proxy changes the answer");
+            out.body(axum::body::Body::from(tampered)).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_answer_is_not_trusted() {
+    let work = Workdir::new();
+    let sandbox = start(&work, &[]);
+    let proxy = tampering_proxy(sandbox.endpoint.clone()).await;
+    let mut through_proxy = settings(&sandbox);
+    through_proxy.base = parse_endpoint(&proxy).unwrap();
+    let body = order("D1", "P-OK", 100).to_body();
+    let got = client(through_proxy).declare(&body).await;
+    assert_eq!(
+        outcome(&got),
+        ("U", "RESPONSE_SIGNATURE_INVALID".to_owned()),
+        "{got:?}"
+    );
+    // The untampered answer to the same request is a signed S: the client
+    // refused only the change.
+    let direct = client(settings(&sandbox)).declare(&body).await;
+    assert_eq!(outcome(&direct), ("S", "SUCCESS".to_owned()));
+    // Without alipay_public_key nothing is verified, so even a tampered
+    // answer is taken as is: the key is what makes answers trustworthy.
+    let mut unverified = settings(&sandbox);
+    unverified.base = parse_endpoint(&proxy).unwrap();
+    unverified.verifier = None;
+    assert_eq!(outcome(&client(unverified).declare(&body).await).0, "S");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_reach_the_client_as_unknown_outcomes() {
+    let work = Workdir::new();
+    let cases: [(&[&str], (&str, &str)); 4] = [
+        (&["--fail-http-500", "1"], ("U", "HTTP_500")),
+        (&["--fail-drop", "1"], ("U", "CONNECTION_ERROR")),
+        (&["--fail-u-after", "1"], ("U", "UNKNOWN_EXCEPTION")),
+        (&["--slow", "1", "--latency-ms", "3000"], ("U", "TIMEOUT")),
+    ];
+    for (args, expected) in cases {
+        let sandbox = start(&work, args);
+        let mut quick = settings(&sandbox);
+        quick.timeout = Duration::from_millis(500);
+        let got = client(quick)
+            .declare(&order("D1", "P-OK", 100).to_body())
+            .await;
+        assert_eq!(
+            outcome(&got),
+            (expected.0, expected.1.to_owned()),
+            "{args:?}: {got:?}"
+        );
+    }
+}
+
+/// Sends the same body until the outcome is not unknown (at most 20
+/// times), as the run does; returns the outcome and the attempts it took.
+async fn until_answered(client: &DeclareClient, body: &[u8]) -> (DeclareOutcome, u32) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let got = client.declare(body).await;
+        if got.status() != "U" || attempts == 20 {
+            return (got, attempts);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_an_unknown_outcome_is_answered_idempotently() {
+    let work = Workdir::new();
+    // Seeded: whether an attempt meets a fault depends only on ID and attempt.
+    let sandbox = start(
+        &work,
+        &[
+            "--fail-u-after",
+            "0.5",
+            "--fail-drop",
+            "0.3",
+            "--seed",
+            "42",
+        ],
+    );
+    let client = client(settings(&sandbox));
+    let (last, attempts) =
+        until_answered(&client, &split("D1", "P-SPLIT", "R1", 1000).to_body()).await;
+    assert_eq!(
+        outcome(&last),
+        ("S", "SUCCESS".to_owned()),
+        "after {attempts} attempts"
+    );
+    let stats = sandbox.stats().await;
+    assert_eq!(stats.requests_per_id["D1"], attempts);
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0);
+    // Recorded once although answered U or cut off before: the whole
+    // payment was declared once, so one more fen does not fit.
+    let more = client
+        .declare(&split("D2", "P-SPLIT", "R2", 1).to_body())
+        .await;
+    assert_eq!(outcome(&more).1, "DECLARED_AMOUNT_EXCEED_LIMIT");
+}

@@ -1,0 +1,133 @@
+//! What every integration test uses: a fresh folder per test and a way to
+//! run the real `declare-batch` binary in it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub const BOM: &str = "\u{feff}";
+
+/// A fresh folder to run the binary in.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Exit code 1 with a message on stderr naming each of `needles`.
+    pub fn expect_fatal(&self, needles: &[&str]) {
+        assert_eq!(self.code, 1, "{}", self.stderr);
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "no {needle:?} in: {}",
+                self.stderr
+            );
+        }
+    }
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().expect("temporary folder"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).expect("write fixture");
+        path
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output: Output = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("DECLARE_CLIENT_ID")
+            .env_remove("DECLARE_PRIVATE_KEY")
+            .output()
+            .expect("run declare-batch");
+        Run {
+            code: output.status.code().expect("exit code"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// A CSV output: must start with a BOM; returned without it.
+    pub fn read_csv_output(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.path(name)).expect("output file");
+        text.strip_prefix(BOM)
+            .unwrap_or_else(|| panic!("{name} must start with a UTF-8 BOM"))
+            .to_owned()
+    }
+
+    pub fn summary(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("out/summary.json")).expect("summary.json");
+        assert!(!text.starts_with(BOM), "summary.json has no BOM");
+        serde_json::from_str(&text).expect("summary.json is JSON")
+    }
+}
+
+pub fn rows(summary: &serde_json::Value) -> (u64, u64, u64, u64) {
+    let rows = &summary["rows"];
+    let get = |key: &str| rows[key].as_u64().expect("count");
+    (get("read"), get("valid"), get("rejected"), get("blank"))
+}
+
+/// `declare-batch sandbox` running as a child process on a loopback port,
+/// killed when dropped.
+pub struct SandboxProcess {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub keys: PathBuf,
+}
+
+impl SandboxProcess {
+    /// Starts the sandbox with keys in `keys` (made if missing) and `args`.
+    pub fn start(keys: PathBuf, args: &[&str]) -> SandboxProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+            .arg("sandbox")
+            .args(["--addr", "127.0.0.1:0", "--keys"])
+            .arg(&keys)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the sandbox");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the sandbox prints its endpoint");
+        let endpoint = line.trim().to_owned();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint:?}");
+        SandboxProcess {
+            child,
+            endpoint,
+            keys,
+        }
+    }
+
+    /// The sandbox's own counts, from `GET /stats`.
+    pub async fn stats(&self) -> declare_batch::sandbox::StatsReport {
+        let url = format!("{}/stats", self.endpoint);
+        reqwest::get(&url).await.unwrap().json().await.unwrap()
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,7 @@
+//! The integration tests, one binary: each runs the real `declare-batch`
+//! (and, for the API, the real sandbox over loopback TCP) on fixtures it
+//! writes into its own temporary folder.
+
+mod api;
+mod common;
+mod validate;
