@@ -14,7 +14,8 @@ use reqwest::Url;
 use crate::config::Config;
 use crate::protocol::keys::{KeyError, load_private_key, load_public_key};
 use crate::protocol::{
-    DECLARE_PATH, DeclareOutcome, MessageSigner, MessageVerifier, ReceivedResponse, classify,
+    DECLARE_PATH, DeclareOutcome, INQUIRE_PATH, InquiryResponse, MessageSigner, MessageVerifier,
+    ReceivedResponse, classify,
 };
 
 /// Why the API settings cannot be used.
@@ -150,17 +151,48 @@ impl DeclareClient {
 
     /// Signs and sends one declare body; never fails, only classifies.
     pub async fn declare(&self, body: &[u8]) -> DeclareOutcome {
+        self.exchange(&self.url, body).await
+    }
+
+    /// Asks for up to 10 declarations by request ID
+    /// (`inquireDeclarationRequests`). `Err` holds the outcome when the
+    /// answer is not a verified success.
+    pub async fn inquire(&self, request_ids: &[&str]) -> Result<InquiryResponse, DeclareOutcome> {
+        let body = serde_json::to_vec(&serde_json::json!({ "declarationRequestIds": request_ids }))
+            .expect("a list of strings serialises");
+        let mut url = self.settings.base.clone();
+        let joined = format!("{}{}", url.path().trim_end_matches('/'), INQUIRE_PATH);
+        url.set_path(&joined);
+        let (outcome, answer) = self.exchange_raw(&url, &body).await;
+        match outcome {
+            DeclareOutcome::Success(_) => serde_json::from_slice(&answer).map_err(|error| {
+                DeclareOutcome::unknown(
+                    "INVALID_RESPONSE",
+                    format!("not an inquiry response: {error}"),
+                )
+            }),
+            other => Err(other),
+        }
+    }
+
+    async fn exchange(&self, url: &Url, body: &[u8]) -> DeclareOutcome {
+        self.exchange_raw(url, body).await.0
+    }
+
+    /// Signs and posts `body` to `url`; returns the classified outcome and
+    /// the answer's bytes.
+    async fn exchange_raw(&self, url: &Url, body: &[u8]) -> (DeclareOutcome, Vec<u8>) {
         let time = request_time();
         // Signed over the path actually requested: the API path, after any
         // prefix the endpoint has.
-        let path = self.url.path().to_owned();
+        let path = url.path();
         let signature =
             self.settings
                 .signer
-                .signature_header(&path, &self.settings.client_id, &time, body);
+                .signature_header(path, &self.settings.client_id, &time, body);
         let sent = self
             .http
-            .post(self.url.clone())
+            .post(url.clone())
             .header("Content-Type", "application/json; charset=UTF-8")
             .header("Client-Id", &self.settings.client_id)
             .header("Request-Time", &time)
@@ -170,7 +202,7 @@ impl DeclareClient {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(error) => return transport_outcome(&error),
+            Err(error) => return (transport_outcome(&error), Vec::new()),
         };
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -185,18 +217,19 @@ impl DeclareClient {
             header("Response-Time"),
             header("Signature"),
         );
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(error) => return transport_outcome(&error),
+        let answer = match response.bytes().await {
+            Ok(answer) => answer.to_vec(),
+            Err(error) => return (transport_outcome(&error), Vec::new()),
         };
         let received = ReceivedResponse {
             status,
             client_id: client_id.as_deref(),
             response_time: response_time.as_deref(),
             signature: signature.as_deref(),
-            body: &body,
+            body: &answer,
         };
-        classify(&path, &received, self.settings.verifier.as_ref())
+        let outcome = classify(path, &received, self.settings.verifier.as_ref());
+        (outcome, answer)
     }
 }
 

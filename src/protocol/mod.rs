@@ -11,7 +11,10 @@ pub mod signing;
 pub use body::{
     Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
 };
-pub use response::{DeclareOutcome, DeclareResponse, ReceivedResponse, ResultInfo, classify};
+pub use response::{
+    DeclarationRecord, DeclareOutcome, DeclareResponse, InquiryResponse, ReceivedResponse,
+    ResultInfo, classify,
+};
 pub use signing::{MessageSigner, MessageVerifier};
 
 /// Path of the declare API, appended to the configured endpoint.

@@ -164,3 +164,39 @@ pub fn classify(
         ),
     }
 }
+
+/// The `inquireDeclarationRequests` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InquiryResponse {
+    pub result: ResultInfo,
+    #[serde(default)]
+    pub declaration_records: Vec<DeclarationRecord>,
+    #[serde(default)]
+    pub declaration_requests_not_found: Vec<String>,
+}
+
+/// One declaration as the inquiry reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeclarationRecord {
+    pub customs_declaration_request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_declaration_request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_payment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customs: Option<super::Customs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant_customs_info: Option<super::MerchantCustomsInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declaration_amount: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_split: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declaration_request_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_time: Option<String>,
+}

@@ -478,3 +478,79 @@ async fn a_retry_after_an_unknown_outcome_is_answered_idempotently() {
         .await;
     assert_eq!(outcome(&more).1, "DECLARED_AMOUNT_EXCEED_LIMIT");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inquiry_reports_recorded_declarations_only() {
+    let work = Workdir::new();
+    let sandbox = start(&work, &[]);
+    let client = client(settings(&sandbox));
+    let declared = client.declare(&order("D1", "P-OK", 250).to_body()).await;
+    assert_eq!(outcome(&declared).0, "S");
+    let refused = client.declare(&order("D2", "P-CLOSED", 1).to_body()).await;
+    assert_eq!(outcome(&refused).0, "F");
+    let inquiry = client.inquire(&["D1", "D2", "NEVER"]).await.unwrap();
+    assert_eq!(inquiry.declaration_records.len(), 1);
+    let record = &inquiry.declaration_records[0];
+    assert_eq!(record.customs_declaration_request_id, "D1");
+    assert_eq!(record.declaration_amount.as_ref().unwrap().value, "250");
+    assert_eq!(
+        record.declaration_request_status.as_deref(),
+        Some("WAITING_FOR_PROCESSING")
+    );
+    let DeclareOutcome::Success(first) = declared else {
+        unreachable!()
+    };
+    assert_eq!(
+        record.psp_declaration_request_id,
+        first.psp_declaration_request_id
+    );
+    assert_eq!(inquiry.declaration_requests_not_found, ["D2", "NEVER"]);
+    let ids: Vec<String> = (0..11).map(|n| format!("D{n}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let too_many = client.inquire(&ids).await.unwrap_err();
+    assert_eq!(outcome(&too_many), ("F", "PARAM_ILLEGAL".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_settings_come_from_the_config_file() {
+    use declare_batch::config::Config;
+    let work = Workdir::new();
+    let sandbox = start(&work, &[]);
+    let config_text = format!(
+        "[api]\nendpoint = \"{}\"\nclient_id = \"SANDBOX_CLIENT\"\n\
+         private_key = \"keys/client_private.pem\"\nalipay_public_key = \"keys/sandbox_public.pem\"\n\
+         timeout_ms = 2500\n",
+        sandbox.endpoint
+    );
+    let path = work.write("declare.toml", &config_text);
+    let settings = ApiSettings::from_config(&Config::load(&path).unwrap()).unwrap();
+    assert_eq!(settings.timeout, Duration::from_millis(2500));
+    assert!(settings.verifier.is_some());
+    let got = client(settings)
+        .declare(&order("D1", "P-OK", 1).to_body())
+        .await;
+    assert_eq!(outcome(&got), ("S", "SUCCESS".to_owned()));
+
+    let no_client = work.write(
+        "no-client.toml",
+        config_text.replace("client_id = \"SANDBOX_CLIENT\"\n", ""),
+    );
+    let error = ApiSettings::from_config(&Config::load(&no_client).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("DECLARE_CLIENT_ID"), "{error}");
+    work.write(
+        "keys/broken.pem",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    let broken = work.write(
+        "broken.toml",
+        config_text.replace("client_private.pem", "broken.pem"),
+    );
+    let error = ApiSettings::from_config(&Config::load(&broken).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("broken.pem"), "{error}");
+    let remote = work.write(
+        "remote.toml",
+        config_text.replace(&sandbox.endpoint, "http://declare.example.com"),
+    );
+    let error = ApiSettings::from_config(&Config::load(&remote).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("https://"), "{error}");
+}
