@@ -10,3 +10,6 @@ pub const FATAL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Finished; some rows failed (F) or were rejected, none is unknown.
 pub const SOME_FAILED: u8 = 3;
+/// Finished, interrupted, or stopped because the endpoint kept failing;
+/// some rows are in `retry.csv`.
+pub const UNFINISHED: u8 = 4;

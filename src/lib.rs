@@ -6,6 +6,7 @@
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod declare;
 pub mod exit;
 pub mod fields;
 pub mod input;

@@ -3,6 +3,7 @@
 //! sets up logging and maps a fatal error to exit code 1.
 
 pub mod keygen;
+pub mod run;
 pub mod sandbox;
 pub mod validate;
 
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Read and check every row; send nothing; write rejected.csv and summary.json.
     Validate(validate::ValidateOpts),
+    /// Validate, then declare every valid row; write results, rejected, retry and summary.
+    Run(run::RunOpts),
     /// Serve a local stand-in for the Alipay+ declare API (nothing is declared for real).
     Sandbox(sandbox::SandboxOpts),
     /// Write an RSA-2048 key pair: DIR/NAME_private.pem and DIR/NAME_public.pem.
@@ -35,6 +38,7 @@ impl Cli {
     pub fn exec(self) -> anyhow::Result<u8> {
         match self.command {
             Command::Validate(opts) => opts.exec(self.quiet),
+            Command::Run(opts) => opts.exec(self.quiet),
             Command::Sandbox(opts) => opts.exec(self.quiet),
             Command::Keygen(opts) => opts.exec(self.quiet),
         }

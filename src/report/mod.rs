@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::input::{RowRef, UTF8_BOM};
+
+mod results;
+
 use crate::validate::Problem;
+pub use results::{RESULT_HEADER, ResultRow, ResultsWriter, write_retry};
 
 /// A file being written under `NAME.tmp`, renamed to `NAME` on commit and
 /// removed if dropped uncommitted (a fatal error part-way through).

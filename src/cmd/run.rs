@@ -1,0 +1,624 @@
+//! `declare-batch run INPUT`: validates every row, declares the valid ones
+//! through the declare API at the configured rate, and leaves
+//! `results.csv`, `rejected.csv`, `retry.csv` and `summary.json`. Without a
+//! config (or with `endpoint = "sandbox"`) it declares to a sandbox started
+//! in-process, so that it can be tried on a fresh machine.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Local;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::client::{ApiSettings, DeclareClient, parse_endpoint};
+use crate::config::Config;
+use crate::declare::{Job, NOT_SENT, RunSettings, Settled, StopReason, Tally, declare_all};
+use crate::exit;
+use crate::input::{InputOptions, OwnedRow, RowSource};
+use crate::protocol::keys::generate_key_pair;
+use crate::protocol::{DeclareOutcome, MessageSigner, MessageVerifier};
+use crate::report::{
+    ProblemTally, RejectedWriter, ResultRow, ResultsWriter, hex, write_json, write_retry,
+};
+use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
+use crate::validate::{ColumnMap, CrossRowIndex, RowRules, Verdict, validate_stream};
+
+#[derive(Debug, clap::Args)]
+pub struct RunOpts {
+    /// The order export: a .csv or .xlsx file.
+    pub input: PathBuf,
+    /// Config file (TOML). Without it, rows are declared to an embedded sandbox.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder for the outputs (created if missing); must not contain INPUT.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// XLSX sheet to read (default: [input] sheet, else the first sheet).
+    #[arg(long)]
+    pub sheet: Option<String>,
+    /// Requests started per second, all attempts included; 0 = no limit.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Requests in flight at most.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Start over in a folder that holds another run: its outputs move to
+    /// OUT/.previous-<timestamp>/.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+/// Output files of a run, which `--fresh` moves aside.
+const OUTPUTS: [&str; 6] = [
+    "results.csv",
+    "results.csv.partial",
+    "rejected.csv",
+    "retry.csv",
+    "summary.json",
+    "run.json",
+];
+
+/// `summary.json` of a run.
+#[derive(Debug, Serialize)]
+struct RunSummary {
+    command: &'static str,
+    input: String,
+    input_sha256: String,
+    endpoint: String,
+    rows: RowCounts,
+    results: StatusCounts,
+    codes: BTreeMap<String, u64>,
+    rejected_by: Vec<crate::report::ProblemCount>,
+    requests_sent: u64,
+    started_at: String,
+    finished_at: String,
+    duration_ms: u128,
+    achieved_rate_per_sec: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped: Option<String>,
+    exit_code: u8,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct RowCounts {
+    read: u64,
+    valid: u64,
+    rejected: u64,
+    blank: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct StatusCounts {
+    #[serde(rename = "S")]
+    success: u64,
+    #[serde(rename = "F")]
+    failed: u64,
+    #[serde(rename = "U")]
+    unknown: u64,
+}
+
+/// `run.json`: what the run in this folder is, so that another run into
+/// it is recognised.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+struct RunRecord {
+    identity: String,
+    input: String,
+}
+
+/// The lock that keeps a second run out of the folder.
+struct OutLock {
+    path: PathBuf,
+}
+
+impl OutLock {
+    fn take(dir: &Path) -> anyhow::Result<OutLock> {
+        let path = dir.join(".lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    writeln!(file, "{}", std::process::id())?;
+                    return Ok(OutLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let holder = holder.trim();
+                    if holder_is_alive(holder) {
+                        bail!(
+                            "{} is in use by another run (process {holder}, lock file {}); wait for it \
+                             or use another --out folder",
+                            dir.display(),
+                            path.display()
+                        );
+                    }
+                    tracing::warn!("removing the stale lock of process {holder}, which is gone");
+                    std::fs::remove_file(&path)?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        }
+        bail!("cannot take the lock {}", path.display())
+    }
+}
+
+impl Drop for OutLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn holder_is_alive(pid: &str) -> bool {
+    match pid.parse::<u32>() {
+        // Without /proc, a lock is taken as held.
+        Ok(pid) => !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists(),
+        Err(_) => false,
+    }
+}
+
+/// The run's identity: the input and what shapes the requests and where
+/// they go.
+fn identity(
+    input_sha256: &str,
+    endpoint: &str,
+    config: &Config,
+    client_id: &str,
+    sheet: &str,
+) -> String {
+    let shape = serde_json::json!({
+        "input_sha256": input_sha256,
+        "endpoint": endpoint,
+        "client_id": client_id,
+        "sheet": sheet,
+        "columns": config.columns,
+        "defaults": config.defaults,
+        "amount_unit": format!("{:?}", config.input.amount_unit),
+    });
+    hex(&Sha256::digest(shape.to_string().as_bytes()))
+}
+
+fn refuse_input_inside_out(input: &Path, out: &Path) -> anyhow::Result<()> {
+    let input =
+        std::fs::canonicalize(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let out = std::fs::canonicalize(out)?;
+    if input.starts_with(&out) {
+        bail!(
+            "--out {} contains the input {}; write each run to a folder of its own, e.g. \
+             declare-batch run {} --out {}-1",
+            out.display(),
+            input.display(),
+            input.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Moves a previous run's outputs to OUT/.previous-<timestamp>/.
+fn move_aside(out: &Path) -> anyhow::Result<()> {
+    let aside = out.join(format!(
+        ".previous-{}",
+        Local::now().format("%Y%m%dT%H%M%S%.3f")
+    ));
+    for name in OUTPUTS {
+        let path = out.join(name);
+        if path.exists() {
+            std::fs::create_dir_all(&aside)?;
+            std::fs::rename(&path, aside.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+fn result_row(settled: &Settled) -> ResultRow {
+    let request = &settled.job.request;
+    let mut row = ResultRow {
+        row: settled.job.row.line,
+        payment_request_id: request.payment_request_id.clone(),
+        customs_declaration_request_id: request.customs_declaration_request_id.clone(),
+        reference_order_id: request.reference_order_id.clone().unwrap_or_default(),
+        customs_code: request.customs.customs_code.clone(),
+        declaration_amount: request.declaration_amount.value.clone(),
+        attempts: settled.job.sent,
+        ..ResultRow::default()
+    };
+    let response = match &settled.outcome {
+        None => {
+            row.result_status = "U".into();
+            row.result_code = NOT_SENT.into();
+            row.result_message = "not sent: the run stopped before this row".into();
+            None
+        }
+        Some(outcome) => {
+            row.result_status = outcome.status().into();
+            row.result_code = outcome.code().into();
+            match outcome {
+                DeclareOutcome::Success(response) => {
+                    row.result_message = response.result.result_message.clone().unwrap_or_default();
+                    Some(response)
+                }
+                DeclareOutcome::Failed {
+                    message, response, ..
+                } => {
+                    row.result_message = message.clone();
+                    Some(response)
+                }
+                DeclareOutcome::Unknown { message, .. } => {
+                    row.result_message = message.clone();
+                    None
+                }
+            }
+        }
+    };
+    if let Some(response) = response {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        row.psp_payment_id = text(&response.psp_payment_id);
+        row.psp_declaration_request_id = text(&response.psp_declaration_request_id);
+        row.psp_customs_code = text(&response.psp_customs_code);
+        row.clearing_channel = text(&response.clearing_channel);
+        row.clearing_transaction_id = text(&response.clearing_transaction_id);
+        row.psp_order_amount = response
+            .psp_order_amount
+            .as_ref()
+            .map(|amount| amount.value.clone())
+            .unwrap_or_default();
+        row.identity_check_result = text(&response.identity_check_result);
+    }
+    row
+}
+
+/// Where the run declares to.
+enum Target {
+    Remote(Box<ApiSettings>),
+    /// The embedded sandbox, with the payments it knows.
+    Embedded(Payments),
+}
+
+/// Everything the outputs need, shared by the validation thread (rejected
+/// rows) and the engine (results).
+struct Outputs {
+    rejected: RejectedWriter,
+    results: ResultsWriter,
+    retry: Vec<OwnedRow>,
+    problems: ProblemTally,
+    codes: BTreeMap<String, u64>,
+    status: StatusCounts,
+}
+
+impl RunOpts {
+    pub fn exec(self, quiet: bool) -> anyhow::Result<u8> {
+        let started_at = Local::now();
+        let clock = Instant::now();
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::without_file(),
+        };
+        let config_path = self.config.as_deref().unwrap_or(Path::new("(no config)"));
+        let settings = config.field_settings(config_path)?;
+        let embedded = self.config.is_none() || config.api.endpoint.as_deref() == Some("sandbox");
+        let target = if embedded {
+            let payments = match &config.sandbox.payments {
+                Some(path) => Payments::load(path).map_err(anyhow::Error::msg)?,
+                None => Payments::read(SAMPLE_PAYMENTS.as_bytes()).map_err(anyhow::Error::msg)?,
+            };
+            Target::Embedded(payments)
+        } else {
+            Target::Remote(Box::new(ApiSettings::from_config(&config)?))
+        };
+        let run_settings = RunSettings {
+            rate_per_sec: self.rate.unwrap_or(config.run.rate_per_sec),
+            burst: config.run.burst,
+            concurrency: self.concurrency.unwrap_or(config.run.concurrency).max(1),
+            max_attempts: config.run.max_attempts.max(1),
+            backoff_base: Duration::from_millis(config.run.backoff_base_ms),
+            breaker_threshold: 20,
+        };
+
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
+        refuse_input_inside_out(&self.input, &self.out)?;
+        let _lock = OutLock::take(&self.out)?;
+
+        let sheet = self.sheet.clone().unwrap_or(config.input.sheet.clone());
+        let options = InputOptions {
+            encoding: config.input.encoding,
+            sheet: sheet.clone(),
+        };
+        let mut source = RowSource::open(&self.input, &options)?;
+        let input_sha256 = hex(&source.sha256()?);
+        let (endpoint_name, client_id) = match &target {
+            Target::Remote(api) => (api.base.to_string(), api.client_id.clone()),
+            Target::Embedded(_) => ("embedded-sandbox".to_owned(), "SANDBOX_CLIENT".to_owned()),
+        };
+        let run_identity = identity(&input_sha256, &endpoint_name, &config, &client_id, &sheet);
+        let record_path = self.out.join("run.json");
+        if let Ok(text) = std::fs::read_to_string(&record_path) {
+            let previous: Option<RunRecord> = serde_json::from_str(&text).ok();
+            let same = previous
+                .as_ref()
+                .is_some_and(|p| p.identity == run_identity);
+            if !same && !self.fresh {
+                bail!(
+                    "{} holds another run (other input, endpoint, client ID, sheet, [columns], \
+                     [defaults] or amount_unit); use another --out folder, or --fresh to move \
+                     its outputs aside and start over",
+                    self.out.display()
+                );
+            }
+        }
+        if self.fresh {
+            move_aside(&self.out)?;
+        }
+        write_json(
+            &record_path,
+            &RunRecord {
+                identity: run_identity,
+                input: self.input.display().to_string(),
+            },
+        )?;
+
+        let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
+            .with_context(|| format!("{}", self.input.display()))?;
+        for warning in warnings {
+            tracing::warn!("{}: {warning}", self.input.display());
+        }
+        let headers = source.headers().to_vec();
+        let rules = RowRules::new(
+            map,
+            config.customs_codes(),
+            config.input.amount_unit,
+            source.expected_width(),
+        );
+        let outputs = Mutex::new(Outputs {
+            rejected: RejectedWriter::create(&self.out.join("rejected.csv"), &headers)?,
+            results: ResultsWriter::create(&self.out)?,
+            retry: Vec::new(),
+            problems: ProblemTally::default(),
+            codes: BTreeMap::new(),
+            status: StatusCounts::default(),
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let (running_sandbox, api) = runtime.block_on(async {
+            match target {
+                Target::Remote(api) => anyhow::Ok((None, *api)),
+                Target::Embedded(payments) => {
+                    let (sandbox, api) = embedded_sandbox(payments, &config).await?;
+                    if !quiet {
+                        eprintln!(
+                            "declare-batch: declaring to the embedded sandbox at {} — nothing is \
+                             declared for real (give --config to declare to Alipay+)",
+                            sandbox.endpoint()
+                        );
+                    }
+                    Ok((Some(sandbox), api))
+                }
+            }
+        })?;
+        let client = DeclareClient::new(api)?;
+        let counts = Mutex::new(RowCounts::default());
+        let progress = Arc::new(Mutex::new(Tally::default()));
+        let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(run_settings.concurrency * 4);
+
+        let (validation, stop) = std::thread::scope(|scope| {
+            let validation = scope.spawn(|| {
+                let workers = std::thread::available_parallelism().map_or(1, usize::from);
+                let result = validate_stream(
+                    &mut source,
+                    &rules,
+                    &mut CrossRowIndex::default(),
+                    workers,
+                    |outcome| -> anyhow::Result<()> {
+                        counts.lock().expect("not poisoned").read += 1;
+                        match outcome.verdict {
+                            Verdict::Valid(valid) => {
+                                counts.lock().expect("not poisoned").valid += 1;
+                                let valid = *valid;
+                                let job = Job::new(valid.request, valid.body, outcome.row);
+                                // The engine drains every row, even after a stop.
+                                jobs_tx
+                                    .blocking_send(job)
+                                    .map_err(|_| anyhow::anyhow!("the run engine stopped"))?;
+                            }
+                            Verdict::Rejected(problems) => {
+                                counts.lock().expect("not poisoned").rejected += 1;
+                                let mut out = outputs.lock().expect("not poisoned");
+                                out.problems.add(&problems);
+                                out.rejected.write(&outcome.row.as_row(), &problems)?;
+                            }
+                        }
+                        Ok(())
+                    },
+                );
+                drop(jobs_tx);
+                counts.lock().expect("not poisoned").blank = source.blank_rows();
+                result
+            });
+            let progress_line = Arc::clone(&progress);
+            let stop = runtime.block_on(async {
+                let reporter = (!quiet).then(|| tokio::spawn(report_progress(progress_line)));
+                let stop = declare_all(&run_settings, client, jobs_rx, |settled, tally| {
+                    *progress.lock().expect("not poisoned") = tally.clone();
+                    let mut out = outputs.lock().expect("not poisoned");
+                    let row = result_row(&settled);
+                    *out.codes.entry(row.result_code.clone()).or_default() += 1;
+                    match row.result_status.as_str() {
+                        "S" => out.status.success += 1,
+                        "F" => out.status.failed += 1,
+                        _ => {
+                            out.status.unknown += 1;
+                            out.retry.push(settled.job.row);
+                        }
+                    }
+                    if let Err(error) = out.results.write(&row) {
+                        tracing::error!("cannot write results.csv: {error}");
+                    }
+                })
+                .await;
+                if let Some(reporter) = reporter {
+                    reporter.abort();
+                }
+                stop
+            });
+            (
+                validation
+                    .join()
+                    .expect("the validation thread does not panic"),
+                stop,
+            )
+        });
+        if let Some(sandbox) = running_sandbox {
+            runtime.block_on(sandbox.stop());
+        }
+
+        let outputs = outputs.into_inner().expect("not poisoned");
+        let counts = counts.into_inner().expect("not poisoned");
+        outputs
+            .rejected
+            .commit()
+            .context("cannot write rejected.csv")?;
+        outputs
+            .results
+            .finish()
+            .context("cannot write results.csv")?;
+        write_retry(&self.out.join("retry.csv"), &headers, outputs.retry)
+            .context("cannot write retry.csv")?;
+        let tally = progress.lock().expect("not poisoned").clone();
+        let exit_code = match (&stop, &validation) {
+            (_, Err(_)) | (Some(StopReason::Configuration(_)), _) => exit::FATAL,
+            _ if outputs.status.unknown > 0 => exit::UNFINISHED,
+            _ if outputs.status.failed > 0 || counts.rejected > 0 => exit::SOME_FAILED,
+            _ => exit::SUCCESS,
+        };
+        let elapsed = clock.elapsed();
+        let summary = RunSummary {
+            command: "run",
+            input: self.input.display().to_string(),
+            input_sha256,
+            endpoint: endpoint_name,
+            rows: counts,
+            results: outputs.status,
+            codes: outputs.codes,
+            rejected_by: outputs.problems.sorted(),
+            requests_sent: tally.requests,
+            started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            finished_at: Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            duration_ms: elapsed.as_millis(),
+            achieved_rate_per_sec: tally.requests as f64 / elapsed.as_secs_f64().max(0.001),
+            stopped: stop.as_ref().map(|reason| match reason {
+                StopReason::Configuration(code) => {
+                    format!("configuration: the API answered {code}")
+                }
+                StopReason::EndpointFailing(n) => {
+                    format!("endpoint failing: {n} unknown outcomes in a row")
+                }
+            }),
+            exit_code,
+        };
+        write_json(&self.out.join("summary.json"), &summary)
+            .context("cannot write summary.json")?;
+        if !quiet {
+            print_summary(&summary, &self.out)?;
+        }
+        validation?;
+        if let Some(StopReason::Configuration(code)) = &stop {
+            bail!(
+                "the API answered {code}, a configuration problem: check [api] client_id, \
+                 private_key, key_version and endpoint (and the public key registered with \
+                 Alipay+); the unsent rows are in {}",
+                self.out.join("retry.csv").display()
+            );
+        }
+        Ok(exit_code)
+    }
+}
+
+/// Starts the embedded sandbox with fresh keys; returns it and the client
+/// settings that reach it.
+async fn embedded_sandbox(
+    payments: Payments,
+    config: &Config,
+) -> anyhow::Result<(RunningSandbox, ApiSettings)> {
+    let (client_key, sandbox_key) =
+        tokio::task::spawn_blocking(|| (generate_key_pair(), generate_key_pair()))
+            .await
+            .context("key generation")?;
+    let settings = SandboxSettings::new(
+        MessageVerifier::new(client_key.to_public_key()),
+        MessageSigner::new(sandbox_key.clone(), "1"),
+        payments,
+    );
+    let sandbox = Arc::new(Sandbox::new(settings));
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let running = RunningSandbox::start(sandbox, addr)
+        .await
+        .context("cannot start the embedded sandbox")?;
+    let api = ApiSettings {
+        base: parse_endpoint(&running.endpoint())?,
+        client_id: "SANDBOX_CLIENT".to_owned(),
+        signer: MessageSigner::new(client_key, "1"),
+        verifier: Some(MessageVerifier::new(sandbox_key.to_public_key())),
+        timeout: Duration::from_millis(config.api.timeout_ms),
+    };
+    Ok((running, api))
+}
+
+/// Without a terminal (cron), one line every 10 s.
+async fn report_progress(progress: Arc<Mutex<Tally>>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(10));
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let tally = progress.lock().expect("not poisoned").clone();
+        eprintln!(
+            "declare-batch: {} rows settled (S {}, F {}, U {}), {} requests sent",
+            tally.settled, tally.success, tally.failed, tally.unknown, tally.requests
+        );
+    }
+}
+
+fn print_summary(summary: &RunSummary, out: &Path) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let rows = &summary.rows;
+    writeln!(
+        stdout,
+        "{}: {} rows read: {} valid, {} rejected; {} blank rows skipped",
+        summary.input, rows.read, rows.valid, rows.rejected, rows.blank
+    )?;
+    writeln!(
+        stdout,
+        "declared to {}: S {}, F {}, U {} ({} requests, {:.1}/s, {:.1} s)",
+        summary.endpoint,
+        summary.results.success,
+        summary.results.failed,
+        summary.results.unknown,
+        summary.requests_sent,
+        summary.achieved_rate_per_sec,
+        summary.duration_ms as f64 / 1000.0
+    )?;
+    for (code, count) in &summary.codes {
+        writeln!(stdout, "  {count:>7}  {code}")?;
+    }
+    if let Some(stopped) = &summary.stopped {
+        writeln!(stdout, "stopped early: {stopped}")?;
+    }
+    writeln!(
+        stdout,
+        "results: {}  rejected: {}  retry: {}",
+        out.join("results.csv").display(),
+        out.join("rejected.csv").display(),
+        out.join("retry.csv").display()
+    )
+}

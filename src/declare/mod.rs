@@ -1,0 +1,356 @@
+//! The batch run's engine. Valid rows arrive over a bounded channel; a
+//! dispatcher hands them to a fixed pool of workers that share one rate
+//! limiter (every attempt takes a token); each worker signs and sends, and
+//! reports the outcome back. Unknown outcomes go back into the queue with a
+//! ready time (exponential backoff with jitter) instead of holding a worker
+//! asleep; F outcomes are final; REQUEST_TRAFFIC_EXCEED_LIMIT slows the run
+//! down without using up the row's attempts. A configuration-level answer
+//! stops the run (the rows stay unknown), and so does an endpoint that keeps
+//! failing (a circuit breaker).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::client::DeclareClient;
+use crate::input::OwnedRow;
+use crate::protocol::{DeclareOutcome, DeclareRequest};
+
+/// Answers that mean the configuration is wrong, not the row: the run
+/// stops and the rows stay unknown, so that a fixed config sends them again.
+pub const CONFIGURATION_CODES: [&str; 7] = [
+    "INVALID_SIGNATURE",
+    "INVALID_CLIENT",
+    "KEY_NOT_FOUND",
+    "ACCESS_DENIED",
+    "NO_INTERFACE_DEF",
+    "METHOD_NOT_SUPPORTED",
+    "MEDIA_TYPE_NOT_ACCEPTABLE",
+];
+
+/// The code of a row that was never sent.
+pub const NOT_SENT: &str = "NOT_SENT";
+
+/// How the run paces and retries.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Requests started per second, all attempts; 0 = no limit.
+    pub rate_per_sec: u32,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    /// Unknown outcomes in a row (traffic limits aside) that stop the run.
+    pub breaker_threshold: u32,
+}
+
+/// A valid row on its way through the run.
+#[derive(Debug)]
+pub struct Job {
+    pub request: DeclareRequest,
+    /// The exact bytes sent on every attempt.
+    pub body: Vec<u8>,
+    pub row: OwnedRow,
+    /// Requests sent for this row, traffic-limit answers included.
+    pub sent: u32,
+    /// Attempts counted against `max_attempts`.
+    pub attempts_used: u32,
+    /// The last unknown answer (code, message), for a row settled without
+    /// a further one.
+    last_unknown: Option<(String, String)>,
+}
+
+impl Job {
+    pub fn new(request: DeclareRequest, body: Vec<u8>, row: OwnedRow) -> Job {
+        Job {
+            request,
+            body,
+            row,
+            sent: 0,
+            attempts_used: 0,
+            last_unknown: None,
+        }
+    }
+}
+
+/// Why the run stopped before declaring everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// A configuration-level answer (the code) from the API.
+    Configuration(String),
+    /// The endpoint failed this many times in a row.
+    EndpointFailing(u32),
+}
+
+/// The end of one row's journey.
+#[derive(Debug)]
+pub struct Settled {
+    pub job: Job,
+    /// The final outcome, or the last unknown one; `None`: never sent.
+    pub outcome: Option<DeclareOutcome>,
+}
+
+/// Slows every worker down after REQUEST_TRAFFIC_EXCEED_LIMIT and lets the
+/// pace recover gradually as answers succeed.
+#[derive(Debug, Default)]
+pub struct Pacing {
+    extra_delay_micros: AtomicU64,
+}
+
+impl Pacing {
+    const MAX: u64 = 5_000_000;
+
+    fn slow_down(&self, interval: Duration) {
+        let floor = (interval.as_micros() as u64).max(10_000);
+        let _ =
+            self.extra_delay_micros
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |current| {
+                    Some((current.max(floor / 2) * 2).min(Self::MAX))
+                });
+    }
+
+    fn recover(&self) {
+        let _ =
+            self.extra_delay_micros
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |current| {
+                    Some(if current < 1_000 { 0 } else { current * 9 / 10 })
+                });
+    }
+
+    fn delay(&self) -> Duration {
+        Duration::from_micros(self.extra_delay_micros.load(Ordering::SeqCst))
+    }
+}
+
+fn limiter(settings: &RunSettings) -> Option<Arc<DefaultDirectRateLimiter>> {
+    let rate = NonZeroU32::new(settings.rate_per_sec)?;
+    let burst = NonZeroU32::new(settings.burst.max(1)).expect("at least 1");
+    Some(Arc::new(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(burst),
+    )))
+}
+
+/// Exponential backoff with jitter: between half and all of
+/// `base * 2^(attempt-1)`, at most a minute.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(Duration::from_secs(60));
+    full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+}
+
+async fn worker(
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    client: DeclareClient,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pacing: Arc<Pacing>,
+    done: mpsc::Sender<(Job, DeclareOutcome)>,
+) {
+    loop {
+        let Some(mut job) = jobs.lock().await.recv().await else {
+            return;
+        };
+        let extra = pacing.delay();
+        if !extra.is_zero() {
+            tokio::time::sleep(extra).await;
+        }
+        if let Some(limiter) = &limiter {
+            limiter.until_ready().await;
+        }
+        job.sent += 1;
+        let outcome = client.declare(&job.body).await;
+        if done.send((job, outcome)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Counts while the run goes, for progress lines and the summary.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub requests: u64,
+    pub settled: u64,
+    pub success: u64,
+    pub failed: u64,
+    pub unknown: u64,
+}
+
+/// Hands settled rows on and keeps the tally.
+struct Settler<F> {
+    settle: F,
+    tally: Tally,
+}
+
+impl<F: FnMut(Settled, &Tally)> Settler<F> {
+    fn settle(&mut self, job: Job, outcome: Option<DeclareOutcome>) {
+        self.tally.settled += 1;
+        match outcome.as_ref().map(DeclareOutcome::status) {
+            Some("S") => self.tally.success += 1,
+            Some("F") => self.tally.failed += 1,
+            _ => self.tally.unknown += 1,
+        }
+        (self.settle)(Settled { job, outcome }, &self.tally);
+    }
+}
+
+/// Declares every job from `rows`, calling `settle` once per row with its
+/// final outcome. Returns why it stopped early, if it did; every row that
+/// arrives is settled either way.
+pub async fn declare_all(
+    settings: &RunSettings,
+    client: DeclareClient,
+    mut rows: mpsc::Receiver<Job>,
+    settle: impl FnMut(Settled, &Tally),
+) -> Option<StopReason> {
+    let mut settler = Settler {
+        settle,
+        tally: Tally::default(),
+    };
+    let concurrency = settings.concurrency.max(1);
+    let (job_tx, job_rx) = mpsc::channel::<Job>(concurrency);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, mut done_rx) = mpsc::channel::<(Job, DeclareOutcome)>(concurrency * 2);
+    let limiter = limiter(settings);
+    let pacing = Arc::new(Pacing::default());
+    let interval = Duration::from_secs(1) / settings.rate_per_sec.max(1);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        workers.spawn(worker(
+            Arc::clone(&job_rx),
+            client.clone(),
+            limiter.clone(),
+            Arc::clone(&pacing),
+            done_tx.clone(),
+        ));
+    }
+    drop(done_tx);
+    let mut job_tx = Some(job_tx);
+
+    let mut ready: VecDeque<Job> = VecDeque::new();
+    let mut delayed: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+    let mut delayed_jobs: std::collections::HashMap<u64, Job> = Default::default();
+    let mut delayed_seq = 0u64;
+    let mut in_flight = 0usize;
+    let mut rows_open = true;
+    let mut stop: Option<StopReason> = None;
+    let mut failures_in_a_row = 0u32;
+
+    loop {
+        let now = Instant::now();
+        while let Some(Reverse((due, key))) = delayed.peek().copied() {
+            if due > now {
+                break;
+            }
+            delayed.pop();
+            ready.push_back(delayed_jobs.remove(&key).expect("queued with its key"));
+        }
+        if stop.is_some() {
+            // Nothing more is sent: settle what waits, keep draining input.
+            for job in ready.drain(..) {
+                let outcome = last_unknown(&job);
+                settler.settle(job, outcome);
+            }
+            for (_, job) in delayed_jobs.drain() {
+                let outcome = last_unknown(&job);
+                settler.settle(job, outcome);
+            }
+            delayed.clear();
+            job_tx = None;
+        }
+        if !rows_open && ready.is_empty() && delayed_jobs.is_empty() && in_flight == 0 {
+            break;
+        }
+        let next_due = delayed.peek().map(|Reverse((due, _))| *due);
+        let can_send = stop.is_none() && !ready.is_empty();
+        let room_for_rows = ready.len() < concurrency * 2;
+        tokio::select! {
+            permit = async { job_tx.as_ref().expect("open while sending").reserve().await }, if can_send && job_tx.is_some() => {
+                if let Ok(permit) = permit {
+                    permit.send(ready.pop_front().expect("checked non-empty"));
+                    in_flight += 1;
+                }
+            }
+            row = rows.recv(), if rows_open && (room_for_rows || stop.is_some()) => {
+                match row {
+                    Some(job) if stop.is_some() => settler.settle(job, None),
+                    Some(job) => ready.push_back(job),
+                    None => rows_open = false,
+                }
+            }
+            answered = done_rx.recv(), if in_flight > 0 => {
+                let Some((mut job, outcome)) = answered else { break };
+                in_flight -= 1;
+                settler.tally.requests += 1;
+                match &outcome {
+                    DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. }
+                        if !CONFIGURATION_CODES.contains(&outcome.code()) =>
+                    {
+                        failures_in_a_row = 0;
+                        pacing.recover();
+                        settler.settle(job, Some(outcome));
+                    }
+                    DeclareOutcome::Failed { code, message, .. } => {
+                        // Configuration-level: the row stays unknown.
+                        stop.get_or_insert(StopReason::Configuration(code.clone()));
+                        let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
+                        settler.settle(job, Some(outcome));
+                    }
+                    DeclareOutcome::Unknown { code, .. } if code == "REQUEST_TRAFFIC_EXCEED_LIMIT" => {
+                        pacing.slow_down(interval);
+                        remember(&mut job, &outcome);
+                        delayed_seq += 1;
+                        delayed.push(Reverse((Instant::now() + pacing.delay(), delayed_seq)));
+                        delayed_jobs.insert(delayed_seq, job);
+                    }
+                    DeclareOutcome::Unknown { .. } => {
+                        failures_in_a_row += 1;
+                        job.attempts_used += 1;
+                        remember(&mut job, &outcome);
+                        if failures_in_a_row >= settings.breaker_threshold {
+                            stop.get_or_insert(StopReason::EndpointFailing(failures_in_a_row));
+                        }
+                        if job.attempts_used >= settings.max_attempts || stop.is_some() {
+                            settler.settle(job, Some(outcome));
+                        } else {
+                            delayed_seq += 1;
+                            let due = Instant::now() + backoff(settings.backoff_base, job.attempts_used);
+                            delayed.push(Reverse((due, delayed_seq)));
+                            delayed_jobs.insert(delayed_seq, job);
+                        }
+                    }
+                    DeclareOutcome::Success(_) => unreachable!("handled by the first arm"),
+                }
+            }
+            _ = async {
+                match next_due {
+                    Some(due) => tokio::time::sleep_until(due.into()).await,
+                    None => std::future::pending().await,
+                }
+            }, if next_due.is_some() && stop.is_none() => {}
+        }
+    }
+    drop(job_tx);
+    while workers.join_next().await.is_some() {}
+    stop
+}
+
+/// Jobs keep their last unknown outcome so that a row settled without a
+/// further answer reports it.
+fn remember(job: &mut Job, outcome: &DeclareOutcome) {
+    if let DeclareOutcome::Unknown { code, message } = outcome {
+        job.last_unknown = Some((code.clone(), message.clone()));
+    }
+}
+
+fn last_unknown(job: &Job) -> Option<DeclareOutcome> {
+    job.last_unknown
+        .as_ref()
+        .map(|(code, message)| DeclareOutcome::unknown(code.clone(), message.clone()))
+}

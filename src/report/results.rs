@@ -1,0 +1,174 @@
+//! `results.csv` and `retry.csv` of a run. Results are appended and flushed
+//! as answers arrive (to `results.csv.partial`, so a crash keeps what was
+//! answered), then sorted by row into `results.csv` through a temporary file
+//! and a rename, so that a kill during the rewrite loses nothing.
+//! `retry.csv` holds the original columns of every row still unknown, under
+//! the input's own headers, so that it can be fed back as it is.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::AtomicFile;
+use crate::input::{OwnedRow, UTF8_BOM};
+
+/// One line of `results.csv`, in the contract's column order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultRow {
+    pub row: u64,
+    pub payment_request_id: String,
+    pub customs_declaration_request_id: String,
+    pub reference_order_id: String,
+    pub customs_code: String,
+    pub declaration_amount: String,
+    pub result_status: String,
+    pub result_code: String,
+    pub result_message: String,
+    pub psp_payment_id: String,
+    pub psp_declaration_request_id: String,
+    pub psp_customs_code: String,
+    pub clearing_channel: String,
+    pub clearing_transaction_id: String,
+    pub psp_order_amount: String,
+    pub identity_check_result: String,
+    pub attempts: u32,
+}
+
+/// Writes `results.csv` as answers arrive and sorts it at the end.
+pub struct ResultsWriter {
+    partial_path: PathBuf,
+    final_path: PathBuf,
+    csv: csv::Writer<BufWriter<File>>,
+    rows: u64,
+}
+
+impl ResultsWriter {
+    pub fn create(dir: &Path) -> io::Result<ResultsWriter> {
+        let partial_path = dir.join("results.csv.partial");
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&partial_path)?;
+        let csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(BufWriter::new(file));
+        Ok(ResultsWriter {
+            partial_path,
+            final_path: dir.join("results.csv"),
+            csv,
+            rows: 0,
+        })
+    }
+
+    /// Appends one result and flushes it to the file.
+    pub fn write(&mut self, result: &ResultRow) -> io::Result<()> {
+        self.csv.serialize(result)?;
+        self.csv.flush()?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Sorts the results by row into `results.csv` (UTF-8 with BOM).
+    pub fn finish(mut self) -> io::Result<()> {
+        self.csv.flush()?;
+        let file = self
+            .csv
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let mut rows: Vec<ResultRow> = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(&self.partial_path)?
+            .deserialize()
+            .collect::<Result<_, _>>()?;
+        rows.sort_by_key(|row| row.row);
+        let mut out = AtomicFile::create(&self.final_path)?;
+        out.write_all(UTF8_BOM)?;
+        let mut csv = csv::Writer::from_writer(out);
+        for row in &rows {
+            csv.serialize(row)?;
+        }
+        if rows.is_empty() {
+            csv.write_record(RESULT_HEADER)?;
+        }
+        csv.into_inner().map_err(|e| e.into_error())?.commit()?;
+        std::fs::remove_file(&self.partial_path)
+    }
+}
+
+/// The header of `results.csv`.
+pub const RESULT_HEADER: [&str; 17] = [
+    "row",
+    "paymentRequestId",
+    "customsDeclarationRequestId",
+    "referenceOrderId",
+    "customsCode",
+    "declarationAmount",
+    "resultStatus",
+    "resultCode",
+    "resultMessage",
+    "pspPaymentId",
+    "pspDeclarationRequestId",
+    "pspCustomsCode",
+    "clearingChannel",
+    "clearingTransactionId",
+    "pspOrderAmount",
+    "identityCheckResult",
+    "attempts",
+];
+
+/// Writes `retry.csv`: the input's headers, then the original cells of
+/// each row given, in row order.
+pub fn write_retry(path: &Path, headers: &[String], mut rows: Vec<OwnedRow>) -> io::Result<()> {
+    rows.sort_by_key(|row| row.line);
+    let mut out = AtomicFile::create(path)?;
+    out.write_all(UTF8_BOM)?;
+    let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(out);
+    csv.write_record(headers)?;
+    for row in &rows {
+        let row = row.as_row();
+        let width = row.len().max(headers.len());
+        let cells: Vec<_> = (0..width).map(|c| row.cell(c).original_text()).collect();
+        csv.write_record(cells.iter().map(|cell| cell.as_bytes()))?;
+    }
+    csv.into_inner().map_err(|e| e.into_error())?.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_sorted_by_row_with_the_contract_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = ResultsWriter::create(dir.path()).unwrap();
+        for row in [12, 3, 7] {
+            writer
+                .write(&ResultRow {
+                    row,
+                    result_status: "S".into(),
+                    attempts: 1,
+                    ..ResultRow::default()
+                })
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+        let text = text.strip_prefix('\u{feff}').unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap(), RESULT_HEADER.join(","));
+        let rows: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(rows, ["3", "7", "12"]);
+        assert!(!dir.path().join("results.csv.partial").exists());
+    }
+}

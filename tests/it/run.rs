@@ -1,0 +1,307 @@
+//! `declare-batch run`: the real binary against the real sandbox over
+//! loopback, judged by the sandbox's own counts and by the output files.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::common::{SandboxProcess, Workdir, rows};
+
+/// A config that points at a running sandbox.
+fn config_for(work: &Workdir, sandbox: &SandboxProcess, name: &str, extra: &str) -> String {
+    let keys = sandbox.keys.display();
+    let text = format!(
+        "[api]\nendpoint = \"{}\"\nclient_id = \"SANDBOX_CLIENT\"\n\
+         private_key = \"{keys}/client_private.pem\"\nalipay_public_key = \"{keys}/sandbox_public.pem\"\n\
+         timeout_ms = 1000\n\n[run]\nrate_per_sec = 0\nconcurrency = 8\nmax_attempts = 3\n\
+         backoff_base_ms = 10\n{extra}\n",
+        sandbox.endpoint
+    );
+    work.write(name, text).display().to_string()
+}
+
+/// An export of `count` declarable orders, with payments to match.
+fn orders(work: &Workdir, count: usize) -> (String, String) {
+    let mut orders = String::from(
+        "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+         merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+         declarationAmount.value,isSplit,note\n",
+    );
+    let mut payments =
+        String::from("paymentRequestId,amount,payerCertificateNo,payerName,status\n");
+    for n in 0..count {
+        orders.push_str(&format!("P{n},D{n},ZONGSHU,M1,Shop,100,false,kept {n}\n"));
+        payments.push_str(&format!("P{n},100,,,OK\n"));
+    }
+    let orders_path = work.write("orders.csv", orders).display().to_string();
+    let payments_path = work.write("payments.csv", payments).display().to_string();
+    (orders_path, payments_path)
+}
+
+/// The rows listed in a CSV output (first column), after its header.
+fn listed_rows(work: &Workdir, name: &str) -> Vec<u64> {
+    let text = work.read_csv_output(name);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    reader
+        .records()
+        .map(|r| r.unwrap()[0].parse().unwrap())
+        .collect()
+}
+
+fn results(work: &Workdir, name: &str) -> Vec<csv::StringRecord> {
+    let text = work.read_csv_output(name);
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn the_samples_run_against_the_embedded_sandbox() {
+    let work = Workdir::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let input = root.join("samples/orders.csv");
+    let run = work.run(&["run", input.to_str().unwrap()]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("embedded sandbox"), "{}", run.stderr);
+    let summary = work.summary();
+    assert_eq!(summary["endpoint"], "embedded-sandbox");
+    assert_eq!(rows(&summary), (25, 20, 5, 1));
+    assert_eq!(summary["results"]["S"], 17);
+    assert_eq!(summary["results"]["F"], 3);
+    assert_eq!(summary["results"]["U"], 0);
+    // Every row exactly once across results and rejected.
+    let mut all: Vec<u64> = listed_rows(&work, "out/results.csv");
+    all.extend(listed_rows(&work, "out/rejected.csv"));
+    all.sort();
+    let expected: Vec<u64> = (2..=27).filter(|&line| line != 14).collect();
+    assert_eq!(all, expected);
+    let results = results(&work, "out/results.csv");
+    let failed: BTreeSet<(&str, &str)> = results
+        .iter()
+        .filter(|r| &r[6] == "F")
+        .map(|r| (&r[1], &r[7]))
+        .collect();
+    assert_eq!(
+        failed,
+        BTreeSet::from([
+            ("PAY202611220009", "INVALID_ORDER_STATUS"),
+            ("PAY202611220012", "DECLARED_AMOUNT_EXCEED_LIMIT"),
+            ("PAY202611220015", "ORDER_NOT_EXIST"),
+        ])
+    );
+    assert_eq!(
+        work.read_csv_output("out/retry.csv").lines().count(),
+        1,
+        "only the header"
+    );
+}
+
+#[test]
+fn faults_end_in_correct_outputs_and_retry_csv_converges() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 120);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--seed",
+            "3",
+            "--fail-u-before",
+            "0.15",
+            "--fail-u-after",
+            "0.1",
+            "--fail-http-500",
+            "0.1",
+            "--fail-drop",
+            "0.05",
+            "--slow",
+            "0.05",
+            "--latency-ms",
+            "1500",
+        ],
+    );
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(
+        run.code, 4,
+        "some rows stay unknown after 3 attempts: {}",
+        run.stderr
+    );
+    let summary = work.summary();
+    let unknown = summary["results"]["U"].as_u64().unwrap();
+    assert!(
+        unknown > 0 && summary["results"]["S"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert_eq!(listed_rows(&work, "out/results.csv").len(), 120);
+    // retry.csv: the U rows of results.csv, with the input's own columns.
+    let retry = work.read_csv_output("out/retry.csv");
+    assert!(retry.starts_with("paymentRequestId,customsDeclarationRequestId,"));
+    assert_eq!(retry.lines().count() as u64 - 1, unknown);
+    assert!(retry.contains(",kept "), "other columns are kept");
+    // Feed retry.csv back until nothing is left.
+    let mut input = work.path("out/retry.csv").display().to_string();
+    let mut round = 0;
+    loop {
+        round += 1;
+        assert!(round < 10, "retry.csv does not converge");
+        let out = format!("retry-{round}");
+        let run = work.run(&["run", &input, "--config", &config, "--out", &out]);
+        assert!(run.code == 0 || run.code == 4, "{}", run.stderr);
+        if run.code == 0 {
+            break;
+        }
+        input = work.path(&format!("{out}/retry.csv")).display().to_string();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stats = runtime.block_on(sandbox.stats());
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0, "one body per ID");
+    assert!(!stats.by_code.contains_key("REPEAT_REQ_INCONSISTENT"));
+    assert!(!stats.by_code.contains_key("DUPLICATED_DECLARATION"));
+    assert_eq!(stats.request_ids, 120);
+}
+
+#[test]
+fn no_second_carries_more_than_the_rate() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 45);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    let run = work.run(&["run", &orders, "--config", &config, "--rate", "15"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stats = runtime.block_on(sandbox.stats());
+    assert_eq!(stats.requests, 45);
+    // The sandbox's seconds are not the client's: allow the one token of
+    // burst at a window's edge.
+    assert!(stats.max_per_second <= 16, "{:?}", stats.per_second);
+}
+
+#[test]
+fn a_wrong_client_key_stops_the_run_with_nothing_final() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 30);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let run = work.run(&["keygen", "other-keys"]);
+    assert_eq!(run.code, 0);
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("{}/client_private.pem", sandbox.keys.display()),
+        &work
+            .path("other-keys/client_private.pem")
+            .display()
+            .to_string(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let run = work.run(&["run", &orders, "--config", &config]);
+    run.expect_fatal(&["INVALID_SIGNATURE", "retry.csv"]);
+    let results = results(&work, "out/results.csv");
+    assert_eq!(results.len(), 30);
+    assert!(results.iter().all(|r| &r[6] == "U"), "nothing final");
+    // All 30 rows can be sent again once the key is fixed.
+    assert_eq!(work.read_csv_output("out/retry.csv").lines().count(), 31);
+    assert_eq!(work.summary()["exit_code"], 1);
+}
+
+#[test]
+fn an_endpoint_that_keeps_failing_stops_the_run() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 200);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &["--payments", &payments, "--fail-http-500", "1"],
+    );
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let summary = work.summary();
+    assert!(
+        summary["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint failing"),
+        "{summary}"
+    );
+    assert!(
+        summary["codes"]["NOT_SENT"].as_u64().unwrap() > 100,
+        "{summary}"
+    );
+    assert_eq!(work.read_csv_output("out/retry.csv").lines().count(), 201);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sent = runtime.block_on(sandbox.stats()).requests;
+    assert!(
+        sent < 100,
+        "the breaker stopped burning rows: {sent} requests"
+    );
+}
+
+#[test]
+fn the_out_folder_is_guarded() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    // INPUT inside --out.
+    std::fs::create_dir_all(work.path("inside")).unwrap();
+    let inside = work.write("inside/orders.csv", std::fs::read(&orders).unwrap());
+    let run = work.run(&[
+        "run",
+        inside.to_str().unwrap(),
+        "--config",
+        &config,
+        "--out",
+        "inside",
+    ]);
+    run.expect_fatal(&["contains the input"]);
+    // A folder locked by a live process.
+    std::fs::create_dir_all(work.path("locked")).unwrap();
+    work.write("locked/.lock", format!("{}\n", std::process::id()));
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "locked"]);
+    run.expect_fatal(&["in use by another run"]);
+    // A stale lock is taken over.
+    work.write("locked/.lock", "999999999\n");
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "locked"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!work.path("locked/.lock").exists(), "the lock is released");
+    // Another run's folder: refused, unless --fresh.
+    let (other, _) = {
+        let text = std::fs::read_to_string(&orders)
+            .unwrap()
+            .replace("Shop", "Shop 2");
+        (work.write("other.csv", text), ())
+    };
+    let run = work.run(&[
+        "run",
+        other.to_str().unwrap(),
+        "--config",
+        &config,
+        "--out",
+        "locked",
+    ]);
+    run.expect_fatal(&["holds another run", "--fresh"]);
+    let run = work.run(&[
+        "run",
+        other.to_str().unwrap(),
+        "--config",
+        &config,
+        "--out",
+        "locked",
+        "--fresh",
+    ]);
+    assert_eq!(
+        run.code, 3,
+        "Shop 2 changes the bodies of known IDs: {}",
+        run.stderr
+    );
+    let aside: Vec<_> = std::fs::read_dir(work.path("locked"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with(".previous-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the old outputs moved aside");
+    assert!(
+        work.path(&format!("locked/{}/results.csv", aside[0]))
+            .exists()
+    );
+}
