@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::client::{ApiSettings, DeclareClient, parse_endpoint};
 use crate::config::Config;
-use crate::declare::{Job, NOT_SENT, RunSettings, Settled, StopReason, Tally, declare_all};
+use crate::declare::{
+    BeforeSend, Job, Journal, NOT_SENT, RunSettings, Settled, StopReason, Tally, declare_all,
+};
 use crate::exit;
 use crate::input::{InputOptions, OwnedRow, RowSource};
 use crate::protocol::keys::generate_key_pair;
@@ -55,7 +57,8 @@ pub struct RunOpts {
 }
 
 /// Output files of a run, which `--fresh` moves aside.
-const OUTPUTS: [&str; 6] = [
+const OUTPUTS: [&str; 7] = [
+    "journal.jsonl",
     "results.csv",
     "results.csv.partial",
     "rejected.csv",
@@ -72,7 +75,13 @@ struct RunSummary {
     input_sha256: String,
     endpoint: String,
     rows: RowCounts,
+    /// Statuses of the whole run, earlier invocations into this folder
+    /// included.
     results: StatusCounts,
+    /// Statuses settled by this invocation (answers and rows not sent).
+    this_invocation: StatusCounts,
+    /// Final outcomes taken from the journal instead of sent again.
+    replayed_from_journal: u64,
     codes: BTreeMap<String, u64>,
     rejected_by: Vec<crate::report::ProblemCount>,
     requests_sent: u64,
@@ -93,7 +102,7 @@ struct RowCounts {
     blank: u64,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 struct StatusCounts {
     #[serde(rename = "S")]
     success: u64,
@@ -293,6 +302,22 @@ struct Outputs {
     problems: ProblemTally,
     codes: BTreeMap<String, u64>,
     status: StatusCounts,
+    replayed: u64,
+}
+
+impl Outputs {
+    /// Records one row's result in results.csv and the counts.
+    fn record(&mut self, row: &ResultRow) {
+        *self.codes.entry(row.result_code.clone()).or_default() += 1;
+        match row.result_status.as_str() {
+            "S" => self.status.success += 1,
+            "F" => self.status.failed += 1,
+            _ => self.status.unknown += 1,
+        }
+        if let Err(error) = self.results.write(row) {
+            tracing::error!("cannot write results.csv: {error}");
+        }
+    }
 }
 
 impl RunOpts {
@@ -359,6 +384,17 @@ impl RunOpts {
         if self.fresh {
             move_aside(&self.out)?;
         }
+        let (journal, replay) = Journal::open(&self.out.join("journal.jsonl"))
+            .with_context(|| format!("cannot open the journal in {}", self.out.display()))?;
+        if !replay.finals.is_empty() && !quiet {
+            eprintln!(
+                "declare-batch: resuming the run in {}: {} rows already have a final answer and \
+                 are not sent again",
+                self.out.display(),
+                replay.finals.len()
+            );
+        }
+        let journal = Arc::new(Mutex::new(journal));
         write_json(
             &record_path,
             &RunRecord {
@@ -386,6 +422,7 @@ impl RunOpts {
             problems: ProblemTally::default(),
             codes: BTreeMap::new(),
             status: StatusCounts::default(),
+            replayed: 0,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -425,8 +462,16 @@ impl RunOpts {
                         match outcome.verdict {
                             Verdict::Valid(valid) => {
                                 counts.lock().expect("not poisoned").valid += 1;
+                                let line = outcome.row.line;
+                                if let Some(result) = replay.finals.get(&line) {
+                                    let mut out = outputs.lock().expect("not poisoned");
+                                    out.replayed += 1;
+                                    out.record(result);
+                                    return Ok(());
+                                }
                                 let valid = *valid;
-                                let job = Job::new(valid.request, valid.body, outcome.row);
+                                let mut job = Job::new(valid.request, valid.body, outcome.row);
+                                job.sent = replay.attempts.get(&line).copied().unwrap_or(0);
                                 // The engine drains every row, even after a stop.
                                 jobs_tx
                                     .blocking_send(job)
@@ -449,23 +494,35 @@ impl RunOpts {
             let progress_line = Arc::clone(&progress);
             let stop = runtime.block_on(async {
                 let reporter = (!quiet).then(|| tokio::spawn(report_progress(progress_line)));
-                let stop = declare_all(&run_settings, client, jobs_rx, |settled, tally| {
-                    *progress.lock().expect("not poisoned") = tally.clone();
-                    let mut out = outputs.lock().expect("not poisoned");
-                    let row = result_row(&settled);
-                    *out.codes.entry(row.result_code.clone()).or_default() += 1;
-                    match row.result_status.as_str() {
-                        "S" => out.status.success += 1,
-                        "F" => out.status.failed += 1,
-                        _ => {
-                            out.status.unknown += 1;
+                let attempt_journal = Arc::clone(&journal);
+                let before_send: BeforeSend = Arc::new(move |job: &Job| {
+                    let mut journal = attempt_journal.lock().expect("not poisoned");
+                    if let Err(error) =
+                        journal.attempt(job.row.line, &job.request.customs_declaration_request_id)
+                    {
+                        tracing::error!("cannot write the journal: {error}");
+                    }
+                });
+                let stop = declare_all(
+                    &run_settings,
+                    client,
+                    before_send,
+                    jobs_rx,
+                    |settled, tally| {
+                        *progress.lock().expect("not poisoned") = tally.clone();
+                        let row = result_row(&settled);
+                        if row.result_status != "U"
+                            && let Err(error) = journal.lock().expect("not poisoned").settled(&row)
+                        {
+                            tracing::error!("cannot write the journal: {error}");
+                        }
+                        let mut out = outputs.lock().expect("not poisoned");
+                        out.record(&row);
+                        if row.result_status == "U" {
                             out.retry.push(settled.job.row);
                         }
-                    }
-                    if let Err(error) = out.results.write(&row) {
-                        tracing::error!("cannot write results.csv: {error}");
-                    }
-                })
+                    },
+                )
                 .await;
                 if let Some(reporter) = reporter {
                     reporter.abort();
@@ -483,6 +540,11 @@ impl RunOpts {
             runtime.block_on(sandbox.stop());
         }
 
+        journal
+            .lock()
+            .expect("not poisoned")
+            .sync()
+            .context("cannot sync the journal")?;
         let outputs = outputs.into_inner().expect("not poisoned");
         let counts = counts.into_inner().expect("not poisoned");
         outputs
@@ -509,6 +571,12 @@ impl RunOpts {
             input_sha256,
             endpoint: endpoint_name,
             rows: counts,
+            this_invocation: StatusCounts {
+                success: tally.success,
+                failed: tally.failed,
+                unknown: tally.unknown,
+            },
+            replayed_from_journal: outputs.replayed,
             results: outputs.status,
             codes: outputs.codes,
             rejected_by: outputs.problems.sorted(),

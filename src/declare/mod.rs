@@ -23,6 +23,10 @@ use crate::client::DeclareClient;
 use crate::input::OwnedRow;
 use crate::protocol::{DeclareOutcome, DeclareRequest};
 
+mod journal;
+
+pub use journal::{Journal, Replay};
+
 /// Answers that mean the configuration is wrong, not the row: the run
 /// stops and the rows stay unknown, so that a fixed config sends them again.
 pub const CONFIGURATION_CODES: [&str; 7] = [
@@ -146,8 +150,12 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
     full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
+/// Called with each job just before its request is sent.
+pub type BeforeSend = Arc<dyn Fn(&Job) + Send + Sync>;
+
 async fn worker(
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    before_send: BeforeSend,
     client: DeclareClient,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pacing: Arc<Pacing>,
@@ -164,6 +172,7 @@ async fn worker(
         if let Some(limiter) = &limiter {
             limiter.until_ready().await;
         }
+        before_send(&job);
         job.sent += 1;
         let outcome = client.declare(&job.body).await;
         if done.send((job, outcome)).await.is_err() {
@@ -206,6 +215,7 @@ impl<F: FnMut(Settled, &Tally)> Settler<F> {
 pub async fn declare_all(
     settings: &RunSettings,
     client: DeclareClient,
+    before_send: BeforeSend,
     mut rows: mpsc::Receiver<Job>,
     settle: impl FnMut(Settled, &Tally),
 ) -> Option<StopReason> {
@@ -224,6 +234,7 @@ pub async fn declare_all(
     for _ in 0..concurrency {
         workers.spawn(worker(
             Arc::clone(&job_rx),
+            Arc::clone(&before_send),
             client.clone(),
             limiter.clone(),
             Arc::clone(&pacing),

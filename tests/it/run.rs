@@ -305,3 +305,99 @@ fn the_out_folder_is_guarded() {
             .exists()
     );
 }
+
+/// IDs whose final S is in the journal.
+fn journaled_successes(work: &Workdir) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(work.path("out/journal.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["t"] == "final" && entry["result"]["resultStatus"] == "S")
+        .map(|entry| {
+            entry["result"]["customsDeclarationRequestId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_at_any_moment_then_a_rerun_sends_no_journaled_success_again() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 150);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--fail-u-after",
+            "0.1",
+            "--seed",
+            "9",
+        ],
+    );
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("rate_per_sec = 0", "rate_per_sec = 60")
+        .replace("max_attempts = 3", "max_attempts = 10");
+    std::fs::write(&config, text).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Each run resumes the one killed before it.
+    let mut journaled = BTreeSet::new();
+    let mut counts_then = std::collections::BTreeMap::new();
+    let check = |journaled: &BTreeSet<String>, then: &std::collections::BTreeMap<String, u32>| {
+        let now = runtime.block_on(sandbox.stats()).requests_per_id;
+        for id in journaled {
+            assert_eq!(now[id], then[id], "{id} was journaled S and sent again");
+        }
+        now
+    };
+    for kill_after in [10, 55, 100] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+            .args(["run", &orders, "--config", &config, "--quiet"])
+            .current_dir(work.path(""))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill once the journal holds this many successes.
+        while journaled_successes(&work).len() < kill_after {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before the kill"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        counts_then = check(&journaled, &counts_then);
+        journaled = journaled_successes(&work);
+    }
+    let run = work.run(&["run", &orders, "--config", &config, "--quiet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    check(&journaled, &counts_then);
+    assert!(work.summary()["replayed_from_journal"].as_u64().unwrap() >= 100);
+    // Once more: everything is journaled now, nothing is sent.
+    let run = work.run(&["run", &orders, "--config", &config, "--quiet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        work.summary()["requests_sent"],
+        0,
+        "everything was journaled"
+    );
+    // Every row exactly once.
+    let mut listed = listed_rows(&work, "out/results.csv");
+    listed.sort();
+    assert_eq!(listed, (2..152).collect::<Vec<u64>>());
+    assert!(
+        results(&work, "out/results.csv")
+            .iter()
+            .all(|r| &r[6] == "S")
+    );
+    let stats = runtime.block_on(sandbox.stats());
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0);
+    assert!(!stats.by_code.contains_key("REPEAT_REQ_INCONSISTENT"));
+    assert!(!stats.by_code.contains_key("DUPLICATED_DECLARATION"));
+    assert!(!work.path("out/.lock").exists());
+}
