@@ -494,6 +494,21 @@ impl RunOpts {
             let progress_line = Arc::clone(&progress);
             let stop = runtime.block_on(async {
                 let reporter = (!quiet).then(|| tokio::spawn(report_progress(progress_line)));
+                let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+                let interrupts = tokio::spawn(async move {
+                    super::interrupt_signal().await;
+                    let _ = interrupt_tx.send(true);
+                    eprintln!(
+                        "declare-batch: interrupted: no new requests; waiting for those in \
+                         flight and writing every output (interrupt again to exit at once)"
+                    );
+                    super::interrupt_signal().await;
+                    eprintln!(
+                        "declare-batch: interrupted again: exiting now; run the same command \
+                         again to resume from the journal"
+                    );
+                    std::process::exit(130);
+                });
                 let attempt_journal = Arc::clone(&journal);
                 let before_send: BeforeSend = Arc::new(move |job: &Job| {
                     let mut journal = attempt_journal.lock().expect("not poisoned");
@@ -507,6 +522,7 @@ impl RunOpts {
                     &run_settings,
                     client,
                     before_send,
+                    interrupt_rx,
                     jobs_rx,
                     |settled, tally| {
                         *progress.lock().expect("not poisoned") = tally.clone();
@@ -527,6 +543,8 @@ impl RunOpts {
                 if let Some(reporter) = reporter {
                     reporter.abort();
                 }
+                // From here a second interrupt should not cut the output files short.
+                interrupts.abort();
                 stop
             });
             (
@@ -592,6 +610,7 @@ impl RunOpts {
                 StopReason::EndpointFailing(n) => {
                     format!("endpoint failing: {n} unknown outcomes in a row")
                 }
+                StopReason::Interrupted => "interrupted".to_owned(),
             }),
             exit_code,
         };

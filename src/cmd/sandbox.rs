@@ -129,26 +129,10 @@ impl SandboxOpts {
                     self.keys.join("sandbox_public.pem").display()
                 );
             }
-            shutdown_signal().await;
+            super::interrupt_signal().await;
             running.stop().await;
             anyhow::Ok(())
         })?;
         Ok(exit::SUCCESS)
     }
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("a SIGTERM handler can be installed");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -91,6 +91,8 @@ pub enum StopReason {
     Configuration(String),
     /// The endpoint failed this many times in a row.
     EndpointFailing(u32),
+    /// SIGINT or SIGTERM.
+    Interrupted,
 }
 
 /// The end of one row's journey.
@@ -216,6 +218,7 @@ pub async fn declare_all(
     settings: &RunSettings,
     client: DeclareClient,
     before_send: BeforeSend,
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
     mut rows: mpsc::Receiver<Job>,
     settle: impl FnMut(Settled, &Tally),
 ) -> Option<StopReason> {
@@ -337,6 +340,11 @@ pub async fn declare_all(
                         }
                     }
                     DeclareOutcome::Success(_) => unreachable!("handled by the first arm"),
+                }
+            }
+            changed = interrupt.changed(), if stop.is_none() => {
+                if changed.is_ok() && *interrupt.borrow() {
+                    stop = Some(StopReason::Interrupted);
                 }
             }
             _ = async {

@@ -401,3 +401,106 @@ fn kill_9_at_any_moment_then_a_rerun_sends_no_journaled_success_again() {
     assert!(!stats.by_code.contains_key("DUPLICATED_DECLARATION"));
     assert!(!work.path("out/.lock").exists());
 }
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn spawn_run(work: &Workdir, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+        .arg("run")
+        .args(args)
+        .current_dir(work.path(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn sigint_stops_new_requests_and_writes_every_output() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 100);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    let mut child = spawn_run(&work, &[&orders, "--config", &config, "--rate", "10"]);
+    while journaled_successes(&work).len() < 5 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the interrupt"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal(&child, "-INT");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let summary = work.summary();
+    assert_eq!(summary["stopped"], "interrupted");
+    let not_sent = summary["codes"]["NOT_SENT"].as_u64().unwrap();
+    assert!(not_sent > 50, "{summary}");
+    // Every row once; the unsent ones are in retry.csv.
+    let mut listed = listed_rows(&work, "out/results.csv");
+    listed.sort();
+    assert_eq!(listed, (2..102).collect::<Vec<u64>>());
+    let unknown = summary["results"]["U"].as_u64().unwrap();
+    assert_eq!(
+        work.read_csv_output("out/retry.csv").lines().count() as u64,
+        unknown + 1
+    );
+    // The same command resumes and finishes.
+    let run = work.run(&["run", &orders, "--config", &config, "--rate", "0"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        runtime
+            .block_on(sandbox.stats())
+            .request_ids_with_distinct_bodies,
+        0
+    );
+}
+
+#[test]
+fn a_second_sigint_exits_at_once_with_130() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 16);
+    // Every answer takes 3 s, so the first interrupt has requests to wait for.
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--slow",
+            "1",
+            "--latency-ms",
+            "3000",
+        ],
+    );
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("timeout_ms = 1000", "timeout_ms = 10000");
+    std::fs::write(&config, text).unwrap();
+    let child = spawn_run(&work, &[&orders, "--config", &config]);
+    while !std::fs::read_to_string(work.path("out/journal.jsonl"))
+        .unwrap_or_default()
+        .contains("attempt")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal(&child, "-INT");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, "-INT");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("resume"), "{stderr}");
+    // The journal is still usable: the same command resumes and finishes.
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
