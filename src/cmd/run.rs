@@ -446,7 +446,7 @@ impl RunOpts {
         })?;
         let client = DeclareClient::new(api)?;
         let counts = Mutex::new(RowCounts::default());
-        let progress = Arc::new(Mutex::new(Tally::default()));
+        let progress = Arc::new(Mutex::new(Progress::default()));
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(run_settings.concurrency * 4);
 
         let (validation, stop) = std::thread::scope(|scope| {
@@ -462,8 +462,10 @@ impl RunOpts {
                         match outcome.verdict {
                             Verdict::Valid(valid) => {
                                 counts.lock().expect("not poisoned").valid += 1;
+                                progress.lock().expect("not poisoned").valid += 1;
                                 let line = outcome.row.line;
                                 if let Some(result) = replay.finals.get(&line) {
+                                    progress.lock().expect("not poisoned").replayed += 1;
                                     let mut out = outputs.lock().expect("not poisoned");
                                     out.replayed += 1;
                                     out.record(result);
@@ -525,7 +527,7 @@ impl RunOpts {
                     interrupt_rx,
                     jobs_rx,
                     |settled, tally| {
-                        *progress.lock().expect("not poisoned") = tally.clone();
+                        progress.lock().expect("not poisoned").tally = tally.clone();
                         let row = result_row(&settled);
                         if row.result_status != "U"
                             && let Err(error) = journal.lock().expect("not poisoned").settled(&row)
@@ -575,7 +577,7 @@ impl RunOpts {
             .context("cannot write results.csv")?;
         write_retry(&self.out.join("retry.csv"), &headers, outputs.retry)
             .context("cannot write retry.csv")?;
-        let tally = progress.lock().expect("not poisoned").clone();
+        let tally = progress.lock().expect("not poisoned").tally.clone();
         let exit_code = match (&stop, &validation) {
             (_, Err(_)) | (Some(StopReason::Configuration(_)), _) => exit::FATAL,
             _ if outputs.status.unknown > 0 => exit::UNFINISHED,
@@ -662,16 +664,55 @@ async fn embedded_sandbox(
     Ok((running, api))
 }
 
-/// Without a terminal (cron), one line every 10 s.
-async fn report_progress(progress: Arc<Mutex<Tally>>) {
-    let mut interval = tokio::time::interval(Duration::from_secs(10));
-    interval.tick().await;
+/// What the progress display shows.
+#[derive(Debug, Default, Clone)]
+struct Progress {
+    tally: Tally,
+    /// Valid rows read so far: the rows to settle.
+    valid: u64,
+    /// Of those, rows settled from the journal.
+    replayed: u64,
+}
+
+/// On a terminal, a progress bar; without one (cron), a line every 10 s.
+async fn report_progress(progress: Arc<Mutex<Progress>>) {
+    use std::io::IsTerminal;
+    let started = Instant::now();
+    let snapshot = || progress.lock().expect("not poisoned").clone();
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {msg}  eta {eta}")
+                .expect("a valid template"),
+        );
+        let mut ticks = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            ticks.tick().await;
+            let now = snapshot();
+            let rate = now.tally.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
+            bar.set_length(now.valid);
+            bar.set_position(now.tally.settled + now.replayed);
+            bar.set_message(format!(
+                "S {} F {} U {}  {rate:.1} req/s",
+                now.tally.success, now.tally.failed, now.tally.unknown
+            ));
+        }
+    }
+    let mut ticks = tokio::time::interval(Duration::from_secs(10));
+    ticks.tick().await;
     loop {
-        interval.tick().await;
-        let tally = progress.lock().expect("not poisoned").clone();
+        ticks.tick().await;
+        let now = snapshot();
+        let rate = now.tally.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
         eprintln!(
-            "declare-batch: {} rows settled (S {}, F {}, U {}), {} requests sent",
-            tally.settled, tally.success, tally.failed, tally.unknown, tally.requests
+            "declare-batch: {} of {} valid rows settled so far (S {}, F {}, U {}; {} from the \
+             journal), {rate:.1} requests/s",
+            now.tally.settled + now.replayed,
+            now.valid,
+            now.tally.success,
+            now.tally.failed,
+            now.tally.unknown,
+            now.replayed
         );
     }
 }
