@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release --example gen_bench -- csv 1000000 /tmp/bench.csv`
 //! `cargo run --release --example gen_bench -- xlsx 200000 /tmp/bench.xlsx`
+//! `cargo run --release --example gen_bench -- payments 10000 /tmp/payments.csv`
+//! (the sandbox payments those orders refer to, so that they succeed)
 
 use std::error::Error;
 use std::io::{BufWriter, Write};
@@ -91,7 +93,7 @@ fn row(index: u64) -> [String; 15] {
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, rows, path] = args.as_slice() else {
-        return Err("usage: gen_bench csv|xlsx ROWS PATH".into());
+        return Err("usage: gen_bench csv|xlsx|payments ROWS PATH".into());
     };
     let rows: u64 = rows.parse()?;
     match kind.as_str() {
@@ -125,7 +127,29 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
             workbook.save(path)?;
         }
-        _ => return Err(format!("unknown kind {kind}: csv or xlsx").into()),
+        "payments" => {
+            let file = BufWriter::new(std::fs::File::create(path)?);
+            let mut csv = csv::Writer::from_writer(file);
+            csv.write_record([
+                "paymentRequestId",
+                "amount",
+                "payerCertificateNo",
+                "payerName",
+                "status",
+            ])?;
+            for index in 0..rows {
+                let order = row(index);
+                csv.write_record([
+                    order[0].as_str(),
+                    "1000000",
+                    order[11].as_str(),
+                    order[12].as_str(),
+                    "OK",
+                ])?;
+            }
+            csv.into_inner()?.flush()?;
+        }
+        _ => return Err(format!("unknown kind {kind}: csv, xlsx or payments").into()),
     }
     Ok(())
 }

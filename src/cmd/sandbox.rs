@@ -73,6 +73,10 @@ pub struct SandboxOpts {
     /// counts as a retransmission, in milliseconds (Alipay+: 5 minutes).
     #[arg(long, default_value_t = 300_000)]
     pub retransmit_window_ms: u64,
+    /// Answer without signing, to measure a client's own cost (a client
+    /// with alipay_public_key set refuses unsigned successes).
+    #[arg(long)]
+    pub unsigned_answers: bool,
     /// The keyVersion the sandbox knows; others get KEY_NOT_FOUND.
     #[arg(long, default_value = "1")]
     pub key_version: String,
@@ -92,6 +96,7 @@ impl SandboxOpts {
         settings.key_version = self.key_version.clone();
         settings.rate_limit = (self.rate_limit > 0).then_some(self.rate_limit);
         settings.retransmit_window = Duration::from_millis(self.retransmit_window_ms);
+        settings.sign_answers = !self.unsigned_answers;
         settings.faults = FaultPlan {
             seed: self.seed,
             unknown_before: self.fail_u_before,

@@ -60,6 +60,8 @@ pub struct SandboxSettings {
     /// REQUEST_TRAFFIC_EXCEED_LIMIT.
     pub rate_limit: Option<u64>,
     pub retransmit_window: Duration,
+    /// Whether answers are signed (off only to measure the client alone).
+    pub sign_answers: bool,
 }
 
 impl SandboxSettings {
@@ -79,6 +81,7 @@ impl SandboxSettings {
             faults: FaultPlan::default(),
             rate_limit: None,
             retransmit_window: Duration::from_secs(300),
+            sign_answers: true,
         }
     }
 }
@@ -150,12 +153,14 @@ impl Sandbox {
             return (answer.http_status, "internal error").into_response();
         }
         let time = request_time();
-        let signature = self.settings.signer.signature_header(
-            path,
-            &self.settings.client_id,
-            &time,
-            &answer.body,
-        );
+        let signature = self.settings.sign_answers.then(|| {
+            self.settings.signer.signature_header(
+                path,
+                &self.settings.client_id,
+                &time,
+                &answer.body,
+            )
+        });
         let body = if answer.dropped {
             // Half a body, then the connection is cut.
             let half = Bytes::copy_from_slice(&answer.body[..answer.body.len() / 2]);
@@ -167,14 +172,15 @@ impl Sandbox {
         } else {
             Body::from(answer.body)
         };
-        Response::builder()
+        let mut response = Response::builder()
             .status(StatusCode::OK)
             .header("Content-Type", "application/json; charset=UTF-8")
             .header("Client-Id", &self.settings.client_id)
-            .header("Response-Time", time)
-            .header("Signature", signature)
-            .body(body)
-            .expect("valid response parts")
+            .header("Response-Time", time);
+        if let Some(signature) = signature {
+            response = response.header("Signature", signature);
+        }
+        response.body(body).expect("valid response parts")
     }
 
     /// The checks every API call passes before its body is looked at.

@@ -554,3 +554,21 @@ async fn api_settings_come_from_the_config_file() {
     let error = ApiSettings::from_config(&Config::load(&remote).unwrap()).unwrap_err();
     assert!(error.to_string().contains("https://"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_answers_are_refused_when_a_key_is_configured() {
+    let work = Workdir::new();
+    let sandbox = start(&work, &["--unsigned-answers"]);
+    let body = order("D1", "P-OK", 100).to_body();
+    let got = client(settings(&sandbox)).declare(&body).await;
+    assert_eq!(
+        outcome(&got),
+        ("U", "RESPONSE_SIGNATURE_INVALID".to_owned())
+    );
+    let mut unverified = settings(&sandbox);
+    unverified.verifier = None;
+    assert_eq!(
+        outcome(&client(unverified).declare(&body).await),
+        ("S", "SUCCESS".to_owned())
+    );
+}

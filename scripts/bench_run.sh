@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmarks of `declare-batch run` (not tests; results go in BENCHMARKS.md):
+#  1. declares per second with no rate limit and concurrency 32 against a
+#     sandbox that answers without signing, and CPU seconds per 1,000
+#     declares of the run process;
+#  2. the achieved rate at 50/s over 30 s, and the busiest second as the
+#     sandbox counted it.
+# Everything runs on this machine over loopback; the sandbox shares the cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bins --examples --quiet
+bin=target/release/declare-batch
+gen=target/release/examples/gen_bench
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+start_sandbox() { # NAME EXTRA-ARGS...
+    local name=$1; shift
+    "$bin" sandbox --addr 127.0.0.1:0 --keys "$work/keys" --payments "$work/payments.csv" "$@" \
+        > "$work/$name.endpoint" 2> /dev/null &
+    until [ -s "$work/$name.endpoint" ]; do sleep 0.1; done
+    head -1 "$work/$name.endpoint"
+}
+
+config() { # ENDPOINT RATE CONCURRENCY VERIFY
+    cat <<TOML
+[api]
+endpoint = "$1"
+client_id = "SANDBOX_CLIENT"
+private_key = "$work/keys/client_private.pem"
+$( [ "$4" = yes ] && echo "alipay_public_key = \"$work/keys/sandbox_public.pem\"" )
+timeout_ms = 10000
+[run]
+rate_per_sec = $2
+concurrency = $3
+TOML
+}
+
+rows=${ROWS:-10000}
+"$gen" csv "$rows" "$work/orders.csv"
+"$gen" payments "$rows" "$work/payments.csv"
+
+echo "== 1. no limit, concurrency 32, unsigned answers, $rows rows"
+endpoint=$(start_sandbox unsigned --unsigned-answers)
+config "$endpoint" 0 32 no > "$work/fast.toml"
+/usr/bin/time -f "wall %e s, user %U s, sys %S s, max RSS %M KB" \
+    "$bin" run "$work/orders.csv" --config "$work/fast.toml" --out "$work/out-fast" --quiet || true
+python3 - "$work/out-fast/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"requests {s['requests_sent']}, S {s['results']['S']}, F {s['results']['F']}, U {s['results']['U']}, "
+      f"{s['duration_ms']/1000:.2f} s, {s['achieved_rate_per_sec']:.0f} declares/s")
+PY
+
+echo "== 2. rate 50/s for 30 s (1500 rows), signed and verified answers"
+head -1501 "$work/orders.csv" > "$work/orders-1500.csv"
+endpoint=$(start_sandbox paced)
+config "$endpoint" 50 8 yes > "$work/paced.toml"
+"$bin" run "$work/orders-1500.csv" --config "$work/paced.toml" --out "$work/out-paced" --quiet || true
+python3 - "$work/out-paced/summary.json" "$endpoint/stats" <<'PY'
+import json, sys, urllib.request
+s = json.load(open(sys.argv[1]))
+stats = json.load(urllib.request.urlopen(sys.argv[2]))
+rate = s['achieved_rate_per_sec']
+full = stats['per_second'][1:-1]  # the first and last seconds are partial
+print(f"requests {s['requests_sent']} in {s['duration_ms']/1000:.2f} s: {rate:.2f}/s = {rate/50*100:.1f} % of 50; "
+      f"busiest second at the sandbox {stats['max_per_second']}; full seconds min {min(full)} max {max(full)}")
+PY
