@@ -526,3 +526,57 @@ fn a_second_sigint_exits_at_once_with_130() {
     let run = work.run(&["run", &orders, "--config", &config]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn traffic_limits_slow_the_run_without_using_up_attempts() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 30);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &["--payments", &payments, "--rate-limit", "10"],
+    );
+    let config = config_for(&work, &sandbox, "run.toml", "");
+    // One attempt per row: only an answer that does not count lets every
+    // row through a server that refuses most of the first burst.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_attempts = 3", "max_attempts = 1");
+    std::fs::write(&config, text).unwrap();
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(work.summary()["results"]["S"], 30);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stats = runtime.block_on(sandbox.stats());
+    assert!(
+        stats.by_code["REQUEST_TRAFFIC_EXCEED_LIMIT"] > 0,
+        "{:?}",
+        stats.by_code
+    );
+    assert_eq!(stats.by_code["SUCCESS"], 30);
+}
+
+#[test]
+fn endpoint_sandbox_uses_the_configured_payments() {
+    let work = Workdir::new();
+    let (orders, _) = orders(&work, 4);
+    // Only two of the four payments exist in this sandbox.
+    work.write(
+        "my-payments.csv",
+        "paymentRequestId,amount,payerCertificateNo,payerName,status\nP0,100,,,OK\nP1,100,,,OK\n",
+    );
+    work.write(
+        "sandbox.toml",
+        "[api]\nendpoint = \"sandbox\"\n[run]\nrate_per_sec = 0\n[sandbox]\npayments = \"my-payments.csv\"\n",
+    );
+    let run = work.run(&["run", &orders, "--config", "sandbox.toml"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nothing is declared for real"),
+        "{}",
+        run.stderr
+    );
+    let summary = work.summary();
+    assert_eq!(summary["endpoint"], "embedded-sandbox");
+    assert_eq!(summary["results"]["S"], 2);
+    assert_eq!(summary["codes"]["ORDER_NOT_EXIST"], 2);
+}
