@@ -7,7 +7,14 @@ pub mod run;
 pub mod sandbox;
 pub mod validate;
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::input::{InputOptions, RowSource};
+use crate::validate::{ColumnMap, RowRules};
 
 /// Declares AlipayCN payments to Chinese customs from CSV/XLSX order exports.
 #[derive(Debug, Parser)]
@@ -59,4 +66,62 @@ pub async fn interrupt_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The arguments `validate` and `run` share: what to read, how, and where
+/// the outputs go.
+#[derive(Debug, clap::Args)]
+pub struct InputArgs {
+    /// The order export: a .csv or .xlsx file.
+    pub input: PathBuf,
+    /// Config file (TOML). Without one the defaults apply, and `run`
+    /// declares to an embedded sandbox.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder for the outputs (created if missing).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// XLSX sheet to read (default: [input] sheet, else the first sheet).
+    #[arg(long)]
+    pub sheet: Option<String>,
+}
+
+impl InputArgs {
+    /// The config file, or the defaults without one.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        Ok(match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::without_file(),
+        })
+    }
+
+    /// The sheet to read: --sheet, else [input] sheet.
+    pub fn sheet(&self, config: &Config) -> String {
+        self.sheet.clone().unwrap_or(config.input.sheet.clone())
+    }
+
+    /// Opens the input up to its header row and resolves its columns into
+    /// the rules for its rows; problems with the file or the mapping are
+    /// fatal and name the file.
+    pub fn open(&self, config: &Config) -> anyhow::Result<(RowSource, RowRules)> {
+        let config_path = self.config.as_deref().unwrap_or(Path::new("(no config)"));
+        let settings = config.field_settings(config_path)?;
+        let options = InputOptions {
+            encoding: config.input.encoding,
+            sheet: self.sheet(config),
+        };
+        let source = RowSource::open(&self.input, &options)?;
+        let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
+            .with_context(|| format!("{}", self.input.display()))?;
+        for warning in warnings {
+            tracing::warn!("{}: {warning}", self.input.display());
+        }
+        let rules = RowRules::new(
+            map,
+            config.customs_codes(),
+            config.input.amount_unit,
+            source.expected_width(),
+        );
+        Ok((source, rules))
+    }
 }

@@ -22,28 +22,20 @@ use crate::declare::{
     BeforeSend, Job, Journal, NOT_SENT, RunSettings, Settled, StopReason, Tally, declare_all,
 };
 use crate::exit;
-use crate::input::{InputOptions, OwnedRow, RowSource};
+use crate::input::OwnedRow;
 use crate::protocol::keys::generate_key_pair;
 use crate::protocol::{DeclareOutcome, MessageSigner, MessageVerifier};
 use crate::report::{
     ProblemTally, RejectedWriter, ResultRow, ResultsWriter, hex, write_json, write_retry,
 };
 use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
-use crate::validate::{ColumnMap, CrossRowIndex, RowRules, Verdict, validate_stream};
+use crate::validate::{CrossRowIndex, Verdict, validate_stream};
 
 #[derive(Debug, clap::Args)]
 pub struct RunOpts {
-    /// The order export: a .csv or .xlsx file.
-    pub input: PathBuf,
-    /// Config file (TOML). Without it, rows are declared to an embedded sandbox.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Folder for the outputs (created if missing); must not contain INPUT.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
-    /// XLSX sheet to read (default: [input] sheet, else the first sheet).
-    #[arg(long)]
-    pub sheet: Option<String>,
+    /// INPUT, --config, --out (which must not contain INPUT), --sheet.
+    #[command(flatten)]
+    pub input: super::InputArgs,
     /// Requests started per second, all attempts included; 0 = no limit.
     #[arg(long)]
     pub rate: Option<u32>,
@@ -324,13 +316,9 @@ impl RunOpts {
     pub fn exec(self, quiet: bool) -> anyhow::Result<u8> {
         let started_at = Local::now();
         let clock = Instant::now();
-        let config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::without_file(),
-        };
-        let config_path = self.config.as_deref().unwrap_or(Path::new("(no config)"));
-        let settings = config.field_settings(config_path)?;
-        let embedded = self.config.is_none() || config.api.endpoint.as_deref() == Some("sandbox");
+        let args = &self.input;
+        let config = args.load_config()?;
+        let embedded = args.config.is_none() || config.api.endpoint.as_deref() == Some("sandbox");
         let target = if embedded {
             let payments = match &config.sandbox.payments {
                 Some(path) => Payments::load(path).map_err(anyhow::Error::msg)?,
@@ -349,24 +337,21 @@ impl RunOpts {
             breaker_threshold: 20,
         };
 
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        refuse_input_inside_out(&self.input, &self.out)?;
-        let _lock = OutLock::take(&self.out)?;
+        let out = args.out.as_path();
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create output folder {}", out.display()))?;
+        refuse_input_inside_out(&args.input, out)?;
+        let _lock = OutLock::take(out)?;
 
-        let sheet = self.sheet.clone().unwrap_or(config.input.sheet.clone());
-        let options = InputOptions {
-            encoding: config.input.encoding,
-            sheet: sheet.clone(),
-        };
-        let mut source = RowSource::open(&self.input, &options)?;
+        let sheet = args.sheet(&config);
+        let (mut source, rules) = args.open(&config)?;
         let input_sha256 = hex(&source.sha256()?);
         let (endpoint_name, client_id) = match &target {
             Target::Remote(api) => (api.base.to_string(), api.client_id.clone()),
             Target::Embedded(_) => ("embedded-sandbox".to_owned(), "SANDBOX_CLIENT".to_owned()),
         };
         let run_identity = identity(&input_sha256, &endpoint_name, &config, &client_id, &sheet);
-        let record_path = self.out.join("run.json");
+        let record_path = out.join("run.json");
         if let Ok(text) = std::fs::read_to_string(&record_path) {
             let previous: Option<RunRecord> = serde_json::from_str(&text).ok();
             let same = previous
@@ -377,20 +362,20 @@ impl RunOpts {
                     "{} holds another run (other input, endpoint, client ID, sheet, [columns], \
                      [defaults] or amount_unit); use another --out folder, or --fresh to move \
                      its outputs aside and start over",
-                    self.out.display()
+                    out.display()
                 );
             }
         }
         if self.fresh {
-            move_aside(&self.out)?;
+            move_aside(out)?;
         }
-        let (journal, replay) = Journal::open(&self.out.join("journal.jsonl"))
-            .with_context(|| format!("cannot open the journal in {}", self.out.display()))?;
+        let (journal, replay) = Journal::open(&out.join("journal.jsonl"))
+            .with_context(|| format!("cannot open the journal in {}", out.display()))?;
         if !replay.finals.is_empty() && !quiet {
             eprintln!(
                 "declare-batch: resuming the run in {}: {} rows already have a final answer and \
                  are not sent again",
-                self.out.display(),
+                out.display(),
                 replay.finals.len()
             );
         }
@@ -399,25 +384,14 @@ impl RunOpts {
             &record_path,
             &RunRecord {
                 identity: run_identity,
-                input: self.input.display().to_string(),
+                input: args.input.display().to_string(),
             },
         )?;
 
-        let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
-            .with_context(|| format!("{}", self.input.display()))?;
-        for warning in warnings {
-            tracing::warn!("{}: {warning}", self.input.display());
-        }
         let headers = source.headers().to_vec();
-        let rules = RowRules::new(
-            map,
-            config.customs_codes(),
-            config.input.amount_unit,
-            source.expected_width(),
-        );
         let outputs = Mutex::new(Outputs {
-            rejected: RejectedWriter::create(&self.out.join("rejected.csv"), &headers)?,
-            results: ResultsWriter::create(&self.out)?,
+            rejected: RejectedWriter::create(&out.join("rejected.csv"), &headers)?,
+            results: ResultsWriter::create(out)?,
             retry: Vec::new(),
             problems: ProblemTally::default(),
             codes: BTreeMap::new(),
@@ -575,7 +549,7 @@ impl RunOpts {
             .results
             .finish()
             .context("cannot write results.csv")?;
-        write_retry(&self.out.join("retry.csv"), &headers, outputs.retry)
+        write_retry(&out.join("retry.csv"), &headers, outputs.retry)
             .context("cannot write retry.csv")?;
         let tally = progress.lock().expect("not poisoned").tally.clone();
         let exit_code = match (&stop, &validation) {
@@ -587,7 +561,7 @@ impl RunOpts {
         let elapsed = clock.elapsed();
         let summary = RunSummary {
             command: "run",
-            input: self.input.display().to_string(),
+            input: args.input.display().to_string(),
             input_sha256,
             endpoint: endpoint_name,
             rows: counts,
@@ -616,10 +590,9 @@ impl RunOpts {
             }),
             exit_code,
         };
-        write_json(&self.out.join("summary.json"), &summary)
-            .context("cannot write summary.json")?;
+        write_json(&out.join("summary.json"), &summary).context("cannot write summary.json")?;
         if !quiet {
-            print_summary(&summary, &self.out)?;
+            print_summary(&summary, out)?;
         }
         validation?;
         if let Some(StopReason::Configuration(code)) = &stop {
@@ -627,7 +600,7 @@ impl RunOpts {
                 "the API answered {code}, a configuration problem: check [api] client_id, \
                  private_key, key_version and endpoint (and the public key registered with \
                  Alipay+); the unsent rows are in {}",
-                self.out.join("retry.csv").display()
+                out.join("retry.csv").display()
             );
         }
         Ok(exit_code)

@@ -2,32 +2,21 @@
 //! reports what would be rejected and why, before anything is sent.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, Local, SecondsFormat};
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::exit;
-use crate::input::{InputOptions, RowSource};
 use crate::report::{ProblemCount, ProblemTally, RejectedWriter, hex, write_json};
-use crate::validate::{ColumnMap, CrossRowIndex, RowRules, Verdict, validate_stream};
+use crate::validate::{CrossRowIndex, Verdict, validate_stream};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateOpts {
-    /// The order export: a .csv or .xlsx file.
-    pub input: PathBuf,
-    /// Config file (TOML); without it the built-in defaults apply.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Folder for rejected.csv and summary.json (created if missing).
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
-    /// XLSX sheet to read (default: [input] sheet, else the first sheet).
-    #[arg(long)]
-    pub sheet: Option<String>,
+    #[command(flatten)]
+    pub input: super::InputArgs,
 }
 
 /// `summary.json` of a validation.
@@ -63,31 +52,12 @@ impl ValidateOpts {
     pub fn exec(self, quiet: bool) -> anyhow::Result<u8> {
         let started_at = Local::now();
         let clock = Instant::now();
-        let config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::without_file(),
-        };
-        let config_path = self.config.as_deref().unwrap_or(Path::new("(no config)"));
-        let settings = config.field_settings(config_path)?;
-        let options = InputOptions {
-            encoding: config.input.encoding,
-            sheet: self.sheet.clone().unwrap_or(config.input.sheet.clone()),
-        };
-        let mut source = RowSource::open(&self.input, &options)?;
-        let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
-            .with_context(|| format!("{}", self.input.display()))?;
-        for warning in warnings {
-            tracing::warn!("{}: {warning}", self.input.display());
-        }
-        let rules = RowRules::new(
-            map,
-            config.customs_codes(),
-            config.input.amount_unit,
-            source.expected_width(),
-        );
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        let rejected_path = self.out.join("rejected.csv");
+        let config = self.input.load_config()?;
+        let (mut source, rules) = self.input.open(&config)?;
+        let out = &self.input.out;
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create output folder {}", out.display()))?;
+        let rejected_path = out.join("rejected.csv");
         let mut rejected = RejectedWriter::create(&rejected_path, source.headers())
             .with_context(|| format!("cannot write {}", rejected_path.display()))?;
         let mut counts = RowCounts::default();
@@ -124,7 +94,7 @@ impl ValidateOpts {
         };
         let summary = ValidateSummary {
             command: "validate",
-            input: self.input.display().to_string(),
+            input: self.input.input.display().to_string(),
             input_sha256: hex(&source.sha256()?),
             format: source.format().name(),
             encoding: source.encoding().map(|e| e.name()),
@@ -136,7 +106,7 @@ impl ValidateOpts {
             duration_ms: clock.elapsed().as_millis(),
             exit_code,
         };
-        let summary_path = self.out.join("summary.json");
+        let summary_path = out.join("summary.json");
         write_json(&summary_path, &summary)
             .with_context(|| format!("cannot write {}", summary_path.display()))?;
         if !quiet {

@@ -6,17 +6,41 @@ use std::path::Path;
 
 use crate::common::{SandboxProcess, Workdir, rows};
 
-/// A config that points at a running sandbox.
-fn config_for(work: &Workdir, sandbox: &SandboxProcess, name: &str, extra: &str) -> String {
+/// A config (`run.toml`) that points at a running sandbox, with `changes`
+/// to its keys' values.
+fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &str)]) -> String {
     let keys = sandbox.keys.display();
-    let text = format!(
-        "[api]\nendpoint = \"{}\"\nclient_id = \"SANDBOX_CLIENT\"\n\
-         private_key = \"{keys}/client_private.pem\"\nalipay_public_key = \"{keys}/sandbox_public.pem\"\n\
-         timeout_ms = 1000\n\n[run]\nrate_per_sec = 0\nconcurrency = 8\nmax_attempts = 3\n\
-         backoff_base_ms = 10\n{extra}\n",
-        sandbox.endpoint
-    );
-    work.write(name, text).display().to_string()
+    let mut entries = vec![
+        ("[api]", String::new()),
+        ("endpoint", format!("\"{}\"", sandbox.endpoint)),
+        ("client_id", "\"SANDBOX_CLIENT\"".to_owned()),
+        ("private_key", format!("\"{keys}/client_private.pem\"")),
+        (
+            "alipay_public_key",
+            format!("\"{keys}/sandbox_public.pem\""),
+        ),
+        ("timeout_ms", "1000".to_owned()),
+        ("[run]", String::new()),
+        ("rate_per_sec", "0".to_owned()),
+        ("concurrency", "8".to_owned()),
+        ("max_attempts", "3".to_owned()),
+        ("backoff_base_ms", "10".to_owned()),
+    ];
+    for (key, value) in changes {
+        let entry = entries
+            .iter_mut()
+            .find(|(name, _)| name == key)
+            .expect("a known key");
+        entry.1 = (*value).to_owned();
+    }
+    let text: String = entries
+        .iter()
+        .map(|(key, value)| match key.starts_with('[') {
+            true => format!("{key}\n"),
+            false => format!("{key} = {value}\n"),
+        })
+        .collect();
+    work.write("run.toml", text).display().to_string()
 }
 
 /// An export of `count` declarable orders, with payments to match.
@@ -143,7 +167,7 @@ fn faults_end_in_correct_outputs_and_retry_csv_converges() {
             "1500",
         ],
     );
-    let config = config_for(&work, &sandbox, "run.toml", "");
+    let config = config_for(&work, &sandbox, &[]);
     let run = work.run(&["run", &orders, "--config", &config]);
     assert_eq!(
         run.code, 4,
@@ -189,7 +213,7 @@ fn no_second_carries_more_than_the_rate() {
     let work = Workdir::new();
     let (orders, payments) = orders(&work, 45);
     let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
-    let config = config_for(&work, &sandbox, "run.toml", "");
+    let config = config_for(&work, &sandbox, &[]);
     let run = work.run(&["run", &orders, "--config", &config, "--rate", "15"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -207,15 +231,12 @@ fn a_wrong_client_key_stops_the_run_with_nothing_final() {
     let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
     let run = work.run(&["keygen", "other-keys"]);
     assert_eq!(run.code, 0);
-    let config = config_for(&work, &sandbox, "run.toml", "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("{}/client_private.pem", sandbox.keys.display()),
-        &work
-            .path("other-keys/client_private.pem")
-            .display()
-            .to_string(),
+    // The sandbox knows another client public key than this private key's.
+    let other_key = format!(
+        "\"{}\"",
+        work.path("other-keys/client_private.pem").display()
     );
-    std::fs::write(&config, text).unwrap();
+    let config = config_for(&work, &sandbox, &[("private_key", &other_key)]);
     let run = work.run(&["run", &orders, "--config", &config]);
     run.expect_fatal(&["INVALID_SIGNATURE", "retry.csv"]);
     let results = results(&work, "out/results.csv");
@@ -234,7 +255,7 @@ fn an_endpoint_that_keeps_failing_stops_the_run() {
         work.path("keys"),
         &["--payments", &payments, "--fail-http-500", "1"],
     );
-    let config = config_for(&work, &sandbox, "run.toml", "");
+    let config = config_for(&work, &sandbox, &[]);
     let run = work.run(&["run", &orders, "--config", &config]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     let summary = work.summary();
@@ -263,7 +284,7 @@ fn the_out_folder_is_guarded() {
     let work = Workdir::new();
     let (orders, payments) = orders(&work, 3);
     let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
-    let config = config_for(&work, &sandbox, "run.toml", "");
+    let config = config_for(&work, &sandbox, &[]);
     // INPUT inside --out.
     std::fs::create_dir_all(work.path("inside")).unwrap();
     let inside = work.write("inside/orders.csv", std::fs::read(&orders).unwrap());
@@ -358,12 +379,11 @@ fn kill_9_at_any_moment_then_a_rerun_sends_no_journaled_success_again() {
             "9",
         ],
     );
-    let config = config_for(&work, &sandbox, "run.toml", "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("rate_per_sec = 0", "rate_per_sec = 60")
-        .replace("max_attempts = 3", "max_attempts = 10");
-    std::fs::write(&config, text).unwrap();
+    let config = config_for(
+        &work,
+        &sandbox,
+        &[("rate_per_sec", "60"), ("max_attempts", "10")],
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Each run resumes the one killed before it.
     let mut journaled = BTreeSet::new();
@@ -448,7 +468,7 @@ fn sigint_stops_new_requests_and_writes_every_output() {
     let work = Workdir::new();
     let (orders, payments) = orders(&work, 100);
     let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
-    let config = config_for(&work, &sandbox, "run.toml", "");
+    let config = config_for(&work, &sandbox, &[]);
     let mut child = spawn_run(&work, &[&orders, "--config", &config, "--rate", "10"]);
     while journaled_successes(&work).len() < 5 {
         assert!(
@@ -503,11 +523,7 @@ fn a_second_sigint_exits_at_once_with_130() {
             "3000",
         ],
     );
-    let config = config_for(&work, &sandbox, "run.toml", "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("timeout_ms = 1000", "timeout_ms = 10000");
-    std::fs::write(&config, text).unwrap();
+    let config = config_for(&work, &sandbox, &[("timeout_ms", "10000")]);
     let child = spawn_run(&work, &[&orders, "--config", &config]);
     while !std::fs::read_to_string(work.path("out/journal.jsonl"))
         .unwrap_or_default()
@@ -535,13 +551,9 @@ fn traffic_limits_slow_the_run_without_using_up_attempts() {
         work.path("keys"),
         &["--payments", &payments, "--rate-limit", "10"],
     );
-    let config = config_for(&work, &sandbox, "run.toml", "");
     // One attempt per row: only an answer that does not count lets every
     // row through a server that refuses most of the first burst.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("max_attempts = 3", "max_attempts = 1");
-    std::fs::write(&config, text).unwrap();
+    let config = config_for(&work, &sandbox, &[("max_attempts", "1")]);
     let run = work.run(&["run", &orders, "--config", &config]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(work.summary()["results"]["S"], 30);
