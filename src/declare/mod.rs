@@ -8,8 +8,7 @@
 //! stops the run (the rows stay unknown), and so does an endpoint that keeps
 //! failing (a circuit breaker).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -248,8 +247,9 @@ pub async fn declare_all(
     let mut job_tx = Some(job_tx);
 
     let mut ready: VecDeque<Job> = VecDeque::new();
-    let mut delayed: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut delayed_jobs: std::collections::HashMap<u64, Job> = Default::default();
+    // Jobs waiting for a retry, by (ready time, arrival) so that equal
+    // times keep their order.
+    let mut delayed: BTreeMap<(Instant, u64), Job> = BTreeMap::new();
     let mut delayed_seq = 0u64;
     let mut in_flight = 0usize;
     let mut rows_open = true;
@@ -258,12 +258,12 @@ pub async fn declare_all(
 
     loop {
         let now = Instant::now();
-        while let Some(Reverse((due, key))) = delayed.peek().copied() {
-            if due > now {
-                break;
-            }
-            delayed.pop();
-            ready.push_back(delayed_jobs.remove(&key).expect("queued with its key"));
+        while delayed
+            .first_key_value()
+            .is_some_and(|((due, _), _)| *due <= now)
+        {
+            let (_, job) = delayed.pop_first().expect("checked non-empty");
+            ready.push_back(job);
         }
         if stop.is_some() {
             // Nothing more is sent: settle what waits, keep draining input.
@@ -271,17 +271,16 @@ pub async fn declare_all(
                 let outcome = last_unknown(&job);
                 settler.settle(job, outcome);
             }
-            for (_, job) in delayed_jobs.drain() {
+            for (_, job) in std::mem::take(&mut delayed) {
                 let outcome = last_unknown(&job);
                 settler.settle(job, outcome);
             }
-            delayed.clear();
             job_tx = None;
         }
-        if !rows_open && ready.is_empty() && delayed_jobs.is_empty() && in_flight == 0 {
+        if !rows_open && ready.is_empty() && delayed.is_empty() && in_flight == 0 {
             break;
         }
-        let next_due = delayed.peek().map(|Reverse((due, _))| *due);
+        let next_due = delayed.first_key_value().map(|((due, _), _)| *due);
         let can_send = stop.is_none() && !ready.is_empty();
         let room_for_rows = ready.len() < concurrency * 2;
         tokio::select! {
@@ -320,8 +319,7 @@ pub async fn declare_all(
                         pacing.slow_down(interval);
                         remember(&mut job, &outcome);
                         delayed_seq += 1;
-                        delayed.push(Reverse((Instant::now() + pacing.delay(), delayed_seq)));
-                        delayed_jobs.insert(delayed_seq, job);
+                        delayed.insert((Instant::now() + pacing.delay(), delayed_seq), job);
                     }
                     DeclareOutcome::Unknown { .. } => {
                         failures_in_a_row += 1;
@@ -335,8 +333,7 @@ pub async fn declare_all(
                         } else {
                             delayed_seq += 1;
                             let due = Instant::now() + backoff(settings.backoff_base, job.attempts_used);
-                            delayed.push(Reverse((due, delayed_seq)));
-                            delayed_jobs.insert(delayed_seq, job);
+                            delayed.insert((due, delayed_seq), job);
                         }
                     }
                     DeclareOutcome::Success(_) => unreachable!("handled by the first arm"),
