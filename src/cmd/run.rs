@@ -26,7 +26,7 @@ use crate::input::OwnedRow;
 use crate::protocol::keys::generate_key_pair;
 use crate::protocol::{DeclareOutcome, MessageSigner, MessageVerifier};
 use crate::report::{
-    ProblemTally, RejectedWriter, ResultRow, ResultsWriter, hex, write_json, write_retry,
+    ProblemTally, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, write_json, write_retry,
 };
 use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
 use crate::validate::{CrossRowIndex, Verdict, validate_stream};
@@ -84,14 +84,6 @@ struct RunSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     stopped: Option<String>,
     exit_code: u8,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct RowCounts {
-    read: u64,
-    valid: u64,
-    rejected: u64,
-    blank: u64,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]

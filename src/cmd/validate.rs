@@ -10,7 +10,7 @@ use chrono::{DateTime, Local, SecondsFormat};
 use serde::Serialize;
 
 use crate::exit;
-use crate::report::{ProblemCount, ProblemTally, RejectedWriter, hex, write_json};
+use crate::report::{ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, write_json};
 use crate::validate::{CrossRowIndex, Verdict, validate_stream};
 
 #[derive(Debug, clap::Args)]
@@ -36,16 +36,6 @@ struct ValidateSummary {
     finished_at: String,
     duration_ms: u128,
     exit_code: u8,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct RowCounts {
-    /// Non-blank data rows: valid + rejected.
-    read: u64,
-    valid: u64,
-    rejected: u64,
-    /// Entirely blank rows skipped.
-    blank: u64,
 }
 
 impl ValidateOpts {

@@ -127,6 +127,17 @@ impl RejectedWriter {
     }
 }
 
+/// Rows of an input, as summaries count them.
+#[derive(Debug, Default, Serialize)]
+pub struct RowCounts {
+    /// Non-blank data rows: valid + rejected.
+    pub read: u64,
+    pub valid: u64,
+    pub rejected: u64,
+    /// Entirely blank rows skipped.
+    pub blank: u64,
+}
+
 /// Counts of problems by field and code, for summaries.
 #[derive(Debug, Default)]
 pub struct ProblemTally {
