@@ -26,7 +26,8 @@ use crate::input::OwnedRow;
 use crate::protocol::keys::generate_key_pair;
 use crate::protocol::{DeclareOutcome, MessageSigner, MessageVerifier};
 use crate::report::{
-    ProblemTally, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, write_json, write_retry,
+    ProblemTally, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, timestamp, write_json,
+    write_retry,
 };
 use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
 use crate::validate::{CrossRowIndex, Verdict, validate_stream};
@@ -567,8 +568,8 @@ impl RunOpts {
             codes: outputs.codes,
             rejected_by: outputs.problems.sorted(),
             requests_sent: tally.requests,
-            started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-            finished_at: Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            started_at: timestamp(started_at),
+            finished_at: timestamp(Local::now()),
             duration_ms: elapsed.as_millis(),
             achieved_rate_per_sec: tally.requests as f64 / elapsed.as_secs_f64().max(0.001),
             stopped: stop.as_ref().map(|reason| match reason {
@@ -684,12 +685,7 @@ async fn report_progress(progress: Arc<Mutex<Progress>>) {
 
 fn print_summary(summary: &RunSummary, out: &Path) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let rows = &summary.rows;
-    writeln!(
-        stdout,
-        "{}: {} rows read: {} valid, {} rejected; {} blank rows skipped",
-        summary.input, rows.read, rows.valid, rows.rejected, rows.blank
-    )?;
+    writeln!(stdout, "{}: {}", summary.input, summary.rows)?;
     writeln!(
         stdout,
         "declared to {}: S {}, F {}, U {} ({} requests, {:.1}/s, {:.1} s)",

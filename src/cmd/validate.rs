@@ -6,11 +6,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::{DateTime, Local, SecondsFormat};
+use chrono::Local;
 use serde::Serialize;
 
 use crate::exit;
-use crate::report::{ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, write_json};
+use crate::report::{
+    ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, timestamp, write_json,
+};
 use crate::validate::{CrossRowIndex, Verdict, validate_stream};
 
 #[derive(Debug, clap::Args)]
@@ -106,18 +108,9 @@ impl ValidateOpts {
     }
 }
 
-fn timestamp(time: DateTime<Local>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, false)
-}
-
 fn print_summary(summary: &ValidateSummary, rejected_path: &Path) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let rows = &summary.rows;
-    writeln!(
-        out,
-        "{}: {} rows read: {} valid, {} rejected; {} blank rows skipped",
-        summary.input, rows.read, rows.valid, rows.rejected, rows.blank
-    )?;
+    writeln!(out, "{}: {}", summary.input, summary.rows)?;
     if !summary.errors.is_empty() {
         writeln!(out, "most frequent errors:")?;
         for error in summary.errors.iter().take(5) {

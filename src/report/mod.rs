@@ -138,6 +138,21 @@ pub struct RowCounts {
     pub blank: u64,
 }
 
+impl std::fmt::Display for RowCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows read: {} valid, {} rejected; {} blank rows skipped",
+            self.read, self.valid, self.rejected, self.blank
+        )
+    }
+}
+
+/// A moment as summaries write it: RFC 3339, local offset, milliseconds.
+pub fn timestamp(time: chrono::DateTime<chrono::Local>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
 /// Counts of problems by field and code, for summaries.
 #[derive(Debug, Default)]
 pub struct ProblemTally {
