@@ -287,7 +287,6 @@ struct Outputs {
     problems: ProblemTally,
     codes: BTreeMap<String, u64>,
     status: StatusCounts,
-    replayed: u64,
 }
 
 impl Outputs {
@@ -389,7 +388,6 @@ impl RunOpts {
             problems: ProblemTally::default(),
             codes: BTreeMap::new(),
             status: StatusCounts::default(),
-            replayed: 0,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -412,7 +410,6 @@ impl RunOpts {
             }
         })?;
         let client = DeclareClient::new(api)?;
-        let counts = Mutex::new(RowCounts::default());
         let progress = Arc::new(Mutex::new(Progress::default()));
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(run_settings.concurrency * 4);
 
@@ -425,17 +422,14 @@ impl RunOpts {
                     &mut CrossRowIndex::default(),
                     workers,
                     |outcome| -> anyhow::Result<()> {
-                        counts.lock().expect("not poisoned").read += 1;
+                        progress.lock().expect("not poisoned").rows.read += 1;
                         match outcome.verdict {
                             Verdict::Valid(valid) => {
-                                counts.lock().expect("not poisoned").valid += 1;
-                                progress.lock().expect("not poisoned").valid += 1;
+                                progress.lock().expect("not poisoned").rows.valid += 1;
                                 let line = outcome.row.line;
                                 if let Some(result) = replay.finals.get(&line) {
                                     progress.lock().expect("not poisoned").replayed += 1;
-                                    let mut out = outputs.lock().expect("not poisoned");
-                                    out.replayed += 1;
-                                    out.record(result);
+                                    outputs.lock().expect("not poisoned").record(result);
                                     return Ok(());
                                 }
                                 let valid = *valid;
@@ -447,7 +441,7 @@ impl RunOpts {
                                     .map_err(|_| anyhow::anyhow!("the run engine stopped"))?;
                             }
                             Verdict::Rejected(problems) => {
-                                counts.lock().expect("not poisoned").rejected += 1;
+                                progress.lock().expect("not poisoned").rows.rejected += 1;
                                 let mut out = outputs.lock().expect("not poisoned");
                                 out.problems.add(&problems);
                                 out.rejected.write(&outcome.row.as_row(), &problems)?;
@@ -457,7 +451,7 @@ impl RunOpts {
                     },
                 );
                 drop(jobs_tx);
-                counts.lock().expect("not poisoned").blank = source.blank_rows();
+                progress.lock().expect("not poisoned").rows.blank = source.blank_rows();
                 result
             });
             let progress_line = Arc::clone(&progress);
@@ -533,7 +527,11 @@ impl RunOpts {
             .sync()
             .context("cannot sync the journal")?;
         let outputs = outputs.into_inner().expect("not poisoned");
-        let counts = counts.into_inner().expect("not poisoned");
+        let Progress {
+            tally,
+            rows: counts,
+            replayed,
+        } = std::mem::take(&mut *progress.lock().expect("not poisoned"));
         outputs
             .rejected
             .commit()
@@ -544,7 +542,6 @@ impl RunOpts {
             .context("cannot write results.csv")?;
         write_retry(&out.join("retry.csv"), &headers, outputs.retry)
             .context("cannot write retry.csv")?;
-        let tally = progress.lock().expect("not poisoned").tally.clone();
         let exit_code = match (&stop, &validation) {
             (_, Err(_)) | (Some(StopReason::Configuration(_)), _) => exit::FATAL,
             _ if outputs.status.unknown > 0 => exit::UNFINISHED,
@@ -563,7 +560,7 @@ impl RunOpts {
                 failed: tally.failed,
                 unknown: tally.unknown,
             },
-            replayed_from_journal: outputs.replayed,
+            replayed_from_journal: replayed,
             results: outputs.status,
             codes: outputs.codes,
             rejected_by: outputs.problems.sorted(),
@@ -634,9 +631,9 @@ async fn embedded_sandbox(
 #[derive(Debug, Default, Clone)]
 struct Progress {
     tally: Tally,
-    /// Valid rows read so far: the rows to settle.
-    valid: u64,
-    /// Of those, rows settled from the journal.
+    /// Rows read so far; the valid ones are the rows to settle.
+    rows: RowCounts,
+    /// Valid rows settled from the journal.
     replayed: u64,
 }
 
@@ -656,7 +653,7 @@ async fn report_progress(progress: Arc<Mutex<Progress>>) {
             ticks.tick().await;
             let now = snapshot();
             let rate = now.tally.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
-            bar.set_length(now.valid);
+            bar.set_length(now.rows.valid);
             bar.set_position(now.tally.settled + now.replayed);
             bar.set_message(format!(
                 "S {} F {} U {}  {rate:.1} req/s",
@@ -674,7 +671,7 @@ async fn report_progress(progress: Arc<Mutex<Progress>>) {
             "declare-batch: {} of {} valid rows settled so far (S {}, F {}, U {}; {} from the \
              journal), {rate:.1} requests/s",
             now.tally.settled + now.replayed,
-            now.valid,
+            now.rows.valid,
             now.tally.success,
             now.tally.failed,
             now.tally.unknown,

@@ -128,7 +128,7 @@ impl RejectedWriter {
 }
 
 /// Rows of an input, as summaries count them.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct RowCounts {
     /// Non-blank data rows: valid + rejected.
     pub read: u64,
