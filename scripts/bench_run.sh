@@ -40,6 +40,15 @@ rows=${ROWS:-10000}
 "$gen" csv "$rows" "$work/orders.csv"
 "$gen" payments "$rows" "$work/payments.csv"
 
+# This VM runs in fast and slow periods (more than 2x apart); one core's
+# signing speed, with our signer and with OpenSSL, tells which this was.
+echo "== 0. machine state: RSA-2048 signing on one core"
+"$bin" keygen "$work/speed-key" --quiet
+target/release/examples/sign_speed "$work/speed-key/client_private.pem" 500
+if command -v openssl > /dev/null; then
+    openssl speed -seconds 3 rsa2048 2> /dev/null |
+        awk '/^rsa 2048/ { printf "openssl:   %.2f ms per signature on one core\n", $4 * 1000 }'
+fi
 echo "== 1. no limit, concurrency 32, unsigned answers, $rows rows"
 endpoint=$(start_sandbox unsigned --unsigned-answers)
 config "$endpoint" 0 32 no > "$work/fast.toml"
