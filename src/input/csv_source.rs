@@ -116,7 +116,25 @@ impl CsvSource {
             .map(|field| field.iter().filter(|&&b| b == b'\n').count() as u64)
             .sum();
         let after = self.reader.position().line();
-        self.line = after - 1 - inner_newlines;
+        // A record normally ends with the newline after its last line, so it
+        // started `inner_newlines` lines before that. One that started
+        // earlier than that ran into the end of the file inside a
+        // quoted value: a stray quote made the rest of the file one value.
+        let start = (after - 1)
+            .checked_sub(inner_newlines)
+            .filter(|&start| start >= self.next_line);
+        let Some(start) = start else {
+            return Err(InputError::AtLine {
+                path: path.to_owned(),
+                line: after.saturating_sub(inner_newlines).max(self.next_line),
+                message: "a double quote opens a quoted value that is never closed, so \
+                          everything from here to the end of the file would be one value; \
+                          remove the stray quote or close the value with a matching quote \
+                          (a quote inside a quoted value is written twice: \"\")"
+                    .to_owned(),
+            });
+        };
+        self.line = start;
         self.skipped_lines += self.line - self.next_line;
         self.next_line = after;
         self.last_size = (self.bytes.as_slice().len() + 64, self.bytes.len() + 4);

@@ -508,3 +508,26 @@ fn keygen_writes_a_pair_that_openssl_reads_and_never_overwrites() {
     run.expect_fatal(&["already exists"]);
     assert_eq!(std::fs::read_to_string(&private).unwrap(), private_text);
 }
+
+#[test]
+fn a_quote_that_is_never_closed_is_fatal_and_names_its_line() {
+    let work = Workdir::new();
+    // Found by fuzzing: the stray quote on line 3 made lines 3 to 5 one
+    // value, and the row was numbered wrongly.
+    work.write(
+        "orders.csv",
+        format!(
+            "{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\nP2,D2,ZONGSHU,M1,\"Shop,100,false,,,,,,\n\
+             P3,D3,ZONGSHU,M1,Shop,100,false,,,,,,\nP4,D4,ZONGSHU,M1,Shop,100,false,,,,,,\n"
+        ),
+    );
+    let run = work.run(&["validate", "orders.csv"]);
+    run.expect_fatal(&["orders.csv, line 3", "never closed", "stray quote"]);
+    // A quoted value with line breaks that is closed is fine.
+    work.write(
+        "closed.csv",
+        format!("{HEADER}\nP1,D1,ZONGSHU,M1,\"Shop\nline two\",100,false,,,,,,\n"),
+    );
+    let run = work.run(&["validate", "closed.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
