@@ -363,12 +363,12 @@ impl RunOpts {
         }
         let (journal, replay) = Journal::open(&out.join("journal.jsonl"))
             .with_context(|| format!("cannot open the journal in {}", out.display()))?;
-        if !replay.finals.is_empty() && !quiet {
+        if replay.finals() > 0 && !quiet {
             eprintln!(
                 "declare-batch: resuming the run in {}: {} rows already have a final answer and \
                  are not sent again",
                 out.display(),
-                replay.finals.len()
+                replay.finals()
             );
         }
         let journal = Arc::new(Mutex::new(journal));
@@ -427,9 +427,12 @@ impl RunOpts {
                             Verdict::Valid(valid) => {
                                 progress.lock().expect("not poisoned").rows.valid += 1;
                                 let line = outcome.row.line;
-                                if let Some(result) = replay.finals.get(&line) {
+                                if let Some(result) = replay
+                                    .final_result(line)
+                                    .context("cannot read the journal")?
+                                {
                                     progress.lock().expect("not poisoned").replayed += 1;
-                                    outputs.lock().expect("not poisoned").record(result);
+                                    outputs.lock().expect("not poisoned").record(&result);
                                     return Ok(());
                                 }
                                 let valid = *valid;

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -27,13 +28,44 @@ enum Entry {
     Final { result: Box<ResultRow> },
 }
 
-/// What earlier runs into the same folder journaled.
+/// What earlier runs into the same folder journaled. Final outcomes stay
+/// in the journal file and are read back one at a time when their row
+/// comes by: only where each lies is held in memory (about 32 bytes a row
+/// instead of a whole result), so resuming a long run stays small.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// Final outcomes by row.
-    pub finals: HashMap<u64, ResultRow>,
+    /// Where each row's latest final outcome lies: byte offset and length
+    /// of its journal line.
+    finals: HashMap<u64, (u64, u32)>,
     /// Requests sent by row.
     pub attempts: HashMap<u64, u32>,
+    journal: Option<Mutex<File>>,
+}
+
+impl Replay {
+    /// Rows with a journaled final outcome.
+    pub fn finals(&self) -> usize {
+        self.finals.len()
+    }
+
+    /// The journaled final outcome of `row`, if any.
+    pub fn final_result(&self, row: u64) -> io::Result<Option<ResultRow>> {
+        let (Some(&(offset, len)), Some(journal)) = (self.finals.get(&row), &self.journal) else {
+            return Ok(None);
+        };
+        let mut line = vec![0; len as usize];
+        {
+            let mut file = journal.lock().expect("not poisoned");
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_exact(&mut line)?;
+        }
+        match serde_json::from_slice(&line)? {
+            Entry::Final { result } => Ok(Some(*result)),
+            Entry::Attempt { .. } => Err(io::Error::other(format!(
+                "the journal changed while it was read: byte {offset} is not a final outcome"
+            ))),
+        }
+    }
 }
 
 pub struct Journal {
@@ -48,18 +80,29 @@ impl Journal {
     pub fn open(path: &Path) -> io::Result<(Journal, Replay)> {
         let mut replay = Replay::default();
         if let Ok(file) = File::open(path) {
-            for line in BufReader::new(file).lines() {
-                let line = line?;
+            let mut reader = BufReader::new(file);
+            let mut line = Vec::new();
+            let mut offset = 0u64;
+            loop {
+                line.clear();
+                let read = reader.read_until(b'\n', &mut line)?;
+                if read == 0 {
+                    break;
+                }
+                let text = line.strip_suffix(b"\n").unwrap_or(&line);
                 // A line cut short by a kill does not parse: it never
                 // happened, and what it said is redone.
-                match serde_json::from_str::<Entry>(&line) {
+                match serde_json::from_slice::<Entry>(text) {
                     Ok(Entry::Attempt { row, .. }) => *replay.attempts.entry(row).or_default() += 1,
                     Ok(Entry::Final { result }) => {
-                        replay.finals.insert(result.row, *result);
+                        let len = u32::try_from(text.len()).map_err(io::Error::other)?;
+                        replay.finals.insert(result.row, (offset, len));
                     }
                     Err(_) => {}
                 }
+                offset += read as u64;
             }
+            replay.journal = Some(Mutex::new(reader.into_inner()));
         }
         let mut file = OpenOptions::new().create(true).append(true).open(path)?;
         // Start on a fresh line in case the last one was cut short.
@@ -115,7 +158,8 @@ mod tests {
         let path = dir.path().join("journal.jsonl");
         {
             let (mut journal, replay) = Journal::open(&path).unwrap();
-            assert!(replay.finals.is_empty());
+            assert_eq!(replay.finals(), 0);
+            assert_eq!(replay.final_result(2).unwrap(), None);
             journal.attempt(2, "D1").unwrap();
             journal.attempt(2, "D1").unwrap();
             journal.attempt(3, "D2").unwrap();
@@ -135,12 +179,36 @@ mod tests {
         let (mut journal, replay) = Journal::open(&path).unwrap();
         assert_eq!(replay.attempts[&2], 2);
         assert_eq!(replay.attempts[&3], 1);
-        assert_eq!(replay.finals.len(), 1);
-        assert_eq!(replay.finals[&2].result_status, "S");
+        assert_eq!(replay.finals(), 1);
+        let replayed = replay.final_result(2).unwrap().unwrap();
+        assert_eq!(
+            (
+                replayed.row,
+                replayed.result_status.as_str(),
+                replayed.attempts
+            ),
+            (2, "S", 2)
+        );
+        assert_eq!(
+            replay.final_result(3).unwrap(),
+            None,
+            "the torn line never happened"
+        );
         // Appending after the torn line still parses.
         journal.attempt(3, "D2").unwrap();
+        let failed = ResultRow {
+            row: 3,
+            result_status: "F".into(),
+            result_code: "ORDER_NOT_EXIST".into(),
+            result_message: "a message, with \"quotes\"".into(),
+            attempts: 2,
+            ..ResultRow::default()
+        };
+        journal.settled(&failed).unwrap();
         drop(journal);
         let (_, replay) = Journal::open(&path).unwrap();
         assert_eq!(replay.attempts[&3], 2);
+        assert_eq!(replay.final_result(3).unwrap(), Some(failed));
+        assert_eq!(replay.final_result(2).unwrap().unwrap().result_status, "S");
     }
 }
