@@ -9,6 +9,8 @@ pub mod config;
 pub mod declare;
 pub mod exit;
 pub mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod input;
 pub mod protocol;
 pub mod report;

@@ -367,3 +367,95 @@ mod tests {
         assert!(!message.contains("110105"), "{message}");
     }
 }
+
+/// Property tests: amounts round-trip between yuan and fen in integers,
+/// and the resident ID check accepts every valid ID and refuses every
+/// single-character change of one.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::fuzzing::{check_amount_text, check_resident_id_text, yuan_text};
+    use proptest::prelude::*;
+
+    /// The largest amount whose fen count fits in a u64.
+    const MAX_FEN: u64 = u64::MAX;
+
+    /// `yuan` with thousands separators, e.g. 1234567 → `1,234,567`.
+    fn grouped(yuan: u64) -> String {
+        let digits = yuan.to_string();
+        let mut out = String::new();
+        for (n, digit) in digits.chars().enumerate() {
+            if n > 0 && (digits.len() - n).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(digit);
+        }
+        out
+    }
+
+    fn resident_id() -> impl Strategy<Value = Vec<u8>> {
+        proptest::array::uniform17(b'0'..=b'9').prop_map(|first17| {
+            let mut id = first17.to_vec();
+            id.push(id_check_char(&first17));
+            id
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn fen_and_yuan_round_trip_exactly(fen in 1u64..=MAX_FEN) {
+            prop_assert_eq!(parse_fen(&fen.to_string()), Ok(fen));
+            prop_assert_eq!(parse_fen(&format!("000{fen}")), Ok(fen));
+            let yuan = yuan_text(fen);
+            prop_assert_eq!(parse_yuan(&yuan), Ok(fen));
+            prop_assert_eq!(parse_yuan(&format!("¥{yuan}")), Ok(fen));
+            let with_separators = format!("￥{}.{:02}", grouped(fen / 100), fen % 100);
+            prop_assert_eq!(parse_yuan(&with_separators), Ok(fen));
+            if fen % 10 == 0 {
+                let one_place = format!("{}.{}", fen / 100, fen % 100 / 10);
+                prop_assert_eq!(parse_yuan(&one_place), Ok(fen));
+            }
+            if fen % 100 == 0 {
+                prop_assert_eq!(parse_yuan(&(fen / 100).to_string()), Ok(fen));
+            }
+        }
+
+        #[test]
+        fn amounts_beyond_a_u64_of_fen_are_refused_not_wrapped(extra in 1u64..1000) {
+            let too_many = u128::from(MAX_FEN) + u128::from(extra);
+            prop_assert!(parse_fen(&too_many.to_string()).is_err());
+            let yuan = format!("{}.{:02}", too_many / 100, too_many % 100);
+            prop_assert!(parse_yuan(&yuan).is_err());
+        }
+
+        #[test]
+        fn amount_texts_agree_with_a_digit_by_digit_reading(
+            text in "[¥￥]?[0-9,]{0,24}(\\.[0-9]{0,3})?"
+        ) {
+            check_amount_text(&text);
+        }
+
+        #[test]
+        fn every_valid_id_is_accepted(id in resident_id()) {
+            let text = String::from_utf8(id).unwrap();
+            prop_assert_eq!(check_resident_id(&text), Ok(text.clone()));
+            prop_assert_eq!(check_resident_id(&text.to_ascii_lowercase()), Ok(text.clone()));
+            check_resident_id_text(&text);
+        }
+
+        #[test]
+        fn every_single_character_change_is_refused(
+            id in resident_id(),
+            position in 0usize..18,
+            replacement in prop::sample::select(b"0123456789Xx".to_vec()),
+        ) {
+            let mut changed = id.clone();
+            changed[position] = replacement;
+            prop_assume!(!changed.eq_ignore_ascii_case(&id));
+            let text = String::from_utf8(changed).unwrap();
+            prop_assert!(check_resident_id(&text).is_err(), "{} accepted", text);
+        }
+    }
+}
