@@ -179,6 +179,20 @@ fn read_sheet(
         let (row_index, column) = cell.get_position();
         let line = u64::from(row_index) + 1;
         if row.as_ref().is_none_or(|r| r.line != line) {
+            // Excel writes rows in ascending order; a row stored again, or
+            // before one already read, would give two results one row number.
+            if let Some(previous) = row.as_ref().map(|r| r.line).filter(|&p| line <= p) {
+                let _ = batch_tx.send(Err(InputError::AtLine {
+                    path: path.clone(),
+                    line,
+                    message: format!(
+                        "the sheet stores row {line} after row {previous}; rows out of order \
+                         are not a valid workbook: open the file in Excel or LibreOffice and \
+                         save it again as \"Excel Workbook (.xlsx)\""
+                    ),
+                }));
+                return;
+            }
             if let Some(done) = row.take() {
                 batch.push(done);
                 if batch.len() == ROWS_PER_BATCH {
