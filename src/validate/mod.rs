@@ -889,6 +889,7 @@ mod body_properties {
     use super::*;
     use crate::config::Config;
     use crate::protocol::HolderName;
+    use crate::validate::rules::properties::resident_id;
     use proptest::prelude::*;
     use std::path::Path;
 
@@ -944,14 +945,6 @@ mod body_properties {
                     .to_owned()
             })
             .prop_filter("not empty after trimming", |text| !text.is_empty())
-    }
-
-    fn resident_id() -> impl Strategy<Value = String> {
-        proptest::array::uniform17(b'0'..=b'9').prop_map(|first17| {
-            let mut id = first17.to_vec();
-            id.push(rules::id_check_char(&first17));
-            String::from_utf8(id).unwrap()
-        })
     }
 
     prop_compose! {
