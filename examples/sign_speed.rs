@@ -1,5 +1,6 @@
 //! Measures one core's RSA256 signing speed with the signer `run` uses
-//! (the `rsa` crate), so that a benchmark of `run` can say how fast this
+//! (`ring`) and, beside it, with the `rsa` crate's PKCS#1 v1.5 (0.10,
+//! constant-time), so that a benchmark of `run` can say how fast this
 //! machine was at the time: the VM's speed varies by more than two times
 //! between periods, and signing is most of a run's CPU.
 //!
@@ -9,8 +10,19 @@ use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
 
-use declare_batch::protocol::keys::load_private_key;
-use declare_batch::protocol::signing::MessageSigner;
+use declare_batch::protocol::keys::{load_private_key, load_signer};
+use rsa::signature::Signer;
+
+const BODY: &[u8] = br#"{"paymentRequestId":"2026112300000001","declarationAmount":{"value":"12345","currency":"CNY"}}"#;
+
+/// Milliseconds per call of `sign` over `count` calls.
+fn per_call(count: u32, mut sign: impl FnMut(u32)) -> f64 {
+    let started = Instant::now();
+    for n in 0..count {
+        sign(n);
+    }
+    started.elapsed().as_secs_f64() * 1000.0 / f64::from(count)
+}
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
@@ -18,19 +30,27 @@ fn main() -> Result<(), Box<dyn Error>> {
         .next()
         .ok_or("usage: sign_speed KEY.pem [SIGNATURES]")?;
     let signatures: u32 = args.next().map_or(Ok(500), |n| n.parse())?;
-    let signer = MessageSigner::new(load_private_key(Path::new(&key_path))?, "1");
-    let body = br#"{"paymentRequestId":"2026112300000001","declarationAmount":{"value":"12345","currency":"CNY"}}"#;
-    let started = Instant::now();
-    for n in 0..signatures {
+    let signer = load_signer(Path::new(&key_path), "1")?;
+    let ring_ms = per_call(signatures, |n| {
         let time = format!("2026-11-23T00:00:{:02}+08:00", n % 60);
         let header =
-            signer.signature_header("/aps/api/v1/customs/declare", "SANDBOX_CLIENT", &time, body);
+            signer.signature_header("/aps/api/v1/customs/declare", "SANDBOX_CLIENT", &time, BODY);
         std::hint::black_box(header);
-    }
-    let per_signature = started.elapsed().as_secs_f64() * 1000.0 / f64::from(signatures);
+    });
     println!(
-        "rsa crate: {per_signature:.2} ms per signature on one core ({:.0}/s)",
-        1000.0 / per_signature
+        "ring (our signer): {ring_ms:.2} ms per signature on one core ({:.0}/s)",
+        1000.0 / ring_ms
+    );
+    let rsa_key = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(load_private_key(
+        Path::new(&key_path),
+    )?);
+    let rsa_ms = per_call(signatures.div_ceil(4), |n| {
+        let content = format!("POST /aps/api/v1/customs/declare\nSANDBOX_CLIENT.{n}.");
+        std::hint::black_box(rsa_key.sign(content.as_bytes()));
+    });
+    println!(
+        "rsa 0.10 crate:    {rsa_ms:.2} ms per signature on one core ({:.0}/s)",
+        1000.0 / rsa_ms
     );
     Ok(())
 }

@@ -5,15 +5,14 @@
 //! so that the run retries them with the same ID and bytes.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{FixedOffset, Utc};
 use reqwest::Url;
 
-use crate::config::Config;
-use crate::protocol::keys::{KeyError, load_private_key, load_public_key};
+use crate::config::{ApiConfig, Config, EnvPrivateKey, PRIVATE_KEY_VARIABLE};
+use crate::protocol::keys::{KeyError, load_private_key, load_verifier, private_key_from_text};
 use crate::protocol::{
     DECLARE_PATH, DeclareOutcome, INQUIRE_PATH, InquiryResponse, MessageSigner, MessageVerifier,
     ReceivedResponse, classify,
@@ -92,13 +91,9 @@ impl ApiSettings {
             key: "client_id",
             env: "DECLARE_CLIENT_ID",
         })?;
-        let private_key: &PathBuf = api.private_key.as_ref().ok_or(ClientError::Missing {
-            key: "private_key",
-            env: "DECLARE_PRIVATE_KEY",
-        })?;
-        let signer = MessageSigner::new(load_private_key(private_key)?, api.key_version.clone());
+        let signer = signer_from_config(api)?;
         let verifier = match &api.alipay_public_key {
-            Some(path) => Some(MessageVerifier::new(load_public_key(path)?)),
+            Some(path) => Some(load_verifier(path)?),
             None => None,
         };
         Ok(ApiSettings {
@@ -109,6 +104,48 @@ impl ApiSettings {
             timeout: Duration::from_millis(api.timeout_ms),
         })
     }
+}
+
+/// The signer of `[api]`: `DECLARE_PRIVATE_KEY` (key text, or a path) wins
+/// over `private_key`. Errors name the variable, never its value.
+fn signer_from_config(api: &ApiConfig) -> Result<MessageSigner, ClientError> {
+    let variable = format!("the environment variable {PRIVATE_KEY_VARIABLE}");
+    let key = match &api.private_key_env {
+        Some(EnvPrivateKey::Text(text)) => private_key_from_text(text, &variable)?,
+        Some(EnvPrivateKey::Path(path)) => load_private_key(path).map_err(|error| match error {
+            KeyError::Read { source, .. } => KeyError::Unusable {
+                origin: variable.clone(),
+                reason: format!(
+                    "it is taken as a path (it has no newline and no -----BEGIN), and that \
+                     file cannot be read ({})",
+                    source
+                ),
+            },
+            _ => KeyError::Invalid {
+                origin: format!("the file named by {variable}"),
+                kind: "private",
+            },
+        })?,
+        None => match &api.private_key {
+            Some(path) => load_private_key(path)?,
+            None => {
+                return Err(ClientError::Missing {
+                    key: "private_key",
+                    env: PRIVATE_KEY_VARIABLE,
+                });
+            }
+        },
+    };
+    MessageSigner::new(&key, api.key_version.clone()).map_err(|why| {
+        let origin = match &api.private_key_env {
+            Some(_) => variable,
+            None => "[api] private_key".to_owned(),
+        };
+        ClientError::Key(KeyError::Unusable {
+            origin,
+            reason: why.to_string(),
+        })
+    })
 }
 
 /// `Request-Time`: now, in China Standard Time, with milliseconds.

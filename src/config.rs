@@ -58,7 +58,11 @@ pub struct ApiConfig {
     pub endpoint: Option<String>,
     pub client_id: Option<String>,
     pub private_key: Option<PathBuf>,
+    /// `DECLARE_PRIVATE_KEY`, which wins over `private_key`.
+    #[serde(skip)]
+    pub private_key_env: Option<EnvPrivateKey>,
     pub alipay_public_key: Option<PathBuf>,
+    pub verify_responses: bool,
     pub key_version: String,
     pub timeout_ms: u64,
 }
@@ -69,9 +73,41 @@ impl Default for ApiConfig {
             endpoint: None,
             client_id: None,
             private_key: None,
+            private_key_env: None,
             alipay_public_key: None,
+            verify_responses: true,
             key_version: "1".to_owned(),
             timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The environment variable that may hold the private key or its path.
+pub const PRIVATE_KEY_VARIABLE: &str = "DECLARE_PRIVATE_KEY";
+
+/// What `DECLARE_PRIVATE_KEY` holds: the key itself (a value with a newline
+/// or `-----BEGIN`) or a path. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EnvPrivateKey {
+    Text(String),
+    Path(PathBuf),
+}
+
+impl EnvPrivateKey {
+    pub fn from_value(value: String) -> EnvPrivateKey {
+        if value.contains('\n') || value.contains("-----BEGIN") {
+            EnvPrivateKey::Text(value)
+        } else {
+            EnvPrivateKey::Path(PathBuf::from(value))
+        }
+    }
+}
+
+impl std::fmt::Debug for EnvPrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvPrivateKey::Text(_) => f.write_str("EnvPrivateKey::Text(..)"),
+            EnvPrivateKey::Path(_) => f.write_str("EnvPrivateKey::Path(..)"),
         }
     }
 }
@@ -220,8 +256,10 @@ impl Config {
         if let Some(id) = std::env::var_os("DECLARE_CLIENT_ID").filter(|v| !v.is_empty()) {
             self.api.client_id = Some(id.to_string_lossy().into_owned());
         }
-        if let Some(key) = std::env::var_os("DECLARE_PRIVATE_KEY").filter(|v| !v.is_empty()) {
-            self.api.private_key = Some(PathBuf::from(key));
+        if let Some(key) = std::env::var_os(PRIVATE_KEY_VARIABLE).filter(|v| !v.is_empty()) {
+            self.api.private_key_env = Some(EnvPrivateKey::from_value(
+                key.to_string_lossy().into_owned(),
+            ));
         }
     }
 

@@ -611,8 +611,8 @@ async fn embedded_sandbox(
             .await
             .context("key generation")?;
     let settings = SandboxSettings::new(
-        MessageVerifier::new(client_key.to_public_key()),
-        MessageSigner::new(sandbox_key.clone(), "1"),
+        MessageVerifier::new(client_key.as_public_key())?,
+        MessageSigner::new(&sandbox_key, "1")?,
         payments,
     );
     let sandbox = Arc::new(Sandbox::new(settings));
@@ -623,8 +623,8 @@ async fn embedded_sandbox(
     let api = ApiSettings {
         base: parse_endpoint(&running.endpoint())?,
         client_id: "SANDBOX_CLIENT".to_owned(),
-        signer: MessageSigner::new(client_key, "1"),
-        verifier: Some(MessageVerifier::new(sandbox_key.to_public_key())),
+        signer: MessageSigner::new(&client_key, "1")?,
+        verifier: Some(MessageVerifier::new(sandbox_key.as_public_key())?),
         timeout: Duration::from_millis(config.api.timeout_ms),
     };
     Ok((running, api))

@@ -1,7 +1,9 @@
 //! Loading RSA keys the way the Alipay+ SDKs store them: PKCS#8 PEM,
 //! PKCS#1 PEM, or the bare Base64 body without armour (either DER form).
-//! One loader serves the client and the sandbox. Errors name the file and
-//! never echo what it holds: key material is never printed.
+//! The `rsa` crate reads every form and generates keys, which `ring` cannot
+//! do; `ring` then signs and verifies (see `signing`). One loader serves the
+//! client and the sandbox. Errors name the file or the environment variable
+//! and never echo what it holds: key material is never printed.
 
 use std::path::{Path, PathBuf};
 
@@ -11,22 +13,26 @@ use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use rsa::{PrivateKey, PublicKey};
 
-/// A key file that cannot be used.
+use super::{MessageSigner, MessageVerifier};
+
+/// A key that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read key file {path}: {source}")]
+    #[error("cannot read key file {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     #[error(
-        "key file {path} does not hold an RSA {kind} key (accepted: PKCS#8 PEM, PKCS#1 PEM, or \
-         the bare Base64 body); check that the path points at the {kind} key"
+        "{origin} does not hold an RSA {kind} key (accepted: PKCS#8 PEM, PKCS#1 PEM, or \
+         the bare Base64 body); check that it is the whole {kind} key"
     )]
-    Invalid { path: PathBuf, kind: &'static str },
+    Invalid { origin: String, kind: &'static str },
+    #[error("{origin} holds an RSA key that cannot be used: {reason}")]
+    Unusable { origin: String, reason: String },
     #[error("cannot write key file {path}: {message}")]
     Write { path: PathBuf, message: String },
 }
@@ -38,31 +44,31 @@ fn bare_der(text: &str) -> Option<Vec<u8>> {
 }
 
 /// An RSA private key from PKCS#8 PEM, PKCS#1 PEM or bare Base64 text.
-pub fn parse_private_key(text: &str) -> Option<RsaPrivateKey> {
+pub fn parse_private_key(text: &str) -> Option<PrivateKey> {
     let text = text.trim();
     if text.starts_with("-----BEGIN") {
-        return RsaPrivateKey::from_pkcs8_pem(text)
+        return PrivateKey::from_pkcs8_pem(text)
             .ok()
-            .or_else(|| RsaPrivateKey::from_pkcs1_pem(text).ok());
+            .or_else(|| PrivateKey::from_pkcs1_pem(text).ok());
     }
     let der = bare_der(text)?;
-    RsaPrivateKey::from_pkcs8_der(&der)
+    PrivateKey::from_pkcs8_der(&der)
         .ok()
-        .or_else(|| RsaPrivateKey::from_pkcs1_der(&der).ok())
+        .or_else(|| PrivateKey::from_pkcs1_der(&der).ok())
 }
 
 /// An RSA public key from SPKI PEM, PKCS#1 PEM or bare Base64 text.
-pub fn parse_public_key(text: &str) -> Option<RsaPublicKey> {
+pub fn parse_public_key(text: &str) -> Option<PublicKey> {
     let text = text.trim();
     if text.starts_with("-----BEGIN") {
-        return RsaPublicKey::from_public_key_pem(text)
+        return PublicKey::from_public_key_pem(text)
             .ok()
-            .or_else(|| RsaPublicKey::from_pkcs1_pem(text).ok());
+            .or_else(|| PublicKey::from_pkcs1_pem(text).ok());
     }
     let der = bare_der(text)?;
-    RsaPublicKey::from_public_key_der(&der)
+    PublicKey::from_public_key_der(&der)
         .ok()
-        .or_else(|| RsaPublicKey::from_pkcs1_der(&der).ok())
+        .or_else(|| PublicKey::from_pkcs1_der(&der).ok())
 }
 
 fn read(path: &Path) -> Result<String, KeyError> {
@@ -72,29 +78,68 @@ fn read(path: &Path) -> Result<String, KeyError> {
     })
 }
 
-pub fn load_private_key(path: &Path) -> Result<RsaPrivateKey, KeyError> {
+fn file_origin(path: &Path) -> String {
+    format!("key file {}", path.display())
+}
+
+pub fn load_private_key(path: &Path) -> Result<PrivateKey, KeyError> {
     parse_private_key(&read(path)?).ok_or_else(|| KeyError::Invalid {
-        path: path.to_owned(),
+        origin: file_origin(path),
         kind: "private",
     })
 }
 
-pub fn load_public_key(path: &Path) -> Result<RsaPublicKey, KeyError> {
+/// A private key given as text rather than a file (`DECLARE_PRIVATE_KEY`);
+/// `origin` names where it came from, never what it holds.
+pub fn private_key_from_text(text: &str, origin: &str) -> Result<PrivateKey, KeyError> {
+    parse_private_key(text).ok_or_else(|| KeyError::Invalid {
+        origin: origin.to_owned(),
+        kind: "private",
+    })
+}
+
+pub fn load_public_key(path: &Path) -> Result<PublicKey, KeyError> {
     parse_public_key(&read(path)?).ok_or_else(|| KeyError::Invalid {
-        path: path.to_owned(),
+        origin: file_origin(path),
         kind: "public",
     })
 }
 
+/// A signer for the private key in `path`.
+pub fn load_signer(path: &Path, key_version: &str) -> Result<MessageSigner, KeyError> {
+    MessageSigner::new(&load_private_key(path)?, key_version).map_err(|why| KeyError::Unusable {
+        origin: file_origin(path),
+        reason: why.to_string(),
+    })
+}
+
+/// A verifier for the public key in `path`.
+pub fn load_verifier(path: &Path) -> Result<MessageVerifier, KeyError> {
+    MessageVerifier::new(&load_public_key(path)?).map_err(|why| KeyError::Unusable {
+        origin: file_origin(path),
+        reason: why.to_string(),
+    })
+}
+
+/// The PKCS#8 DER of a private key, for `ring`; wiped when dropped.
+pub(crate) fn private_key_der(key: &PrivateKey) -> Option<rsa::pkcs8::SecretDocument> {
+    key.to_pkcs8_der().ok()
+}
+
+/// The SubjectPublicKeyInfo DER of a public key.
+pub(crate) fn public_key_der(key: &PublicKey) -> Option<rsa::pkcs8::Document> {
+    key.to_public_key_der().ok()
+}
+
 /// A fresh RSA-2048 key pair.
-pub fn generate_key_pair() -> RsaPrivateKey {
-    RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("2048-bit RSA generation succeeds")
+pub fn generate_key_pair() -> PrivateKey {
+    PrivateKey::new(&mut getrandom::SysRng, 2048).expect("2048-bit RSA generation succeeds")
 }
 
 /// Writes `DIR/NAME_private.pem` (PKCS#8, readable by the owner only) and
 /// `DIR/NAME_public.pem` (SPKI).
 pub fn write_key_pair(
-    key: &RsaPrivateKey,
+    key: &PrivateKey,
     dir: &Path,
     name: &str,
 ) -> Result<(PathBuf, PathBuf), KeyError> {

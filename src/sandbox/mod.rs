@@ -33,7 +33,7 @@ pub use stats::StatsReport;
 use crate::client::request_time;
 use crate::config::SPEC_CUSTOMS_CODES;
 use crate::protocol::keys::{
-    KeyError, generate_key_pair, load_private_key, load_public_key, write_key_pair,
+    KeyError, generate_key_pair, load_signer, load_verifier, write_key_pair,
 };
 use crate::protocol::signing::parse_signature_header;
 use crate::protocol::{
@@ -504,7 +504,7 @@ pub fn prepare_keys(
             "sandbox_public.pem".to_owned(),
         ]);
     }
-    let verifier = MessageVerifier::new(load_public_key(&client_public)?);
-    let signer = MessageSigner::new(load_private_key(&sandbox_private)?, key_version);
+    let verifier = load_verifier(&client_public)?;
+    let signer = load_signer(&sandbox_private, key_version)?;
     Ok((verifier, signer, made))
 }

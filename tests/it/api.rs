@@ -6,10 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use declare_batch::client::{ApiSettings, DeclareClient, parse_endpoint};
-use declare_batch::protocol::keys::{load_private_key, load_public_key};
+use declare_batch::protocol::keys::{load_signer, load_verifier};
 use declare_batch::protocol::{
     Amount, Customs, DECLARE_PATH, DeclareOutcome, DeclareRequest, MerchantCustomsInfo,
-    MessageSigner, MessageVerifier,
 };
 
 use crate::common::{SandboxProcess, Workdir};
@@ -35,13 +34,8 @@ fn settings(sandbox: &SandboxProcess) -> ApiSettings {
     ApiSettings {
         base: parse_endpoint(&sandbox.endpoint).unwrap(),
         client_id: "SANDBOX_CLIENT".to_owned(),
-        signer: MessageSigner::new(
-            load_private_key(&sandbox.keys.join("client_private.pem")).unwrap(),
-            "1",
-        ),
-        verifier: Some(MessageVerifier::new(
-            load_public_key(&sandbox.keys.join("sandbox_public.pem")).unwrap(),
-        )),
+        signer: load_signer(&sandbox.keys.join("client_private.pem"), "1").unwrap(),
+        verifier: Some(load_verifier(&sandbox.keys.join("sandbox_public.pem")).unwrap()),
         timeout: Duration::from_secs(10),
     }
 }
@@ -84,7 +78,7 @@ fn outcome(outcome: &DeclareOutcome) -> (&'static str, String) {
 }
 
 fn vectors_key() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors/client_private_pkcs8.pem")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vectors/client_private_pkcs8.pem")
 }
 
 /// A raw HTTP call the client would never make; the answer must still be a
@@ -145,15 +139,12 @@ async fn every_result_code_of_the_spec_is_reachable() {
     let wrong_client = with(|s| s.client_id = "SOMEONE_ELSE".into());
     let wrong_key = {
         let mut s = settings(&sandbox);
-        s.signer = MessageSigner::new(load_private_key(&vectors_key()).unwrap(), "1");
+        s.signer = load_signer(&vectors_key(), "1").unwrap();
         client(s)
     };
     let unknown_version = {
         let mut s = settings(&sandbox);
-        s.signer = MessageSigner::new(
-            load_private_key(&sandbox.keys.join("client_private.pem")).unwrap(),
-            "2",
-        );
+        s.signer = load_signer(&sandbox.keys.join("client_private.pem"), "2").unwrap();
         client(s)
     };
     let wrong_path = {
