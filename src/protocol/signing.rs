@@ -377,7 +377,7 @@ mod tests {
         assert_eq!(outcome(200, "<html>"), ("U", "INVALID_RESPONSE".into()));
         assert_eq!(
             outcome(200, &body("X", "SUCCESS")),
-            ("U", "INVALID_RESPONSE".into())
+            ("U", "UNKNOWN_RESULT_STATUS".into())
         );
         // Unsigned F and U are accepted even when a key is configured.
         let verifier = load_verifier(&vectors_dir().join("alipay_public.pem")).unwrap();

@@ -482,7 +482,7 @@ async fn inquiry_reports_recorded_declarations_only() {
     let inquiry = client.inquire(&["D1", "D2", "NEVER"]).await.unwrap();
     assert_eq!(inquiry.declaration_records.len(), 1);
     let record = &inquiry.declaration_records[0];
-    assert_eq!(record.customs_declaration_request_id, "D1");
+    assert_eq!(record.customs_declaration_request_id.as_deref(), Some("D1"));
     assert_eq!(record.declaration_amount.as_ref().unwrap().value, "250");
     assert_eq!(
         record.declaration_request_status.as_deref(),
