@@ -26,6 +26,17 @@ pub enum ClientError {
         key: &'static str,
         env: &'static str,
     },
+    #[error(
+        "[api] endpoint is not set: set endpoint = \"sandbox\" to try the tool (nothing is \
+         declared for real), or the Alipay+ base URL (https://...) to declare"
+    )]
+    NoEndpoint,
+    #[error(
+        "[api] alipay_public_key is not set, so answers from {endpoint} could not be verified \
+         and a forged S would be believed: set alipay_public_key to the Alipay+ public key \
+         file (or, at your own risk, verify_responses = false)"
+    )]
+    NoPublicKey { endpoint: String },
     #[error("[api] endpoint \"{endpoint}\" is not a URL: {message}")]
     BadEndpoint { endpoint: String, message: String },
     #[error(
@@ -47,6 +58,36 @@ pub struct ApiSettings {
     pub signer: MessageSigner,
     pub verifier: Option<MessageVerifier>,
     pub timeout: Duration,
+}
+
+/// Whether answers are checked against a public key, and if not, why not:
+/// recorded in `summary.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseVerification {
+    /// Every answer's signature is checked; an unsigned S is not trusted.
+    Verified,
+    /// `verify_responses = false`: answers are believed unsigned.
+    DisabledByConfig,
+    /// A loopback endpoint without `alipay_public_key`.
+    LoopbackWithoutKey,
+}
+
+impl ResponseVerification {
+    /// The warning a run prints when answers are not verified.
+    pub fn warning(self, endpoint: &str) -> Option<String> {
+        match self {
+            ResponseVerification::Verified => None,
+            ResponseVerification::DisabledByConfig => Some(format!(
+                "answers from {endpoint} are NOT verified (verify_responses = false): a forged \
+                 or altered answer would be believed"
+            )),
+            ResponseVerification::LoopbackWithoutKey => Some(format!(
+                "answers from the loopback endpoint {endpoint} are not verified: \
+                 alipay_public_key is not set"
+            )),
+        }
+    }
 }
 
 /// Whether plain http:// may be used to `url`'s host.
@@ -83,26 +124,38 @@ impl ApiSettings {
     /// key stops the run before any row), timeout.
     pub fn from_config(config: &Config) -> Result<ApiSettings, ClientError> {
         let api = &config.api;
-        let endpoint = api.endpoint.as_deref().ok_or(ClientError::Missing {
-            key: "endpoint",
-            env: "no environment variable",
-        })?;
+        let endpoint = api.endpoint.as_deref().ok_or(ClientError::NoEndpoint)?;
+        let base = parse_endpoint(endpoint)?;
         let client_id = api.client_id.clone().ok_or(ClientError::Missing {
             key: "client_id",
             env: "DECLARE_CLIENT_ID",
         })?;
         let signer = signer_from_config(api)?;
-        let verifier = match &api.alipay_public_key {
-            Some(path) => Some(load_verifier(path)?),
-            None => None,
+        let verifier = match (&api.alipay_public_key, verification(config, &base)?) {
+            (Some(path), ResponseVerification::Verified) => Some(load_verifier(path)?),
+            _ => None,
         };
         Ok(ApiSettings {
-            base: parse_endpoint(endpoint)?,
+            base,
             client_id,
             signer,
             verifier,
             timeout: Duration::from_millis(api.timeout_ms),
         })
+    }
+}
+
+/// How answers from `base` are checked under `config`: a key is required
+/// for any endpoint that is not loopback unless `verify_responses = false`.
+pub fn verification(config: &Config, base: &Url) -> Result<ResponseVerification, ClientError> {
+    let api = &config.api;
+    match (&api.alipay_public_key, api.verify_responses) {
+        (_, false) => Ok(ResponseVerification::DisabledByConfig),
+        (Some(_), true) => Ok(ResponseVerification::Verified),
+        (None, true) if is_loopback(base) => Ok(ResponseVerification::LoopbackWithoutKey),
+        (None, true) => Err(ClientError::NoPublicKey {
+            endpoint: base.to_string(),
+        }),
     }
 }
 

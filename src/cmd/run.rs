@@ -16,7 +16,7 @@ use chrono::Local;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::client::{ApiSettings, DeclareClient, parse_endpoint};
+use crate::client::{ApiSettings, DeclareClient, ResponseVerification, parse_endpoint};
 use crate::config::Config;
 use crate::declare::{
     BeforeSend, Job, Journal, NOT_SENT, RunSettings, Settled, StopReason, Tally, declare_all,
@@ -67,6 +67,8 @@ struct RunSummary {
     input: String,
     input_sha256: String,
     endpoint: String,
+    /// Whether answers were checked against a public key.
+    response_signatures: ResponseVerification,
     rows: RowCounts,
     /// Statuses of the whole run, earlier invocations into this folder
     /// included.
@@ -320,6 +322,17 @@ impl RunOpts {
         } else {
             Target::Remote(Box::new(ApiSettings::from_config(&config)?))
         };
+        let response_signatures = match &target {
+            // The embedded sandbox's answers are always verified.
+            Target::Embedded(_) => ResponseVerification::Verified,
+            Target::Remote(api) => {
+                let verification = crate::client::verification(&config, &api.base)?;
+                if let Some(warning) = verification.warning(api.base.as_str()) {
+                    tracing::warn!("{warning}");
+                }
+                verification
+            }
+        };
         let run_settings = RunSettings {
             rate_per_sec: self.rate.unwrap_or(config.run.rate_per_sec),
             burst: config.run.burst,
@@ -557,6 +570,7 @@ impl RunOpts {
             input: args.input.display().to_string(),
             input_sha256,
             endpoint: endpoint_name,
+            response_signatures,
             rows: counts,
             this_invocation: StatusCounts {
                 success: tally.success,

@@ -544,6 +544,57 @@ async fn api_settings_come_from_the_config_file() {
     );
     let error = ApiSettings::from_config(&Config::load(&remote).unwrap()).unwrap_err();
     assert!(error.to_string().contains("https://"), "{error}");
+
+    // Answers must be signed: a remote endpoint needs alipay_public_key.
+    let remote_unverified = config_text
+        .replace(&sandbox.endpoint, "https://declare.example.com")
+        .replace("alipay_public_key = \"keys/sandbox_public.pem\"\n", "");
+    let path = work.write("remote-unverified.toml", &remote_unverified);
+    let error = ApiSettings::from_config(&Config::load(&path).unwrap()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("alipay_public_key is not set"),
+        "{message}"
+    );
+    assert!(message.contains("verify_responses = false"), "{message}");
+    let path = work.write(
+        "remote-opted-out.toml",
+        remote_unverified.replace("[api]\n", "[api]\nverify_responses = false\n"),
+    );
+    let settings = ApiSettings::from_config(&Config::load(&path).unwrap()).unwrap();
+    assert!(settings.verifier.is_none());
+    // Opting out drops the verifier even when a key is given.
+    let path = work.write(
+        "opted-out-with-key.toml",
+        config_text.replace("[api]\n", "[api]\nverify_responses = false\n"),
+    );
+    assert!(
+        ApiSettings::from_config(&Config::load(&path).unwrap())
+            .unwrap()
+            .verifier
+            .is_none()
+    );
+    // Loopback without a key is allowed (and warned about by `run`).
+    let path = work.write(
+        "loopback-unverified.toml",
+        config_text.replace("alipay_public_key = \"keys/sandbox_public.pem\"\n", ""),
+    );
+    assert!(
+        ApiSettings::from_config(&Config::load(&path).unwrap())
+            .unwrap()
+            .verifier
+            .is_none()
+    );
+
+    let no_endpoint = work.write(
+        "no-endpoint.toml",
+        config_text.replace(&format!("endpoint = \"{}\"\n", sandbox.endpoint), ""),
+    );
+    let error = ApiSettings::from_config(&Config::load(&no_endpoint).unwrap()).unwrap_err();
+    assert!(
+        error.to_string().contains("endpoint = \"sandbox\""),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

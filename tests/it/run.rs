@@ -19,6 +19,7 @@ fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &str)]
             "alipay_public_key",
             format!("\"{keys}/sandbox_public.pem\""),
         ),
+        ("verify_responses", "true".to_owned()),
         ("timeout_ms", "1000".to_owned()),
         ("[run]", String::new()),
         ("rate_per_sec", "0".to_owned()),
@@ -33,8 +34,10 @@ fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &str)]
             .expect("a known key");
         entry.1 = (*value).to_owned();
     }
+    // An empty value leaves the key out.
     let text: String = entries
         .iter()
+        .filter(|(key, value)| key.starts_with('[') || !value.is_empty())
         .map(|(key, value)| match key.starts_with('[') {
             true => format!("{key}\n"),
             false => format!("{key} = {value}\n"),
@@ -222,6 +225,54 @@ fn no_second_carries_more_than_the_rate() {
     // The sandbox's seconds are not the client's: allow the one token of
     // burst at a window's edge.
     assert!(stats.max_per_second <= 16, "{:?}", stats.per_second);
+}
+
+#[test]
+fn unverified_answers_are_warned_about_and_recorded() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "verified"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("not verified"), "{}", run.stderr);
+    let summary = |dir: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(work.path(&format!("{dir}/summary.json"))).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(summary("verified")["response_signatures"], "verified");
+
+    // Loopback without a key: not verified, one warning.
+    let config = config_for(&work, &sandbox, &[("alipay_public_key", "")]);
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "loopback"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("not verified").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        summary("loopback")["response_signatures"],
+        "loopback_without_key"
+    );
+
+    // Opted out: warned even with a key.
+    let config = config_for(&work, &sandbox, &[("verify_responses", "false")]);
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "opted-out"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("NOT verified (verify_responses = false)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        summary("opted-out")["response_signatures"],
+        "disabled_by_config"
+    );
 }
 
 #[test]
