@@ -52,6 +52,34 @@ impl Cli {
     }
 }
 
+/// Writes one line to stderr without ever panicking: cron may have closed
+/// it, and a lost message must not cost the run. Without a terminal the
+/// line starts with a timestamp, like every log line.
+pub fn say_line(args: std::fmt::Arguments<'_>) {
+    use std::io::{IsTerminal, Write};
+    let mut stderr = std::io::stderr().lock();
+    let _ = if stderr.is_terminal() {
+        writeln!(stderr, "{args}")
+    } else {
+        writeln!(stderr, "{} {args}", log_timestamp())
+    };
+}
+
+/// The timestamp that starts a log line written without a terminal.
+pub fn log_timestamp() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
+/// `say!("...", args)`: a line on stderr that never panics (see `say_line`).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cmd::say_line(format_args!($($arg)*))
+    };
+}
+
 /// Waits for Ctrl-C (SIGINT) or SIGTERM.
 pub async fn interrupt_signal() {
     #[cfg(unix)]

@@ -24,12 +24,13 @@ use crate::declare::{
 use crate::exit;
 use crate::input::OwnedRow;
 use crate::protocol::keys::generate_key_pair;
-use crate::protocol::{DeclareOutcome, MessageSigner, MessageVerifier};
+use crate::protocol::{BODY_FORMAT_VERSION, DeclareOutcome, MessageSigner, MessageVerifier};
 use crate::report::{
     ProblemTally, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, timestamp, write_json,
     write_retry,
 };
 use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
+use crate::say;
 use crate::validate::{CrossRowIndex, Verdict, validate_stream};
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +106,14 @@ struct StatusCounts {
 struct RunRecord {
     identity: String,
     input: String,
+    /// The version of the request bytes built from rows; runs recorded
+    /// before it was kept made version 1's.
+    #[serde(default = "first_body_format")]
+    body_format: u32,
+}
+
+fn first_body_format() -> u32 {
+    1
 }
 
 /// The lock that keeps a second run out of the folder.
@@ -285,6 +294,9 @@ enum Target {
 struct Outputs {
     rejected: RejectedWriter,
     results: ResultsWriter,
+    /// Set when a write to results.csv failed: nothing more is written to
+    /// it (the next run rebuilds it from the journal).
+    results_failed: bool,
     retry: Vec<OwnedRow>,
     problems: ProblemTally,
     codes: BTreeMap<String, u64>,
@@ -293,16 +305,52 @@ struct Outputs {
 
 impl Outputs {
     /// Records one row's result in results.csv and the counts.
-    fn record(&mut self, row: &ResultRow) {
+    fn record(&mut self, row: &ResultRow) -> std::io::Result<()> {
         *self.codes.entry(row.result_code.clone()).or_default() += 1;
         match row.result_status.as_str() {
             "S" => self.status.success += 1,
             "F" => self.status.failed += 1,
             _ => self.status.unknown += 1,
         }
-        if let Err(error) = self.results.write(row) {
-            tracing::error!("cannot write results.csv: {error}");
+        if self.results_failed {
+            return Ok(());
         }
+        let written = self.results.write(row);
+        self.results_failed = written.is_err();
+        written
+    }
+}
+
+/// The first output that could not be written; it stops the run.
+#[derive(Default)]
+struct WriteFailures {
+    first: Mutex<Option<String>>,
+}
+
+impl WriteFailures {
+    /// Records that `file` cannot be written; returns the stop reason.
+    fn record(&self, file: &Path, error: &std::io::Error) -> StopReason {
+        let what = format!("{}: {error}", file.display());
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            say!("declare-batch: cannot write {what}; sending no more requests");
+            *first = Some(what.clone());
+        }
+        StopReason::WriteFailed(first.clone().unwrap_or(what))
+    }
+
+    fn first(&self) -> Option<String> {
+        self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The raw answer an outcome came from, for the journal.
+fn raw_answer(outcome: Option<&DeclareOutcome>) -> &str {
+    match outcome {
+        Some(DeclareOutcome::Success(response)) | Some(DeclareOutcome::Failed { response, .. }) => {
+            &response.raw
+        }
+        _ => "",
     }
 }
 
@@ -362,6 +410,21 @@ impl RunOpts {
             let same = previous
                 .as_ref()
                 .is_some_and(|p| p.identity == run_identity);
+            if let Some(previous) = previous
+                .as_ref()
+                .filter(|p| same && p.body_format != BODY_FORMAT_VERSION)
+                && !self.fresh
+            {
+                bail!(
+                    "{} holds a run whose requests were built by another version of \
+                     declare-batch (request format {}, this one builds {}): resuming it would \
+                     send rows in doubt with other bytes under the same request IDs. Finish it \
+                     with the version that started it, or use --fresh to start over",
+                    out.display(),
+                    previous.body_format,
+                    BODY_FORMAT_VERSION
+                );
+            }
             if !same && !self.fresh {
                 bail!(
                     "{} holds another run (other input, endpoint, client ID, sheet, [columns], \
@@ -374,10 +437,11 @@ impl RunOpts {
         if self.fresh {
             move_aside(out)?;
         }
-        let (journal, replay) = Journal::open(&out.join("journal.jsonl"))
-            .with_context(|| format!("cannot open the journal in {}", out.display()))?;
+        let journal_path = out.join("journal.jsonl");
+        let results_path = out.join("results.csv.partial");
+        let (journal, replay) = Journal::open(&journal_path)?;
         if replay.finals() > 0 && !quiet {
-            eprintln!(
+            say!(
                 "declare-batch: resuming the run in {}: {} rows already have a final answer and \
                  are not sent again",
                 out.display(),
@@ -390,6 +454,7 @@ impl RunOpts {
             &RunRecord {
                 identity: run_identity,
                 input: args.input.display().to_string(),
+                body_format: BODY_FORMAT_VERSION,
             },
         )?;
 
@@ -397,6 +462,7 @@ impl RunOpts {
         let outputs = Mutex::new(Outputs {
             rejected: RejectedWriter::create(&out.join("rejected.csv"), &headers)?,
             results: ResultsWriter::create(out)?,
+            results_failed: false,
             retry: Vec::new(),
             problems: ProblemTally::default(),
             codes: BTreeMap::new(),
@@ -412,7 +478,7 @@ impl RunOpts {
                 Target::Embedded(payments) => {
                     let (sandbox, api) = embedded_sandbox(payments, &config).await?;
                     if !quiet {
-                        eprintln!(
+                        say!(
                             "declare-batch: declaring to the embedded sandbox at {} — nothing is \
                              declared for real (give --config to declare to Alipay+)",
                             sandbox.endpoint()
@@ -425,6 +491,9 @@ impl RunOpts {
         let client = DeclareClient::new(api)?;
         let progress = Arc::new(Mutex::new(Progress::default()));
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(run_settings.concurrency * 4);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel::<Option<StopReason>>(None);
+        let write_failures = Arc::new(WriteFailures::default());
+        let rejected_path = out.join("rejected.csv");
 
         let (validation, stop) = std::thread::scope(|scope| {
             let validation = scope.spawn(|| {
@@ -445,7 +514,13 @@ impl RunOpts {
                                     .context("cannot read the journal")?
                                 {
                                     progress.lock().expect("not poisoned").replayed += 1;
-                                    outputs.lock().expect("not poisoned").record(&result);
+                                    let recorded =
+                                        outputs.lock().expect("not poisoned").record(&result);
+                                    if let Err(error) = recorded {
+                                        stop_tx.send_replace(Some(
+                                            write_failures.record(&results_path, &error),
+                                        ));
+                                    }
                                     return Ok(());
                                 }
                                 let valid = *valid;
@@ -460,7 +535,16 @@ impl RunOpts {
                                 progress.lock().expect("not poisoned").rows.rejected += 1;
                                 let mut out = outputs.lock().expect("not poisoned");
                                 out.problems.add(&problems);
-                                out.rejected.write(&outcome.row.as_row(), &problems)?;
+                                if let Err(error) =
+                                    out.rejected.write(&outcome.row.as_row(), &problems)
+                                {
+                                    stop_tx.send_replace(Some(
+                                        write_failures.record(&rejected_path, &error),
+                                    ));
+                                    return Err(error).with_context(|| {
+                                        format!("cannot write {}", rejected_path.display())
+                                    });
+                                }
                             }
                         }
                         Ok(())
@@ -473,46 +557,76 @@ impl RunOpts {
             let progress_line = Arc::clone(&progress);
             let stop = runtime.block_on(async {
                 let reporter = (!quiet).then(|| tokio::spawn(report_progress(progress_line)));
-                let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+                let interrupt_tx = stop_tx.clone();
                 let interrupts = tokio::spawn(async move {
                     super::interrupt_signal().await;
-                    let _ = interrupt_tx.send(true);
-                    eprintln!(
+                    interrupt_tx.send_if_modified(|stop| {
+                        stop.get_or_insert(StopReason::Interrupted);
+                        true
+                    });
+                    say!(
                         "declare-batch: interrupted: no new requests; waiting for those in \
                          flight and writing every output (interrupt again to exit at once)"
                     );
                     super::interrupt_signal().await;
-                    eprintln!(
+                    say!(
                         "declare-batch: interrupted again: exiting now; run the same command \
                          again to resume from the journal"
                     );
                     std::process::exit(130);
                 });
                 let attempt_journal = Arc::clone(&journal);
+                let (attempt_failures, attempt_stop, attempt_path) = (
+                    Arc::clone(&write_failures),
+                    stop_tx.clone(),
+                    journal_path.clone(),
+                );
                 let before_send: BeforeSend = Arc::new(move |job: &Job| {
-                    let mut journal = attempt_journal.lock().expect("not poisoned");
-                    if let Err(error) =
-                        journal.attempt(job.row.line, &job.request.customs_declaration_request_id)
+                    let mut journal = attempt_journal.lock().unwrap_or_else(|e| e.into_inner());
+                    match journal.attempt(job.row.line, &job.request.customs_declaration_request_id)
                     {
-                        tracing::error!("cannot write the journal: {error}");
+                        Ok(()) => true,
+                        Err(error) => {
+                            // Never send what the journal does not know of.
+                            attempt_stop
+                                .send_replace(Some(attempt_failures.record(&attempt_path, &error)));
+                            false
+                        }
                     }
                 });
                 let stop = declare_all(
                     &run_settings,
                     client,
                     before_send,
-                    interrupt_rx,
+                    stop_rx,
                     jobs_rx,
                     |settled, tally| {
                         progress.lock().expect("not poisoned").tally = tally.clone();
                         let row = result_row(&settled);
-                        if row.result_status != "U"
-                            && let Err(error) = journal.lock().expect("not poisoned").settled(&row)
-                        {
-                            tracing::error!("cannot write the journal: {error}");
+                        let answer = raw_answer(settled.outcome.as_ref());
+                        let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+                        if settled.provisional {
+                            if let Err(error) = journal.provisional(&row, answer) {
+                                stop_tx.send_replace(Some(
+                                    write_failures.record(&journal_path, &error),
+                                ));
+                            }
+                            return;
                         }
+                        // Each final answer is in the journal before its row
+                        // is written out.
+                        if row.result_status != "U"
+                            && let Err(error) = journal.settled(&row, answer)
+                        {
+                            stop_tx
+                                .send_replace(Some(write_failures.record(&journal_path, &error)));
+                        }
+                        drop(journal);
                         let mut out = outputs.lock().expect("not poisoned");
-                        out.record(&row);
+                        if let Err(error) = out.record(&row) {
+                            stop_tx
+                                .send_replace(Some(write_failures.record(&results_path, &error)));
+                        }
                         if row.result_status == "U" {
                             out.retry.push(settled.job.row);
                         }
@@ -537,29 +651,46 @@ impl RunOpts {
             runtime.block_on(sandbox.stop());
         }
 
-        journal
-            .lock()
-            .expect("not poisoned")
-            .sync()
-            .context("cannot sync the journal")?;
-        let outputs = outputs.into_inner().expect("not poisoned");
+        // Records what it still can: every output is attempted even after
+        // one fails, and the first failure decides the message.
+        let fail = |file: &Path, error: std::io::Error| {
+            write_failures.record(file, &error);
+        };
+        if let Err(error) = journal.lock().unwrap_or_else(|e| e.into_inner()).sync() {
+            fail(&journal_path, error);
+        }
+        let outputs = outputs.into_inner().unwrap_or_else(|e| e.into_inner());
         let Progress {
             tally,
             rows: counts,
             replayed,
-        } = std::mem::take(&mut *progress.lock().expect("not poisoned"));
-        outputs
-            .rejected
-            .commit()
-            .context("cannot write rejected.csv")?;
-        outputs
-            .results
-            .finish()
-            .context("cannot write results.csv")?;
-        write_retry(&out.join("retry.csv"), &headers, outputs.retry)
-            .context("cannot write retry.csv")?;
+        } = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Err(error) = outputs.rejected.commit() {
+            fail(&rejected_path, error);
+        }
+        if !outputs.results_failed
+            && let Err(error) = outputs.results.finish()
+        {
+            fail(&out.join("results.csv"), error);
+        }
+        let retry_path = out.join("retry.csv");
+        if let Err(error) = write_retry(&retry_path, &headers, outputs.retry) {
+            fail(&retry_path, error);
+        }
+        let stop = match write_failures.first() {
+            Some(what) => Some(StopReason::WriteFailed(what)),
+            None => stop,
+        };
         let exit_code = match (&stop, &validation) {
-            (_, Err(_)) | (Some(StopReason::Configuration(_)), _) => exit::FATAL,
+            (_, Err(_))
+            | (
+                Some(
+                    StopReason::Configuration(_)
+                    | StopReason::RequestRejected(_)
+                    | StopReason::WriteFailed(_),
+                ),
+                _,
+            ) => exit::FATAL,
             _ if outputs.status.unknown > 0 => exit::UNFINISHED,
             _ if outputs.status.failed > 0 || counts.rejected > 0 => exit::SOME_FAILED,
             _ => exit::SUCCESS,
@@ -586,32 +717,74 @@ impl RunOpts {
             finished_at: timestamp(Local::now()),
             duration_ms: elapsed.as_millis(),
             achieved_rate_per_sec: tally.requests as f64 / elapsed.as_secs_f64().max(0.001),
-            stopped: stop.as_ref().map(|reason| match reason {
-                StopReason::Configuration(code) => {
-                    format!("configuration: the API answered {code}")
-                }
-                StopReason::EndpointFailing(n) => {
-                    format!("endpoint failing: {n} unknown outcomes in a row")
-                }
-                StopReason::Interrupted => "interrupted".to_owned(),
-            }),
+            stopped: stop.as_ref().map(StopReason::describe),
             exit_code,
         };
-        write_json(&out.join("summary.json"), &summary).context("cannot write summary.json")?;
+        let summary_path = out.join("summary.json");
+        if let Err(error) = write_json(&summary_path, &summary) {
+            fail(&summary_path, error);
+        }
         if !quiet {
-            print_summary(&summary, out)?;
+            print_summary(&summary, out);
         }
         validation?;
-        if let Some(StopReason::Configuration(code)) = &stop {
+        if let Some(what) = write_failures.first() {
             bail!(
+                "cannot write {what}; the run stopped sending at once and wrote what it still \
+                 could. Make room (or fix the folder's permissions) and run the same command \
+                 again: it resumes from the journal, sending again at most the requests that \
+                 were in flight"
+            );
+        }
+        match &stop {
+            Some(StopReason::Configuration(code)) => bail!(
                 "the API answered {code}, a configuration problem: check [api] client_id, \
                  private_key, key_version and endpoint (and the public key registered with \
                  Alipay+); the unsent rows are in {}",
-                out.join("retry.csv").display()
+                retry_path.display()
+            ),
+            Some(reason @ StopReason::RequestRejected(_)) => bail!(
+                "{}. Check [api] endpoint (its path), key_version and client_id; the rows are \
+                 left unknown in {} and are sent again by the same command once it is fixed",
+                reason.describe(),
+                retry_path.display()
+            ),
+            _ => {}
+        }
+        if exit_code == exit::UNFINISHED {
+            // Printed even with --quiet: cron mail must say what to do.
+            say!(
+                "declare-batch: {} rows are not settled{}; run the same command again to \
+                 resume ({}), or re-feed them: declare-batch run {} --out {}-retry-1",
+                summary.results.unknown,
+                stop.as_ref()
+                    .map(|reason| format!(" ({})", reason.describe()))
+                    .unwrap_or_default(),
+                command_line(),
+                retry_path.display(),
+                out.display()
             );
         }
         Ok(exit_code)
     }
+}
+
+/// This process's command line, quoted for a shell where needed.
+fn command_line() -> String {
+    std::env::args()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_./=:@,+".contains(c));
+            if plain {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Starts the embedded sandbox with fresh keys; returns it and the client
@@ -684,7 +857,7 @@ async fn report_progress(progress: Arc<Mutex<Progress>>) {
         ticks.tick().await;
         let now = snapshot();
         let rate = now.tally.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
-        eprintln!(
+        say!(
             "declare-batch: {} of {} valid rows settled so far (S {}, F {}, U {}; {} from the \
              journal), {rate:.1} requests/s",
             now.tally.settled + now.replayed,
@@ -697,8 +870,12 @@ async fn report_progress(progress: Arc<Mutex<Progress>>) {
     }
 }
 
-fn print_summary(summary: &RunSummary, out: &Path) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
+/// The end-of-run table on stdout; a closed stdout loses it silently.
+fn print_summary(summary: &RunSummary, out: &Path) {
+    let _ = write_summary(&mut std::io::stdout().lock(), summary, out);
+}
+
+fn write_summary(stdout: &mut impl Write, summary: &RunSummary, out: &Path) -> std::io::Result<()> {
     writeln!(stdout, "{}: {}", summary.input, summary.rows)?;
     writeln!(
         stdout,

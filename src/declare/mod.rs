@@ -6,7 +6,12 @@
 //! asleep; F outcomes are final; REQUEST_TRAFFIC_EXCEED_LIMIT slows the run
 //! down without using up the row's attempts. A configuration-level answer
 //! stops the run (the rows stay unknown), and so does an endpoint that keeps
-//! failing (a circuit breaker).
+//! failing (a circuit breaker), a run whose first answers are all
+//! PARAM_ILLEGAL (the request is at fault, not the rows), and a stop asked
+//! for from outside (an interrupt, an output that cannot be written). Once
+//! stopped, nothing more goes on the wire: a row waiting for a worker or a
+//! rate token is settled as not sent; only requests already sent are
+//! awaited.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU32;
@@ -41,6 +46,11 @@ pub const CONFIGURATION_CODES: [&str; 7] = [
 /// The code of a row that was never sent.
 pub const NOT_SENT: &str = "NOT_SENT";
 
+/// PARAM_ILLEGAL also covers the request's headers: when the first this
+/// many answers of a run all say it for rows that passed validation, the
+/// request is at fault and the run stops with the rows unknown.
+pub const PARAM_ILLEGAL_RULE: u64 = 20;
+
 /// How the run paces and retries.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -55,7 +65,7 @@ pub struct RunSettings {
 }
 
 /// A valid row on its way through the run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Job {
     pub request: DeclareRequest,
     /// The exact bytes sent on every attempt.
@@ -88,10 +98,33 @@ impl Job {
 pub enum StopReason {
     /// A configuration-level answer (the code) from the API.
     Configuration(String),
-    /// The endpoint failed this many times in a row.
-    EndpointFailing(u32),
+    /// The first answers were all PARAM_ILLEGAL; the last one's message.
+    RequestRejected(String),
+    /// The endpoint failed this many times in a row; the last cause.
+    EndpointFailing { count: u32, last_cause: String },
     /// SIGINT or SIGTERM.
     Interrupted,
+    /// An output could not be written: which, and the OS error.
+    WriteFailed(String),
+}
+
+impl StopReason {
+    /// One line saying why the run stopped.
+    pub fn describe(&self) -> String {
+        match self {
+            StopReason::Configuration(code) => format!("configuration: the API answered {code}"),
+            StopReason::RequestRejected(message) => format!(
+                "the first {PARAM_ILLEGAL_RULE} answers were all PARAM_ILLEGAL for rows that \
+                 passed validation: the request is at fault, not the rows (last answer: \
+                 {message})"
+            ),
+            StopReason::EndpointFailing { count, last_cause } => format!(
+                "endpoint failing: {count} unknown outcomes in a row; the last: {last_cause}"
+            ),
+            StopReason::Interrupted => "interrupted".to_owned(),
+            StopReason::WriteFailed(what) => format!("an output cannot be written: {what}"),
+        }
+    }
 }
 
 /// The end of one row's journey.
@@ -100,6 +133,10 @@ pub struct Settled {
     pub job: Job,
     /// The final outcome, or the last unknown one; `None`: never sent.
     pub outcome: Option<DeclareOutcome>,
+    /// A PARAM_ILLEGAL answer that may yet turn out to be the request's
+    /// fault: to be journaled as provisional, not written out. The row is
+    /// settled again, finally, once that is known.
+    pub provisional: bool,
 }
 
 /// Slows every worker down after REQUEST_TRAFFIC_EXCEED_LIMIT and lets the
@@ -151,8 +188,17 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
     full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
-/// Called with each job just before its request is sent.
-pub type BeforeSend = Arc<dyn Fn(&Job) + Send + Sync>;
+/// Called with each job just before its request is sent; `false` keeps
+/// the request off the wire (the journal could not record it).
+pub type BeforeSend = Arc<dyn Fn(&Job) -> bool + Send + Sync>;
+
+/// What a worker hands back.
+enum Done {
+    Answered(Box<(Job, DeclareOutcome)>),
+    /// The run stopped (or the attempt could not be journaled) before the
+    /// request went on the wire.
+    NotSent(Box<Job>),
+}
 
 async fn worker(
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
@@ -160,23 +206,36 @@ async fn worker(
     client: DeclareClient,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pacing: Arc<Pacing>,
-    done: mpsc::Sender<(Job, DeclareOutcome)>,
+    mut halt: tokio::sync::watch::Receiver<bool>,
+    done: mpsc::Sender<Done>,
 ) {
     loop {
         let Some(mut job) = jobs.lock().await.recv().await else {
             return;
         };
-        let extra = pacing.delay();
-        if !extra.is_zero() {
-            tokio::time::sleep(extra).await;
+        let ready = async {
+            let extra = pacing.delay();
+            if !extra.is_zero() {
+                tokio::time::sleep(extra).await;
+            }
+            if let Some(limiter) = &limiter {
+                limiter.until_ready().await;
+            }
+        };
+        // A stop while waiting for a rate token keeps the row off the wire.
+        let halted = tokio::select! {
+            () = ready => None,
+            _ = halt.wait_for(|halted| *halted) => Some(true),
         }
-        if let Some(limiter) = &limiter {
-            limiter.until_ready().await;
-        }
-        before_send(&job);
-        job.sent += 1;
-        let outcome = client.declare(&job.body).await;
-        if done.send((job, outcome)).await.is_err() {
+        .unwrap_or_else(|| *halt.borrow());
+        let message = if halted || !before_send(&job) {
+            Done::NotSent(Box::new(job))
+        } else {
+            job.sent += 1;
+            let outcome = client.declare(&job.body).await;
+            Done::Answered(Box::new((job, outcome)))
+        };
+        if done.send(message).await.is_err() {
             return;
         }
     }
@@ -206,18 +265,35 @@ impl<F: FnMut(Settled, &Tally)> Settler<F> {
             Some("F") => self.tally.failed += 1,
             _ => self.tally.unknown += 1,
         }
-        (self.settle)(Settled { job, outcome }, &self.tally);
+        let settled = Settled {
+            job,
+            outcome,
+            provisional: false,
+        };
+        (self.settle)(settled, &self.tally);
+    }
+
+    /// Hands on a provisional answer; the row is settled again later.
+    fn provisional(&mut self, job: &Job, outcome: &DeclareOutcome) {
+        let settled = Settled {
+            job: job.clone(),
+            outcome: Some(outcome.clone()),
+            provisional: true,
+        };
+        (self.settle)(settled, &self.tally);
     }
 }
 
 /// Declares every job from `rows`, calling `settle` once per row with its
-/// final outcome. Returns why it stopped early, if it did; every row that
-/// arrives is settled either way.
+/// final outcome (and before that, for a PARAM_ILLEGAL answer among the
+/// first, once as provisional). Returns why it stopped early, if it did;
+/// every row that arrives is settled either way. A `Some` on `stop_requests`
+/// stops the run for that reason.
 pub async fn declare_all(
     settings: &RunSettings,
     client: DeclareClient,
     before_send: BeforeSend,
-    mut interrupt: tokio::sync::watch::Receiver<bool>,
+    mut stop_requests: tokio::sync::watch::Receiver<Option<StopReason>>,
     mut rows: mpsc::Receiver<Job>,
     settle: impl FnMut(Settled, &Tally),
 ) -> Option<StopReason> {
@@ -228,7 +304,8 @@ pub async fn declare_all(
     let concurrency = settings.concurrency.max(1);
     let (job_tx, job_rx) = mpsc::channel::<Job>(concurrency);
     let job_rx = Arc::new(Mutex::new(job_rx));
-    let (done_tx, mut done_rx) = mpsc::channel::<(Job, DeclareOutcome)>(concurrency * 2);
+    let (done_tx, mut done_rx) = mpsc::channel::<Done>(concurrency * 2);
+    let (halt_tx, halt_rx) = tokio::sync::watch::channel(false);
     let limiter = limiter(settings);
     let pacing = Arc::new(Pacing::default());
     let interval = Duration::from_secs(1) / settings.rate_per_sec.max(1);
@@ -240,6 +317,7 @@ pub async fn declare_all(
             client.clone(),
             limiter.clone(),
             Arc::clone(&pacing),
+            halt_rx.clone(),
             done_tx.clone(),
         ));
     }
@@ -251,10 +329,17 @@ pub async fn declare_all(
     // times keep their order.
     let mut delayed: BTreeMap<(Instant, u64), Job> = BTreeMap::new();
     let mut delayed_seq = 0u64;
+    // Jobs handed to a worker and not yet handed back.
     let mut in_flight = 0usize;
     let mut rows_open = true;
-    let mut stop: Option<StopReason> = None;
+    let mut stop: Option<StopReason> = stop_requests.borrow().clone();
+    let mut stop_requests_open = true;
     let mut failures_in_a_row = 0u32;
+    // S and F answers so far, and the PARAM_ILLEGAL answers held back while
+    // every answer so far has been one.
+    let mut answers = 0u64;
+    let mut verdict_pending = true;
+    let mut held: Vec<(Job, DeclareOutcome)> = Vec::new();
 
     loop {
         let now = Instant::now();
@@ -267,6 +352,7 @@ pub async fn declare_all(
         }
         if stop.is_some() {
             // Nothing more is sent: settle what waits, keep draining input.
+            halt_tx.send_replace(true);
             for job in ready.drain(..) {
                 let outcome = last_unknown(&job);
                 settler.settle(job, outcome);
@@ -297,16 +383,69 @@ pub async fn declare_all(
                     None => rows_open = false,
                 }
             }
-            answered = done_rx.recv(), if in_flight > 0 => {
-                let Some((mut job, outcome)) = answered else { break };
+            done = done_rx.recv(), if in_flight > 0 => {
+                let Some(done) = done else { break };
                 in_flight -= 1;
+                let (mut job, outcome) = match done {
+                    Done::Answered(answered) => *answered,
+                    Done::NotSent(job) => {
+                        let job = *job;
+                        // Kept off the wire by a stop: never re-queued.
+                        if stop.is_none() {
+                            stop = Some(stop_requests.borrow().clone().unwrap_or(StopReason::Interrupted));
+                        }
+                        let outcome = last_unknown(&job);
+                        settler.settle(job, outcome);
+                        continue;
+                    }
+                };
                 settler.tally.requests += 1;
+                if matches!(outcome, DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. }) {
+                    answers += 1;
+                }
                 match &outcome {
+                    DeclareOutcome::Failed { code, message, .. }
+                        if code == "PARAM_ILLEGAL"
+                            && matches!(stop, Some(StopReason::RequestRejected(_))) =>
+                    {
+                        // Sent before the rule fired: the same fault.
+                        let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
+                        settler.settle(job, Some(outcome));
+                    }
+                    DeclareOutcome::Failed { code, message, .. }
+                        if code == "PARAM_ILLEGAL" && verdict_pending =>
+                    {
+                        failures_in_a_row = 0;
+                        settler.provisional(&job, &outcome);
+                        held.push((job, outcome.clone()));
+                        if answers >= PARAM_ILLEGAL_RULE {
+                            verdict_pending = false;
+                            stop.get_or_insert(StopReason::RequestRejected(message.clone()));
+                            for (job, outcome) in held.drain(..) {
+                                let DeclareOutcome::Failed { code, message, .. } = outcome else {
+                                    unreachable!("only PARAM_ILLEGAL answers are held")
+                                };
+                                let message = format!(
+                                    "{message} (left unknown: the first {PARAM_ILLEGAL_RULE} \
+                                     answers of the run were all PARAM_ILLEGAL)"
+                                );
+                                settler.settle(job, Some(DeclareOutcome::unknown(code, message)));
+                            }
+                        }
+                    }
                     DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. }
                         if !CONFIGURATION_CODES.contains(&outcome.code()) =>
                     {
                         failures_in_a_row = 0;
                         pacing.recover();
+                        if verdict_pending {
+                            // An answer of another kind: the held ones are
+                            // the rows' own, and final.
+                            verdict_pending = false;
+                            for (job, outcome) in held.drain(..) {
+                                settler.settle(job, Some(outcome));
+                            }
+                        }
                         settler.settle(job, Some(outcome));
                     }
                     DeclareOutcome::Failed { code, message, .. } => {
@@ -321,12 +460,15 @@ pub async fn declare_all(
                         delayed_seq += 1;
                         delayed.insert((Instant::now() + pacing.delay(), delayed_seq), job);
                     }
-                    DeclareOutcome::Unknown { .. } => {
+                    DeclareOutcome::Unknown { code, message } => {
                         failures_in_a_row += 1;
                         job.attempts_used += 1;
                         remember(&mut job, &outcome);
                         if failures_in_a_row >= settings.breaker_threshold {
-                            stop.get_or_insert(StopReason::EndpointFailing(failures_in_a_row));
+                            stop.get_or_insert(StopReason::EndpointFailing {
+                                count: failures_in_a_row,
+                                last_cause: format!("{code}: {message}"),
+                            });
                         }
                         if job.attempts_used >= settings.max_attempts || stop.is_some() {
                             settler.settle(job, Some(outcome));
@@ -336,12 +478,14 @@ pub async fn declare_all(
                             delayed.insert((due, delayed_seq), job);
                         }
                     }
-                    DeclareOutcome::Success(_) => unreachable!("handled by the first arm"),
+                    DeclareOutcome::Success(_) => unreachable!("handled by the second arm"),
                 }
             }
-            changed = interrupt.changed(), if stop.is_none() => {
-                if changed.is_ok() && *interrupt.borrow() {
-                    stop = Some(StopReason::Interrupted);
+            changed = stop_requests.changed(), if stop.is_none() && stop_requests_open => {
+                match changed {
+                    Ok(()) => stop.clone_from(&stop_requests.borrow()),
+                    // Nobody can ask for a stop any more.
+                    Err(_) => stop_requests_open = false,
                 }
             }
             _ = async {
@@ -351,6 +495,10 @@ pub async fn declare_all(
                 }
             }, if next_due.is_some() && stop.is_none() => {}
         }
+    }
+    // Fewer answers than the rule needs, all PARAM_ILLEGAL: the rows' own.
+    for (job, outcome) in held.drain(..) {
+        settler.settle(job, Some(outcome));
     }
     drop(job_tx);
     while workers.join_next().await.is_some() {}

@@ -9,7 +9,8 @@ mod response;
 pub mod signing;
 
 pub use body::{
-    Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
+    Amount, BODY_FORMAT_VERSION, BuyerCertificate, Customs, DeclareRequest, HolderName,
+    MerchantCustomsInfo,
 };
 pub use response::{
     DeclarationRecord, DeclareOutcome, DeclareResponse, InquiryResponse, ReceivedResponse,

@@ -63,6 +63,29 @@ impl Workdir {
         }
     }
 
+    /// Runs the binary with every file it writes capped at `kib` KiB
+    /// (RLIMIT_FSIZE, SIGXFSZ ignored): a write past the cap fails with
+    /// EFBIG, as on a full disk.
+    pub fn run_with_file_limit(&self, kib: u32, args: &[&str]) -> Run {
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -f {kib} && trap '' XFSZ && exec \"$0\" \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_declare-batch"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("DECLARE_CLIENT_ID")
+            .env_remove("DECLARE_PRIVATE_KEY")
+            .output()
+            .expect("run declare-batch under bash");
+        Run {
+            code: output.status.code().expect("exit code"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// A CSV output: must start with a BOM; returned without it.
     pub fn read_csv_output(&self, name: &str) -> String {
         let text = std::fs::read_to_string(self.path(name)).expect("output file");
@@ -129,5 +152,25 @@ impl Drop for SandboxProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit, killing it and failing the test after
+/// `deadline`: no test can hang on a child.
+pub fn wait_with_deadline(
+    child: &mut std::process::Child,
+    deadline: std::time::Duration,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not exit within {deadline:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

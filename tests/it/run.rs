@@ -298,6 +298,71 @@ fn a_wrong_client_key_stops_the_run_with_nothing_final() {
     assert_eq!(work.summary()["exit_code"], 1);
 }
 
+/// A config whose customs list has a code the sandbox does not know: rows
+/// with it pass local validation and are answered PARAM_ILLEGAL.
+fn xiamen_config(work: &Workdir, sandbox: &SandboxProcess) -> String {
+    let config = config_for(work, sandbox, &[("concurrency", "1")]);
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "[validate]\ncustoms_codes = [\"ZONGSHU\", \"XIAMEN\"]\n";
+    work.write("xiamen.toml", text).display().to_string()
+}
+
+#[test]
+fn a_batch_whose_first_answers_are_all_param_illegal_stops_with_rows_unknown() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 30);
+    let text = std::fs::read_to_string(&orders)
+        .unwrap()
+        .replace("ZONGSHU", "XIAMEN");
+    work.write("orders.csv", text);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = xiamen_config(&work, &sandbox);
+    let run = work.run(&["run", &orders, "--config", &config, "--quiet"]);
+    run.expect_fatal(&["first 20 answers were all PARAM_ILLEGAL", "retry.csv"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The 20th answer stops it; a request already on the wire is awaited.
+    let sent = runtime.block_on(sandbox.stats()).requests;
+    assert!((20..=21).contains(&sent), "{sent} requests");
+    let results = results(&work, "out/results.csv");
+    assert_eq!(results.len(), 30);
+    assert!(results.iter().all(|r| &r[6] == "U"), "nothing final");
+    assert_eq!(work.read_csv_output("out/retry.csv").lines().count(), 31);
+    // The answers were journaled only as provisional: a rerun sends again.
+    let journal = std::fs::read_to_string(work.path("out/journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"provisional\":true").count(), 20);
+    assert_eq!(journal.matches("\"t\":\"final\"").count(), 20);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(work.summary()["exit_code"], 1);
+}
+
+#[test]
+fn param_illegal_answers_among_others_are_the_rows_own() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 30);
+    let text: String = std::fs::read_to_string(&orders)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(n, line)| match n {
+            1..=5 => line.replace("ZONGSHU", "XIAMEN") + "\n",
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    work.write("orders.csv", text);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = xiamen_config(&work, &sandbox);
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let summary = work.summary();
+    assert_eq!(summary["codes"]["PARAM_ILLEGAL"], 5);
+    assert_eq!(summary["results"]["F"], 5);
+    assert_eq!(summary["results"]["S"], 25);
+    // Final now: a rerun sends nothing.
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(work.summary()["requests_sent"], 0);
+}
+
 #[test]
 fn an_endpoint_that_keeps_failing_stops_the_run() {
     let work = Workdir::new();
@@ -310,12 +375,11 @@ fn an_endpoint_that_keeps_failing_stops_the_run() {
     let run = work.run(&["run", &orders, "--config", &config]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     let summary = work.summary();
+    let stopped = summary["stopped"].as_str().unwrap();
+    assert!(stopped.contains("endpoint failing"), "{summary}");
     assert!(
-        summary["stopped"]
-            .as_str()
-            .unwrap()
-            .contains("endpoint failing"),
-        "{summary}"
+        stopped.contains("HTTP_500"),
+        "names the last cause: {summary}"
     );
     assert!(
         summary["codes"]["NOT_SENT"].as_u64().unwrap() > 100,
@@ -328,6 +392,37 @@ fn an_endpoint_that_keeps_failing_stops_the_run() {
         sent < 100,
         "the breaker stopped burning rows: {sent} requests"
     );
+}
+
+#[test]
+fn a_run_whose_requests_had_other_bytes_is_never_resumed() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path("out/run.json")).unwrap()).unwrap();
+    assert_eq!(record["body_format"], 1);
+    // Recorded before the format was kept: version 1's bytes, resumed.
+    let mut old = record.clone();
+    old.as_object_mut().unwrap().remove("body_format");
+    work.write("out/run.json", old.to_string());
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        runtime.block_on(sandbox.stats()).requests,
+        3,
+        "nothing re-sent"
+    );
+    // Made by a version that built other bytes: refused.
+    let mut other = record;
+    other["body_format"] = 2.into();
+    work.write("out/run.json", other.to_string());
+    let run = work.run(&["run", &orders, "--config", &config]);
+    run.expect_fatal(&["request format 2", "--fresh"]);
 }
 
 #[test]
@@ -493,6 +588,178 @@ fn kill_9_at_any_moment_then_a_rerun_sends_no_journaled_success_again() {
     assert!(!stats.by_code.contains_key("REPEAT_REQ_INCONSISTENT"));
     assert!(!stats.by_code.contains_key("DUPLICATED_DECLARATION"));
     assert!(!work.path("out/.lock").exists());
+}
+
+/// The first run's write failures cost no declared row: the rerun sends
+/// again no row whose answer the journal holds, only rows that were in
+/// flight (their attempt journaled, their answer not).
+fn assert_resumed_after_failure(
+    work: &Workdir,
+    sandbox: &SandboxProcess,
+    orders: &str,
+    config: &str,
+    rows: usize,
+    first: &std::collections::BTreeMap<String, u32>,
+) {
+    let journaled = journaled_successes(work);
+    let journal = std::fs::read_to_string(work.path("out/journal.jsonl")).unwrap_or_default();
+    let run = work.run(&["run", orders, "--config", config]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stats = runtime.block_on(sandbox.stats());
+    for (id, count) in first {
+        if stats.requests_per_id[id] > *count {
+            assert!(
+                !journaled.contains(id),
+                "{id} was journaled S and sent again"
+            );
+            assert!(
+                journal.contains(&format!("\"id\":\"{id}\"")),
+                "{id} was sent again but was never in flight"
+            );
+        }
+    }
+    assert_eq!(stats.request_ids, rows);
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0);
+    let mut listed = listed_rows(work, "out/results.csv");
+    listed.sort();
+    assert_eq!(listed, (2..rows as u64 + 2).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_run() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 300);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    // The journal (about 600 bytes a row) outgrows 48 KiB long before
+    // results.csv (about 150) does.
+    let run = work.run_with_file_limit(48, &["run", &orders, "--config", &config]);
+    run.expect_fatal(&[
+        "journal.jsonl",
+        "File too large",
+        "run the same command again",
+    ]);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("cannot write").count(),
+        2,
+        "said once as it happened and once at the end: {}",
+        run.stderr
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let first = runtime.block_on(sandbox.stats());
+    assert!(
+        first.requests < 200,
+        "it stopped sending: {}",
+        first.requests
+    );
+    // Nothing was appended after the failed write: at most the torn record
+    // at the end, which the next open cuts off.
+    let journal = std::fs::read_to_string(work.path("out/journal.jsonl")).unwrap();
+    let unreadable = journal
+        .lines()
+        .filter(|line| serde_json::from_str::<serde_json::Value>(line).is_err())
+        .count();
+    assert!(unreadable <= 1, "{unreadable} unreadable lines");
+    let summary = work.summary();
+    assert_eq!(summary["exit_code"], 1);
+    assert!(
+        summary["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("journal.jsonl"),
+        "{summary}"
+    );
+    assert_resumed_after_failure(
+        &work,
+        &sandbox,
+        &orders,
+        &config,
+        300,
+        &first.requests_per_id,
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn results_that_cannot_be_written_stop_the_run() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 60);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[("rate_per_sec", "100")]);
+    // Every write to results.csv.partial fails with ENOSPC.
+    std::fs::create_dir_all(work.path("out")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", work.path("out/results.csv.partial")).unwrap();
+    let run = work.run(&["run", &orders, "--config", &config]);
+    run.expect_fatal(&["results.csv.partial", "No space left on device"]);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let first = runtime.block_on(sandbox.stats());
+    assert!(
+        first.requests < 60,
+        "it stopped sending: {}",
+        first.requests
+    );
+    assert_eq!(work.summary()["exit_code"], 1);
+    std::fs::remove_file(work.path("out/results.csv.partial")).unwrap();
+    assert_resumed_after_failure(
+        &work,
+        &sandbox,
+        &orders,
+        &config,
+        60,
+        &first.requests_per_id,
+    );
+}
+
+#[test]
+fn a_final_rewrite_that_fails_is_fatal_and_a_rerun_completes_it() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 20);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    // results.csv cannot replace a folder that is in its way.
+    std::fs::create_dir_all(work.path("out/results.csv/in-the-way")).unwrap();
+    let run = work.run(&["run", &orders, "--config", &config]);
+    run.expect_fatal(&["results.csv"]);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    // What could still be written was.
+    assert_eq!(work.summary()["exit_code"], 1);
+    assert!(work.path("out/retry.csv").is_file());
+    std::fs::remove_dir_all(work.path("out/results.csv")).unwrap();
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        work.summary()["requests_sent"],
+        0,
+        "every answer was journaled"
+    );
+    assert_eq!(listed_rows(&work, "out/results.csv").len(), 20);
+}
+
+#[test]
+fn a_closed_stderr_and_stdout_never_panic() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 5);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    // Both pipes are closed by the reader before the run writes to them:
+    // every write fails with EPIPE.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+        .args(["run", &orders, "--config", &config, "--rate", "5"])
+        .current_dir(work.path(""))
+        .env_remove("DECLARE_CLIENT_ID")
+        .env_remove("DECLARE_PRIVATE_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = crate::common::wait_with_deadline(&mut child, std::time::Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(listed_rows(&work, "out/results.csv").len(), 5);
 }
 
 fn signal(child: &std::process::Child, name: &str) {
