@@ -16,12 +16,17 @@ pub const SPEC_CUSTOMS_CODES: [&str; 4] = ["ZONGSHU", "ZHENGZHOU", "NINGBO", "SH
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "config file {path} is not UTF-8 text (byte {offset} is not); save it as UTF-8 (in \
+         Notepad: Save As, Encoding UTF-8)"
+    )]
+    NotUtf8 { path: PathBuf, offset: usize },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error(
@@ -208,11 +213,17 @@ impl Config {
     /// to the file's folder; `DECLARE_CLIENT_ID` and `DECLARE_PRIVATE_KEY`
     /// override the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::parse(&text, path)?;
+        let text = String::from_utf8(bytes).map_err(|error| ConfigError::NotUtf8 {
+            path: path.to_owned(),
+            offset: error.utf8_error().valid_up_to(),
+        })?;
+        // Notepad saves UTF-8 with a BOM.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let mut config = Config::parse(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for key in [
             &mut config.api.private_key,

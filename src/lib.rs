@@ -12,6 +12,7 @@ pub mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
+pub mod outdir;
 pub mod protocol;
 pub mod report;
 pub mod sandbox;

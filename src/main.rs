@@ -1,6 +1,7 @@
 //! The `declare-batch` binary: parses the command line, sets up logging on
 //! stderr, runs the command and turns a fatal error into exit code 1.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,23 +14,52 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Log lines on stderr: on a terminal, coloured and without a time; into a
+/// file or cron mail, plain and each with its timestamp.
+struct LogTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for LogTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", declare_batch::cmd::log_timestamp())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if cli.quiet { "error" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("DECLARE_LOG")
-                .unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+    let filter =
+        EnvFilter::try_from_env("DECLARE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // A stderr that cannot be written loses the line, never the run.
+    let writer = || LossyStderr;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    if std::io::stderr().is_terminal() {
+        builder.without_time().init();
+    } else {
+        builder.with_ansi(false).with_timer(LogTime).init();
+    }
     match cli.exec() {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            declare_batch::say!("error: {error:#}");
             ExitCode::from(exit::FATAL)
         }
+    }
+}
+
+/// stderr with every write error swallowed (cron may close it).
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }

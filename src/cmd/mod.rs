@@ -16,9 +16,27 @@ use crate::config::Config;
 use crate::input::{InputOptions, RowSource};
 use crate::validate::{ColumnMap, RowRules};
 
+/// The exit codes, shown by every `--help`.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  run: every row declared S; validate: every row valid (an empty input too)
+  1  fatal: bad config, unreadable input, bad key, output folder locked or of
+     another run, an output that cannot be written, the first 20 answers all
+     PARAM_ILLEGAL, or a configuration-level answer (INVALID_SIGNATURE, ...)
+  2  wrong command-line usage
+  3  finished; some rows failed (F) or were rejected, none is left unknown
+  4  finished, interrupted, or stopped because the endpoint kept failing;
+     rows to send again are in retry.csv (the same command resumes)";
+
 /// Declares AlipayCN payments to Chinese customs from CSV/XLSX order exports.
 #[derive(Debug, Parser)]
-#[command(name = "declare-batch", version, about, propagate_version = true)]
+#[command(
+    name = "declare-batch",
+    version,
+    about,
+    propagate_version = true,
+    after_help = EXIT_CODES_HELP
+)]
 pub struct Cli {
     /// Print only errors: no summary, no warnings.
     #[arg(long, short, global = true)]
@@ -31,12 +49,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read and check every row; send nothing; write rejected.csv and summary.json.
+    #[command(after_help = EXIT_CODES_HELP)]
     Validate(validate::ValidateOpts),
     /// Validate, then declare every valid row; write results, rejected, retry and summary.
+    #[command(after_help = EXIT_CODES_HELP)]
     Run(run::RunOpts),
     /// Serve a local stand-in for the Alipay+ declare API (nothing is declared for real).
+    #[command(after_help = EXIT_CODES_HELP)]
     Sandbox(sandbox::SandboxOpts),
     /// Write an RSA-2048 key pair: DIR/NAME_private.pem and DIR/NAME_public.pem.
+    #[command(after_help = EXIT_CODES_HELP)]
     Keygen(keygen::KeygenOpts),
 }
 
@@ -109,7 +131,8 @@ pub struct InputArgs {
     /// Folder for the outputs (created if missing).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    /// XLSX sheet to read (default: [input] sheet, else the first sheet).
+    /// XLSX sheet to read [default: [input] sheet of the config, else the
+    /// first sheet].
     #[arg(long)]
     pub sheet: Option<String>,
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use crate::declare::{
 };
 use crate::exit;
 use crate::input::OwnedRow;
+use crate::outdir::OutLock;
 use crate::protocol::keys::generate_key_pair;
 use crate::protocol::{BODY_FORMAT_VERSION, DeclareOutcome, MessageSigner, MessageVerifier};
 use crate::report::{
@@ -38,12 +39,14 @@ pub struct RunOpts {
     /// INPUT, --config, --out (which must not contain INPUT), --sheet.
     #[command(flatten)]
     pub input: super::InputArgs,
-    /// Requests started per second, all attempts included; 0 = no limit.
-    #[arg(long)]
+    /// Requests started per second, all attempts included; 0 = no limit
+    /// [default: [run] rate_per_sec of the config, else 20].
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<u32>,
-    /// Requests in flight at most.
+    /// Requests in flight at most, 1 or more [default: [run] concurrency of
+    /// the config, else 8].
     #[arg(long)]
-    pub concurrency: Option<usize>,
+    pub concurrency: Option<std::num::NonZeroUsize>,
     /// Start over in a folder that holds another run: its outputs move to
     /// OUT/.previous-<timestamp>/.
     #[arg(long)]
@@ -114,61 +117,6 @@ struct RunRecord {
 
 fn first_body_format() -> u32 {
     1
-}
-
-/// The lock that keeps a second run out of the folder.
-struct OutLock {
-    path: PathBuf,
-}
-
-impl OutLock {
-    fn take(dir: &Path) -> anyhow::Result<OutLock> {
-        let path = dir.join(".lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    writeln!(file, "{}", std::process::id())?;
-                    return Ok(OutLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    let holder = holder.trim();
-                    if holder_is_alive(holder) {
-                        bail!(
-                            "{} is in use by another run (process {holder}, lock file {}); wait for it \
-                             or use another --out folder",
-                            dir.display(),
-                            path.display()
-                        );
-                    }
-                    tracing::warn!("removing the stale lock of process {holder}, which is gone");
-                    std::fs::remove_file(&path)?;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
-                }
-            }
-        }
-        bail!("cannot take the lock {}", path.display())
-    }
-}
-
-impl Drop for OutLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn holder_is_alive(pid: &str) -> bool {
-    match pid.parse::<u32>() {
-        // Without /proc, a lock is taken as held.
-        Ok(pid) => !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists(),
-        Err(_) => false,
-    }
 }
 
 /// The run's identity: the input and what shapes the requests and where
@@ -384,7 +332,10 @@ impl RunOpts {
         let run_settings = RunSettings {
             rate_per_sec: self.rate.unwrap_or(config.run.rate_per_sec),
             burst: config.run.burst,
-            concurrency: self.concurrency.unwrap_or(config.run.concurrency).max(1),
+            concurrency: self
+                .concurrency
+                .map_or(config.run.concurrency, usize::from)
+                .max(1),
             max_attempts: config.run.max_attempts.max(1),
             backoff_base: Duration::from_millis(config.run.backoff_base_ms),
             breaker_threshold: 20,
@@ -394,7 +345,7 @@ impl RunOpts {
         std::fs::create_dir_all(out)
             .with_context(|| format!("cannot create output folder {}", out.display()))?;
         refuse_input_inside_out(&args.input, out)?;
-        let _lock = OutLock::take(out)?;
+        let _lock = OutLock::take(out, "run")?;
 
         let sheet = args.sheet(&config);
         let (mut source, rules) = args.open(&config)?;

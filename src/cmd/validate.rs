@@ -10,6 +10,7 @@ use chrono::Local;
 use serde::Serialize;
 
 use crate::exit;
+use crate::outdir::{OutLock, refuse_run_folder};
 use crate::report::{
     ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, timestamp, write_json,
 };
@@ -49,6 +50,8 @@ impl ValidateOpts {
         let out = &self.input.out;
         std::fs::create_dir_all(out)
             .with_context(|| format!("cannot create output folder {}", out.display()))?;
+        let _lock = OutLock::take(out, "validate")?;
+        refuse_run_folder(out)?;
         let rejected_path = out.join("rejected.csv");
         let mut rejected = RejectedWriter::create(&rejected_path, source.headers())
             .with_context(|| format!("cannot write {}", rejected_path.display()))?;
@@ -102,7 +105,8 @@ impl ValidateOpts {
         write_json(&summary_path, &summary)
             .with_context(|| format!("cannot write {}", summary_path.display()))?;
         if !quiet {
-            print_summary(&summary, &rejected_path)?;
+            // A closed stdout loses the table, not the outputs.
+            let _ = print_summary(&summary, &rejected_path);
         }
         Ok(exit_code)
     }

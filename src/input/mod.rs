@@ -20,7 +20,7 @@ use crate::config::EncodingChoice;
 /// A fatal problem with the input file as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]

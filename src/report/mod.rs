@@ -27,10 +27,30 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        AtomicFile::create_with_mode(path, 0o666)
+    }
+
+    /// For a file that holds personal data: readable by its owner only.
+    pub fn create_private(path: &Path) -> io::Result<AtomicFile> {
+        AtomicFile::create_with_mode(path, 0o600)
+    }
+
+    fn create_with_mode(path: &Path, mode: u32) -> io::Result<AtomicFile> {
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(".tmp");
         let temporary = PathBuf::from(temporary);
-        let file = File::create(&temporary)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        // A temporary left by a killed run may have other permissions.
+        let _ = std::fs::remove_file(&temporary);
+        let file = options.open(&temporary)?;
         Ok(AtomicFile {
             path: path.to_owned(),
             temporary,
@@ -80,7 +100,7 @@ pub struct RejectedWriter {
 
 impl RejectedWriter {
     pub fn create(path: &Path, headers: &[String]) -> io::Result<RejectedWriter> {
-        let mut file = AtomicFile::create(path)?;
+        let mut file = AtomicFile::create_private(path)?;
         file.write_all(UTF8_BOM)?;
         let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(file);
         let mut header: Vec<&str> = vec!["row", "field", "error"];

@@ -164,7 +164,8 @@ pub const RESULT_HEADER: [&str; 17] = [
 /// each row given, in row order.
 pub fn write_retry(path: &Path, headers: &[String], mut rows: Vec<OwnedRow>) -> io::Result<()> {
     rows.sort_by_key(|row| row.line);
-    let mut out = AtomicFile::create(path)?;
+    // Rows as the user gave them, certificate numbers included.
+    let mut out = AtomicFile::create_private(path)?;
     out.write_all(UTF8_BOM)?;
     let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(out);
     csv.write_record(headers)?;

@@ -2,7 +2,64 @@
 //! run the real `declare-batch` binary in it.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+/// Every child a test starts is free of the developer's DECLARE_* settings.
+pub trait WithoutDeclareEnv {
+    fn without_declare_env(&mut self) -> &mut Self;
+}
+
+impl WithoutDeclareEnv for Command {
+    fn without_declare_env(&mut self) -> &mut Self {
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("DECLARE_") {
+                self.env_remove(&name);
+            }
+        }
+        self
+    }
+}
+
+/// Waits until `ready()` holds, failing the test if `child` exits first or
+/// `deadline` passes (the child is then killed).
+pub fn wait_until(
+    child: &mut Child,
+    deadline: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) {
+    let started = Instant::now();
+    while !ready() {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            panic!("the child exited ({status}) before {what}");
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not happen within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The child's exit status and what it wrote to a piped stderr, failing
+/// the test (and killing the child) after `deadline`.
+pub fn finish_with_deadline(mut child: Child, deadline: Duration) -> (ExitStatus, String) {
+    use std::io::Read;
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    });
+    let status = wait_with_deadline(&mut child, deadline);
+    let stderr = stderr
+        .map(|reader| reader.join().expect("the reader does not panic"))
+        .unwrap_or_default();
+    (status, stderr)
+}
 
 pub const BOM: &str = "\u{feff}";
 
@@ -52,8 +109,7 @@ impl Workdir {
         let output: Output = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
             .args(args)
             .current_dir(self.dir.path())
-            .env_remove("DECLARE_CLIENT_ID")
-            .env_remove("DECLARE_PRIVATE_KEY")
+            .without_declare_env()
             .output()
             .expect("run declare-batch");
         Run {
@@ -75,10 +131,25 @@ impl Workdir {
             .arg(env!("CARGO_BIN_EXE_declare-batch"))
             .args(args)
             .current_dir(self.dir.path())
-            .env_remove("DECLARE_CLIENT_ID")
-            .env_remove("DECLARE_PRIVATE_KEY")
+            .without_declare_env()
             .output()
             .expect("run declare-batch under bash");
+        Run {
+            code: output.status.code().expect("exit code"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs the binary with `env` set (and no other DECLARE_* variable).
+    pub fn run_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .without_declare_env()
+            .envs(env.iter().copied())
+            .output()
+            .expect("run declare-batch");
         Run {
             code: output.status.code().expect("exit code"),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -120,6 +191,7 @@ impl SandboxProcess {
     pub fn start(keys: PathBuf, args: &[&str]) -> SandboxProcess {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
+            .without_declare_env()
             .arg("sandbox")
             .args(["--addr", "127.0.0.1:0", "--keys"])
             .arg(&keys)
@@ -157,11 +229,8 @@ impl Drop for SandboxProcess {
 
 /// Waits for `child` to exit, killing it and failing the test after
 /// `deadline`: no test can hang on a child.
-pub fn wait_with_deadline(
-    child: &mut std::process::Child,
-    deadline: std::time::Duration,
-) -> std::process::ExitStatus {
-    let started = std::time::Instant::now();
+pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> ExitStatus {
+    let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
             return status;
@@ -171,6 +240,6 @@ pub fn wait_with_deadline(
             let _ = child.wait();
             panic!("the child did not exit within {deadline:?}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

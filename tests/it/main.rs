@@ -4,5 +4,6 @@
 
 mod api;
 mod common;
+mod ops;
 mod run;
 mod validate;

@@ -4,11 +4,18 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::common::{SandboxProcess, Workdir, rows};
+use std::time::Duration;
+
+use crate::common::{
+    SandboxProcess, WithoutDeclareEnv, Workdir, finish_with_deadline, rows, wait_until,
+};
+
+/// How long a test waits for a child to reach a point or to exit.
+pub const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A config (`run.toml`) that points at a running sandbox, with `changes`
 /// to its keys' values.
-fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &str)]) -> String {
+pub fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &str)]) -> String {
     let keys = sandbox.keys.display();
     let mut entries = vec![
         ("[api]", String::new()),
@@ -47,7 +54,7 @@ fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &str)]
 }
 
 /// An export of `count` declarable orders, with payments to match.
-fn orders(work: &Workdir, count: usize) -> (String, String) {
+pub fn orders(work: &Workdir, count: usize) -> (String, String) {
     let mut orders = String::from(
         "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
          merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
@@ -65,7 +72,7 @@ fn orders(work: &Workdir, count: usize) -> (String, String) {
 }
 
 /// The rows listed in a CSV output (first column), after its header.
-fn listed_rows(work: &Workdir, name: &str) -> Vec<u64> {
+pub fn listed_rows(work: &Workdir, name: &str) -> Vec<u64> {
     let text = work.read_csv_output(name);
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     reader
@@ -426,6 +433,34 @@ fn a_run_whose_requests_had_other_bytes_is_never_resumed() {
 }
 
 #[test]
+fn validate_keeps_out_of_a_run_folder_and_run_adopts_a_validate_folder() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    // run adopts a folder that holds only validate outputs.
+    let run = work.run(&["validate", &orders, "--out", "out"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "out"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(work.summary()["command"], "run");
+    // validate refuses the run's folder and leaves its files alone.
+    let before = std::fs::read(work.path("out/summary.json")).unwrap();
+    let run = work.run(&["validate", &orders, "--out", "out"]);
+    run.expect_fatal(&["holds a run", "another --out folder"]);
+    assert_eq!(
+        std::fs::read(work.path("out/summary.json")).unwrap(),
+        before
+    );
+    // ...and a folder locked by a live process.
+    std::fs::create_dir_all(work.path("busy")).unwrap();
+    work.write("busy/.lock", format!("{}\nrun\n", std::process::id()));
+    let run = work.run(&["validate", &orders, "--out", "busy"]);
+    run.expect_fatal(&["in use by another declare-batch run"]);
+    assert!(!work.path("busy/summary.json").exists());
+}
+
+#[test]
 fn the_out_folder_is_guarded() {
     let work = Workdir::new();
     let (orders, payments) = orders(&work, 3);
@@ -447,7 +482,7 @@ fn the_out_folder_is_guarded() {
     std::fs::create_dir_all(work.path("locked")).unwrap();
     work.write("locked/.lock", format!("{}\n", std::process::id()));
     let run = work.run(&["run", &orders, "--config", &config, "--out", "locked"]);
-    run.expect_fatal(&["in use by another run"]);
+    run.expect_fatal(&["in use by another declare-batch run"]);
     // A stale lock is taken over.
     work.write("locked/.lock", "999999999\n");
     let run = work.run(&["run", &orders, "--config", &config, "--out", "locked"]);
@@ -496,7 +531,7 @@ fn the_out_folder_is_guarded() {
 }
 
 /// IDs whose final S is in the journal.
-fn journaled_successes(work: &Workdir) -> BTreeSet<String> {
+pub fn journaled_successes(work: &Workdir) -> BTreeSet<String> {
     let text = std::fs::read_to_string(work.path("out/journal.jsonl")).unwrap_or_default();
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -545,20 +580,17 @@ fn kill_9_at_any_moment_then_a_rerun_sends_no_journaled_success_again() {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_declare-batch"))
             .args(["run", &orders, "--config", &config, "--quiet"])
             .current_dir(work.path(""))
+            .without_declare_env()
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         // Kill once the journal holds this many successes.
-        while journaled_successes(&work).len() < kill_after {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before the kill"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_until(&mut child, DEADLINE, "the successes to kill at", || {
+            journaled_successes(&work).len() >= kill_after
+        });
         child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        crate::common::wait_with_deadline(&mut child, DEADLINE);
         counts_then = check(&journaled, &counts_then);
         journaled = journaled_successes(&work);
     }
@@ -749,20 +781,19 @@ fn a_closed_stderr_and_stdout_never_panic() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_declare-batch"))
         .args(["run", &orders, "--config", &config, "--rate", "5"])
         .current_dir(work.path(""))
-        .env_remove("DECLARE_CLIENT_ID")
-        .env_remove("DECLARE_PRIVATE_KEY")
+        .without_declare_env()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     drop(child.stdout.take());
     drop(child.stderr.take());
-    let status = crate::common::wait_with_deadline(&mut child, std::time::Duration::from_secs(60));
+    let status = crate::common::wait_with_deadline(&mut child, DEADLINE);
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert_eq!(listed_rows(&work, "out/results.csv").len(), 5);
 }
 
-fn signal(child: &std::process::Child, name: &str) {
+pub fn signal(child: &std::process::Child, name: &str) {
     let status = std::process::Command::new("kill")
         .args([name, &child.id().to_string()])
         .status()
@@ -770,11 +801,12 @@ fn signal(child: &std::process::Child, name: &str) {
     assert!(status.success());
 }
 
-fn spawn_run(work: &Workdir, args: &[&str]) -> std::process::Child {
+pub fn spawn_run(work: &Workdir, args: &[&str]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_declare-batch"))
         .arg("run")
         .args(args)
         .current_dir(work.path(""))
+        .without_declare_env()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -788,17 +820,12 @@ fn sigint_stops_new_requests_and_writes_every_output() {
     let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
     let config = config_for(&work, &sandbox, &[]);
     let mut child = spawn_run(&work, &[&orders, "--config", &config, "--rate", "10"]);
-    while journaled_successes(&work).len() < 5 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before the interrupt"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(&mut child, DEADLINE, "5 successes", || {
+        journaled_successes(&work).len() >= 5
+    });
     signal(&child, "-INT");
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let (status, stderr) = finish_with_deadline(child, DEADLINE);
+    assert_eq!(status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     let summary = work.summary();
     assert_eq!(summary["stopped"], "interrupted");
@@ -842,19 +869,37 @@ fn a_second_sigint_exits_at_once_with_130() {
         ],
     );
     let config = config_for(&work, &sandbox, &[("timeout_ms", "10000")]);
-    let child = spawn_run(&work, &[&orders, "--config", &config]);
-    while !std::fs::read_to_string(work.path("out/journal.jsonl"))
-        .unwrap_or_default()
-        .contains("attempt")
-    {
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    let mut child = spawn_run(&work, &[&orders, "--config", &config]);
+    wait_until(&mut child, DEADLINE, "the first attempt", || {
+        std::fs::read_to_string(work.path("out/journal.jsonl"))
+            .unwrap_or_default()
+            .contains("attempt")
+    });
+    // The second signal goes once the run says it took the first.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    signal(&child, "-INT");
+    let mut seen = String::new();
+    while !seen.contains("interrupted: no new requests") {
+        match lines_rx.recv_timeout(DEADLINE) {
+            Ok(line) => seen.push_str(&(line + "\n")),
+            Err(error) => {
+                let _ = child.kill();
+                panic!("no word of the first interrupt ({error}): {seen}");
+            }
+        }
     }
     signal(&child, "-INT");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    signal(&child, "-INT");
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let status = crate::common::wait_with_deadline(&mut child, DEADLINE);
+    reader.join().unwrap();
+    let stderr = seen + &lines_rx.try_iter().collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("resume"), "{stderr}");
     // The journal is still usable: the same command resumes and finishes.
     let run = work.run(&["run", &orders, "--config", &config]);

@@ -1,0 +1,264 @@
+//! What an operations engineer meets first: key material never printed,
+//! Ctrl-C that sends nothing more, files with personal data kept private,
+//! log lines fit for a file or cron mail, `--quiet` that still says what to
+//! do, usage errors, and error texts that say the fix.
+
+use crate::common::{SandboxProcess, Workdir, finish_with_deadline, wait_until};
+use crate::run::{DEADLINE, config_for, listed_rows, orders, signal, spawn_run};
+
+/// Every 16-character piece of a key's Base64 lines.
+fn key_pieces(pem: &str) -> Vec<String> {
+    pem.lines()
+        .filter(|line| !line.starts_with("-----"))
+        .flat_map(|line| {
+            let chars: Vec<char> = line.chars().collect();
+            chars
+                .chunks(16)
+                .filter(|chunk| chunk.len() == 16)
+                .map(|chunk| chunk.iter().collect::<String>())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Everything a run left: its stdout, stderr and every file in `out`.
+fn everything_written(work: &Workdir, run: &crate::common::Run, out: &str) -> String {
+    let mut all = format!("{}\n{}\n", run.stdout, run.stderr);
+    if let Ok(entries) = std::fs::read_dir(work.path(out)) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(path).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn no_output_or_message_ever_holds_key_material() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let key = std::fs::read_to_string(sandbox.keys.join("client_private.pem")).unwrap();
+    let pieces = key_pieces(&key);
+    assert!(pieces.len() > 50);
+    let lines: Vec<&str> = key.lines().collect();
+    let damaged = key.replacen(&lines[5][..10], "AAAAAAAAAA", 1);
+    let truncated = lines[..lines.len() / 2].join("\n");
+    let bare: String = lines
+        .iter()
+        .filter(|l| !l.starts_with("-----"))
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = config_for(&work, &sandbox, &[]);
+    let cases = [
+        ("whole", key.as_str(), 0),
+        ("bare", bare.as_str(), 0),
+        ("damaged", damaged.as_str(), 1),
+        ("truncated", truncated.as_str(), 1),
+    ];
+    for (name, text, code) in cases {
+        let out = format!("out-env-{name}");
+        // The environment's key text wins over the file's path.
+        let run = work.run_with_env(
+            &[("DECLARE_PRIVATE_KEY", text)],
+            &["run", &orders, "--config", &config, "--out", &out],
+        );
+        assert_eq!(run.code, code, "{name}: {}", run.stderr);
+        if code == 1 {
+            assert!(
+                run.stderr.contains("DECLARE_PRIVATE_KEY"),
+                "{name}: {}",
+                run.stderr
+            );
+        }
+        let written = everything_written(&work, &run, &out);
+        for piece in &pieces {
+            assert!(
+                !written.contains(piece.as_str()),
+                "{name}: key text {piece} in the output"
+            );
+        }
+        // The same key in a file named by the config.
+        let file = work.write(&format!("keys-{name}.pem"), text);
+        let config = config_for(
+            &work,
+            &sandbox,
+            &[("private_key", &format!("\"{}\"", file.display()))],
+        );
+        let out = format!("out-file-{name}");
+        let run = work.run(&["run", &orders, "--config", &config, "--out", &out]);
+        assert_eq!(run.code, code, "{name}: {}", run.stderr);
+        let written = everything_written(&work, &run, &out);
+        for piece in &pieces {
+            assert!(
+                !written.contains(piece.as_str()),
+                "{name}: key text {piece} in the output"
+            );
+        }
+    }
+    // A path in the variable: named by the variable, not its value.
+    let run = work.run_with_env(
+        &[("DECLARE_PRIVATE_KEY", "/no/such/secret-key-path.pem")],
+        &["run", &orders, "--config", &config, "--out", "out-path"],
+    );
+    run.expect_fatal(&["DECLARE_PRIVATE_KEY", "taken as a path"]);
+    assert!(!run.stderr.contains("secret-key-path"), "{}", run.stderr);
+}
+
+#[test]
+fn ctrl_c_sends_nothing_more() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 20);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    // At 2 a second, the rows after the first wait for a rate token.
+    let mut child = spawn_run(&work, &[&orders, "--config", &config, "--rate", "2"]);
+    wait_until(&mut child, DEADLINE, "the first answer", || {
+        std::fs::read_to_string(work.path("out/journal.jsonl"))
+            .unwrap_or_default()
+            .contains("\"t\":\"final\"")
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sent_before = runtime.block_on(sandbox.stats()).requests;
+    signal(&child, "-INT");
+    let (status, stderr) = finish_with_deadline(child, DEADLINE);
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    let sent = runtime.block_on(sandbox.stats()).requests;
+    assert!(
+        sent <= sent_before + 1,
+        "{sent} requests, {sent_before} before the interrupt: rows waiting for a token went out"
+    );
+    let summary = work.summary();
+    assert_eq!(
+        summary["codes"]["NOT_SENT"].as_u64().unwrap() + sent,
+        20,
+        "{summary}"
+    );
+    assert_eq!(listed_rows(&work, "out/results.csv").len(), 20);
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_with_personal_data_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = Workdir::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let input = root.join("samples/orders.csv");
+    let run = work.run(&["run", input.to_str().unwrap()]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    for name in ["rejected.csv", "retry.csv", "journal.jsonl"] {
+        let mode = std::fs::metadata(work.path(&format!("out/{name}")))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{name}: {mode:o}");
+    }
+    let run = work.run(&["validate", input.to_str().unwrap(), "--out", "checked"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let mode = std::fs::metadata(work.path("checked/rejected.csv"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
+
+#[test]
+fn without_a_terminal_log_lines_are_plain_and_timestamped() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    // A loopback endpoint without a key: one warning line.
+    let config = config_for(&work, &sandbox, &[("alipay_public_key", "")]);
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "colour escapes: {:?}",
+        run.stderr
+    );
+    assert!(!run.stderr.is_empty());
+    for line in run.stderr.lines() {
+        let stamp = line.split_whitespace().next().unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "no timestamp: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn quiet_still_says_what_to_do_when_rows_are_left() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 40);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &["--payments", &payments, "--fail-http-500", "1"],
+    );
+    let config = config_for(&work, &sandbox, &[]);
+    let run = work.run(&["run", &orders, "--config", &config, "--quiet"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    for needle in [
+        "40 rows are not settled",
+        "HTTP_500",
+        "run the same command again",
+        "--quiet",
+        "retry.csv",
+    ] {
+        assert!(lines[0].contains(needle), "no {needle:?} in {}", lines[0]);
+    }
+    // Exit 3 stays silent with --quiet.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = work.run(&[
+        "run",
+        root.join("samples/orders.csv").to_str().unwrap(),
+        "--quiet",
+        "--out",
+        "samples",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn usage_errors_help_and_error_texts() {
+    let work = Workdir::new();
+    let (orders, _) = orders(&work, 1);
+    for bad in [["--concurrency", "0"], ["--rate", "-1"]] {
+        let run = work.run(&["run", &orders, bad[0], bad[1]]);
+        assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
+    }
+    let run = work.run(&["run", "--help"]);
+    assert_eq!(run.code, 0);
+    for needle in ["Exit codes:", "4  finished", "else 20", "else 8"] {
+        assert!(run.stdout.contains(needle), "no {needle:?} in --help");
+    }
+    // The OS error once, not twice.
+    let run = work.run(&["validate", &orders, "--config", "missing.toml"]);
+    run.expect_fatal(&["missing.toml"]);
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    // A config saved in another encoding.
+    let config = work.write(
+        "gbk.toml",
+        b"[columns]\n\"paymentRequestId\" = \"\xd6\xa7\xb8\xb6\"\n",
+    );
+    let run = work.run(&["validate", &orders, "--config", config.to_str().unwrap()]);
+    run.expect_fatal(&["gbk.toml", "save it as UTF-8"]);
+    // run with a config that only maps columns.
+    let config = work.write(
+        "columns.toml",
+        "[columns]\n\"paymentRequestId\" = \"paymentRequestId\"\n",
+    );
+    let run = work.run(&["run", &orders, "--config", config.to_str().unwrap()]);
+    run.expect_fatal(&["endpoint is not set", "\"sandbox\""]);
+}
