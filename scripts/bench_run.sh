@@ -5,6 +5,8 @@
 #     declares of the run process;
 #     the same command again, a resume with every row final, shows the
 #     memory of replaying the journal;
+#  1c. the Python client of scripts/py_client.py (requests + cryptography,
+#     16 threads) against a fresh sandbox of the same kind, same rows;
 #  2. the achieved rate at 50/s over 30 s, and the busiest second as the
 #     sandbox counted it.
 # Everything runs on this machine over loopback; the sandbox shares the cores.
@@ -66,6 +68,10 @@ PY
 echo "== 1b. the same command again: a resume that replays every final from the journal"
 /usr/bin/time -f "wall %e s, user %U s, sys %S s, max RSS %M KB" \
     "$bin" run "$work/orders.csv" --config "$work/fast.toml" --out "$work/out-fast" --quiet || true
+
+echo "== 1c. the Python client against a fresh sandbox with unsigned answers, same rows"
+endpoint=$(start_sandbox python --unsigned-answers)
+python3 scripts/py_client.py "$endpoint" "$work/keys/client_private.pem" "$work/orders.csv" 16
 
 echo "== 2. rate 50/s for 30 s (1500 rows), signed and verified answers"
 head -1501 "$work/orders.csv" > "$work/orders-1500.csv"

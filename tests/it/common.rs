@@ -2,8 +2,11 @@
 //! run the real `declare-batch` binary in it.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long one run of the binary may take before the test fails.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Every child a test starts is free of the developer's DECLARE_* settings.
 pub trait WithoutDeclareEnv {
@@ -106,54 +109,53 @@ impl Workdir {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let output: Output = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .without_declare_env()
-            .output()
-            .expect("run declare-batch");
-        Run {
-            code: output.status.code().expect("exit code"),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        self.run_with_env(&[], args)
     }
 
     /// Runs the binary with every file it writes capped at `kib` KiB
     /// (RLIMIT_FSIZE, SIGXFSZ ignored): a write past the cap fails with
     /// EFBIG, as on a full disk.
     pub fn run_with_file_limit(&self, kib: u32, args: &[&str]) -> Run {
-        let output = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg("-c")
             .arg(format!(
                 "ulimit -f {kib} && trap '' XFSZ && exec \"$0\" \"$@\""
             ))
             .arg(env!("CARGO_BIN_EXE_declare-batch"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .without_declare_env()
-            .output()
-            .expect("run declare-batch under bash");
-        Run {
-            code: output.status.code().expect("exit code"),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .args(args);
+        self.finish(command)
     }
 
     /// Runs the binary with `env` set (and no other DECLARE_* variable).
     pub fn run_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_declare-batch"));
+        command.args(args).envs(env.iter().copied());
+        self.finish(command)
+    }
+
+    /// Runs `command` in this folder to its end, within `RUN_DEADLINE`.
+    fn finish(&self, mut command: Command) -> Run {
+        use std::io::Read;
+        let mut child = command
             .current_dir(self.dir.path())
             .without_declare_env()
-            .envs(env.iter().copied())
-            .output()
-            .expect("run declare-batch");
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start declare-batch");
+        let mut stdout = child.stdout.take().expect("piped");
+        let stdout = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stdout.read_to_end(&mut text);
+            text
+        });
+        let (status, stderr) = finish_with_deadline(child, RUN_DEADLINE);
         Run {
-            code: output.status.code().expect("exit code"),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: status.code().expect("exit code"),
+            stdout: String::from_utf8_lossy(&stdout.join().expect("reader")).into_owned(),
+            stderr,
         }
     }
 
@@ -200,10 +202,19 @@ impl SandboxProcess {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start the sandbox");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("the sandbox prints its endpoint");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_tx, line_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = line_tx.send(line);
+        });
+        let line = line_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("the sandbox did not print its endpoint within 60 s")
+            });
         let endpoint = line.trim().to_owned();
         assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint:?}");
         SandboxProcess {
@@ -216,7 +227,11 @@ impl SandboxProcess {
     /// The sandbox's own counts, from `GET /stats`.
     pub async fn stats(&self) -> declare_batch::sandbox::StatsReport {
         let url = format!("{}/stats", self.endpoint);
-        reqwest::get(&url).await.unwrap().json().await.unwrap()
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        client.get(&url).send().await.unwrap().json().await.unwrap()
     }
 }
 
