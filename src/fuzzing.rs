@@ -17,12 +17,13 @@ use crate::validate::{CrossRowIndex, Verdict, validate_stream};
 pub struct InputVerdict {
     pub valid: u64,
     pub rejected: u64,
+    pub totals: u64,
 }
 
 /// Writes `bytes` to a fresh file with the extension `extension` (`csv` or
 /// `xlsx`) in `dir`, validates it as `validate` would with the built-in
 /// defaults, removes the file, and checks the invariants: every row is
-/// valid or rejected with a reason, rows come in order, every valid body is
+/// valid, rejected with a reason or a totals row, rows come in order, every valid body is
 /// JSON whose values are all strings, and a fatal error names the file.
 /// Returns the counts, or the fatal error's message. Panics when an
 /// invariant fails, which is what a fuzzer reports.
@@ -93,6 +94,7 @@ fn check_file(input: PathBuf) -> Result<InputVerdict, String> {
                     assert_body_of_strings(&valid.body);
                     verdict.valid += 1;
                 }
+                Verdict::Totals => verdict.totals += 1,
                 Verdict::Rejected(problems) => {
                     assert!(!problems.is_empty(), "a rejected row without a reason");
                     for problem in &problems {
@@ -253,6 +255,7 @@ mod tests {
         let expected = InputVerdict {
             valid: 20,
             rejected: 5,
+            totals: 0,
         };
         assert_eq!(check_input_bytes(dir.path(), "csv", &csv), Ok(expected));
         assert!(check_input_bytes(dir.path(), "xlsx", &xlsx).unwrap().valid > 0);

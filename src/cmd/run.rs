@@ -482,6 +482,10 @@ impl RunOpts {
                                     .blocking_send(job)
                                     .map_err(|_| anyhow::anyhow!("the run engine stopped"))?;
                             }
+                            Verdict::Totals => {
+                                let mut progress = progress.lock().expect("not poisoned");
+                                progress.rows.add_totals_row(outcome.row.line);
+                            }
                             Verdict::Rejected(problems) => {
                                 progress.lock().expect("not poisoned").rows.rejected += 1;
                                 let mut out = outputs.lock().expect("not poisoned");

@@ -67,6 +67,7 @@ impl ValidateOpts {
                 counts.read += 1;
                 match outcome.verdict {
                     Verdict::Valid(_) => counts.valid += 1,
+                    Verdict::Totals => counts.add_totals_row(outcome.row.line),
                     Verdict::Rejected(problems) => {
                         tally.add(&problems);
                         rejected

@@ -150,12 +150,24 @@ impl RejectedWriter {
 /// Rows of an input, as summaries count them.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RowCounts {
-    /// Non-blank data rows: valid + rejected.
+    /// Non-blank data rows: valid + rejected + totals.
     pub read: u64,
     pub valid: u64,
     pub rejected: u64,
     /// Entirely blank rows skipped.
     pub blank: u64,
+    /// Totals and footer rows (合计, 制表人, Total: …) skipped.
+    pub totals: u64,
+    /// Their row numbers.
+    pub totals_rows: Vec<u64>,
+}
+
+impl RowCounts {
+    /// Counts a totals or footer row.
+    pub fn add_totals_row(&mut self, line: u64) {
+        self.totals += 1;
+        self.totals_rows.push(line);
+    }
 }
 
 impl std::fmt::Display for RowCounts {
@@ -164,7 +176,14 @@ impl std::fmt::Display for RowCounts {
             f,
             "{} rows read: {} valid, {} rejected; {} blank rows skipped",
             self.read, self.valid, self.rejected, self.blank
-        )
+        )?;
+        match self.totals_rows.as_slice() {
+            [] => Ok(()),
+            rows => {
+                let rows: Vec<String> = rows.iter().map(u64::to_string).collect();
+                write!(f, "; totals rows skipped: {}", rows.join(", "))
+            }
+        }
     }
 }
 

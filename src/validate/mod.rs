@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use crate::config::{AmountUnit, FieldSettings};
 use crate::fields::Field;
-use crate::input::RowRef;
+use crate::input::{CellView, RowRef};
 use crate::protocol::{
     Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
 };
@@ -125,6 +125,11 @@ impl ColumnMap {
 
     /// How a field is named in messages: its header, and the canonical
     /// name when the header differs.
+    /// The input column a field is read from, if it has one.
+    pub fn column(&self, field: Field) -> Option<usize> {
+        self.columns[field.index()]
+    }
+
     pub fn label(&self, field: Field) -> &str {
         &self.labels[field.index()]
     }
@@ -154,6 +159,35 @@ pub struct ValidRow {
 pub enum Verdict {
     Valid(Box<ValidRow>),
     Rejected(Vec<Problem>),
+    /// A totals or footer row (合计, 制表人, Total: …): skipped before any
+    /// other check, never rejected or sent.
+    Totals,
+}
+
+/// The labels that start a totals or footer row, lower-cased.
+const TOTALS_LABELS: [&str; 10] = [
+    "合计",
+    "总计",
+    "小计",
+    "制表人",
+    "审核",
+    "备注",
+    "total",
+    "subtotal",
+    "sum",
+    "prepared by",
+];
+
+/// Whether `text` is a totals label alone, or a label followed by a colon
+/// (either width) and more text: "合计", "Total:", "制表人：张三".
+pub fn is_totals_label(text: &str) -> bool {
+    let text = text.trim();
+    let label = match text.find([':', '：']) {
+        Some(at) => text[..at].trim(),
+        None => text,
+    };
+    let label = label.to_lowercase();
+    TOTALS_LABELS.contains(&label.as_str())
 }
 
 /// The single-row rules in force for one input. They keep no state, so
@@ -238,8 +272,32 @@ impl RowRules {
         }
     }
 
+    /// Whether a row is a totals or footer row: its first non-empty cell
+    /// is a totals label, and it has no request ID and no payment ID other
+    /// than that label.
+    pub fn is_totals_row(&self, row: &RowRef<'_>) -> bool {
+        let Some((first_column, first)) =
+            row.cells().enumerate().find(|(_, cell)| !cell.is_blank())
+        else {
+            return false;
+        };
+        if !matches!(first, CellView::Text(text) if is_totals_label(text)) {
+            return false;
+        }
+        let empty_or_label = |field: Field| match self.map.column(field) {
+            None => true,
+            Some(column) => column == first_column || row.cell(column).is_blank(),
+        };
+        empty_or_label(Field::PaymentRequestId)
+            && empty_or_label(Field::CustomsDeclarationRequestId)
+    }
+
     /// Checks one non-blank row against the single-row rules.
     pub fn check(&self, row: &RowRef<'_>) -> Verdict {
+        // Before any other check: a totals row is no order at all.
+        if self.is_totals_row(row) {
+            return Verdict::Totals;
+        }
         if let Some(width) = self.expected_width
             && row.len() != width
         {
@@ -660,6 +718,7 @@ mod tests {
         match verdict {
             Verdict::Valid(_) => Vec::new(),
             Verdict::Rejected(problems) => problems.iter().map(|p| (p.field, p.code)).collect(),
+            Verdict::Totals => vec![("row", "TOTALS")],
         }
     }
 
@@ -667,7 +726,59 @@ mod tests {
         match verdict {
             Verdict::Valid(valid) => String::from_utf8(valid.body).unwrap(),
             Verdict::Rejected(problems) => panic!("rejected: {problems:?}"),
+            Verdict::Totals => panic!("taken for a totals row"),
         }
+    }
+
+    #[test]
+    fn totals_and_footer_rows_are_found_before_any_other_check() {
+        let mut v = validator("");
+        let totals = |verdict: Verdict| matches!(verdict, Verdict::Totals);
+        // 合计 in the payment-ID column, the amounts summed beside it.
+        assert!(totals(check(
+            &mut v,
+            30,
+            &row(&[
+                (0, "合计"),
+                (1, ""),
+                (2, ""),
+                (3, ""),
+                (4, ""),
+                (5, "12345")
+            ])
+        )));
+        // A footer with a colon (either width) and text; fewer fields than
+        // the header: found before the field count is checked.
+        for footer in ["制表人：张三", "Prepared by: Li", "TOTAL", " 备注: none "] {
+            let record = csv::StringRecord::from(vec![footer]);
+            assert!(totals(check(&mut v, 31, &record)), "{footer}");
+        }
+        // The label in a later column, the ID columns empty.
+        assert!(totals(check(
+            &mut v,
+            32,
+            &row(&[
+                (0, ""),
+                (1, ""),
+                (2, ""),
+                (3, ""),
+                (4, "Subtotal"),
+                (5, "300"),
+                (6, "")
+            ])
+        )));
+        // Not totals: an ID that merely starts with "Total", a label with
+        // a request ID on the row, a label that is not the first cell.
+        for record in [
+            row(&[(0, "TOTAL2026001")]),
+            row(&[(0, "Total Wines")]),
+            row(&[(0, "合计")]),
+            row(&[(0, ""), (1, ""), (2, "ZONGSHU"), (4, "合计")]),
+        ] {
+            assert!(!totals(check(&mut v, 33, &record)), "{record:?}");
+        }
+        assert!(is_totals_label("sum"));
+        assert!(!is_totals_label("summary"));
     }
 
     #[test]
@@ -1034,6 +1145,7 @@ mod body_properties {
                 Verdict::Rejected(problems) => {
                     return Err(TestCaseError::fail(format!("rejected: {problems:?}")));
                 }
+                Verdict::Totals => return Err(TestCaseError::fail("taken for a totals row")),
             };
             crate::fuzzing::assert_body_of_strings(&valid.body);
             let parsed: DeclareRequest = serde_json::from_slice(&valid.body).unwrap();

@@ -81,6 +81,39 @@ list (Hangzhou, Guangzhou, Tianjin, …)\",P14,D14,hangzhou,M1,Shop One,100,true
 }
 
 #[test]
+fn totals_and_footer_rows_are_skipped_and_listed() {
+    let work = Workdir::new();
+    work.write(
+        "orders.csv",
+        format!(
+            "{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\nP2,D2,ZONGSHU,M1,Shop,250,false,,,,,,\n\
+             合计,,,,,350,,,,,,,\n\"制表人：张三\"\n"
+        ),
+    );
+    let run = work.run(&["validate", "orders.csv"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("totals rows skipped: 4, 5"),
+        "{}",
+        run.stdout
+    );
+    let summary = work.summary();
+    assert_eq!(rows(&summary), (4, 2, 0, 0));
+    assert_eq!(summary["rows"]["totals"], 2);
+    assert_eq!(summary["rows"]["totals_rows"], serde_json::json!([4, 5]));
+    // A run neither rejects nor sends them.
+    let run = work.run(&["run", "orders.csv", "--out", "declared"]);
+    assert!(run.code == 3 || run.code == 0, "{}", run.stderr);
+    let results = std::fs::read_to_string(work.path("declared/results.csv")).unwrap();
+    assert!(
+        !results.contains("合计") && !results.contains("\n4,"),
+        "{results}"
+    );
+    let rejected = std::fs::read_to_string(work.path("declared/rejected.csv")).unwrap();
+    assert_eq!(rejected.lines().count(), 1, "{rejected}");
+}
+
+#[test]
 fn bom_and_crlf_line_endings_and_header_whitespace() {
     let work = Workdir::new();
     let text = format!(
