@@ -114,6 +114,18 @@ impl Field {
         )
     }
 
+    /// Names, which are sent exactly as given (full-width letters stay).
+    pub fn is_name(self) -> bool {
+        matches!(
+            self,
+            Field::MerchantCustomsName
+                | Field::HolderFullName
+                | Field::HolderFirstName
+                | Field::HolderMiddleName
+                | Field::HolderLastName
+        )
+    }
+
     /// Fields every row needs, from a column or a default.
     pub fn always_required(self) -> bool {
         matches!(

@@ -458,7 +458,12 @@ impl RunOpts {
                         progress.lock().expect("not poisoned").rows.read += 1;
                         match outcome.verdict {
                             Verdict::Valid(valid) => {
-                                progress.lock().expect("not poisoned").rows.valid += 1;
+                                {
+                                    let mut progress = progress.lock().expect("not poisoned");
+                                    progress.rows.valid += 1;
+                                    progress.rows.long_term_id_cards +=
+                                        u64::from(valid.long_term_expiry);
+                                }
                                 let line = outcome.row.line;
                                 if let Some(result) = replay
                                     .final_result(line)

@@ -66,7 +66,10 @@ impl ValidateOpts {
             |outcome| -> anyhow::Result<()> {
                 counts.read += 1;
                 match outcome.verdict {
-                    Verdict::Valid(_) => counts.valid += 1,
+                    Verdict::Valid(valid) => {
+                        counts.valid += 1;
+                        counts.long_term_id_cards += u64::from(valid.long_term_expiry);
+                    }
                     Verdict::Totals => counts.add_totals_row(outcome.row.line),
                     Verdict::Rejected(problems) => {
                         tally.add(&problems);

@@ -160,6 +160,8 @@ pub struct RowCounts {
     pub totals: u64,
     /// Their row numbers.
     pub totals_rows: Vec<u64>,
+    /// Valid rows whose ID card is long-term (长期): no expiry date sent.
+    pub long_term_id_cards: u64,
 }
 
 impl RowCounts {

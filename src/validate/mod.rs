@@ -152,6 +152,8 @@ pub struct ValidRow {
     pub request: DeclareRequest,
     pub body: Vec<u8>,
     pub fingerprint: Fingerprint,
+    /// The expiry date said 长期 (a long-term ID card) and was left out.
+    pub long_term_expiry: bool,
 }
 
 /// The outcome of checking one row.
@@ -320,10 +322,15 @@ impl RowRules {
         };
         let body = request.to_body();
         let fingerprint = Fingerprint::of(&request, &body);
+        let long_term_expiry = request.buyer_certificate.is_some()
+            && values
+                .given(Field::ExpireDate)
+                .is_some_and(rules::is_long_term);
         Verdict::Valid(Box::new(ValidRow {
             request,
             body,
             fingerprint,
+            long_term_expiry,
         }))
     }
 
@@ -345,6 +352,13 @@ impl RowRules {
                     }
                     continue;
                 }
+            };
+            // Chinese exports write IDs, codes, amounts and dates in
+            // full-width forms; names are sent as given.
+            let value = if field.is_name() {
+                value
+            } else {
+                rules::half_width(value)
             };
             // A default alone never creates a buyer certificate.
             let value = match (&self.map.defaults[field.index()], field) {
@@ -604,7 +618,11 @@ impl RowRules {
             })
         };
         let effective_date = date(EffectiveDate);
-        let expire_date = date(ExpireDate);
+        // 长期 (or 永久): a long-term card has no expiry date to send.
+        let expire_date = match values.given(ExpireDate) {
+            Some(text) if rules::is_long_term(text) => None,
+            _ => date(ExpireDate),
+        };
         if problems.len() > before {
             return None;
         }

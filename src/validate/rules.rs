@@ -3,10 +3,39 @@
 //! yuan, never through floating point), `isSplit` words, ISO 8601
 //! date-times, and the GB 11643 resident ID check character.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+
+/// Full-width ASCII forms (ＮＩＮＧＢＯ, １２３, ２０２０－０１－０１) and the
+/// ideographic space read as their half-width forms; other text is
+/// borrowed unchanged.
+pub fn half_width(text: Cow<'_, str>) -> Cow<'_, str> {
+    // Every full-width form starts with byte 0xEF or 0xE3 in UTF-8.
+    if !text.bytes().any(|b| b == 0xEF || b == 0xE3) {
+        return text;
+    }
+    let converted: String = text
+        .chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            other => other,
+        })
+        .collect();
+    if converted == text {
+        text
+    } else {
+        Cow::Owned(converted.trim().to_owned())
+    }
+}
+
+/// 长期 or 永久 in an expiry-date column: a long-term ID card.
+pub fn is_long_term(text: &str) -> bool {
+    matches!(text.trim(), "长期" | "長期" | "永久" | "长期有效")
+}
 
 /// Fen amount: a natural number ≥ 1, leading zeros dropped.
 pub fn parse_fen(text: &str) -> Result<u64, String> {
@@ -34,14 +63,17 @@ pub fn parse_fen(text: &str) -> Result<u64, String> {
 pub fn parse_yuan(text: &str) -> Result<u64, String> {
     let invalid = || {
         format!(
-            "\"{text}\" is not an amount in yuan (e.g. 12.34, ¥1,234.50; at most two decimal places)"
+            "\"{text}\" is not an amount in yuan (e.g. 12.34, ¥1,234.50, 1234.5元, RMB 12.00; at \
+             most two decimal places)"
         )
     };
-    let number = text.strip_prefix(['¥', '￥']).map_or(text, str::trim_start);
+    let number = strip_currency(text);
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if fraction.len() > 2 && fraction.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
-            "\"{text}\" has more than two decimal places; an amount in yuan is exact to the fen"
+            "\"{text}\" has more than two decimal places; an amount in yuan is exact to the fen \
+             (where the sheet shows fewer, a cell format hides them: round the value in the \
+             sheet, e.g. =ROUND(A2,2))"
         ));
     }
     if !fraction.bytes().all(|b| b.is_ascii_digit()) || (whole.is_empty() && fraction.is_empty()) {
@@ -84,13 +116,28 @@ pub fn parse_yuan(text: &str) -> Result<u64, String> {
     Ok(fen)
 }
 
-/// `isSplit`: true/false in any case, 1/0, 是/否.
+/// The number of a yuan amount without its currency: `¥`/`￥` or `RMB`/
+/// `CNY` before it, `元` after it.
+fn strip_currency(text: &str) -> &str {
+    let mut number = text.trim();
+    if let Some(rest) = number.strip_prefix(['¥', '￥']) {
+        number = rest.trim_start();
+    } else if let Some(prefix) = number.get(..3)
+        && (prefix.eq_ignore_ascii_case("RMB") || prefix.eq_ignore_ascii_case("CNY"))
+    {
+        number = number[3..].trim_start();
+    }
+    number.strip_suffix('元').map_or(number, str::trim_end)
+}
+
+/// `isSplit`: true/false in any case, 1/0, 是/否, Y/N, yes/no.
 pub fn parse_is_split(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "是" => Ok(true),
-        "false" | "0" | "否" => Ok(false),
+        "true" | "1" | "是" | "y" | "yes" => Ok(true),
+        "false" | "0" | "否" | "n" | "no" => Ok(false),
         _ => Err(format!(
-            "\"{text}\" is not a yes/no value; use true or false (1/0 and 是/否 are accepted too)"
+            "\"{text}\" is not a yes/no value; use true or false (1/0, 是/否 and Y/N are \
+             accepted too)"
         )),
     }
 }
@@ -149,6 +196,9 @@ fn beijing() -> FixedOffset {
 /// An ISO 8601 date-time, normalised to `YYYY-MM-DDTHH:MM:SS[.fff]±hh:mm`.
 /// Without an offset `+08:00` is assumed; a date alone is midnight.
 pub fn parse_datetime(text: &str) -> Result<String, String> {
+    let original = text;
+    let written = chinese_date(text);
+    let text = written.as_ref();
     let layouts = &*LAYOUTS;
     let output = |datetime: DateTime<FixedOffset>| {
         datetime
@@ -177,10 +227,34 @@ pub fn parse_datetime(text: &str) -> Result<String, String> {
                 .expect("a fixed offset has exactly one mapping"),
         )),
         None => Err(format!(
-            "\"{text}\" is not a date-time; use ISO 8601 such as 2019-11-27T12:01:01+08:00 \
-             or 2019-11-27"
+            "\"{original}\" is not a date-time; use ISO 8601 such as 2019-11-27T12:01:01+08:00 \
+             or 2019-11-27 (2019年11月27日, 2019/11/27 and 2019.11.27 are read too)"
         )),
     }
+}
+
+/// The date part of `2020年1月1日`, `2020.01.01` or `2020/1/1` (with any
+/// time after it) in the `2020-1-1` form the layouts read.
+fn chinese_date(text: &str) -> Cow<'_, str> {
+    let date_end = text.find([' ', 'T']).unwrap_or(text.len());
+    let (date, time) = text.split_at(date_end);
+    let chinese = date.contains('年');
+    let dotted = !chinese && date.matches('.').count() == 2;
+    if !chinese && !dotted {
+        return Cow::Borrowed(text);
+    }
+    let date: String = date
+        .trim_end_matches('日')
+        .chars()
+        .map(|c| {
+            if matches!(c, '年' | '月' | '.') {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    Cow::Owned(format!("{date}{}", time.trim_start_matches('日')))
 }
 
 fn parse_naive(text: &str) -> Option<NaiveDateTime> {
@@ -298,6 +372,33 @@ mod tests {
     }
 
     #[test]
+    fn values_as_chinese_exports_write_them() {
+        assert_eq!(half_width(Cow::Borrowed("ＮＩＮＧＢＯ")), "NINGBO");
+        assert_eq!(half_width(Cow::Borrowed("１２３４．５")), "1234.5");
+        assert_eq!(half_width(Cow::Borrowed("　Ｐ１　")), "P1");
+        assert!(matches!(
+            half_width(Cow::Borrowed("P1")),
+            Cow::Borrowed("P1")
+        ));
+        assert_eq!(parse_yuan("1234.5元"), Ok(123_450));
+        assert_eq!(parse_yuan("RMB 12.00"), Ok(1200));
+        assert_eq!(parse_yuan("cny12"), Ok(1200));
+        assert_eq!(parse_yuan("¥12 元"), Ok(1200));
+        assert!(parse_yuan("RMB").is_err());
+        assert!(parse_yuan("12.345").unwrap_err().contains("=ROUND("));
+        for (input, expected) in [
+            ("2020年1月1日", "2020-01-01T00:00:00+08:00"),
+            ("2020年12月31日 08:30", "2020-12-31T08:30:00+08:00"),
+            ("2020/1/1", "2020-01-01T00:00:00+08:00"),
+            ("2020.01.01", "2020-01-01T00:00:00+08:00"),
+        ] {
+            assert_eq!(parse_datetime(input).as_deref(), Ok(expected), "{input}");
+        }
+        assert!(parse_datetime("2020.01").is_err());
+        assert!(is_long_term("长期") && is_long_term("永久") && !is_long_term("2030-01-01"));
+    }
+
+    #[test]
     fn is_split_words() {
         for yes in ["true", "TRUE", "True", "1", "是"] {
             assert_eq!(parse_is_split(yes), Ok(true), "{yes}");
@@ -305,7 +406,9 @@ mod tests {
         for no in ["false", "FALSE", "0", "否"] {
             assert_eq!(parse_is_split(no), Ok(false), "{no}");
         }
-        assert!(parse_is_split("yes").is_err());
+        for (word, value) in [("Y", true), ("n", false), ("yes", true), ("No", false)] {
+            assert_eq!(parse_is_split(word), Ok(value), "{word}");
+        }
         assert!(parse_is_split("2").is_err());
     }
 

@@ -48,8 +48,8 @@ ZONGSHU by row 2 under another customsDeclarationRequestId; an order is declared
 (the API would answer DUPLICATED_DECLARATION)\",P1,D7,ZONGSHU,M1,Shop One,300,false,,,,,,same \
 order as line 2",
         "8,declarationAmount.value; isSplit,\"declarationAmount.value: the amount must be at least 1 \
-fen; isSplit: \"\"maybe\"\" is not a yes/no value; use true or false (1/0 and 是/否 are accepted \
-too)\",P8,D8,ZONGSHU,M1,Shop One,0,maybe,,,,,,three problems",
+fen; isSplit: \"\"maybe\"\" is not a yes/no value; use true or false (1/0, 是/否 and Y/N are \
+accepted too)\",P8,D8,ZONGSHU,M1,Shop One,0,maybe,,,,,,three problems",
         "9,buyerCertificate.holderName.fullName,\"buyerCertificate.holderName.fullName: required when \
 a first, middle or last name is given\",P9,D9,ZONGSHU,M1,Shop One,100,false,,ID_CARD,\
 440305198511114568,,Wang,no full name",
@@ -168,7 +168,8 @@ fn gb18030_export_with_chinese_headers() {
 (ZONGSHU, ZHENGZHOU, NINGBO, SHANGHAI_CBT); declare to ZONGSHU for districts not in this list \
 (Hangzhou, Guangzhou, Tianjin, …)\",P1,D1,宁波,M1,杭州优选,\"¥1,280.00\",否,,,\n\
 3,declarationAmount.value,\"金额(元) (declarationAmount.value): \"\"12.345\"\" has more than two \
-decimal places; an amount in yuan is exact to the fen\",P2,D2,NINGBO,M1,杭州优选,12.345,否,,,\n"
+decimal places; an amount in yuan is exact to the fen (where the sheet shows fewer, a cell format \
+hides them: round the value in the sheet, e.g. =ROUND(A2,2))\",P2,D2,NINGBO,M1,杭州优选,12.345,否,,,\n"
     );
     let summary = work.summary();
     assert_eq!(summary["encoding"], "gb18030");
@@ -377,6 +378,92 @@ P6,D6,ZONGSHU,M1,Shop,12.3,false,,,,,\n"
 
     let run = work.run(&["validate", "orders.xlsx", "--sheet", "Sheet9"]);
     run.expect_fatal(&["no sheet named \"Sheet9\"", "Notes, Orders"]);
+}
+
+#[test]
+fn excel_numbers_read_at_15_digits_whatever_the_display_format() {
+    let work = Workdir::new();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, header) in HEADER.split(',').enumerate() {
+        sheet.write_string(0, column as u16, header).unwrap();
+    }
+    let two_places = Format::new().set_num_format("0.00");
+    // A formula's saved value 21.610000000000003 is ¥21.61; a typed 12.345
+    // shown as 12.35 by its format is still three places.
+    for (row, id, amount) in [(1, "1", None), (2, "2", Some(12.345))] {
+        write_texts(sheet, row, &[(0, &format!("P{id}"))]);
+        write_texts(sheet, row, &order_cells(&format!("D{id}"), "ZONGSHU"));
+        match amount {
+            None => {
+                sheet
+                    .write_formula_with_format(
+                        row,
+                        5,
+                        Formula::new("=10.81+10.8").set_result("21.610000000000003"),
+                        &two_places,
+                    )
+                    .unwrap();
+            }
+            Some(amount) => {
+                sheet
+                    .write_number_with_format(row, 5, amount, &two_places)
+                    .unwrap();
+            }
+        }
+        write_texts(sheet, row, &[(6, "否")]);
+    }
+    workbook.save(work.path("orders.xlsx")).unwrap();
+    work.write("yuan.toml", "[input]\namount_unit = \"yuan\"\n");
+    let run = work.run(&["validate", "orders.xlsx", "--config", "yuan.toml"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let rejected = work.read_csv_output("out/rejected.csv");
+    assert_eq!(rejected.lines().count(), 2, "{rejected}");
+    assert!(
+        rejected.contains("\n3,declarationAmount.value"),
+        "{rejected}"
+    );
+    assert!(rejected.contains("=ROUND("), "{rejected}");
+    assert_eq!(rows(&work.summary()), (2, 1, 1, 0));
+}
+
+#[test]
+fn values_as_chinese_exports_write_them_are_read() {
+    let work = Workdir::new();
+    work.write(
+        "orders.csv",
+        "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,buyerCertificate.certificateType,buyerCertificate.certificateNo,\
+buyerCertificate.holderName.fullName,buyerCertificate.effectiveDate,buyerCertificate.expireDate\n\
+Ｐ１,Ｄ１,ＮＩＮＧＢＯ,M1,Ｓｈｏｐ,1234.5元,N,ID_CARD,11010519491231002X,张三,2020年1月1日,长期\n\
+P2,D2,zongshu,M1,Shop,RMB 12.00,no,ID_CARD,11010519491231002X,张三,2020.01.01,2040/1/1\n",
+    );
+    work.write(
+        "yuan.toml",
+        "[api]\nendpoint = \"sandbox\"\n[input]\namount_unit = \"yuan\"\n",
+    );
+    let run = work.run(&[
+        "run",
+        "orders.csv",
+        "--config",
+        "yuan.toml",
+        "--out",
+        "checked",
+    ]);
+    // The embedded sandbox does not know these payments; what matters is
+    // what was sent.
+    assert_ne!(run.code, 1, "{}", run.stderr);
+    let rejected = std::fs::read_to_string(work.path("checked/rejected.csv")).unwrap();
+    assert_eq!(rejected.lines().count(), 1, "nothing rejected: {rejected}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path("checked/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["rows"]["long_term_id_cards"], 1);
+    let results = std::fs::read_to_string(work.path("checked/results.csv")).unwrap();
+    // IDs, codes and amounts half-width; the name (Ｓｈｏｐ) as given.
+    assert!(results.contains("2,P1,D1,,NINGBO,123450,"), "{results}");
+    assert!(results.contains("3,P2,D2,,ZONGSHU,1200,"), "{results}");
 }
 
 #[test]
