@@ -312,7 +312,10 @@ impl RunOpts {
         let target = if embedded {
             let payments = match &config.sandbox.payments {
                 Some(path) => Payments::load(path).map_err(anyhow::Error::msg)?,
-                None => Payments::read(SAMPLE_PAYMENTS.as_bytes()).map_err(anyhow::Error::msg)?,
+                // The samples, and the input's own payments taken as paid.
+                None => Payments::read(SAMPLE_PAYMENTS.as_bytes())
+                    .map_err(anyhow::Error::msg)?
+                    .taking_unknown_as_paid(),
             };
             Target::Embedded(payments)
         } else {

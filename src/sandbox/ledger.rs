@@ -72,7 +72,12 @@ impl Ledger {
         if self.by_request_id.contains_key(&id) {
             return self.repeat(request, amount, payments, now, retransmit_window);
         }
-        let Some(payment) = payments.get(&request.payment_request_id) else {
+        let already = self
+            .declared
+            .get(&request.payment_request_id)
+            .copied()
+            .unwrap_or(0);
+        let Some(payment) = payments.lookup(&request, already + amount) else {
             return failed("ORDER_NOT_EXIST", "The order doesn't exist.");
         };
         match payment.status.as_str() {
@@ -100,11 +105,6 @@ impl Ledger {
                 "An order can only be declared once at the same customs.",
             );
         }
-        let already = self
-            .declared
-            .get(&request.payment_request_id)
-            .copied()
-            .unwrap_or(0);
         if already + amount > payment.amount {
             return failed(
                 "DECLARED_AMOUNT_EXCEED_LIMIT",
@@ -196,15 +196,15 @@ impl Ledger {
                 "An order can only be declared once at the same customs.",
             );
         }
-        let limit = payments
-            .get(&request.payment_request_id)
-            .map_or(0, |payment| payment.amount);
         let total = self
             .declared
             .get(&request.payment_request_id)
             .copied()
             .unwrap_or(0);
         let replaced = total - existing.amount + amount;
+        let limit = payments
+            .lookup(&request, replaced)
+            .map_or(0, |payment| payment.amount);
         if replaced > limit {
             return failed(
                 "DECLARED_AMOUNT_EXCEED_LIMIT",

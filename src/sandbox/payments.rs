@@ -1,8 +1,11 @@
 //! The payments the sandbox knows, as in Alipay+'s books: from a CSV with
 //! the header `paymentRequestId,amount,payerCertificateNo,payerName,status`
-//! (amount in fen; status `OK`, or a word for a payment that may not be
-//! declared).
+//! (amount in fen; status `OK`, `NOT_EXIST` for a payment Alipay+ does not
+//! know, or another word for a payment that may not be declared). The
+//! embedded sandbox also takes every payment it does not list as paid for
+//! the amount declared, so that one's own export can be tried end to end.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
@@ -22,6 +25,8 @@ pub struct Payment {
 #[derive(Debug, Clone, Default)]
 pub struct Payments {
     by_id: HashMap<String, Payment>,
+    /// A payment not listed is taken as paid, by the buyer declared.
+    unknown_as_paid: bool,
 }
 
 const HEADER: [&str; 5] = [
@@ -72,11 +77,50 @@ impl Payments {
             };
             by_id.insert(payment.payment_request_id.clone(), payment);
         }
-        Ok(Payments { by_id })
+        Ok(Payments {
+            by_id,
+            unknown_as_paid: false,
+        })
+    }
+
+    /// These payments, and every other one taken as paid for the amount
+    /// declared, by the buyer declared (the embedded sandbox).
+    pub fn taking_unknown_as_paid(mut self) -> Payments {
+        self.unknown_as_paid = true;
+        self
     }
 
     pub fn get(&self, payment_request_id: &str) -> Option<&Payment> {
         self.by_id.get(payment_request_id)
+    }
+
+    /// The payment a request refers to, `needed` fen being what its
+    /// declarations then add up to; `None`: Alipay+ does not know it.
+    pub fn lookup(
+        &self,
+        request: &crate::protocol::DeclareRequest,
+        needed: u64,
+    ) -> Option<Cow<'_, Payment>> {
+        match self.by_id.get(&request.payment_request_id) {
+            Some(payment) if payment.status == "NOT_EXIST" => None,
+            Some(payment) => Some(Cow::Borrowed(payment)),
+            None if self.unknown_as_paid => {
+                let buyer = request.buyer_certificate.as_ref();
+                Some(Cow::Owned(Payment {
+                    payment_request_id: request.payment_request_id.clone(),
+                    amount: needed,
+                    payer_certificate_no: buyer
+                        .map(|b| b.certificate_no.to_ascii_uppercase())
+                        .unwrap_or_default(),
+                    payer_name: buyer
+                        .and_then(|b| b.holder_name.as_ref())
+                        .map(|name| name.full_name.clone())
+                        .unwrap_or_default(),
+                    status: "OK".to_owned(),
+                }))
+            }
+            None => None,
+        }
     }
 
     pub fn len(&self) -> usize {

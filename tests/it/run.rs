@@ -954,4 +954,11 @@ fn endpoint_sandbox_uses_the_configured_payments() {
     assert_eq!(summary["endpoint"], "embedded-sandbox");
     assert_eq!(summary["results"]["S"], 2);
     assert_eq!(summary["codes"]["ORDER_NOT_EXIST"], 2);
+    // Without [sandbox] payments, one's own orders are taken as paid.
+    work.write(
+        "own.toml",
+        "[api]\nendpoint = \"sandbox\"\n[run]\nrate_per_sec = 0\n",
+    );
+    let run = work.run(&["run", &orders, "--config", "own.toml", "--out", "own"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
