@@ -143,6 +143,9 @@ impl Default for RunConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct InputConfig {
     pub sheet: String,
+    /// The header row's number; 0: found (the first row, among the first
+    /// 30 non-blank ones, holding every required header).
+    pub header_row: u64,
     pub encoding: EncodingChoice,
     pub amount_unit: AmountUnit,
 }
@@ -308,6 +311,20 @@ impl Config {
             settings.defaults[field.index()].get_or_insert_with(|| value.to_owned());
         }
         Ok(settings)
+    }
+
+    /// What makes a row of the input its header row: the headers of every
+    /// required field without a default, or `[input] header_row`.
+    pub fn header_search(&self, settings: &FieldSettings) -> crate::input::HeaderSearch {
+        let required = Field::ALL
+            .iter()
+            .filter(|field| field.always_required() && settings.defaults[field.index()].is_none())
+            .map(|&field| settings.header_for(field).to_owned())
+            .collect();
+        crate::input::HeaderSearch {
+            required,
+            fixed_row: (self.input.header_row > 0).then_some(self.input.header_row),
+        }
     }
 
     /// The allowed customs codes, upper-cased like the input's.

@@ -160,6 +160,7 @@ impl InputArgs {
         let options = InputOptions {
             encoding: config.input.encoding,
             sheet: self.sheet(config),
+            header: config.header_search(&settings),
         };
         let source = RowSource::open(&self.input, &options)?;
         let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())

@@ -73,6 +73,10 @@ struct RunSummary {
     endpoint: String,
     /// Whether answers were checked against a public key.
     response_signatures: ResponseVerification,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sheet: Option<String>,
+    /// The row the headers were found on.
+    header_row: u64,
     rows: RowCounts,
     /// Statuses of the whole run, earlier invocations into this folder
     /// included.
@@ -128,7 +132,7 @@ fn identity(
     client_id: &str,
     sheet: &str,
 ) -> String {
-    let shape = serde_json::json!({
+    let mut shape = serde_json::json!({
         "input_sha256": input_sha256,
         "endpoint": endpoint,
         "client_id": client_id,
@@ -137,6 +141,10 @@ fn identity(
         "defaults": config.defaults,
         "amount_unit": format!("{:?}", config.input.amount_unit),
     });
+    // Only when set, so that runs from before the key keep their identity.
+    if config.input.header_row > 0 {
+        shape["header_row"] = config.input.header_row.into();
+    }
     hex(&Sha256::digest(shape.to_string().as_bytes()))
 }
 
@@ -413,6 +421,7 @@ impl RunOpts {
         )?;
 
         let headers = source.headers().to_vec();
+        let (sheet_read, header_row) = (source.sheet().map(str::to_owned), source.header_line());
         let outputs = Mutex::new(Outputs {
             rejected: RejectedWriter::create(&out.join("rejected.csv"), &headers)?,
             results: ResultsWriter::create(out)?,
@@ -444,6 +453,7 @@ impl RunOpts {
         })?;
         let client = DeclareClient::new(api)?;
         let progress = Arc::new(Mutex::new(Progress::default()));
+        progress.lock().expect("not poisoned").rows.above_header = source.rows_above_header();
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(run_settings.concurrency * 4);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel::<Option<StopReason>>(None);
         let write_failures = Arc::new(WriteFailures::default());
@@ -665,6 +675,8 @@ impl RunOpts {
             input_sha256,
             endpoint: endpoint_name,
             response_signatures,
+            sheet: sheet_read,
+            header_row,
             rows: counts,
             this_invocation: StatusCounts {
                 success: tally.success,

@@ -33,6 +33,8 @@ struct ValidateSummary {
     encoding: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sheet: Option<String>,
+    /// The row the headers were found on.
+    header_row: u64,
     rows: RowCounts,
     errors: Vec<ProblemCount>,
     started_at: String,
@@ -83,6 +85,7 @@ impl ValidateOpts {
         )?;
         counts.rejected = rejected.rows();
         counts.blank = source.blank_rows();
+        counts.above_header = source.rows_above_header();
         rejected
             .commit()
             .with_context(|| format!("cannot write {}", rejected_path.display()))?;
@@ -98,6 +101,7 @@ impl ValidateOpts {
             format: source.format().name(),
             encoding: source.encoding().map(|e| e.name()),
             sheet: source.sheet().map(str::to_owned),
+            header_row: source.header_line(),
             rows: counts,
             errors: tally.sorted(),
             started_at: timestamp(started_at),

@@ -6,6 +6,7 @@
 mod cell;
 mod csv_source;
 mod decode;
+mod header;
 mod xlsx_source;
 
 use std::fs::File;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use cell::{Cell, CellDamage, CellView, decimal_15};
 pub use decode::{TextEncoding, UTF8_BOM};
+pub use header::{HEADER_SEARCH_ROWS, HeaderSearch};
 
 use crate::config::EncodingChoice;
 
@@ -56,8 +58,10 @@ impl InputFormat {
 #[derive(Debug, Clone, Default)]
 pub struct InputOptions {
     pub encoding: EncodingChoice,
-    /// XLSX sheet; the first sheet when empty.
+    /// XLSX sheet; when empty, the first sheet whose header row is found.
     pub sheet: String,
+    /// What makes a row the header row.
+    pub header: HeaderSearch,
 }
 
 /// One data row, borrowed from the source until the next row is read.
@@ -169,6 +173,18 @@ pub struct RowSource {
     encoding: Option<TextEncoding>,
     sheet: Option<String>,
     blank_rows: u64,
+    /// Non-blank rows above the header row (titles, export times).
+    above_header: u64,
+}
+
+/// A row's cells as header texts: trimmed, a BOM removed.
+fn header_texts(row: &RowRef<'_>) -> Vec<String> {
+    row.cells()
+        .map(|cell| {
+            let text = cell.original_text();
+            text.trim_start_matches('\u{feff}').trim().to_owned()
+        })
+        .collect()
 }
 
 impl RowSource {
@@ -223,10 +239,12 @@ impl RowSource {
                     encoding: Some(encoding),
                     sheet: None,
                     blank_rows: 0,
+                    above_header: 0,
                 }
             }
             InputFormat::Xlsx => {
-                let (xlsx, sheet) = xlsx_source::XlsxSource::open(path, &options.sheet)?;
+                let (xlsx, sheet, above) =
+                    xlsx_source::XlsxSource::open(path, &options.sheet, &options.header)?;
                 RowSource {
                     source: Source::Xlsx(xlsx),
                     path: path.to_owned(),
@@ -237,41 +255,64 @@ impl RowSource {
                     encoding: None,
                     sheet: Some(sheet),
                     blank_rows: 0,
+                    above_header: above,
                 }
             }
         };
-        row_source.read_header()?;
+        match row_source.format() {
+            InputFormat::Csv => row_source.read_header(&options.header)?,
+            // The reader thread found the header row: its rows start there.
+            InputFormat::Xlsx => row_source.read_header(&HeaderSearch::default())?,
+        }
         Ok(row_source)
     }
 
-    /// The first non-blank row becomes the header; blank rows above it are
-    /// not data and are not counted.
-    fn read_header(&mut self) -> Result<(), InputError> {
+    /// Finds the header row (see `header`); rows above it are skipped and
+    /// counted, blank ones are not data.
+    fn read_header(&mut self, search: &HeaderSearch) -> Result<(), InputError> {
+        let mut scan = header::HeaderScan::new(search);
+        let mut any = false;
         loop {
             let Some(row) = self.next_raw()? else {
+                let message = if any {
+                    header::not_found_message(search, &[(None, scan.failure())])
+                } else {
+                    "has no header row: the file is empty".to_owned()
+                };
                 return Err(InputError::Unreadable {
                     path: self.path.clone(),
-                    message: "has no header row: the file is empty".into(),
+                    message,
                 });
             };
             if row.is_blank() {
                 continue;
             }
-            let headers = row
-                .cells()
-                .map(|cell| {
-                    let text = cell.original_text();
-                    let text = text.trim_start_matches('\u{feff}').trim();
-                    text.to_owned()
-                })
-                .collect();
+            any = true;
+            let headers = header_texts(&row);
             let line = row.line;
-            self.headers = headers;
-            self.header_line = line;
-            // Blank lines above the header are not data rows.
-            self.skipped_lines();
-            return Ok(());
+            match scan.step(line, &headers) {
+                header::Step::Above => continue,
+                header::Step::NotFound => {
+                    return Err(InputError::Unreadable {
+                        path: self.path.clone(),
+                        message: header::not_found_message(search, &[(None, scan.failure())]),
+                    });
+                }
+                header::Step::Header => {
+                    self.headers = headers;
+                    self.header_line = line;
+                    self.above_header += scan.above;
+                    // Blank lines above the header are not data rows.
+                    self.skipped_lines();
+                    return Ok(());
+                }
+            }
         }
+    }
+
+    /// Non-blank rows above the header row, skipped.
+    pub fn rows_above_header(&self) -> u64 {
+        self.above_header
     }
 
     fn next_raw(&mut self) -> Result<Option<RowRef<'_>>, InputError> {

@@ -2,6 +2,9 @@
 //! sheet XML cell by cell instead of loading the whole range. The reader
 //! borrows the workbook, so a thread owns both and sends rows over a
 //! bounded channel: memory stays flat and parsing overlaps validation.
+//! Without a sheet named, the thread looks for the header row in each
+//! sheet in turn (an instructions sheet often comes first) and streams the
+//! first sheet where it finds one, from its header row on.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -12,6 +15,7 @@ use std::thread::JoinHandle;
 use calamine::{DataRef, Reader, Xlsx, open_workbook};
 
 use super::cell::Cell;
+use super::header::{HeaderScan, HeaderSearch, Step, not_found_message};
 use super::{Cells, InputError, RowRef};
 
 const ROWS_PER_BATCH: usize = 256;
@@ -36,20 +40,28 @@ pub(super) struct XlsxSource {
 }
 
 impl XlsxSource {
-    /// Opens the workbook and picks the sheet (`sheet` empty: the first).
-    pub(super) fn open(path: &Path, sheet: &str) -> Result<(XlsxSource, String), InputError> {
-        let (sheet_tx, sheet_rx) = sync_channel::<Result<String, InputError>>(1);
+    /// Opens the workbook and picks the sheet (`sheet` empty: the first
+    /// whose header row is found); returns the source, whose rows start at
+    /// the header row, the sheet's name and the non-blank rows above the
+    /// header.
+    pub(super) fn open(
+        path: &Path,
+        sheet: &str,
+        search: &HeaderSearch,
+    ) -> Result<(XlsxSource, String, u64), InputError> {
+        let (sheet_tx, sheet_rx) = sync_channel::<Result<(String, u64), InputError>>(1);
         let (batch_tx, batches) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let owned_path = path.to_owned();
         let wanted = sheet.to_owned();
+        let search = search.clone();
         let thread = std::thread::Builder::new()
             .name("xlsx-reader".into())
-            .spawn(move || read_sheet(owned_path, wanted, sheet_tx, batch_tx))
+            .spawn(move || read_sheet(owned_path, wanted, search, sheet_tx, batch_tx))
             .map_err(|source| InputError::Io {
                 path: path.to_owned(),
                 source,
             })?;
-        let chosen = sheet_rx.recv().unwrap_or_else(|_| {
+        let (chosen, above) = sheet_rx.recv().unwrap_or_else(|_| {
             Err(InputError::Unreadable {
                 path: path.to_owned(),
                 message: "the XLSX reader stopped unexpectedly".into(),
@@ -64,7 +76,7 @@ impl XlsxSource {
             finished: false,
             thread: Some(thread),
         };
-        Ok((source, chosen))
+        Ok((source, chosen, above))
     }
 
     pub(super) fn next_row(&mut self) -> Result<Option<RowRef<'_>>, InputError> {
@@ -110,10 +122,100 @@ impl XlsxSource {
     }
 }
 
+/// Sheet rows, assembled from calamine's cells one row at a time.
+struct SheetRows<'a, R: std::io::Read + std::io::Seek> {
+    cells: calamine::XlsxCellReader<'a, R>,
+    pending: Option<SheetRow>,
+    last_line: u64,
+    /// The cell reader reached the end (asking it again is an error).
+    ended: bool,
+    path: &'a Path,
+}
+
+impl<R: std::io::Read + std::io::Seek> SheetRows<'_, R> {
+    /// The next row the sheet stores, or `None` at its end.
+    fn next(&mut self) -> Result<Option<SheetRow>, InputError> {
+        loop {
+            if self.ended {
+                return Ok(self.pending.take());
+            }
+            let cell = match self.cells.next_cell() {
+                Ok(Some(cell)) => cell,
+                Ok(None) => {
+                    self.ended = true;
+                    return Ok(self.pending.take());
+                }
+                Err(error) => {
+                    let line = self
+                        .pending
+                        .as_ref()
+                        .map_or(self.last_line.max(1), |r| r.line);
+                    return Err(InputError::AtLine {
+                        path: self.path.to_owned(),
+                        line,
+                        message: format!("the sheet cannot be read past this row: {error}"),
+                    });
+                }
+            };
+            let (row_index, column) = cell.get_position();
+            let line = u64::from(row_index) + 1;
+            let value = owned_cell(cell.get_value());
+            let mut finished = None;
+            if self.pending.as_ref().is_none_or(|r| r.line != line) {
+                // Excel writes rows in ascending order; a row stored again,
+                // or before one already read, would give two results one
+                // row number.
+                if line <= self.last_line {
+                    return Err(InputError::AtLine {
+                        path: self.path.to_owned(),
+                        line,
+                        message: format!(
+                            "the sheet stores row {line} after row {}; rows out of order are \
+                             not a valid workbook: open the file in Excel or LibreOffice and \
+                             save it again as \"Excel Workbook (.xlsx)\"",
+                            self.last_line
+                        ),
+                    });
+                }
+                self.last_line = line;
+                finished = self.pending.replace(SheetRow {
+                    line,
+                    cells: Vec::new(),
+                });
+            }
+            if value != Cell::Empty {
+                let cells = &mut self.pending.as_mut().expect("row was just set").cells;
+                let column = column as usize;
+                if cells.len() <= column {
+                    cells.resize(column + 1, Cell::Empty);
+                }
+                cells[column] = value;
+            }
+            if finished.is_some() {
+                return Ok(finished);
+            }
+        }
+    }
+}
+
+/// A sheet row's cells as header texts.
+fn header_texts(row: &SheetRow) -> Vec<String> {
+    let row = RowRef {
+        line: row.line,
+        cells: Cells::Xlsx(&row.cells),
+    };
+    super::header_texts(&row)
+}
+
+fn is_blank(row: &SheetRow) -> bool {
+    row.cells.iter().all(|cell| cell.view().is_blank())
+}
+
 fn read_sheet(
     path: PathBuf,
     wanted: String,
-    sheet_tx: SyncSender<Result<String, InputError>>,
+    search: HeaderSearch,
+    sheet_tx: SyncSender<Result<(String, u64), InputError>>,
     batch_tx: SyncSender<Batch>,
 ) {
     let unreadable = |message: String| InputError::Unreadable {
@@ -131,12 +233,16 @@ fn read_sheet(
         }
     };
     let names = workbook.sheet_names();
-    let chosen = if wanted.is_empty() {
-        names.first().cloned()
+    let candidates: Vec<String> = if wanted.is_empty() {
+        names.clone()
     } else {
-        names.iter().find(|name| **name == wanted).cloned()
+        names
+            .iter()
+            .filter(|name| **name == wanted)
+            .cloned()
+            .collect()
     };
-    let Some(chosen) = chosen else {
+    if candidates.is_empty() {
         let message = if wanted.is_empty() {
             "has no worksheet".to_owned()
         } else {
@@ -147,54 +253,67 @@ fn read_sheet(
         };
         let _ = sheet_tx.send(Err(unreadable(message)));
         return;
-    };
-    let mut cells = match workbook.worksheet_cells_reader(&chosen) {
-        Ok(cells) => cells,
-        Err(error) => {
-            let _ = sheet_tx.send(Err(unreadable(format!(
-                "cannot read sheet \"{chosen}\": {error}"
-            ))));
-            return;
-        }
-    };
-    if sheet_tx.send(Ok(chosen)).is_err() {
-        return;
     }
-    let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
-    let mut row: Option<SheetRow> = None;
-    loop {
-        let cell = match cells.next_cell() {
-            Ok(Some(cell)) => cell,
-            Ok(None) => break,
+    let mut misses = Vec::new();
+    for sheet in candidates {
+        let cells = match workbook.worksheet_cells_reader(&sheet) {
+            Ok(cells) => cells,
             Err(error) => {
-                let line = row.as_ref().map_or(1, |r| r.line);
-                let _ = batch_tx.send(Err(InputError::AtLine {
-                    path: path.clone(),
-                    line,
-                    message: format!("the sheet cannot be read past this row: {error}"),
-                }));
-                return;
+                misses.push((Some(sheet.clone()), format!("it cannot be read ({error})")));
+                continue;
             }
         };
-        let (row_index, column) = cell.get_position();
-        let line = u64::from(row_index) + 1;
-        if row.as_ref().is_none_or(|r| r.line != line) {
-            // Excel writes rows in ascending order; a row stored again, or
-            // before one already read, would give two results one row number.
-            if let Some(previous) = row.as_ref().map(|r| r.line).filter(|&p| line <= p) {
-                let _ = batch_tx.send(Err(InputError::AtLine {
-                    path: path.clone(),
-                    line,
-                    message: format!(
-                        "the sheet stores row {line} after row {previous}; rows out of order \
-                         are not a valid workbook: open the file in Excel or LibreOffice and \
-                         save it again as \"Excel Workbook (.xlsx)\""
-                    ),
-                }));
-                return;
+        let mut rows = SheetRows {
+            cells,
+            pending: None,
+            last_line: 0,
+            ended: false,
+            path: &path,
+        };
+        let mut scan = HeaderScan::new(&search);
+        let header = loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break None,
+                Err(error) => {
+                    let _ = sheet_tx.send(Err(error));
+                    return;
+                }
+            };
+            if is_blank(&row) {
+                continue;
             }
-            if let Some(done) = row.take() {
-                batch.push(done);
+            match scan.step(row.line, &header_texts(&row)) {
+                Step::Header => break Some(row),
+                Step::Above => {}
+                Step::NotFound => break None,
+            }
+        };
+        let Some(header) = header else {
+            misses.push((Some(sheet.clone()), scan.failure()));
+            continue;
+        };
+        if sheet_tx.send(Ok((sheet, scan.above))).is_err() {
+            return;
+        }
+        stream_rows(header, &mut rows, &batch_tx);
+        return;
+    }
+    let _ = sheet_tx.send(Err(unreadable(not_found_message(&search, &misses))));
+}
+
+/// Sends `first` and every row after it in batches.
+fn stream_rows<R: std::io::Read + std::io::Seek>(
+    first: SheetRow,
+    rows: &mut SheetRows<'_, R>,
+    batch_tx: &SyncSender<Batch>,
+) {
+    let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
+    batch.push(first);
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => {
+                batch.push(row);
                 if batch.len() == ROWS_PER_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_BATCH));
                     if batch_tx.send(Ok(full)).is_err() {
@@ -202,22 +321,16 @@ fn read_sheet(
                     }
                 }
             }
-            row = Some(SheetRow {
-                line,
-                cells: Vec::new(),
-            });
-        }
-        let value = owned_cell(cell.get_value());
-        if value != Cell::Empty {
-            let cells = &mut row.as_mut().expect("row was just set").cells;
-            let column = column as usize;
-            if cells.len() <= column {
-                cells.resize(column + 1, Cell::Empty);
+            Ok(None) => break,
+            Err(error) => {
+                if !batch.is_empty() {
+                    let _ = batch_tx.send(Ok(std::mem::take(&mut batch)));
+                }
+                let _ = batch_tx.send(Err(error));
+                return;
             }
-            cells[column] = value;
         }
     }
-    batch.extend(row);
     if !batch.is_empty() {
         let _ = batch_tx.send(Ok(batch));
     }

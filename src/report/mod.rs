@@ -156,6 +156,8 @@ pub struct RowCounts {
     pub rejected: u64,
     /// Entirely blank rows skipped.
     pub blank: u64,
+    /// Non-blank rows above the header row (titles, export times) skipped.
+    pub above_header: u64,
     /// Totals and footer rows (合计, 制表人, Total: …) skipped.
     pub totals: u64,
     /// Their row numbers.

@@ -123,13 +123,13 @@ impl ColumnMap {
         Ok((map, warnings))
     }
 
-    /// How a field is named in messages: its header, and the canonical
-    /// name when the header differs.
     /// The input column a field is read from, if it has one.
     pub fn column(&self, field: Field) -> Option<usize> {
         self.columns[field.index()]
     }
 
+    /// How a field is named in messages: its header, and the canonical
+    /// name when the header differs.
     pub fn label(&self, field: Field) -> &str {
         &self.labels[field.index()]
     }

@@ -332,9 +332,21 @@ fn xlsx_typed_cells_are_converted_or_refused() {
         "[input]\namount_unit = \"yuan\"\nsheet = \"Notes\"\n",
     );
 
-    // The first sheet holds no orders: the mapping error names what it found.
-    let run = work.run(&["validate", "orders.xlsx"]);
-    run.expect_fatal(&["\"not the orders\""]);
+    // The first sheet holds no orders: without --sheet the first sheet
+    // whose header row is found is read; named, it has no header row.
+    let run = work.run(&["validate", "orders.xlsx", "--out", "found"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let found: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path("found/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(found["sheet"], "Orders");
+    let run = work.run(&["validate", "orders.xlsx", "--sheet", "Notes"]);
+    run.expect_fatal(&[
+        "no header row",
+        "sheet \"Notes\"",
+        "\"not the orders\"",
+        "lacks",
+    ]);
 
     let run = work.run(&["validate", "orders.xlsx", "--sheet", "Orders"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
@@ -695,4 +707,177 @@ fn xlsx_rows_stored_out_of_order_are_fatal_and_name_the_row() {
     writer.finish().unwrap();
     let run = work.run(&["validate", "orders.xlsx"]);
     run.expect_fatal(&["orders.xlsx, line 2", "row 2 after row 3", "save it again"]);
+}
+
+/// The workbook an ERP really exports: an instructions sheet first, the
+/// orders on a second sheet under a merged title, an export-time row and a
+/// blank row, Chinese headers, amounts in yuan from formulas, certificate
+/// dates as date cells, and a 合计 row at the bottom.
+fn write_finance_workbook(path: &Path) {
+    let mut workbook = Workbook::new();
+    let notes = workbook.add_worksheet();
+    notes.set_name("说明").unwrap();
+    notes.write_string(0, 0, "填写说明：请勿修改表头").unwrap();
+    notes.write_string(1, 0, "金额单位：元").unwrap();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("订单明细").unwrap();
+    sheet
+        .merge_range(0, 0, 0, 7, "2026年11月跨境订单报关明细", &Format::new())
+        .unwrap();
+    sheet
+        .write_string(1, 0, "导出时间：2026-11-24 09:00")
+        .unwrap();
+    let headers = [
+        "支付单号",
+        "报关流水号",
+        "海关",
+        "商户备案号",
+        "商户名称",
+        "申报金额(元)",
+        "是否拆单",
+        "身份证号",
+        "姓名",
+        "证件生效日期",
+    ];
+    for (column, header) in headers.iter().enumerate() {
+        sheet.write_string(3, column as u16, *header).unwrap();
+    }
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let two_places = Format::new().set_num_format("0.00");
+    for (n, row) in (4u32..7).enumerate() {
+        write_texts(
+            sheet,
+            row,
+            &[
+                (0, &format!("P{n}")),
+                (1, &format!("D{n}")),
+                (2, "ZONGSHU"),
+                (3, "M1"),
+                (4, "杭州优选"),
+                (6, "否"),
+            ],
+        );
+        sheet
+            .write_formula_with_format(
+                row,
+                5,
+                Formula::new("=10.81+10.8").set_result("21.610000000000003"),
+                &two_places,
+            )
+            .unwrap();
+    }
+    write_texts(sheet, 4, &[(7, "11010519491231002X"), (8, "张三")]);
+    let effective = rust_xlsxwriter::ExcelDateTime::from_ymd(2015, 3, 1).unwrap();
+    sheet
+        .write_datetime_with_format(4, 9, &effective, &date)
+        .unwrap();
+    write_texts(sheet, 7, &[(0, "合计")]);
+    sheet
+        .write_formula(7, 5, Formula::new("=SUM(F5:F7)").set_result("64.83"))
+        .unwrap();
+    workbook.save(path).unwrap();
+}
+
+const FINANCE_CONFIG: &str = "[input]\namount_unit = \"yuan\"\n[columns]\n\
+\"paymentRequestId\" = \"支付单号\"\n\"customsDeclarationRequestId\" = \"报关流水号\"\n\
+\"customs.customsCode\" = \"海关\"\n\"merchantCustomsInfo.merchantCustomsCode\" = \"商户备案号\"\n\
+\"merchantCustomsInfo.merchantCustomsName\" = \"商户名称\"\n\"declarationAmount.value\" = \"申报金额(元)\"\n\
+\"isSplit\" = \"是否拆单\"\n\"buyerCertificate.certificateNo\" = \"身份证号\"\n\
+\"buyerCertificate.holderName.fullName\" = \"姓名\"\n\"buyerCertificate.effectiveDate\" = \"证件生效日期\"\n\
+[defaults]\n\"buyerCertificate.certificateType\" = \"ID_CARD\"\n";
+
+#[test]
+fn a_finance_workbook_is_read_as_a_clerk_sees_it() {
+    let work = Workdir::new();
+    write_finance_workbook(&work.path("export.xlsx"));
+    work.write("finance.toml", FINANCE_CONFIG);
+    let run = work.run(&["validate", "export.xlsx", "--config", "finance.toml"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let summary = work.summary();
+    assert_eq!(
+        summary["sheet"], "订单明细",
+        "the first sheet with a header row"
+    );
+    assert_eq!(summary["header_row"], 4);
+    assert_eq!(rows(&summary), (4, 3, 0, 0));
+    assert_eq!(
+        summary["rows"]["above_header"], 2,
+        "the title and the export time"
+    );
+    assert_eq!(summary["rows"]["totals_rows"], serde_json::json!([8]));
+    // Declared to the embedded sandbox, which takes the clerk's own
+    // payments as paid: the formula's amount is ¥21.61.
+    work.write(
+        "declare.toml",
+        format!("[api]\nendpoint = \"sandbox\"\n{FINANCE_CONFIG}"),
+    );
+    let run = work.run(&[
+        "run",
+        "export.xlsx",
+        "--config",
+        "declare.toml",
+        "--out",
+        "declared",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let results = std::fs::read_to_string(work.path("declared/results.csv")).unwrap();
+    assert_eq!(results.matches(",ZONGSHU,2161,S,").count(), 3, "{results}");
+    assert!(results.contains(",CHECK_PASSED,"), "{results}");
+    // A header row that is never found: each sheet's best candidate.
+    work.write(
+        "wrong.toml",
+        FINANCE_CONFIG.replace("= \"海关\"", "= \"关区\""),
+    );
+    let run = work.run(&[
+        "validate",
+        "export.xlsx",
+        "--config",
+        "wrong.toml",
+        "--out",
+        "wrong",
+    ]);
+    run.expect_fatal(&[
+        "has no header row",
+        "sheet \"说明\"",
+        "sheet \"订单明细\": the best candidate, row 4",
+        "lacks: 关区",
+        "header_row",
+    ]);
+    // [input] header_row names it instead.
+    work.write(
+        "fixed.toml",
+        FINANCE_CONFIG.replace(
+            "[input]\n",
+            "[input]\nheader_row = 4\nsheet = \"订单明细\"\n",
+        ),
+    );
+    let run = work.run(&[
+        "validate",
+        "export.xlsx",
+        "--config",
+        "fixed.toml",
+        "--out",
+        "fixed",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn title_lines_above_a_csv_header_are_skipped_and_lines_keep_their_numbers() {
+    let work = Workdir::new();
+    work.write(
+        "orders.csv",
+        format!("Orders of November\nexported,2026-11-24\n\n{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\nP2,D2,XIAN,M1,Shop,100,false,,,,,,\n"),
+    );
+    let run = work.run(&["validate", "orders.csv"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let summary = work.summary();
+    assert_eq!(summary["header_row"], 4);
+    assert_eq!(summary["rows"]["above_header"], 2);
+    assert_eq!(rows(&summary), (2, 1, 1, 0));
+    let rejected = work.read_csv_output("out/rejected.csv");
+    assert!(
+        rejected.contains("\n6,customs.customsCode"),
+        "physical line 6: {rejected}"
+    );
 }
