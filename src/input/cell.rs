@@ -20,6 +20,9 @@ pub enum Cell {
     DateTime(NaiveDateTime),
     /// A spreadsheet error value such as `#N/A`.
     Error(String),
+    /// A formula whose value was never saved (a file written by a program
+    /// that does not calculate formulas).
+    NoValue,
 }
 
 /// A borrowed view of one cell.
@@ -32,6 +35,7 @@ pub enum CellView<'a> {
     Bool(bool),
     DateTime(NaiveDateTime),
     Error(&'a str),
+    NoValue,
 }
 
 impl Cell {
@@ -44,6 +48,7 @@ impl Cell {
             Cell::Bool(value) => CellView::Bool(*value),
             Cell::DateTime(value) => CellView::DateTime(*value),
             Cell::Error(text) => CellView::Error(text),
+            Cell::NoValue => CellView::NoValue,
         }
     }
 }
@@ -57,6 +62,8 @@ pub enum CellDamage {
     ScientificId { text: String },
     /// A spreadsheet error value.
     ErrorValue { text: String },
+    /// A formula with no saved value.
+    FormulaWithoutValue,
 }
 
 impl CellDamage {
@@ -65,6 +72,7 @@ impl CellDamage {
             CellDamage::LongNumberId { .. } => "ID_STORED_AS_NUMBER",
             CellDamage::ScientificId { .. } => "ID_IN_SCIENTIFIC_NOTATION",
             CellDamage::ErrorValue { .. } => "CELL_ERROR",
+            CellDamage::FormulaWithoutValue => "FORMULA_WITHOUT_VALUE",
         }
     }
 
@@ -82,6 +90,10 @@ impl CellDamage {
             CellDamage::ErrorValue { text } => format!(
                 "the cell holds the spreadsheet error {text}; fix the formula or type the value"
             ),
+            CellDamage::FormulaWithoutValue => "the cell holds a formula whose value was never \
+                saved (the file was written by a program that does not calculate formulas); open \
+                the file in Excel or LibreOffice and save it, so that the values are stored"
+                .to_owned(),
         }
     }
 }
@@ -114,6 +126,7 @@ impl<'a> CellView<'a> {
                 value.format("%Y-%m-%d %H:%M:%S").to_string()
             }),
             CellView::Error(text) => Cow::Borrowed(text),
+            CellView::NoValue => Cow::Borrowed(""),
         }
     }
 
@@ -149,9 +162,26 @@ impl<'a> CellView<'a> {
             CellView::Error(text) => Err(CellDamage::ErrorValue {
                 text: text.to_owned(),
             }),
+            CellView::NoValue => Err(CellDamage::FormulaWithoutValue),
             CellView::Empty | CellView::Bool(_) => Ok(self.original_text()),
         }
     }
+}
+
+/// A cell's A1 reference: column 5 (0-based) of row 7 is `F7`.
+pub fn a1_reference(column: usize, line: u64) -> String {
+    let mut letters = Vec::new();
+    let mut n = column + 1;
+    while n > 0 {
+        let rest = (n - 1) % 26;
+        letters.push(b'A' + rest as u8);
+        n = (n - 1) / 26;
+    }
+    letters.reverse();
+    format!(
+        "{}{line}",
+        String::from_utf8(letters).expect("ASCII letters")
+    )
 }
 
 /// `2.02108E+24`, `1.2e15`: what a CSV saved from Excel holds for a long

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use cell::{Cell, CellDamage, CellView, decimal_15};
+pub use cell::{Cell, CellDamage, CellView, a1_reference, decimal_15};
 pub use decode::{TextEncoding, UTF8_BOM};
 pub use header::{HEADER_SEARCH_ROWS, HeaderSearch};
 

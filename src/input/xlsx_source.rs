@@ -139,7 +139,9 @@ impl<R: std::io::Read + std::io::Seek> SheetRows<'_, R> {
             if self.ended {
                 return Ok(self.pending.take());
             }
-            let cell = match self.cells.next_cell() {
+            // With its formula, so that one without a saved value is told
+            // from an empty cell.
+            let cell = match self.cells.next_cell_with_formula_metadata() {
                 Ok(Some(cell)) => cell,
                 Ok(None) => {
                     self.ended = true;
@@ -157,9 +159,12 @@ impl<R: std::io::Read + std::io::Seek> SheetRows<'_, R> {
                     });
                 }
             };
-            let (row_index, column) = cell.get_position();
+            let (row_index, column) = cell.pos;
             let line = u64::from(row_index) + 1;
-            let value = owned_cell(cell.get_value());
+            let value = match (&cell.value, &cell.formula) {
+                (DataRef::Empty, Some(_)) => Cell::NoValue,
+                (value, _) => owned_cell(value),
+            };
             let mut finished = None;
             if self.pending.as_ref().is_none_or(|r| r.line != line) {
                 // Excel writes rows in ascending order; a row stored again,

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use crate::config::{AmountUnit, FieldSettings};
 use crate::fields::Field;
-use crate::input::{CellView, RowRef};
+use crate::input::{CellDamage, CellView, RowRef, a1_reference};
 use crate::protocol::{
     Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
 };
@@ -348,7 +348,15 @@ impl RowRules {
                 Some(Err(damage)) => {
                     // Certificate cells matter only when a certificate is sent.
                     if !is_certificate_part || certificate_given {
-                        problems.push(self.problem(field, damage.code(), damage.message()));
+                        let message = match (&damage, self.map.columns[field.index()]) {
+                            (CellDamage::FormulaWithoutValue, Some(column)) => format!(
+                                "cell {}: {}",
+                                a1_reference(column, row.line),
+                                damage.message()
+                            ),
+                            _ => damage.message(),
+                        };
+                        problems.push(self.problem(field, damage.code(), message));
                     }
                     continue;
                 }

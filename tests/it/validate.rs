@@ -881,3 +881,79 @@ fn title_lines_above_a_csv_header_are_skipped_and_lines_keep_their_numbers() {
         "physical line 6: {rejected}"
     );
 }
+
+/// Copies the workbook at `from` to `to` with `change` applied to the XML
+/// of `sheet` (e.g. `xl/worksheets/sheet1.xml`).
+fn rewrite_sheet_xml(from: &Path, to: &Path, sheet: &str, change: impl Fn(String) -> String) {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(from).unwrap()).unwrap();
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).unwrap();
+        let name = entry.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if name == sheet {
+            bytes = change(String::from_utf8(bytes).unwrap()).into_bytes();
+        }
+        writer
+            .start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(&bytes).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// Every formula's saved value removed, as a library that does not
+/// calculate formulas leaves them.
+fn without_formula_values(mut xml: String) -> String {
+    while let Some(start) = xml.find("</f><v>") {
+        let end = xml[start..].find("</v>").expect("a closed value") + start + "</v>".len();
+        xml.replace_range(start + "</f>".len()..end, "");
+    }
+    xml
+}
+
+#[test]
+fn a_formula_without_a_saved_value_rejects_its_row_naming_the_cell() {
+    let work = Workdir::new();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, header) in HEADER.split(',').enumerate() {
+        sheet.write_string(0, column as u16, header).unwrap();
+    }
+    for (row, id) in [(1u32, "1"), (2, "2")] {
+        write_texts(sheet, row, &[(0, &format!("P{id}"))]);
+        write_texts(sheet, row, &order_cells(&format!("D{id}"), "ZONGSHU"));
+        write_texts(sheet, row, &[(6, "false")]);
+    }
+    sheet.write_number(1, 5, 100.0).unwrap();
+    sheet.write_formula(2, 5, Formula::new("=F2*2")).unwrap();
+    // A totals row whose formula has no value either: ignored.
+    write_texts(sheet, 3, &[(0, "合计")]);
+    sheet
+        .write_formula(3, 5, Formula::new("=SUM(F2:F3)"))
+        .unwrap();
+    workbook.save(work.path("written.xlsx")).unwrap();
+    rewrite_sheet_xml(
+        &work.path("written.xlsx"),
+        &work.path("orders.xlsx"),
+        "xl/worksheets/sheet1.xml",
+        without_formula_values,
+    );
+    let run = work.run(&["validate", "orders.xlsx"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let rejected = work.read_csv_output("out/rejected.csv");
+    assert_eq!(rejected.lines().count(), 2, "{rejected}");
+    assert!(
+        rejected.contains("3,declarationAmount.value,\"declarationAmount.value: cell F3: the cell holds a formula whose value was never saved"),
+        "{rejected}"
+    );
+    assert!(
+        rejected.contains("open the file in Excel or LibreOffice and save it"),
+        "{rejected}"
+    );
+    let summary = work.summary();
+    assert_eq!(rows(&summary), (3, 1, 1, 0));
+    assert_eq!(summary["rows"]["totals_rows"], serde_json::json!([4]));
+}
