@@ -7,6 +7,7 @@ mod cell;
 mod csv_source;
 mod decode;
 mod header;
+mod merges;
 mod xlsx_source;
 
 use std::fs::File;

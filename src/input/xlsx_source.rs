@@ -4,11 +4,16 @@
 //! bounded channel: memory stays flat and parsing overlaps validation.
 //! Without a sheet named, the thread looks for the header row in each
 //! sheet in turn (an instructions sheet often comes first) and streams the
-//! first sheet where it finds one, from its header row on.
+//! first sheet where it finds one, from its header row on. Every cell of a
+//! merged range reads as the range's value; the ranges come from a scan
+//! beside the reader (see `merges`).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -16,6 +21,7 @@ use calamine::{DataRef, Reader, Xlsx, open_workbook};
 
 use super::cell::Cell;
 use super::header::{HeaderScan, HeaderSearch, Step, not_found_message};
+use super::merges::{self, SheetMerges};
 use super::{Cells, InputError, RowRef};
 
 const ROWS_PER_BATCH: usize = 256;
@@ -122,9 +128,16 @@ impl XlsxSource {
     }
 }
 
-/// Sheet rows, assembled from calamine's cells one row at a time.
+/// Sheet rows, assembled from calamine's cells one row at a time, with
+/// every cell of a merged range holding the range's value, as a person
+/// sees it.
 struct SheetRows<'a, R: std::io::Read + std::io::Seek> {
     cells: calamine::XlsxCellReader<'a, R>,
+    /// The sheet's merged ranges by first row; the next to start.
+    merges: Vec<calamine::Dimensions>,
+    next_merge: usize,
+    /// Ranges covering the current row, with their top-left value.
+    active: Vec<(calamine::Dimensions, Cell)>,
     pending: Option<SheetRow>,
     last_line: u64,
     /// The cell reader reached the end (asking it again is an error).
@@ -132,9 +145,79 @@ struct SheetRows<'a, R: std::io::Read + std::io::Seek> {
     path: &'a Path,
 }
 
-impl<R: std::io::Read + std::io::Seek> SheetRows<'_, R> {
+impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
+    fn new(
+        cells: calamine::XlsxCellReader<'a, R>,
+        mut merges: Vec<calamine::Dimensions>,
+        path: &'a Path,
+    ) -> SheetRows<'a, R> {
+        merges.sort_by_key(|range| range.start);
+        SheetRows {
+            cells,
+            merges,
+            next_merge: 0,
+            active: Vec::new(),
+            pending: None,
+            last_line: 0,
+            ended: false,
+            path,
+        }
+    }
+
     /// The next row the sheet stores, or `None` at its end.
     fn next(&mut self) -> Result<Option<SheetRow>, InputError> {
+        let mut row = self.next_stored()?;
+        if let Some(row) = row.as_mut()
+            && !self.merges.is_empty()
+        {
+            self.fill_merged(row);
+        }
+        Ok(row)
+    }
+
+    /// Gives the cells of `row` that lie in a merged range the range's
+    /// value (the top-left cell's, which is the only one stored).
+    fn fill_merged(&mut self, row: &mut SheetRow) {
+        let index = (row.line - 1) as u32;
+        self.active.retain(|(range, _)| range.end.0 >= index);
+        while let Some(range) = self.merges.get(self.next_merge) {
+            if range.start.0 > index {
+                break;
+            }
+            self.next_merge += 1;
+            if range.end.0 < index {
+                continue;
+            }
+            // The top-left value: from this row when the range starts here;
+            // a range whose first row is not stored has none.
+            let value = if range.start.0 == index {
+                row.cells
+                    .get(range.start.1 as usize)
+                    .cloned()
+                    .unwrap_or(Cell::Empty)
+            } else {
+                Cell::Empty
+            };
+            self.active.push((*range, value));
+        }
+        for (range, value) in &self.active {
+            if *value == Cell::Empty {
+                continue;
+            }
+            let last = range.end.1 as usize;
+            if row.cells.len() <= last {
+                row.cells.resize(last + 1, Cell::Empty);
+            }
+            for cell in &mut row.cells[range.start.1 as usize..=last] {
+                if *cell == Cell::Empty {
+                    *cell = value.clone();
+                }
+            }
+        }
+    }
+
+    /// The next row as the sheet stores it.
+    fn next_stored(&mut self) -> Result<Option<SheetRow>, InputError> {
         loop {
             if self.ended {
                 return Ok(self.pending.take());
@@ -227,6 +310,15 @@ fn read_sheet(
         path: path.clone(),
         message,
     };
+    // The merged ranges are read beside the shared strings' loading.
+    let (merges_tx, merges_rx) = std::sync::mpsc::channel::<SheetMerges>();
+    let scan_done = Arc::new(AtomicBool::new(false));
+    let (scan_path, scan_flag) = (path.clone(), Arc::clone(&scan_done));
+    let _ = std::thread::Builder::new()
+        .name("xlsx-merges".into())
+        .spawn(move || merges::scan(&scan_path, merges_tx, scan_flag));
+    let mut merges_by_sheet: HashMap<String, Result<Vec<calamine::Dimensions>, String>> =
+        HashMap::new();
     let mut workbook: Xlsx<BufReader<File>> = match open_workbook(&path) {
         Ok(workbook) => workbook,
         Err(error) => {
@@ -261,6 +353,29 @@ fn read_sheet(
     }
     let mut misses = Vec::new();
     for sheet in candidates {
+        let scanned = loop {
+            if let Some(found) = merges_by_sheet.remove(&sheet) {
+                break Some(found);
+            }
+            match merges_rx.recv() {
+                Ok((name, found)) => {
+                    merges_by_sheet.insert(name, found);
+                }
+                Err(_) => break None,
+            }
+        };
+        // When the scan could not read them, calamine's own pass does.
+        let merges = match scanned {
+            Some(Ok(merges)) => Ok(merges),
+            _ => workbook.merge_cells_by_sheet_name(&sheet),
+        };
+        let merges = match merges {
+            Ok(merges) => merges,
+            Err(error) => {
+                misses.push((Some(sheet.clone()), format!("it cannot be read ({error})")));
+                continue;
+            }
+        };
         let cells = match workbook.worksheet_cells_reader(&sheet) {
             Ok(cells) => cells,
             Err(error) => {
@@ -268,13 +383,7 @@ fn read_sheet(
                 continue;
             }
         };
-        let mut rows = SheetRows {
-            cells,
-            pending: None,
-            last_line: 0,
-            ended: false,
-            path: &path,
-        };
+        let mut rows = SheetRows::new(cells, merges, &path);
         let mut scan = HeaderScan::new(&search);
         let header = loop {
             let row = match rows.next() {
@@ -298,6 +407,8 @@ fn read_sheet(
             misses.push((Some(sheet.clone()), scan.failure()));
             continue;
         };
+        // No other sheet's ranges are needed.
+        scan_done.store(true, Ordering::Relaxed);
         if sheet_tx.send(Ok((sheet, scan.above))).is_err() {
             return;
         }

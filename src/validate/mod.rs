@@ -166,7 +166,7 @@ pub enum Verdict {
     Totals,
 }
 
-/// The labels that start a totals or footer row, lower-cased.
+/// The labels that start a totals or footer row (any case).
 const TOTALS_LABELS: [&str; 10] = [
     "合计",
     "总计",
@@ -188,8 +188,11 @@ pub fn is_totals_label(text: &str) -> bool {
         Some(at) => text[..at].trim(),
         None => text,
     };
-    let label = label.to_lowercase();
-    TOTALS_LABELS.contains(&label.as_str())
+    // Checked on every row: no allocation, and IDs are longer than labels.
+    label.len() <= "prepared by".len()
+        && TOTALS_LABELS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(label))
 }
 
 /// The single-row rules in force for one input. They keep no state, so

@@ -957,3 +957,45 @@ fn a_formula_without_a_saved_value_rejects_its_row_naming_the_cell() {
     assert_eq!(rows(&summary), (3, 1, 1, 0));
     assert_eq!(summary["rows"]["totals_rows"], serde_json::json!([4]));
 }
+
+#[test]
+fn merged_cells_read_as_the_range_value() {
+    let work = Workdir::new();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, header) in HEADER.split(',').enumerate() {
+        sheet.write_string(0, column as u16, header).unwrap();
+    }
+    // One order split in two rows; the ERP merges the merchant code and
+    // name over both, and the customs code over rows 2 to 4.
+    sheet.merge_range(1, 3, 2, 4, "M1", &Format::new()).unwrap();
+    sheet
+        .merge_range(1, 2, 3, 2, "ZONGSHU", &Format::new())
+        .unwrap();
+    for (row, id) in [(1u32, "1"), (2, "2"), (3, "3")] {
+        write_texts(
+            sheet,
+            row,
+            &[
+                (0, &format!("P{id}")),
+                (1, &format!("D{id}")),
+                (6, "true"),
+                (7, &format!("ORDER-1-{id}")),
+            ],
+        );
+        sheet.write_number(row, 5, 100.0).unwrap();
+    }
+    // Row 4 is outside the merchant range: its own (empty) cells.
+    workbook.save(work.path("orders.xlsx")).unwrap();
+    let run = work.run(&["validate", "orders.xlsx"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let rejected = work.read_csv_output("out/rejected.csv");
+    assert_eq!(rejected.lines().count(), 2, "only row 4: {rejected}");
+    assert!(
+        rejected.contains(
+            "\n4,merchantCustomsInfo.merchantCustomsCode; merchantCustomsInfo.merchantCustomsName,"
+        ),
+        "{rejected}"
+    );
+    assert_eq!(rows(&work.summary()), (3, 2, 1, 0));
+}
