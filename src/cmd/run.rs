@@ -54,11 +54,12 @@ pub struct RunOpts {
 }
 
 /// Output files of a run, which `--fresh` moves aside.
-const OUTPUTS: [&str; 7] = [
+const OUTPUTS: [&str; 8] = [
     "journal.jsonl",
     "results.csv",
     "results.csv.partial",
     "rejected.csv",
+    "rejected.xlsx",
     "retry.csv",
     "summary.json",
     "run.json",
@@ -423,7 +424,11 @@ impl RunOpts {
         let headers = source.headers().to_vec();
         let (sheet_read, header_row) = (source.sheet().map(str::to_owned), source.header_line());
         let outputs = Mutex::new(Outputs {
-            rejected: RejectedWriter::create(&out.join("rejected.csv"), &headers)?,
+            rejected: RejectedWriter::create(
+                &out.join("rejected.csv"),
+                &headers,
+                rules.field_columns(),
+            )?,
             results: ResultsWriter::create(out)?,
             results_failed: false,
             retry: Vec::new(),

@@ -55,8 +55,9 @@ impl ValidateOpts {
         let _lock = OutLock::take(out, "validate")?;
         refuse_run_folder(out)?;
         let rejected_path = out.join("rejected.csv");
-        let mut rejected = RejectedWriter::create(&rejected_path, source.headers())
-            .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+        let mut rejected =
+            RejectedWriter::create(&rejected_path, source.headers(), rules.field_columns())
+                .with_context(|| format!("cannot write {}", rejected_path.display()))?;
         let mut counts = RowCounts::default();
         let mut tally = ProblemTally::default();
         let workers = std::thread::available_parallelism().map_or(1, usize::from);

@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use crate::input::{RowRef, UTF8_BOM};
 
+mod rejected_xlsx;
 mod results;
 
 use crate::validate::Problem;
+pub use rejected_xlsx::RejectedWorkbook;
 pub use results::{RESULT_HEADER, ResultRow, ResultsWriter, write_retry};
 
 /// A file being written under `NAME.tmp`, renamed to `NAME` on commit and
@@ -91,15 +93,25 @@ impl Write for AtomicFile {
 }
 
 /// `rejected.csv`: `row`, `field`, `error`, then the row's original columns;
-/// all of a row's problems on its one line.
+/// all of a row's problems on its one line. Beside it, `rejected.xlsx`.
 pub struct RejectedWriter {
     csv: csv::Writer<AtomicFile>,
+    workbook: RejectedWorkbook,
     width: usize,
     rows: u64,
 }
 
 impl RejectedWriter {
-    pub fn create(path: &Path, headers: &[String]) -> io::Result<RejectedWriter> {
+    /// Writes `path` (`rejected.csv`) and the workbook beside it
+    /// (`rejected.xlsx`); `field_columns` says which input column each
+    /// field is read from, for the cells to mark.
+    pub fn create(
+        path: &Path,
+        headers: &[String],
+        field_columns: Vec<(&'static str, usize)>,
+    ) -> io::Result<RejectedWriter> {
+        let workbook =
+            RejectedWorkbook::create(&path.with_extension("xlsx"), headers, field_columns)?;
         let mut file = AtomicFile::create_private(path)?;
         file.write_all(UTF8_BOM)?;
         let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(file);
@@ -108,6 +120,7 @@ impl RejectedWriter {
         csv.write_record(&header)?;
         Ok(RejectedWriter {
             csv,
+            workbook,
             width: headers.len(),
             rows: 0,
         })
@@ -134,6 +147,7 @@ impl RejectedWriter {
         record.extend((0..width).map(|column| row.cell(column).original_text()));
         self.csv
             .write_record(record.iter().map(|cell| cell.as_bytes()))?;
+        self.workbook.write(row, problems)?;
         self.rows += 1;
         Ok(())
     }
@@ -143,7 +157,11 @@ impl RejectedWriter {
     }
 
     pub fn commit(self) -> io::Result<()> {
-        self.csv.into_inner().map_err(|e| e.into_error())?.commit()
+        self.csv
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .commit()?;
+        self.workbook.commit()
     }
 }
 

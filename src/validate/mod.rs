@@ -277,6 +277,14 @@ impl RowRules {
         }
     }
 
+    /// The input column of each field that has one, by canonical name.
+    pub fn field_columns(&self) -> Vec<(&'static str, usize)> {
+        Field::ALL
+            .iter()
+            .filter_map(|&field| Some((field.name(), self.map.column(field)?)))
+            .collect()
+    }
+
     /// Whether a row is a totals or footer row: its first non-empty cell
     /// is a totals label, and it has no request ID and no payment ID other
     /// than that label.

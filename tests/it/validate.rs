@@ -999,3 +999,73 @@ fn merged_cells_read_as_the_range_value() {
     );
     assert_eq!(rows(&work.summary()), (3, 2, 1, 0));
 }
+
+#[test]
+fn rejected_xlsx_marks_each_bad_cell_and_feeds_back() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    use std::io::Read;
+    let work = Workdir::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let input = root.join("samples/orders.xlsx");
+    let run = work.run(&["validate", input.to_str().unwrap()]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let path = work.path("out/rejected.xlsx");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
+    assert_eq!(workbook.sheet_names(), ["rejected"]);
+    let range = workbook.worksheet_range("rejected").unwrap();
+    let rows: Vec<&[Data]> = range.rows().collect();
+    assert_eq!(rows.len(), 6, "the header and five rejected rows");
+    assert_eq!(rows[0][0], Data::String("row".into()));
+    assert_eq!(rows[0][1], Data::String("errors".into()));
+    assert_eq!(rows[0][2], Data::String("paymentRequestId".into()));
+    // Row numbers are numbers; the customs code stays text.
+    assert_eq!(rows[1][0], Data::Float(23.0));
+    assert!(matches!(&rows[1][1], Data::String(errors) if errors.contains("HANGZHOU")));
+    assert!(
+        rows.iter()
+            .any(|row| row.contains(&Data::String("HANGZHOU".into())))
+    );
+    // The notes and the red fill are in the workbook's XML.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut text = |name: &str| {
+        let mut text = String::new();
+        archive
+            .by_name(name)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    };
+    let comments = text("xl/comments1.xml");
+    assert!(
+        comments.contains("not an accepted customs code"),
+        "{comments}"
+    );
+    assert!(
+        comments.contains("check character does not match"),
+        "{comments}"
+    );
+    assert!(text("xl/styles.xml").contains("FFC7CE"), "red fill");
+    let sheet = text("xl/worksheets/sheet1.xml");
+    assert!(sheet.contains("<autoFilter ref=\"A1:"), "a filter");
+    assert!(sheet.contains("state=\"frozen\""), "the header frozen");
+    // Fed back as it is: `row` and `errors` are ignored, and the rows are
+    // checked again, alone (the reused request ID has no earlier row now).
+    let run = work.run(&["validate", path.to_str().unwrap(), "--out", "again"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path("again/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(rows_of(&again), (5, 1, 4));
+}
+
+fn rows_of(summary: &serde_json::Value) -> (u64, u64, u64) {
+    let (read, valid, rejected, _) = rows(summary);
+    (read, valid, rejected)
+}

@@ -1,0 +1,202 @@
+//! `rejected.xlsx`: the rejected rows as a workbook a finance clerk fixes
+//! in Excel and feeds back. One sheet, header on row 1 (`row`, `errors`,
+//! then the input's own headers), frozen, with a filter; every value as
+//! the input gave it (text stays text, numbers numbers, dates dates); each
+//! bad cell filled red with its message as a note (the first 2,000 notes:
+//! see `MAX_NOTES`). Rows stream into the writer's constant-memory mode, so
+//! a large file costs little memory.
+
+use std::path::{Path, PathBuf};
+
+use rust_xlsxwriter::{Color, Format, FormatPattern, Note, Workbook, Worksheet, XlsxError};
+
+use crate::input::{CellView, RowRef};
+use crate::validate::Problem;
+
+/// The first column of the input's own cells (after `row` and `errors`).
+const FIRST_INPUT_COLUMN: u16 = 2;
+
+/// Notes written at most. The writer keeps every note in memory until it
+/// saves (about 14 KB each: 100,000 took 1.4 GB), and Excel slows down with
+/// many; past this, bad cells are still red and every message is in the
+/// `errors` column.
+pub const MAX_NOTES: u32 = 2_000;
+
+fn io_error(error: XlsxError) -> std::io::Error {
+    std::io::Error::other(error.to_string())
+}
+
+/// Writes `rejected.xlsx` row by row, and into place on commit.
+pub struct RejectedWorkbook {
+    workbook: Workbook,
+    path: PathBuf,
+    /// The next sheet row to write (0-based; row 0 is the header).
+    next_row: u32,
+    width: usize,
+    /// The input column each field is read from.
+    field_columns: Vec<(&'static str, usize)>,
+    /// Notes written so far.
+    notes: u32,
+    bad: Format,
+    bad_date: Format,
+    date: Format,
+}
+
+impl RejectedWorkbook {
+    pub fn create(
+        path: &Path,
+        headers: &[String],
+        field_columns: Vec<(&'static str, usize)>,
+    ) -> std::io::Result<RejectedWorkbook> {
+        let mut workbook = Workbook::new();
+        let header = Format::new().set_bold();
+        let sheet = workbook
+            .add_worksheet_with_constant_memory()
+            .map_err(io_error)?;
+        sheet.set_name("rejected").map_err(io_error)?;
+        // Widths go before the first row in constant-memory mode.
+        sheet.set_column_width(0, 8).map_err(io_error)?;
+        sheet.set_column_width(1, 60).map_err(io_error)?;
+        for (column, name) in headers.iter().enumerate() {
+            let width = (name.chars().count() * 2).clamp(12, 40) as f64;
+            sheet
+                .set_column_width(FIRST_INPUT_COLUMN + column as u16, width)
+                .map_err(io_error)?;
+        }
+        sheet
+            .write_string_with_format(0, 0, "row", &header)
+            .map_err(io_error)?;
+        sheet
+            .write_string_with_format(0, 1, "errors", &header)
+            .map_err(io_error)?;
+        for (column, name) in headers.iter().enumerate() {
+            sheet
+                .write_string_with_format(0, FIRST_INPUT_COLUMN + column as u16, name, &header)
+                .map_err(io_error)?;
+        }
+        sheet.set_freeze_panes(1, 0).map_err(io_error)?;
+        let red = Color::RGB(0xFFC7CE);
+        let bad = Format::new()
+            .set_pattern(FormatPattern::Solid)
+            .set_background_color(red);
+        Ok(RejectedWorkbook {
+            workbook,
+            path: path.to_owned(),
+            next_row: 1,
+            width: headers.len(),
+            field_columns,
+            notes: 0,
+            bad_date: bad.clone().set_num_format("yyyy-mm-dd hh:mm:ss"),
+            bad,
+            date: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+        })
+    }
+
+    fn sheet(&mut self) -> std::io::Result<&mut Worksheet> {
+        self.workbook.worksheet_from_index(0).map_err(io_error)
+    }
+
+    /// Appends one rejected row with its problems.
+    pub fn write(&mut self, row: &RowRef<'_>, problems: &[Problem]) -> std::io::Result<()> {
+        let sheet_row = self.next_row;
+        // The messages by input column; problems of the row as a whole
+        // (a field count, a field without a column) only in `errors`.
+        let mut notes: Vec<(usize, Vec<&str>)> = Vec::new();
+        for problem in problems {
+            if let Some(&(_, column)) = self.field_columns.iter().find(|(f, _)| *f == problem.field)
+            {
+                match notes.iter_mut().find(|(c, _)| *c == column) {
+                    Some((_, messages)) => messages.push(&problem.message),
+                    None => notes.push((column, vec![&problem.message])),
+                }
+            }
+        }
+        let errors: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        let width = row.len().max(self.width);
+        let (bad, bad_date, date) = (self.bad.clone(), self.bad_date.clone(), self.date.clone());
+        let mut notes_written = self.notes;
+        let sheet = self.workbook.worksheet_from_index(0).map_err(io_error)?;
+        sheet
+            .write_number(sheet_row, 0, row.line as f64)
+            .map_err(io_error)?;
+        sheet
+            .write_string(sheet_row, 1, errors.join("; "))
+            .map_err(io_error)?;
+        for column in 0..width {
+            let at = FIRST_INPUT_COLUMN + column as u16;
+            let is_bad = notes.iter().any(|(c, _)| *c == column);
+            let written = match (row.cell(column), is_bad) {
+                (CellView::Text(text), false) => sheet.write_string(sheet_row, at, text),
+                (CellView::Text(text), true) => {
+                    sheet.write_string_with_format(sheet_row, at, text, &bad)
+                }
+                (CellView::Int(value), false) => sheet.write_number(sheet_row, at, value as f64),
+                (CellView::Int(value), true) => {
+                    sheet.write_number_with_format(sheet_row, at, value as f64, &bad)
+                }
+                (CellView::Float(value), false) => sheet.write_number(sheet_row, at, value),
+                (CellView::Float(value), true) => {
+                    sheet.write_number_with_format(sheet_row, at, value, &bad)
+                }
+                (CellView::Bool(value), false) => sheet.write_boolean(sheet_row, at, value),
+                (CellView::Bool(value), true) => {
+                    sheet.write_boolean_with_format(sheet_row, at, value, &bad)
+                }
+                (CellView::DateTime(value), false) => {
+                    sheet.write_datetime_with_format(sheet_row, at, value, &date)
+                }
+                (CellView::DateTime(value), true) => {
+                    sheet.write_datetime_with_format(sheet_row, at, value, &bad_date)
+                }
+                (CellView::Error(text), false) => sheet.write_string(sheet_row, at, text),
+                (CellView::Error(text), true) => {
+                    sheet.write_string_with_format(sheet_row, at, text, &bad)
+                }
+                (CellView::Empty | CellView::NoValue, true) => {
+                    sheet.write_blank(sheet_row, at, &bad)
+                }
+                (CellView::Empty | CellView::NoValue, false) => Ok(&mut *sheet),
+            };
+            written.map_err(io_error)?;
+        }
+        for (column, messages) in &notes {
+            if notes_written == MAX_NOTES {
+                break;
+            }
+            let note = Note::new(messages.join("\n")).set_author("declare-batch");
+            sheet
+                .insert_note(sheet_row, FIRST_INPUT_COLUMN + *column as u16, &note)
+                .map_err(io_error)?;
+            notes_written += 1;
+        }
+        self.notes = notes_written;
+        self.next_row += 1;
+        Ok(())
+    }
+
+    /// Adds the filter and saves the workbook into place: under a temporary
+    /// name readable by the owner only (it holds rows as given, certificate
+    /// numbers included), then renamed.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let last_row = self.next_row - 1;
+        let last_column = FIRST_INPUT_COLUMN + self.width.saturating_sub(1) as u16;
+        self.sheet()?
+            .autofilter(0, 0, last_row, last_column)
+            .map_err(io_error)?;
+        let mut temporary = self.path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        let _ = std::fs::remove_file(&temporary);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        drop(options.open(&temporary)?);
+        // Saving truncates the file and keeps its permissions.
+        self.workbook.save(&temporary).map_err(io_error)?;
+        std::fs::rename(&temporary, &self.path)
+    }
+}
