@@ -28,7 +28,7 @@ use crate::protocol::keys::generate_key_pair;
 use crate::protocol::{BODY_FORMAT_VERSION, DeclareOutcome, MessageSigner, MessageVerifier};
 use crate::report::{
     ProblemTally, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, timestamp, write_json,
-    write_retry,
+    write_results_xlsx, write_retry, write_retry_xlsx,
 };
 use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
 use crate::say;
@@ -54,12 +54,14 @@ pub struct RunOpts {
 }
 
 /// Output files of a run, which `--fresh` moves aside.
-const OUTPUTS: [&str; 8] = [
+const OUTPUTS: [&str; 10] = [
     "journal.jsonl",
     "results.csv",
     "results.csv.partial",
+    "results.xlsx",
     "rejected.csv",
     "rejected.xlsx",
+    "retry.xlsx",
     "retry.csv",
     "summary.json",
     "run.json",
@@ -422,6 +424,7 @@ impl RunOpts {
         )?;
 
         let headers = source.headers().to_vec();
+        let xlsx_input = source.format() == crate::input::InputFormat::Xlsx;
         let (sheet_read, header_row) = (source.sheet().map(str::to_owned), source.header_line());
         let outputs = Mutex::new(Outputs {
             rejected: RejectedWriter::create(
@@ -646,12 +649,28 @@ impl RunOpts {
         if let Err(error) = outputs.rejected.commit() {
             fail(&rejected_path, error);
         }
-        if !outputs.results_failed
-            && let Err(error) = outputs.results.finish()
-        {
-            fail(&out.join("results.csv"), error);
-        }
+        let results_written = !outputs.results_failed
+            && match outputs.results.finish() {
+                Ok(()) => true,
+                Err(error) => {
+                    fail(&out.join("results.csv"), error);
+                    false
+                }
+            };
         let retry_path = out.join("retry.csv");
+        if xlsx_input {
+            // Workbooks to open and re-feed without Excel damaging IDs.
+            let results_xlsx = out.join("results.xlsx");
+            if results_written
+                && let Err(error) = write_results_xlsx(&out.join("results.csv"), &results_xlsx)
+            {
+                fail(&results_xlsx, error);
+            }
+            let retry_xlsx = out.join("retry.xlsx");
+            if let Err(error) = write_retry_xlsx(&retry_xlsx, &headers, &outputs.retry) {
+                fail(&retry_xlsx, error);
+            }
+        }
         if let Err(error) = write_retry(&retry_path, &headers, outputs.retry) {
             fail(&retry_path, error);
         }

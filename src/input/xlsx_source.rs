@@ -25,6 +25,9 @@ use super::merges::{self, SheetMerges};
 use super::{Cells, InputError, RowRef};
 
 const ROWS_PER_BATCH: usize = 256;
+
+/// The sheet names of the workbooks this tool writes.
+pub(super) const TOOL_SHEETS: [&str; 2] = ["rejected", "retry"];
 const BATCHES_IN_FLIGHT: usize = 8;
 
 struct SheetRow {
@@ -330,6 +333,18 @@ fn read_sheet(
         }
     };
     let names = workbook.sheet_names();
+    // A workbook this tool wrote (rejected.xlsx, retry.xlsx) is read from
+    // its one sheet and row 1, whatever `sheet` and `header_row` say.
+    let written_here = matches!(names.as_slice(), [only] if TOOL_SHEETS.contains(&only.as_str()));
+    let (wanted, search) = if written_here {
+        let search = HeaderSearch {
+            required: Vec::new(),
+            fixed_row: Some(1),
+        };
+        (names[0].clone(), search)
+    } else {
+        (wanted, search)
+    };
     let candidates: Vec<String> = if wanted.is_empty() {
         names.clone()
     } else {

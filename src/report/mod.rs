@@ -16,7 +16,7 @@ mod rejected_xlsx;
 mod results;
 
 use crate::validate::Problem;
-pub use rejected_xlsx::RejectedWorkbook;
+pub use rejected_xlsx::{RejectedWorkbook, write_results_xlsx, write_retry_xlsx};
 pub use results::{RESULT_HEADER, ResultRow, ResultsWriter, write_retry};
 
 /// A file being written under `NAME.tmp`, renamed to `NAME` on commit and

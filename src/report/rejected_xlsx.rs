@@ -1,10 +1,13 @@
-//! `rejected.xlsx`: the rejected rows as a workbook a finance clerk fixes
+//! The workbooks a run leaves for people. `rejected.xlsx`: the rejected
+//! rows as a workbook a finance clerk fixes
 //! in Excel and feeds back. One sheet, header on row 1 (`row`, `errors`,
 //! then the input's own headers), frozen, with a filter; every value as
 //! the input gave it (text stays text, numbers numbers, dates dates); each
 //! bad cell filled red with its message as a note (the first 2,000 notes:
 //! see `MAX_NOTES`). Rows stream into the writer's constant-memory mode, so
-//! a large file costs little memory.
+//! a large file costs little memory. For an XLSX input, `retry.xlsx` and
+//! `results.xlsx` too, every ID a text cell. Each holds personal data or
+//! business IDs and is created readable by its owner only.
 
 use std::path::{Path, PathBuf};
 
@@ -183,20 +186,145 @@ impl RejectedWorkbook {
         self.sheet()?
             .autofilter(0, 0, last_row, last_column)
             .map_err(io_error)?;
-        let mut temporary = self.path.as_os_str().to_owned();
-        temporary.push(".tmp");
-        let temporary = PathBuf::from(temporary);
-        let _ = std::fs::remove_file(&temporary);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        drop(options.open(&temporary)?);
-        // Saving truncates the file and keeps its permissions.
-        self.workbook.save(&temporary).map_err(io_error)?;
-        std::fs::rename(&temporary, &self.path)
+        save_private(&mut self.workbook, &self.path)
     }
+}
+
+/// Saves `workbook` to `path` under a temporary name created readable by
+/// the owner only, then renames it into place.
+fn save_private(workbook: &mut Workbook, path: &Path) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    drop(options.open(&temporary)?);
+    // Saving truncates the file and keeps its permissions.
+    workbook.save(&temporary).map_err(io_error)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// A sheet in constant-memory mode named `name`, its header on row 1 in
+/// bold, frozen, with widths that fit the headers.
+fn header_sheet<'a>(
+    workbook: &'a mut Workbook,
+    name: &str,
+    headers: &[&str],
+) -> std::io::Result<&'a mut Worksheet> {
+    let bold = Format::new().set_bold();
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()
+        .map_err(io_error)?;
+    sheet.set_name(name).map_err(io_error)?;
+    for (column, header) in headers.iter().enumerate() {
+        let width = (header.chars().count() * 2).clamp(8, 40) as f64;
+        sheet
+            .set_column_width(column as u16, width)
+            .map_err(io_error)?;
+    }
+    for (column, header) in headers.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, column as u16, *header, &bold)
+            .map_err(io_error)?;
+    }
+    sheet.set_freeze_panes(1, 0).map_err(io_error)?;
+    Ok(sheet)
+}
+
+/// `retry.xlsx` for an XLSX input: `row`, then the original columns of
+/// every row still unknown, each value with its type, so that the file can
+/// be fed back as it is.
+pub fn write_retry_xlsx(
+    path: &Path,
+    headers: &[String],
+    rows: &[crate::input::OwnedRow],
+) -> std::io::Result<()> {
+    let mut workbook = Workbook::new();
+    let mut names: Vec<&str> = vec!["row"];
+    names.extend(headers.iter().map(String::as_str));
+    let date = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let sheet = header_sheet(&mut workbook, "retry", &names)?;
+    let mut sorted: Vec<&crate::input::OwnedRow> = rows.iter().collect();
+    sorted.sort_by_key(|row| row.line);
+    for (index, row) in sorted.iter().enumerate() {
+        let sheet_row = index as u32 + 1;
+        let row = row.as_row();
+        sheet
+            .write_number(sheet_row, 0, row.line as f64)
+            .map_err(io_error)?;
+        for column in 0..row.len().max(headers.len()) {
+            let at = column as u16 + 1;
+            let written = match row.cell(column) {
+                CellView::Text(text) | CellView::Error(text) => {
+                    sheet.write_string(sheet_row, at, text)
+                }
+                CellView::Int(value) => sheet.write_number(sheet_row, at, value as f64),
+                CellView::Float(value) => sheet.write_number(sheet_row, at, value),
+                CellView::Bool(value) => sheet.write_boolean(sheet_row, at, value),
+                CellView::DateTime(value) => {
+                    sheet.write_datetime_with_format(sheet_row, at, value, &date)
+                }
+                CellView::Empty | CellView::NoValue => Ok(&mut *sheet),
+            };
+            written.map_err(io_error)?;
+        }
+    }
+    let last_column = headers.len() as u16;
+    sheet
+        .autofilter(0, 0, sorted.len() as u32, last_column)
+        .map_err(io_error)?;
+    save_private(&mut workbook, path)
+}
+
+/// `results.xlsx` for an XLSX input: `results.csv` as a workbook, every
+/// ID a text cell (Excel would round an 18-digit number), the row number
+/// and attempts as numbers. Read from `results_csv` row by row.
+pub fn write_results_xlsx(results_csv: &Path, path: &Path) -> std::io::Result<()> {
+    let mut reader = csv::Reader::from_path(results_csv).map_err(std::io::Error::other)?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(std::io::Error::other)?
+        .iter()
+        .map(|header| header.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let numeric: Vec<bool> = headers
+        .iter()
+        .map(|header| header == "row" || header == "attempts")
+        .collect();
+    let mut workbook = Workbook::new();
+    let names: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let sheet = header_sheet(&mut workbook, "results", &names)?;
+    let mut record = csv::StringRecord::new();
+    let mut sheet_row = 0u32;
+    while reader
+        .read_record(&mut record)
+        .map_err(std::io::Error::other)?
+    {
+        sheet_row += 1;
+        for (column, value) in record.iter().enumerate() {
+            let at = column as u16;
+            let number = numeric
+                .get(column)
+                .copied()
+                .unwrap_or(false)
+                .then(|| value.parse::<f64>().ok())
+                .flatten();
+            let written = match number {
+                Some(number) => sheet.write_number(sheet_row, at, number),
+                None if value.is_empty() => Ok(&mut *sheet),
+                None => sheet.write_string(sheet_row, at, value),
+            };
+            written.map_err(io_error)?;
+        }
+    }
+    sheet
+        .autofilter(0, 0, sheet_row, headers.len().saturating_sub(1) as u16)
+        .map_err(io_error)?;
+    save_private(&mut workbook, path)
 }

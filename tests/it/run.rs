@@ -962,3 +962,81 @@ fn endpoint_sandbox_uses_the_configured_payments() {
     let run = work.run(&["run", &orders, "--config", "own.toml", "--out", "own"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn an_xlsx_input_leaves_results_and_retry_workbooks_that_feed_back() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 5);
+    // The same orders as a workbook, with 21-digit IDs as text.
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let headers = [
+        "paymentRequestId",
+        "customsDeclarationRequestId",
+        "customs.customsCode",
+        "merchantCustomsInfo.merchantCustomsCode",
+        "merchantCustomsInfo.merchantCustomsName",
+        "declarationAmount.value",
+        "isSplit",
+    ];
+    for (column, header) in headers.iter().enumerate() {
+        sheet.write_string(0, column as u16, *header).unwrap();
+    }
+    for n in 0..5u32 {
+        let row = n + 1;
+        sheet.write_string(row, 0, format!("P{n}")).unwrap();
+        sheet
+            .write_string(row, 1, format!("20261124000000000000{n}"))
+            .unwrap();
+        sheet.write_string(row, 2, "ZONGSHU").unwrap();
+        sheet.write_string(row, 3, "M1").unwrap();
+        sheet.write_string(row, 4, "Shop").unwrap();
+        sheet.write_number(row, 5, 100.0).unwrap();
+        sheet.write_boolean(row, 6, false).unwrap();
+    }
+    workbook.save(work.path("orders.xlsx")).unwrap();
+    let failing = SandboxProcess::start(
+        work.path("keys"),
+        &["--payments", &payments, "--fail-http-500", "1"],
+    );
+    let config = config_for(&work, &failing, &[("max_attempts", "1")]);
+    let run = work.run(&["run", "orders.xlsx", "--config", &config]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let mut retry: Xlsx<_> = open_workbook(work.path("out/retry.xlsx")).unwrap();
+    let range = retry.worksheet_range("retry").unwrap();
+    let rows: Vec<&[Data]> = range.rows().collect();
+    assert_eq!(rows.len(), 6, "the header and every unknown row");
+    assert_eq!(rows[0][0], Data::String("row".into()));
+    assert_eq!(
+        rows[1][2],
+        Data::String("202611240000000000000".into()),
+        "IDs stay text"
+    );
+    assert_eq!(rows[1][6], Data::Float(100.0), "numbers stay numbers");
+    // Fed back as it is to an endpoint that works: every row declared.
+    drop(failing);
+    let healthy = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &healthy, &[]);
+    let run = work.run(&[
+        "run",
+        "out/retry.xlsx",
+        "--config",
+        &config,
+        "--out",
+        "retry-1",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut results: Xlsx<_> = open_workbook(work.path("retry-1/results.xlsx")).unwrap();
+    let range = results.worksheet_range("results").unwrap();
+    let rows: Vec<&[Data]> = range.rows().collect();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[0][0], Data::String("row".into()));
+    assert_eq!(rows[1][0], Data::Float(2.0), "the row of retry.xlsx");
+    assert_eq!(
+        rows[1][2],
+        Data::String("202611240000000000000".into()),
+        "IDs as text"
+    );
+    assert_eq!(rows[1][6], Data::String("S".into()));
+}

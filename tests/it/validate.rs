@@ -1063,6 +1063,20 @@ fn rejected_xlsx_marks_each_bad_cell_and_feeds_back() {
         serde_json::from_str(&std::fs::read_to_string(work.path("again/summary.json")).unwrap())
             .unwrap();
     assert_eq!(rows_of(&again), (5, 1, 4));
+    // Whatever the config says of the sheet and the header row.
+    work.write(
+        "original.toml",
+        "[input]\nsheet = \"Orders\"\nheader_row = 3\n",
+    );
+    let run = work.run(&[
+        "validate",
+        path.to_str().unwrap(),
+        "--config",
+        "original.toml",
+        "--out",
+        "configured",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
 }
 
 fn rows_of(summary: &serde_json::Value) -> (u64, u64, u64) {
