@@ -2,6 +2,7 @@
 //! with an `exec` that returns the process exit code. `main.rs` only parses,
 //! sets up logging and maps a fatal error to exit code 1.
 
+pub mod init;
 pub mod keygen;
 pub mod run;
 pub mod sandbox;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Write an RSA-2048 key pair: DIR/NAME_private.pem and DIR/NAME_public.pem.
     #[command(after_help = EXIT_CODES_HELP)]
     Keygen(keygen::KeygenOpts),
+    /// Write a commented config for an export: its header row, columns and amount unit guessed.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Init(init::InitOpts),
 }
 
 impl Cli {
@@ -70,6 +74,7 @@ impl Cli {
             Command::Run(opts) => opts.exec(self.quiet),
             Command::Sandbox(opts) => opts.exec(self.quiet),
             Command::Keygen(opts) => opts.exec(self.quiet),
+            Command::Init(opts) => opts.exec(self.quiet),
         }
     }
 }

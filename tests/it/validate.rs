@@ -1083,3 +1083,71 @@ fn rows_of(summary: &serde_json::Value) -> (u64, u64, u64) {
     let (read, valid, rejected, _) = rows(summary);
     (read, valid, rejected)
 }
+
+#[test]
+fn init_writes_a_config_that_reads_each_sample_and_the_finance_workbook() {
+    let work = Workdir::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, sample, unit) in [
+        ("csv", "samples/orders.csv", "fen"),
+        // Its amount header says 元.
+        ("gbk", "samples/orders_gbk.csv", "yuan"),
+        ("xlsx", "samples/orders.xlsx", "fen"),
+    ] {
+        let input = root.join(sample);
+        let config = format!("{name}.toml");
+        let run = work.run(&["init", input.to_str().unwrap(), "--config-out", &config]);
+        assert_eq!(run.code, 0, "{sample}: {}", run.stderr);
+        assert!(run.stdout.contains("-> paymentRequestId"), "{}", run.stdout);
+        let text = std::fs::read_to_string(work.path(&config)).unwrap();
+        assert!(text.contains("endpoint = \"sandbox\""), "{text}");
+        assert!(
+            text.contains(&format!("amount_unit = \"{unit}\"")),
+            "{sample}: {text}"
+        );
+        let out = format!("out-{name}");
+        let run = work.run(&[
+            "validate",
+            input.to_str().unwrap(),
+            "--config",
+            &config,
+            "--out",
+            &out,
+        ]);
+        assert_eq!(run.code, 3, "{sample}: {}", run.stderr);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(work.path(&format!("{out}/summary.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rows(&summary), (25, 20, 5, 1), "{sample}");
+        // Never overwritten.
+        let run = work.run(&["init", input.to_str().unwrap(), "--config-out", &config]);
+        run.expect_fatal(&["already exists"]);
+        assert_eq!(std::fs::read_to_string(work.path(&config)).unwrap(), text);
+    }
+    // The clerk's workbook: the orders sheet, its Chinese headers, yuan.
+    write_finance_workbook(&work.path("export.xlsx"));
+    let run = work.run(&["init", "export.xlsx", "--config-out", "finance.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("sheet \"订单明细\", row 4"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("海关 -> customs.customsCode"),
+        "{}",
+        run.stdout
+    );
+    let text = std::fs::read_to_string(work.path("finance.toml")).unwrap();
+    assert!(text.contains("amount_unit = \"yuan\""), "{text}");
+    let run = work.run(&[
+        "run",
+        "export.xlsx",
+        "--config",
+        "finance.toml",
+        "--out",
+        "declared",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
