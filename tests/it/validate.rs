@@ -252,6 +252,13 @@ fn write_texts(sheet: &mut Worksheet, row: u32, cells: &[(u16, &str)]) {
     }
 }
 
+/// Writes `headers` as text cells across sheet row `row` (0-based).
+fn write_header<'a>(sheet: &mut Worksheet, row: u32, headers: impl IntoIterator<Item = &'a str>) {
+    for (column, header) in headers.into_iter().enumerate() {
+        sheet.write_string(row, column as u16, header).unwrap();
+    }
+}
+
 /// Request ID, customs code and merchant: the text cells every order has.
 fn order_cells<'a>(id: &'a str, customs: &'a str) -> [(u16, &'a str); 4] {
     [(1, id), (2, customs), (3, "M1"), (4, "Shop")]
@@ -397,9 +404,7 @@ fn excel_numbers_read_at_15_digits_whatever_the_display_format() {
     let work = Workdir::new();
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
-    for (column, header) in HEADER.split(',').enumerate() {
-        sheet.write_string(0, column as u16, header).unwrap();
-    }
+    write_header(sheet, 0, HEADER.split(','));
     let two_places = Format::new().set_num_format("0.00");
     // A formula's saved value 21.610000000000003 is ¥21.61; a typed 12.345
     // shown as 12.35 by its format is still three places.
@@ -739,9 +744,7 @@ fn write_finance_workbook(path: &Path) {
         "姓名",
         "证件生效日期",
     ];
-    for (column, header) in headers.iter().enumerate() {
-        sheet.write_string(3, column as u16, *header).unwrap();
-    }
+    write_header(sheet, 3, headers);
     let date = Format::new().set_num_format("yyyy-mm-dd");
     let two_places = Format::new().set_num_format("0.00");
     for (n, row) in (4u32..7).enumerate() {
@@ -919,9 +922,7 @@ fn a_formula_without_a_saved_value_rejects_its_row_naming_the_cell() {
     let work = Workdir::new();
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
-    for (column, header) in HEADER.split(',').enumerate() {
-        sheet.write_string(0, column as u16, header).unwrap();
-    }
+    write_header(sheet, 0, HEADER.split(','));
     for (row, id) in [(1u32, "1"), (2, "2")] {
         write_texts(sheet, row, &[(0, &format!("P{id}"))]);
         write_texts(sheet, row, &order_cells(&format!("D{id}"), "ZONGSHU"));
@@ -963,9 +964,7 @@ fn merged_cells_read_as_the_range_value() {
     let work = Workdir::new();
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
-    for (column, header) in HEADER.split(',').enumerate() {
-        sheet.write_string(0, column as u16, header).unwrap();
-    }
+    write_header(sheet, 0, HEADER.split(','));
     // One order split in two rows; the ERP merges the merchant code and
     // name over both, and the customs code over rows 2 to 4.
     sheet.merge_range(1, 3, 2, 4, "M1", &Format::new()).unwrap();
