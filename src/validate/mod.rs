@@ -184,11 +184,18 @@ const TOTALS_LABELS: [&str; 10] = [
 /// (either width) and more text: "合计", "Total:", "制表人：张三".
 pub fn is_totals_label(text: &str) -> bool {
     let text = text.trim();
+    // Checked on every row: most first cells (IDs) start with no label.
+    let starts_with_label = TOTALS_LABELS.iter().any(|label| {
+        text.get(..label.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(label))
+    });
+    if !starts_with_label {
+        return false;
+    }
     let label = match text.find([':', '：']) {
         Some(at) => text[..at].trim(),
         None => text,
     };
-    // Checked on every row: no allocation, and IDs are longer than labels.
     label.len() <= "prepared by".len()
         && TOTALS_LABELS
             .iter()

@@ -14,7 +14,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 /// borrowed unchanged.
 pub fn half_width(text: Cow<'_, str>) -> Cow<'_, str> {
     // Every full-width form starts with byte 0xEF or 0xE3 in UTF-8.
-    if !text.bytes().any(|b| b == 0xEF || b == 0xE3) {
+    if memchr::memchr2(0xEF, 0xE3, text.as_bytes()).is_none() {
         return text;
     }
     let converted: String = text
