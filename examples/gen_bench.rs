@@ -5,6 +5,9 @@
 //!
 //! `cargo run --release --example gen_bench -- csv 1000000 /tmp/bench.csv`
 //! `cargo run --release --example gen_bench -- xlsx 200000 /tmp/bench.xlsx`
+//! `cargo run --release --example gen_bench -- xlsx-merged 200000 /tmp/merged.xlsx`
+//! (the merchant name merged over each pair of rows, as some ERPs export
+//! split orders: one merged range per two rows)
 //! `cargo run --release --example gen_bench -- payments 10000 /tmp/payments.csv`
 //! (the sandbox payments those orders refer to, so that they succeed)
 
@@ -93,7 +96,7 @@ fn row(index: u64) -> [String; 15] {
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, rows, path] = args.as_slice() else {
-        return Err("usage: gen_bench csv|xlsx|payments ROWS PATH".into());
+        return Err("usage: gen_bench csv|xlsx|xlsx-merged|payments ROWS PATH".into());
     };
     let rows: u64 = rows.parse()?;
     match kind.as_str() {
@@ -106,7 +109,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
             csv.into_inner()?.flush()?;
         }
-        "xlsx" => {
+        "xlsx" | "xlsx-merged" => {
+            let merged = kind == "xlsx-merged";
             let mut workbook = rust_xlsxwriter::Workbook::new();
             let sheet = workbook.add_worksheet();
             for (col, header) in HEADERS.iter().enumerate() {
@@ -120,6 +124,14 @@ fn main() -> Result<(), Box<dyn Error>> {
                     }
                     if col == 6 {
                         sheet.write_number(sheet_row, col as u16, cell.parse::<f64>()?)?;
+                    } else if merged && col == 5 {
+                        // Written once per pair, as the merged range's value.
+                        if index % 2 == 0 && index + 1 < rows {
+                            let format = rust_xlsxwriter::Format::new();
+                            sheet.merge_range(sheet_row, 5, sheet_row + 1, 5, cell, &format)?;
+                        } else if index % 2 == 0 {
+                            sheet.write_string(sheet_row, col as u16, cell)?;
+                        }
                     } else {
                         sheet.write_string(sheet_row, col as u16, cell)?;
                     }
@@ -149,7 +161,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
             csv.into_inner()?.flush()?;
         }
-        _ => return Err(format!("unknown kind {kind}: csv, xlsx or payments").into()),
+        _ => {
+            return Err(format!("unknown kind {kind}: csv, xlsx, xlsx-merged or payments").into());
+        }
     }
     Ok(())
 }
