@@ -37,13 +37,6 @@ struct Found {
     amounts: Vec<String>,
 }
 
-/// A row's cells as text.
-fn texts(row: &crate::input::RowRef<'_>) -> Vec<String> {
-    row.cells()
-        .map(|cell| cell.original_text().trim().to_owned())
-        .collect()
-}
-
 impl InitOpts {
     fn sheets(&self) -> anyhow::Result<Vec<String>> {
         let is_xlsx = self
@@ -83,7 +76,7 @@ impl InitOpts {
         let mut rows = vec![(source.header_line(), source.headers().to_vec())];
         while rows.len() < HEADER_SEARCH_ROWS + AMOUNT_SAMPLE_ROWS {
             match source.next_row()? {
-                Some(row) => rows.push((row.line, texts(&row))),
+                Some(row) => rows.push((row.line, row.header_texts())),
                 None => break,
             }
         }

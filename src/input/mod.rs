@@ -117,6 +117,16 @@ impl<'a> RowRef<'a> {
     fn is_blank(&self) -> bool {
         self.cells().all(|cell| cell.is_blank())
     }
+
+    /// The cells as header texts: as given, trimmed, a BOM removed.
+    pub fn header_texts(&self) -> Vec<String> {
+        self.cells()
+            .map(|cell| {
+                let text = cell.original_text();
+                text.trim_start_matches('\u{feff}').trim().to_owned()
+            })
+            .collect()
+    }
 }
 
 /// A data row that owns its cells, to hand to another thread.
@@ -176,16 +186,6 @@ pub struct RowSource {
     blank_rows: u64,
     /// Non-blank rows above the header row (titles, export times).
     above_header: u64,
-}
-
-/// A row's cells as header texts: trimmed, a BOM removed.
-fn header_texts(row: &RowRef<'_>) -> Vec<String> {
-    row.cells()
-        .map(|cell| {
-            let text = cell.original_text();
-            text.trim_start_matches('\u{feff}').trim().to_owned()
-        })
-        .collect()
 }
 
 impl RowSource {
@@ -289,7 +289,7 @@ impl RowSource {
                 continue;
             }
             any = true;
-            let headers = header_texts(&row);
+            let headers = row.header_texts();
             let line = row.line;
             match scan.step(line, &headers) {
                 header::Step::Above => continue,

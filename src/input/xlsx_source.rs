@@ -291,11 +291,11 @@ impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
 
 /// A sheet row's cells as header texts.
 fn header_texts(row: &SheetRow) -> Vec<String> {
-    let row = RowRef {
+    RowRef {
         line: row.line,
         cells: Cells::Xlsx(&row.cells),
-    };
-    super::header_texts(&row)
+    }
+    .header_texts()
 }
 
 fn is_blank(row: &SheetRow) -> bool {

@@ -258,3 +258,14 @@ pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Writes `headers` as text cells across sheet row `row` (0-based).
+pub fn write_header<'a>(
+    sheet: &mut rust_xlsxwriter::Worksheet,
+    row: u32,
+    headers: impl IntoIterator<Item = &'a str>,
+) {
+    for (column, header) in headers.into_iter().enumerate() {
+        sheet.write_string(row, column as u16, header).unwrap();
+    }
+}

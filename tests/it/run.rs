@@ -980,9 +980,7 @@ fn an_xlsx_input_leaves_results_and_retry_workbooks_that_feed_back() {
         "declarationAmount.value",
         "isSplit",
     ];
-    for (column, header) in headers.iter().enumerate() {
-        sheet.write_string(0, column as u16, *header).unwrap();
-    }
+    crate::common::write_header(sheet, 0, headers);
     for n in 0..5u32 {
         let row = n + 1;
         sheet.write_string(row, 0, format!("P{n}")).unwrap();

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rust_xlsxwriter::{Format, Formula, Workbook, Worksheet};
 
-use crate::common::{BOM, Workdir, rows};
+use crate::common::{BOM, Workdir, rows, write_header};
 
 const HEADER: &str = "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
 merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
@@ -249,13 +249,6 @@ fn all_valid_and_header_only_inputs_exit_zero() {
 fn write_texts(sheet: &mut Worksheet, row: u32, cells: &[(u16, &str)]) {
     for &(col, value) in cells {
         sheet.write_string(row, col, value).unwrap();
-    }
-}
-
-/// Writes `headers` as text cells across sheet row `row` (0-based).
-fn write_header<'a>(sheet: &mut Worksheet, row: u32, headers: impl IntoIterator<Item = &'a str>) {
-    for (column, header) in headers.into_iter().enumerate() {
-        sheet.write_string(row, column as u16, header).unwrap();
     }
 }
 
