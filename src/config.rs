@@ -1,5 +1,5 @@
 //! The TOML configuration file of the contract (`[api]`, `[run]`, `[input]`,
-//! `[validate]`, `[columns]`, `[defaults]`, `[sandbox]`): parsing with every
+//! `[output]`, `[validate]`, `[columns]`, `[defaults]`, `[sandbox]`): parsing with every
 //! key's default, rejection of unknown keys and unknown field names, paths
 //! made relative to the file, and the environment overrides for secrets.
 
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::fields::Field;
+use crate::messages::Language;
 
 /// The customs codes the declare spec lists; anything else goes to ZONGSHU.
 pub const SPEC_CUSTOMS_CODES: [&str; 4] = ["ZONGSHU", "ZHENGZHOU", "NINGBO", "SHANGHAI_CBT"];
@@ -49,6 +50,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub run: RunConfig,
     pub input: InputConfig,
+    pub output: OutputConfig,
     pub validate: ValidateConfig,
     /// canonical field name → the header used in the input
     pub columns: BTreeMap<String, String>,
@@ -170,6 +172,13 @@ pub enum AmountUnit {
     #[default]
     Fen,
     Yuan,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// The language of row messages: `en` or `zh-CN`.
+    pub language: Language,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -398,5 +407,14 @@ mod tests {
         assert!(err.to_string().contains("latin1"), "{err}");
         let err = parse("[validate]\ncustoms_codes = []\n").unwrap_err();
         assert!(err.to_string().contains("customs_codes"), "{err}");
+        let err = parse("[output]\nlanguage = \"fr\"\n").unwrap_err();
+        assert!(err.to_string().contains("zh-CN"), "{err}");
+    }
+
+    #[test]
+    fn output_language() {
+        assert_eq!(parse("").unwrap().output.language, Language::En);
+        let config = parse("[output]\nlanguage = \"zh-CN\"\n").unwrap();
+        assert_eq!(config.output.language, Language::ZhCn);
     }
 }

@@ -98,7 +98,10 @@ fn check_file(input: PathBuf) -> Result<InputVerdict, String> {
                 Verdict::Rejected(problems) => {
                     assert!(!problems.is_empty(), "a rejected row without a reason");
                     for problem in &problems {
-                        assert!(!problem.message.is_empty(), "{problem:?} has no message");
+                        assert!(
+                            !problem.text(crate::messages::Language::En).is_empty(),
+                            "{problem:?} has no message"
+                        );
                     }
                     verdict.rejected += 1;
                 }

@@ -295,6 +295,18 @@ pub fn config_text(
         "# The header row found: row {header_row} (0 finds it again each time).\nheader_row = 0\n\
          # {unit_reason}\namount_unit = \"{amount_unit}\"\n\n"
     ));
+    // Headers in Chinese: whoever fixes the rejected rows reads Chinese.
+    let chinese_headers = mapping.mapped.iter().any(|(_, header)| {
+        header
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    });
+    out.push_str(&format!(
+        "[output]\n\
+         # en | zh-CN: the language of the messages about rows (rejected.csv, rejected.xlsx,\n\
+         # the table at the end of a run).\nlanguage = \"{}\"\n\n",
+        if chinese_headers { "zh-CN" } else { "en" }
+    ));
     out.push_str("[columns]\n");
     for (field, header) in &mapping.mapped {
         out.push_str(&format!("\"{}\" = \"{}\"\n", field.name(), quote(header)));
@@ -378,10 +390,19 @@ mod tests {
         assert_eq!(config.api.endpoint.as_deref(), Some("sandbox"));
         assert_eq!(config.input.amount_unit, crate::config::AmountUnit::Yuan);
         assert_eq!(config.columns["paymentRequestId"], "支付单号");
+        assert_eq!(
+            config.output.language,
+            crate::messages::Language::ZhCn,
+            "Chinese headers"
+        );
         assert!(text.contains("# \"customs.customsCode\" = \"\""), "{text}");
         assert!(
             text.contains("\"buyerCertificate.certificateType\" = \"ID_CARD\""),
             "{text}"
         );
+        let mapping = Mapping::of(&strings(&["paymentRequestId", "declarationAmount.value"]));
+        let text = config_text("a.csv", None, 1, &mapping, "fen", "whole numbers");
+        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        assert_eq!(config.output.language, crate::messages::Language::En);
     }
 }

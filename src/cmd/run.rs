@@ -23,12 +23,13 @@ use crate::declare::{
 };
 use crate::exit;
 use crate::input::OwnedRow;
+use crate::messages::Language;
 use crate::outdir::OutLock;
 use crate::protocol::keys::generate_key_pair;
 use crate::protocol::{BODY_FORMAT_VERSION, DeclareOutcome, MessageSigner, MessageVerifier};
 use crate::report::{
     ProblemTally, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, timestamp, write_json,
-    write_results_xlsx, write_retry, write_retry_xlsx,
+    write_problem_table, write_results_xlsx, write_retry, write_retry_xlsx,
 };
 use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
 use crate::say;
@@ -431,6 +432,7 @@ impl RunOpts {
                 &out.join("rejected.csv"),
                 &headers,
                 rules.field_columns(),
+                config.output.language,
             )?,
             results: ResultsWriter::create(out)?,
             results_failed: false,
@@ -724,7 +726,7 @@ impl RunOpts {
             fail(&summary_path, error);
         }
         if !quiet {
-            print_summary(&summary, out);
+            print_summary(&summary, out, config.output.language);
         }
         validation?;
         if let Some(what) = write_failures.first() {
@@ -870,12 +872,18 @@ async fn report_progress(progress: Arc<Mutex<Progress>>) {
 }
 
 /// The end-of-run table on stdout; a closed stdout loses it silently.
-fn print_summary(summary: &RunSummary, out: &Path) {
-    let _ = write_summary(&mut std::io::stdout().lock(), summary, out);
+fn print_summary(summary: &RunSummary, out: &Path, language: Language) {
+    let _ = write_summary(&mut std::io::stdout().lock(), summary, out, language);
 }
 
-fn write_summary(stdout: &mut impl Write, summary: &RunSummary, out: &Path) -> std::io::Result<()> {
+fn write_summary(
+    stdout: &mut impl Write,
+    summary: &RunSummary,
+    out: &Path,
+    language: Language,
+) -> std::io::Result<()> {
     writeln!(stdout, "{}: {}", summary.input, summary.rows)?;
+    write_problem_table(stdout, &summary.rejected_by, language)?;
     writeln!(
         stdout,
         "declared to {}: S {}, F {}, U {} ({} requests, {:.1}/s, {:.1} s)",

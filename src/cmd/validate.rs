@@ -10,9 +10,11 @@ use chrono::Local;
 use serde::Serialize;
 
 use crate::exit;
+use crate::messages::Language;
 use crate::outdir::{OutLock, refuse_run_folder};
 use crate::report::{
     ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, timestamp, write_json,
+    write_problem_table,
 };
 use crate::validate::{CrossRowIndex, Verdict, validate_stream};
 
@@ -55,9 +57,13 @@ impl ValidateOpts {
         let _lock = OutLock::take(out, "validate")?;
         refuse_run_folder(out)?;
         let rejected_path = out.join("rejected.csv");
-        let mut rejected =
-            RejectedWriter::create(&rejected_path, source.headers(), rules.field_columns())
-                .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+        let mut rejected = RejectedWriter::create(
+            &rejected_path,
+            source.headers(),
+            rules.field_columns(),
+            config.output.language,
+        )
+        .with_context(|| format!("cannot write {}", rejected_path.display()))?;
         let mut counts = RowCounts::default();
         let mut tally = ProblemTally::default();
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
@@ -115,24 +121,21 @@ impl ValidateOpts {
             .with_context(|| format!("cannot write {}", summary_path.display()))?;
         if !quiet {
             // A closed stdout loses the table, not the outputs.
-            let _ = print_summary(&summary, &rejected_path);
+            let _ = print_summary(&summary, &rejected_path, config.output.language);
         }
         Ok(exit_code)
     }
 }
 
-fn print_summary(summary: &ValidateSummary, rejected_path: &Path) -> std::io::Result<()> {
+fn print_summary(
+    summary: &ValidateSummary,
+    rejected_path: &Path,
+    language: Language,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: {}", summary.input, summary.rows)?;
     if !summary.errors.is_empty() {
-        writeln!(out, "most frequent errors:")?;
-        for error in summary.errors.iter().take(5) {
-            writeln!(
-                out,
-                "  {:>7}  {:<40} {}",
-                error.count, error.field, error.code
-            )?;
-        }
+        write_problem_table(&mut out, &summary.errors, language)?;
         writeln!(
             out,
             "rejected rows and their errors: {}",

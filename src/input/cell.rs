@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use chrono::NaiveDateTime;
 
 use crate::fields::Field;
+use crate::messages::RowMessage;
 
 /// An owned spreadsheet cell (the XLSX reader's row buffer).
 #[derive(Debug, Clone, PartialEq)]
@@ -67,33 +68,16 @@ pub enum CellDamage {
 }
 
 impl CellDamage {
-    pub fn code(&self) -> &'static str {
+    /// The row message for this damage; `cell` is the A1 reference of the
+    /// cell, named for a formula without a value.
+    pub fn message(&self, cell: Option<String>) -> RowMessage {
         match self {
-            CellDamage::LongNumberId { .. } => "ID_STORED_AS_NUMBER",
-            CellDamage::ScientificId { .. } => "ID_IN_SCIENTIFIC_NOTATION",
-            CellDamage::ErrorValue { .. } => "CELL_ERROR",
-            CellDamage::FormulaWithoutValue => "FORMULA_WITHOUT_VALUE",
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            CellDamage::LongNumberId { digits } => format!(
-                "the cell holds a number with {digits} digits, but a spreadsheet keeps only 15 significant \
-                 digits, so this ID may already be corrupted; format the column as text and re-enter \
-                 or re-export the IDs"
-            ),
-            CellDamage::ScientificId { text } => format!(
-                "\"{text}\" is an ID in scientific notation: the spreadsheet has already lost its \
-                 digits; format the column as text and re-export"
-            ),
-            CellDamage::ErrorValue { text } => format!(
-                "the cell holds the spreadsheet error {text}; fix the formula or type the value"
-            ),
-            CellDamage::FormulaWithoutValue => "the cell holds a formula whose value was never \
-                saved (the file was written by a program that does not calculate formulas); open \
-                the file in Excel or LibreOffice and save it, so that the values are stored"
-                .to_owned(),
+            CellDamage::LongNumberId { digits } => RowMessage::IdStoredAsNumber { digits: *digits },
+            CellDamage::ScientificId { text } => {
+                RowMessage::IdInScientificNotation { text: text.clone() }
+            }
+            CellDamage::ErrorValue { text } => RowMessage::CellError { text: text.clone() },
+            CellDamage::FormulaWithoutValue => RowMessage::FormulaWithoutValue { cell },
         }
     }
 }
@@ -353,7 +337,12 @@ mod tests {
         let error = CellView::Error("#N/A")
             .field_text(Field::AmountValue)
             .unwrap_err();
-        assert_eq!(error.code(), "CELL_ERROR");
-        assert!(error.message().contains("#N/A"));
+        assert_eq!(error.message(None).code(), "CELL_ERROR");
+        assert!(
+            error
+                .message(None)
+                .text(crate::messages::Language::En)
+                .contains("#N/A")
+        );
     }
 }

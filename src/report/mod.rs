@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::input::{RowRef, UTF8_BOM};
+use crate::messages::Language;
 
 mod rejected_xlsx;
 mod results;
@@ -99,6 +100,7 @@ pub struct RejectedWriter {
     workbook: RejectedWorkbook,
     width: usize,
     rows: u64,
+    language: Language,
 }
 
 impl RejectedWriter {
@@ -109,6 +111,7 @@ impl RejectedWriter {
         path: &Path,
         headers: &[String],
         field_columns: Vec<(&'static str, usize)>,
+        language: Language,
     ) -> io::Result<RejectedWriter> {
         let workbook =
             RejectedWorkbook::create(&path.with_extension("xlsx"), headers, field_columns)?;
@@ -123,6 +126,7 @@ impl RejectedWriter {
             workbook,
             width: headers.len(),
             rows: 0,
+            language,
         })
     }
 
@@ -133,10 +137,11 @@ impl RejectedWriter {
                 fields.push(problem.field);
             }
         }
-        let errors: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        let texts: Vec<String> = problems.iter().map(|p| p.text(self.language)).collect();
+        let separator = self.language.list_separator();
         let line = row.line.to_string();
         let fields = fields.join("; ");
-        let errors = errors.join("; ");
+        let errors = texts.join(separator);
         let mut record: Vec<std::borrow::Cow<'_, str>> = vec![
             line.as_str().into(),
             fields.as_str().into(),
@@ -147,7 +152,7 @@ impl RejectedWriter {
         record.extend((0..width).map(|column| row.cell(column).original_text()));
         self.csv
             .write_record(record.iter().map(|cell| cell.as_bytes()))?;
-        self.workbook.write(row, problems)?;
+        self.workbook.write(row, problems, &texts, separator)?;
         self.rows += 1;
         Ok(())
     }
@@ -233,7 +238,7 @@ impl ProblemTally {
         for problem in problems {
             *self
                 .counts
-                .entry((problem.field, problem.code))
+                .entry((problem.field, problem.code()))
                 .or_default() += 1;
         }
     }
@@ -253,6 +258,34 @@ impl ProblemTally {
         });
         counts
     }
+}
+
+/// Writes the most frequent problems as the end-of-run table shows them:
+/// count, field, code and what the code means in `language`.
+pub fn write_problem_table(
+    out: &mut impl Write,
+    counts: &[ProblemCount],
+    language: Language,
+) -> io::Result<()> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let heading = match language {
+        Language::En => "most frequent errors:",
+        Language::ZhCn => "最常见的错误：",
+    };
+    writeln!(out, "{heading}")?;
+    for count in counts.iter().take(5) {
+        writeln!(
+            out,
+            "  {:>7}  {:<40} {:<26} {}",
+            count.count,
+            count.field,
+            count.code,
+            crate::messages::describe_code(count.code, language)
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes a value as pretty JSON (no BOM), atomically.

@@ -99,22 +99,28 @@ impl RejectedWorkbook {
         self.workbook.worksheet_from_index(0).map_err(io_error)
     }
 
-    /// Appends one rejected row with its problems.
-    pub fn write(&mut self, row: &RowRef<'_>, problems: &[Problem]) -> std::io::Result<()> {
+    /// Appends one rejected row with its problems; `texts` are their
+    /// messages, in order, as the reader's language writes them.
+    pub fn write(
+        &mut self,
+        row: &RowRef<'_>,
+        problems: &[Problem],
+        texts: &[String],
+        separator: &str,
+    ) -> std::io::Result<()> {
         let sheet_row = self.next_row;
         // The messages by input column; problems of the row as a whole
         // (a field count, a field without a column) only in `errors`.
         let mut notes: Vec<(usize, Vec<&str>)> = Vec::new();
-        for problem in problems {
+        for (problem, text) in problems.iter().zip(texts) {
             if let Some(&(_, column)) = self.field_columns.iter().find(|(f, _)| *f == problem.field)
             {
                 match notes.iter_mut().find(|(c, _)| *c == column) {
-                    Some((_, messages)) => messages.push(&problem.message),
-                    None => notes.push((column, vec![&problem.message])),
+                    Some((_, messages)) => messages.push(text),
+                    None => notes.push((column, vec![text])),
                 }
             }
         }
-        let errors: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
         let width = row.len().max(self.width);
         let (bad, bad_date, date) = (self.bad.clone(), self.bad_date.clone(), self.date.clone());
         let mut notes_written = self.notes;
@@ -123,7 +129,7 @@ impl RejectedWorkbook {
             .write_number(sheet_row, 0, row.line as f64)
             .map_err(io_error)?;
         sheet
-            .write_string(sheet_row, 1, errors.join("; "))
+            .write_string(sheet_row, 1, texts.join(separator))
             .map_err(io_error)?;
         for column in 0..width {
             let at = FIRST_INPUT_COLUMN + column as u16;

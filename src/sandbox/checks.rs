@@ -3,6 +3,7 @@
 //! PARAM_ILLEGAL with the reason. The sandbox does not trust the client's
 //! own validation; it applies the spec again on what arrived.
 
+use crate::messages::Language;
 use crate::protocol::DeclareRequest;
 use crate::validate::rules::parse_fen;
 
@@ -58,7 +59,7 @@ pub fn param_illegal(body: &[u8], customs_codes: &[String]) -> Result<DeclareReq
         );
     }
     parse_fen(&request.declaration_amount.value)
-        .map_err(|why| format!("declarationAmount.value: {why}"))?;
+        .map_err(|why| format!("declarationAmount.value: {}", why.text(Language::En)))?;
     match request.is_split.as_str() {
         "true"
             if request

@@ -9,10 +9,12 @@ pub mod rules;
 mod stream;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::config::{AmountUnit, FieldSettings};
 use crate::fields::Field;
 use crate::input::{CellDamage, CellView, RowRef, a1_reference};
+use crate::messages::{Language, RowMessage, labelled};
 use crate::protocol::{
     Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
 };
@@ -49,7 +51,7 @@ pub enum MappingError {
 #[derive(Debug, Clone)]
 pub struct ColumnMap {
     columns: [Option<usize>; 18],
-    labels: [String; 18],
+    labels: [Arc<str>; 18],
     defaults: [Option<String>; 18],
 }
 
@@ -62,7 +64,7 @@ impl ColumnMap {
         header_line: u64,
     ) -> Result<(ColumnMap, Vec<String>), MappingError> {
         let mut columns = [None; 18];
-        let mut labels: [String; 18] = Default::default();
+        let mut labels: [Arc<str>; 18] = Default::default();
         let mut missing = Vec::new();
         let mut warnings = Vec::new();
         for field in Field::ALL {
@@ -83,9 +85,9 @@ impl ColumnMap {
             }
             columns[field.index()] = found;
             labels[field.index()] = if wanted == field.name() {
-                field.name().to_owned()
+                field.name().into()
             } else {
-                format!("{wanted} ({field})")
+                format!("{wanted} ({field})").into()
             };
             let has_default = settings.defaults[field.index()].is_some();
             if found.is_none() && !has_default {
@@ -140,10 +142,22 @@ impl ColumnMap {
 pub struct Problem {
     /// The canonical field name, or `row` for the row as a whole.
     pub field: &'static str,
+    /// How the column is named in messages; empty for the row as a whole.
+    pub label: Arc<str>,
+    /// What is wrong and how to fix it.
+    pub message: RowMessage,
+}
+
+impl Problem {
     /// A stable short code, for summaries.
-    pub code: &'static str,
-    /// What is wrong and how to fix it, naming the column.
-    pub message: String,
+    pub fn code(&self) -> &'static str {
+        self.message.code()
+    }
+
+    /// The message as a person reads it, naming the column.
+    pub fn text(&self, language: Language) -> String {
+        labelled(&self.label, &self.message, language)
+    }
 }
 
 /// A row that passed every rule: the request to send and its exact bytes.
@@ -323,12 +337,11 @@ impl RowRules {
         {
             return Verdict::Rejected(vec![Problem {
                 field: "row",
-                code: "FIELD_COUNT",
-                message: format!(
-                    "the row has {} fields but the header has {width}; a value containing a comma \
-                     must be in double quotes, or the columns shift",
-                    row.len()
-                ),
+                label: Arc::from(""),
+                message: RowMessage::FieldCount {
+                    fields: row.len(),
+                    header: width,
+                },
             }]);
         }
         let mut problems = Vec::new();
@@ -366,15 +379,13 @@ impl RowRules {
                 Some(Err(damage)) => {
                     // Certificate cells matter only when a certificate is sent.
                     if !is_certificate_part || certificate_given {
-                        let message = match (&damage, self.map.columns[field.index()]) {
-                            (CellDamage::FormulaWithoutValue, Some(column)) => format!(
-                                "cell {}: {}",
-                                a1_reference(column, row.line),
-                                damage.message()
-                            ),
-                            _ => damage.message(),
+                        let cell = match (&damage, self.map.columns[field.index()]) {
+                            (CellDamage::FormulaWithoutValue, Some(column)) => {
+                                Some(a1_reference(column, row.line))
+                            }
+                            _ => None,
                         };
-                        problems.push(self.problem(field, damage.code(), message));
+                        problems.push(self.problem(field, damage.message(cell)));
                     }
                     continue;
                 }
@@ -398,11 +409,11 @@ impl RowRules {
         Values { text }
     }
 
-    fn problem(&self, field: Field, code: &'static str, message: impl AsRef<str>) -> Problem {
+    fn problem(&self, field: Field, message: RowMessage) -> Problem {
         Problem {
             field: field.name(),
-            code,
-            message: format!("{}: {}", self.map.label(field), message.as_ref()),
+            label: Arc::clone(&self.map.labels[field.index()]),
+            message,
         }
     }
 
@@ -415,12 +426,8 @@ impl RowRules {
     ) -> Option<&'v str> {
         match values.get(field) {
             Some("") => {
-                let why = if self.map.columns[field.index()].is_some() {
-                    "required, but the cell is empty and [defaults] has no value for it"
-                } else {
-                    "required, but the input has no such column and [defaults] has no value"
-                };
-                problems.push(self.problem(field, "REQUIRED", why));
+                let column_missing = self.map.columns[field.index()].is_none();
+                problems.push(self.problem(field, RowMessage::Required { column_missing }));
                 None
             }
             other => other,
@@ -439,11 +446,7 @@ impl RowRules {
         if let Some(max) = field.max_chars().filter(|&max| value.len() > max) {
             let length = value.chars().count();
             if length > max {
-                problems.push(self.problem(
-                    field,
-                    "TOO_LONG",
-                    format!("is {length} characters long; the API allows at most {max}"),
-                ));
+                problems.push(self.problem(field, RowMessage::TooLong { length, max }));
                 return None;
             }
         }
@@ -476,19 +479,14 @@ impl RowRules {
         values: &Values<'_>,
         field: Field,
         wanted: &str,
-        code: &'static str,
-        why: &str,
+        refusal: fn(String) -> RowMessage,
         problems: &mut Vec<Problem>,
     ) -> Option<String> {
         let value = self.required(values, field, problems)?;
         if value.eq_ignore_ascii_case(wanted) {
             Some(wanted.to_owned())
         } else {
-            problems.push(self.problem(
-                field,
-                code,
-                format!("must be {wanted}{why}, not \"{value}\""),
-            ));
+            problems.push(self.problem(field, refusal(value.to_owned())));
             None
         }
     }
@@ -503,8 +501,7 @@ impl RowRules {
             values,
             Region,
             "CN",
-            "REGION_NOT_CN",
-            " (only declarations to Chinese customs are made)",
+            |value| RowMessage::RegionNotCn { value },
             problems,
         );
         let merchant_code = self.required_text(values, MerchantCustomsCode, problems);
@@ -517,24 +514,19 @@ impl RowRules {
                     AmountUnit::Yuan => rules::parse_yuan(text),
                 };
                 parsed
-                    .map_err(|message| {
-                        problems.push(self.problem(AmountValue, "AMOUNT_INVALID", message))
-                    })
+                    .map_err(|message| problems.push(self.problem(AmountValue, message)))
                     .ok()
             });
         let currency = self.exact(
             values,
             AmountCurrency,
             "CNY",
-            "CURRENCY_NOT_CNY",
-            "",
+            |value| RowMessage::CurrencyNotCny { value },
             problems,
         );
         let is_split = self.required(values, IsSplit, problems).and_then(|text| {
             rules::parse_is_split(text)
-                .map_err(|message| {
-                    problems.push(self.problem(IsSplit, "IS_SPLIT_INVALID", message))
-                })
+                .map_err(|message| problems.push(self.problem(IsSplit, message)))
                 .ok()
         });
         let reference_order_id = self.optional_text(values, ReferenceOrderId, problems);
@@ -542,12 +534,7 @@ impl RowRules {
             && values.given(ReferenceOrderId).is_none()
             && values.get(ReferenceOrderId).is_some()
         {
-            problems.push(self.problem(
-                ReferenceOrderId,
-                "REQUIRED_WHEN_SPLIT",
-                "required when isSplit is true: a split order is declared under its \
-                 referenceOrderId",
-            ));
+            problems.push(self.problem(ReferenceOrderId, RowMessage::RequiredWhenSplit));
         }
         let buyer_certificate = self.buyer_certificate(values, problems);
         Some(DeclareRequest {
@@ -580,12 +567,10 @@ impl RowRules {
         } else {
             problems.push(self.problem(
                 field,
-                "CUSTOMS_CODE_NOT_ACCEPTED",
-                format!(
-                    "\"{code}\" is not an accepted customs code ({}); declare to ZONGSHU for \
-                     districts not in this list (Hangzhou, Guangzhou, Tianjin, …)",
-                    self.customs_codes.join(", ")
-                ),
+                RowMessage::CustomsCodeNotAccepted {
+                    code,
+                    accepted: self.customs_codes.join(", "),
+                },
             ));
             None
         }
@@ -611,16 +596,15 @@ impl RowRules {
                 } else {
                     problems.push(self.problem(
                         CertificateType,
-                        "CERTIFICATE_TYPE_INVALID",
-                        format!("must be ID_CARD (the only type the API accepts), not \"{kind}\""),
+                        RowMessage::CertificateTypeInvalid {
+                            value: kind.to_owned(),
+                        },
                     ));
                     None
                 }
             });
         let certificate_no = rules::check_resident_id(number)
-            .map_err(|message| {
-                problems.push(self.problem(CertificateNo, "CERTIFICATE_NO_INVALID", message))
-            })
+            .map_err(|message| problems.push(self.problem(CertificateNo, message)))
             .ok();
         let first_name = self.optional_text(values, HolderFirstName, problems);
         let middle_name = self.optional_text(values, HolderMiddleName, problems);
@@ -630,16 +614,12 @@ impl RowRules {
             .iter()
             .any(|&part| values.given(part).is_some());
         if any_part && values.given(HolderFullName).is_none() {
-            problems.push(self.problem(
-                HolderFullName,
-                "FULL_NAME_REQUIRED",
-                "required when a first, middle or last name is given",
-            ));
+            problems.push(self.problem(HolderFullName, RowMessage::FullNameRequired));
         }
         let mut date = |field: Field| {
             values.given(field).and_then(|text| {
                 rules::parse_datetime(text)
-                    .map_err(|message| problems.push(self.problem(field, "DATE_INVALID", message)))
+                    .map_err(|message| problems.push(self.problem(field, message)))
                     .ok()
             })
         };
@@ -667,24 +647,21 @@ impl RowRules {
     }
 
     fn conflict_problem(&self, request: &DeclareRequest, conflict: Conflict) -> Problem {
-        let request_id = &request.customs_declaration_request_id;
+        let request_id = request.customs_declaration_request_id.clone();
         match conflict {
             Conflict::DuplicateRow { first_row } => self.problem(
                 Field::CustomsDeclarationRequestId,
-                "DUPLICATE_ROW",
-                format!(
-                    "duplicate of row {first_row}: same customsDeclarationRequestId \"{request_id}\" \
-                     and identical content; the declaration is made once, from row {first_row}"
-                ),
+                RowMessage::DuplicateRow {
+                    first_row: first_row.into(),
+                    request_id,
+                },
             ),
             Conflict::RequestIdReused { first_row } => self.problem(
                 Field::CustomsDeclarationRequestId,
-                "REQUEST_ID_REUSED",
-                format!(
-                    "\"{request_id}\" is already used by row {first_row} with different content; \
-                     give each declaration its own customsDeclarationRequestId (the API would \
-                     answer REPEAT_REQ_INCONSISTENT)"
-                ),
+                RowMessage::RequestIdReused {
+                    first_row: first_row.into(),
+                    request_id,
+                },
             ),
             Conflict::OrderAlreadyDeclared { first_row } => {
                 let field = if request.is_split == "true" {
@@ -694,14 +671,11 @@ impl RowRules {
                 };
                 self.problem(
                     field,
-                    "ORDER_ALREADY_DECLARED",
-                    format!(
-                        "order \"{}\" is already declared at customs {} by row {first_row} under \
-                         another customsDeclarationRequestId; an order is declared once per customs \
-                         (the API would answer DUPLICATED_DECLARATION)",
-                        request.declaration_order_id(),
-                        request.customs.customs_code
-                    ),
+                    RowMessage::OrderAlreadyDeclared {
+                        first_row: first_row.into(),
+                        order_id: request.declaration_order_id().to_owned(),
+                        customs_code: request.customs.customs_code.clone(),
+                    },
                 )
             }
         }
@@ -761,7 +735,7 @@ mod tests {
     fn codes(verdict: Verdict) -> Vec<(&'static str, &'static str)> {
         match verdict {
             Verdict::Valid(_) => Vec::new(),
-            Verdict::Rejected(problems) => problems.iter().map(|p| (p.field, p.code)).collect(),
+            Verdict::Rejected(problems) => problems.iter().map(|p| (p.field, p.code())).collect(),
             Verdict::Totals => vec![("row", "TOTALS")],
         }
     }

@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 
+use crate::messages::RowMessage;
+
 /// Full-width ASCII forms (ＮＩＮＧＢＯ, １２３, ２０２０－０１－０１) and the
 /// ideographic space read as their half-width forms; other text is
 /// borrowed unchanged.
@@ -38,43 +40,36 @@ pub fn is_long_term(text: &str) -> bool {
 }
 
 /// Fen amount: a natural number ≥ 1, leading zeros dropped.
-pub fn parse_fen(text: &str) -> Result<u64, String> {
+pub fn parse_fen(text: &str) -> Result<u64, RowMessage> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        let hint = if text.contains('.') || text.contains(['¥', '￥']) {
-            "; it looks like yuan: set [input] amount_unit = \"yuan\""
-        } else {
-            ""
-        };
-        return Err(format!(
-            "\"{text}\" is not a whole number of fen (digits only, e.g. 1234 for ¥12.34){hint}"
-        ));
+        return Err(RowMessage::AmountNotFen {
+            text: text.to_owned(),
+            looks_like_yuan: text.contains('.') || text.contains(['¥', '￥']),
+        });
     }
     let fen = text
         .parse::<u64>()
-        .map_err(|_| format!("\"{text}\" is too large for an amount"))?;
+        .map_err(|_| RowMessage::AmountTooLarge {
+            text: text.to_owned(),
+        })?;
     if fen == 0 {
-        return Err("the amount must be at least 1 fen".to_owned());
+        return Err(RowMessage::AmountZero { yuan: false });
     }
     Ok(fen)
 }
 
 /// Yuan amount: an exact decimal with at most two places, optionally with
 /// `¥`/`￥` and thousands separators, converted to fen in integers.
-pub fn parse_yuan(text: &str) -> Result<u64, String> {
-    let invalid = || {
-        format!(
-            "\"{text}\" is not an amount in yuan (e.g. 12.34, ¥1,234.50, 1234.5元, RMB 12.00; at \
-             most two decimal places)"
-        )
+pub fn parse_yuan(text: &str) -> Result<u64, RowMessage> {
+    let invalid = || RowMessage::AmountNotYuan {
+        text: text.to_owned(),
     };
     let number = strip_currency(text);
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if fraction.len() > 2 && fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "\"{text}\" has more than two decimal places; an amount in yuan is exact to the fen \
-             (where the sheet shows fewer, a cell format hides them: round the value in the \
-             sheet, e.g. =ROUND(A2,2))"
-        ));
+        return Err(RowMessage::AmountTooManyDecimals {
+            text: text.to_owned(),
+        });
     }
     if !fraction.bytes().all(|b| b.is_ascii_digit()) || (whole.is_empty() && fraction.is_empty()) {
         return Err(invalid());
@@ -95,7 +90,9 @@ pub fn parse_yuan(text: &str) -> Result<u64, String> {
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
-    let too_large = || format!("\"{text}\" is too large for an amount");
+    let too_large = || RowMessage::AmountTooLarge {
+        text: text.to_owned(),
+    };
     let yuan: u64 = if digits.is_empty() {
         0
     } else {
@@ -111,7 +108,7 @@ pub fn parse_yuan(text: &str) -> Result<u64, String> {
         .and_then(|f| f.checked_add(cents))
         .ok_or_else(too_large)?;
     if fen == 0 {
-        return Err("the amount must be at least ¥0.01".to_owned());
+        return Err(RowMessage::AmountZero { yuan: true });
     }
     Ok(fen)
 }
@@ -131,14 +128,13 @@ fn strip_currency(text: &str) -> &str {
 }
 
 /// `isSplit`: true/false in any case, 1/0, 是/否, Y/N, yes/no.
-pub fn parse_is_split(text: &str) -> Result<bool, String> {
+pub fn parse_is_split(text: &str) -> Result<bool, RowMessage> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" | "是" | "y" | "yes" => Ok(true),
         "false" | "0" | "否" | "n" | "no" => Ok(false),
-        _ => Err(format!(
-            "\"{text}\" is not a yes/no value; use true or false (1/0, 是/否 and Y/N are \
-             accepted too)"
-        )),
+        _ => Err(RowMessage::IsSplitInvalid {
+            value: text.to_owned(),
+        }),
     }
 }
 
@@ -195,7 +191,7 @@ fn beijing() -> FixedOffset {
 
 /// An ISO 8601 date-time, normalised to `YYYY-MM-DDTHH:MM:SS[.fff]±hh:mm`.
 /// Without an offset `+08:00` is assumed; a date alone is midnight.
-pub fn parse_datetime(text: &str) -> Result<String, String> {
+pub fn parse_datetime(text: &str) -> Result<String, RowMessage> {
     let original = text;
     let written = chinese_date(text);
     let text = written.as_ref();
@@ -226,10 +222,9 @@ pub fn parse_datetime(text: &str) -> Result<String, String> {
                 .single()
                 .expect("a fixed offset has exactly one mapping"),
         )),
-        None => Err(format!(
-            "\"{original}\" is not a date-time; use ISO 8601 such as 2019-11-27T12:01:01+08:00 \
-             or 2019-11-27 (2019年11月27日, 2019/11/27 and 2019.11.27 are read too)"
-        )),
+        None => Err(RowMessage::DateInvalid {
+            value: original.to_owned(),
+        }),
     }
 }
 
@@ -298,26 +293,20 @@ pub fn id_check_char(first17: &[u8; 17]) -> u8 {
 
 /// An 18-character resident ID with the right check character, upper-cased
 /// (`x` → `X`). Messages never repeat the number: it is personal data.
-pub fn check_resident_id(text: &str) -> Result<String, String> {
+pub fn check_resident_id(text: &str) -> Result<String, RowMessage> {
     let upper = text.to_ascii_uppercase();
     let bytes = upper.as_bytes();
     let shape_ok = bytes.len() == 18
         && bytes[..17].iter().all(u8::is_ascii_digit)
         && (bytes[17].is_ascii_digit() || bytes[17] == b'X');
     if !shape_ok {
-        return Err(format!(
-            "not an 18-character resident ID (17 digits and a check digit or X; this one has {} \
-             characters)",
-            text.chars().count()
-        ));
+        return Err(RowMessage::CertificateNoShape {
+            characters: text.chars().count(),
+        });
     }
     let first17: &[u8; 17] = bytes[..17].try_into().expect("length checked");
     if id_check_char(first17) != bytes[17] {
-        return Err(
-            "the check character does not match: the ID has a typo; correct it from \
-                    the buyer's ID card"
-                .to_owned(),
-        );
+        return Err(RowMessage::CertificateNoCheckCharacter);
     }
     Ok(upper)
 }
@@ -325,15 +314,22 @@ pub fn check_resident_id(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::Language;
 
     #[test]
     fn fen_amounts_are_natural_numbers() {
         assert_eq!(parse_fen("100"), Ok(100));
         assert_eq!(parse_fen("007"), Ok(7));
-        assert!(parse_fen("0").unwrap_err().contains("at least 1"));
+        assert!(
+            parse_fen("0")
+                .unwrap_err()
+                .text(Language::En)
+                .contains("at least 1")
+        );
         assert!(
             parse_fen("12.34")
                 .unwrap_err()
+                .text(Language::En)
                 .contains("amount_unit = \"yuan\"")
         );
         assert!(parse_fen("-5").is_err());
@@ -341,6 +337,7 @@ mod tests {
         assert!(
             parse_fen("99999999999999999999")
                 .unwrap_err()
+                .text(Language::En)
                 .contains("too large")
         );
     }
@@ -360,9 +357,15 @@ mod tests {
         assert!(
             parse_yuan("12.345")
                 .unwrap_err()
+                .text(Language::En)
                 .contains("two decimal places")
         );
-        assert!(parse_yuan("0").unwrap_err().contains("at least"));
+        assert!(
+            parse_yuan("0")
+                .unwrap_err()
+                .text(Language::En)
+                .contains("at least")
+        );
         assert!(parse_yuan("0.00").is_err());
         for bad in [
             "1,23.00", "12,3456", ",123", "1.2.3", "-1", "abc", "1 000", "¥", ".",
@@ -385,7 +388,12 @@ mod tests {
         assert_eq!(parse_yuan("cny12"), Ok(1200));
         assert_eq!(parse_yuan("¥12 元"), Ok(1200));
         assert!(parse_yuan("RMB").is_err());
-        assert!(parse_yuan("12.345").unwrap_err().contains("=ROUND("));
+        assert!(
+            parse_yuan("12.345")
+                .unwrap_err()
+                .text(Language::En)
+                .contains("=ROUND(")
+        );
         for (input, expected) in [
             ("2020年1月1日", "2020-01-01T00:00:00+08:00"),
             ("2020年12月31日 08:30", "2020-12-31T08:30:00+08:00"),
@@ -456,17 +464,21 @@ mod tests {
         assert!(
             check_resident_id("110105194912310021")
                 .unwrap_err()
+                .text(Language::En)
                 .contains("check character")
         );
         assert!(
             check_resident_id("1101051949123100")
                 .unwrap_err()
+                .text(Language::En)
                 .contains("18-character")
         );
         assert!(check_resident_id("11010519491231002Y").is_err());
         assert!(check_resident_id("A1010519491231002X").is_err());
         // Messages never carry the number.
-        let message = check_resident_id("110105194912310021").unwrap_err();
+        let message = check_resident_id("110105194912310021")
+            .unwrap_err()
+            .text(Language::En);
         assert!(!message.contains("110105"), "{message}");
     }
 }

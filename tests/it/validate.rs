@@ -81,6 +81,69 @@ list (Hangzhou, Guangzhou, Tianjin, …)\",P14,D14,hangzhou,M1,Shop One,100,true
 }
 
 #[test]
+fn row_messages_in_chinese_when_the_config_asks() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let work = Workdir::new();
+    let lines = [
+        HEADER,
+        "P1,D1,ZONGSHU,M1,Shop One,100,false,,,,,,ok",
+        "P1,D1,ZONGSHU,M1,Shop One,100,false,,,,,,same as line 2",
+        "P8,D8,ZONGSHU,M1,Shop One,0,maybe,,,,,,two problems",
+    ];
+    work.write("orders.csv", lines.join("\n") + "\n");
+    work.write("zh.toml", "[output]\nlanguage = \"zh-CN\"\n");
+    let run = work.run(&["validate", "orders.csv", "--config", "zh.toml"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let rejected = work.read_csv_output("out/rejected.csv");
+    assert!(
+        rejected.contains(
+            "3,customsDeclarationRequestId,customsDeclarationRequestId：与第 2 行重复：\
+customsDeclarationRequestId“D1”相同且内容一致；只按第 2 行申报一次,P1,D1,"
+        ),
+        "{rejected}"
+    );
+    assert!(
+        rejected
+            .contains("declarationAmount.value：金额至少为 1 分；isSplit：“maybe”不是“是/否”值"),
+        "{rejected}"
+    );
+    // The header names the columns as the contract does, in every language.
+    assert!(rejected.starts_with("row,field,error,"), "{rejected}");
+    let mut workbook: Xlsx<_> = open_workbook(work.path("out/rejected.xlsx")).unwrap();
+    let sheet = workbook.worksheet_range("rejected").unwrap();
+    let errors = sheet.get_value((2, 1));
+    assert!(
+        matches!(errors, Some(Data::String(text)) if text.starts_with("declarationAmount.value：金额至少为 1 分")),
+        "{errors:?}"
+    );
+    // The end-of-run table says what each code means.
+    assert!(run.stdout.contains("最常见的错误"), "{}", run.stdout);
+    assert!(run.stdout.contains("AMOUNT_INVALID"), "{}", run.stdout);
+    assert!(run.stdout.contains("金额无效"), "{}", run.stdout);
+    assert!(run.stdout.contains("重复行"), "{}", run.stdout);
+    // English by default, from the same catalogue.
+    let run = work.run(&["validate", "orders.csv", "--out", "en"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stdout.contains("amount not valid"), "{}", run.stdout);
+    let rejected = work.read_csv_output("en/rejected.csv");
+    assert!(
+        rejected.contains("declarationAmount.value: the amount must be at least 1 fen; isSplit:"),
+        "{rejected}"
+    );
+    // A language the catalogue does not have is a config error.
+    work.write("fr.toml", "[output]\nlanguage = \"fr\"\n");
+    let run = work.run(&[
+        "validate",
+        "orders.csv",
+        "--config",
+        "fr.toml",
+        "--out",
+        "fr",
+    ]);
+    run.expect_fatal(&["fr.toml", "\"fr\"", "zh-CN"]);
+}
+
+#[test]
 fn totals_and_footer_rows_are_skipped_and_listed() {
     let work = Workdir::new();
     work.write(
