@@ -17,5 +17,6 @@ pub mod messages;
 pub mod outdir;
 pub mod protocol;
 pub mod report;
+pub mod run;
 pub mod sandbox;
 pub mod validate;

@@ -8,14 +8,13 @@ pub mod run;
 pub mod sandbox;
 pub mod validate;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::input::{InputOptions, RowSource};
-use crate::validate::{ColumnMap, RowRules};
+use crate::input::RowSource;
+use crate::validate::RowRules;
 
 /// The exit codes, shown by every `--help`.
 const EXIT_CODES_HELP: &str = "\
@@ -160,25 +159,11 @@ impl InputArgs {
     /// the rules for its rows; problems with the file or the mapping are
     /// fatal and name the file.
     pub fn open(&self, config: &Config) -> anyhow::Result<(RowSource, RowRules)> {
-        let config_path = self.config.as_deref().unwrap_or(Path::new("(no config)"));
-        let settings = config.field_settings(config_path)?;
-        let options = InputOptions {
-            encoding: config.input.encoding,
-            sheet: self.sheet(config),
-            header: config.header_search(&settings),
-        };
-        let source = RowSource::open(&self.input, &options)?;
-        let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
-            .with_context(|| format!("{}", self.input.display()))?;
-        for warning in warnings {
-            tracing::warn!("{}: {warning}", self.input.display());
-        }
-        let rules = RowRules::new(
-            map,
-            config.customs_codes(),
-            config.input.amount_unit,
-            source.expected_width(),
-        );
-        Ok((source, rules))
+        crate::run::open_input(
+            &self.input,
+            self.config.as_deref(),
+            config,
+            &self.sheet(config),
+        )
     }
 }

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::ResultRow;
+use crate::protocol::Status;
+use crate::report::{ResultRow, ResultSource};
 
 /// The version of the records this code writes.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -70,7 +71,7 @@ pub struct FinalRecord {
     pub reference_order_id: String,
     pub customs_code: String,
     pub declaration_amount: String,
-    pub result_status: String,
+    pub result_status: Status,
     pub result_code: String,
     pub result_message: String,
     pub psp_payment_id: String,
@@ -81,6 +82,8 @@ pub struct FinalRecord {
     pub psp_order_amount: String,
     pub identity_check_result: String,
     pub attempts: u32,
+    pub source: ResultSource,
+    pub retransmission: bool,
     /// The answer's body as received (empty in version 0 records).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub answer: String,
@@ -96,7 +99,7 @@ impl FinalRecord {
             reference_order_id: result.reference_order_id.clone(),
             customs_code: result.customs_code.clone(),
             declaration_amount: result.declaration_amount.clone(),
-            result_status: result.result_status.clone(),
+            result_status: result.result_status,
             result_code: result.result_code.clone(),
             result_message: result.result_message.clone(),
             psp_payment_id: result.psp_payment_id.clone(),
@@ -107,6 +110,8 @@ impl FinalRecord {
             psp_order_amount: result.psp_order_amount.clone(),
             identity_check_result: result.identity_check_result.clone(),
             attempts: result.attempts,
+            source: result.source,
+            retransmission: result.retransmission,
             answer: answer.to_owned(),
         }
     }
@@ -120,7 +125,7 @@ impl FinalRecord {
             reference_order_id: self.reference_order_id.clone(),
             customs_code: self.customs_code.clone(),
             declaration_amount: self.declaration_amount.clone(),
-            result_status: self.result_status.clone(),
+            result_status: self.result_status,
             result_code: self.result_code.clone(),
             result_message: self.result_message.clone(),
             psp_payment_id: self.psp_payment_id.clone(),
@@ -131,6 +136,8 @@ impl FinalRecord {
             psp_order_amount: self.psp_order_amount.clone(),
             identity_check_result: self.identity_check_result.clone(),
             attempts: self.attempts,
+            source: self.source,
+            retransmission: self.retransmission,
         }
     }
 }
@@ -425,7 +432,7 @@ mod tests {
     fn result(row: u64, status: &str) -> ResultRow {
         ResultRow {
             row,
-            result_status: status.into(),
+            result_status: Status::parse(status).expect("S, F or U"),
             attempts: 2,
             ..ResultRow::default()
         }
@@ -482,7 +489,10 @@ mod tests {
         let (_, replay) = Journal::open(&path).unwrap();
         assert_eq!(replay.attempts[&3], 2);
         assert_eq!(replay.final_result(3).unwrap(), Some(failed));
-        assert_eq!(replay.final_result(2).unwrap().unwrap().result_status, "S");
+        assert_eq!(
+            replay.final_result(2).unwrap().unwrap().result_status,
+            Status::S
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(r#""answer":"{\"result\":{}}""#), "{text}");
         assert!(text.lines().all(|line| line.contains(r#""v":1"#)), "{text}");

@@ -25,11 +25,11 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::client::DeclareClient;
 use crate::input::OwnedRow;
-use crate::protocol::{DeclareOutcome, DeclareRequest};
+use crate::protocol::{DeclareOutcome, DeclareRequest, Status};
 
 mod journal;
 
-pub use journal::{Journal, Replay};
+pub use journal::{FinalRecord, Journal, Replay};
 
 /// Answers that mean the configuration is wrong, not the row: the run
 /// stops and the rows stay unknown, so that a fixed config sends them again.
@@ -75,6 +75,8 @@ pub struct Job {
     pub sent: u32,
     /// Attempts counted against `max_attempts`.
     pub attempts_used: u32,
+    /// A changed row sent again under its declared request ID.
+    pub retransmission: bool,
     /// The last unknown answer (code, message), for a row settled without
     /// a further one.
     last_unknown: Option<(String, String)>,
@@ -88,6 +90,7 @@ impl Job {
             row,
             sent: 0,
             attempts_used: 0,
+            retransmission: false,
             last_unknown: None,
         }
     }
@@ -241,14 +244,38 @@ async fn worker(
     }
 }
 
+/// Rows by status: the one count of outcomes, for the engine's tally, the
+/// outputs and `summary.json`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCounts {
+    #[serde(rename = "S")]
+    pub success: u64,
+    #[serde(rename = "F")]
+    pub failed: u64,
+    #[serde(rename = "U")]
+    pub unknown: u64,
+}
+
+impl StatusCounts {
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::S => self.success += 1,
+            Status::F => self.failed += 1,
+            Status::U => self.unknown += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.success + self.failed + self.unknown
+    }
+}
+
 /// Counts while the run goes, for progress lines and the summary.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub requests: u64,
-    pub settled: u64,
-    pub success: u64,
-    pub failed: u64,
-    pub unknown: u64,
+    /// The rows settled by this invocation, by status.
+    pub settled: StatusCounts,
 }
 
 /// Hands settled rows on and keeps the tally.
@@ -259,12 +286,8 @@ struct Settler<F> {
 
 impl<F: FnMut(Settled, &Tally)> Settler<F> {
     fn settle(&mut self, job: Job, outcome: Option<DeclareOutcome>) {
-        self.tally.settled += 1;
-        match outcome.as_ref().map(DeclareOutcome::status) {
-            Some("S") => self.tally.success += 1,
-            Some("F") => self.tally.failed += 1,
-            _ => self.tally.unknown += 1,
-        }
+        let status = outcome.as_ref().map_or(Status::U, DeclareOutcome::status);
+        self.tally.settled.add(status);
         let settled = Settled {
             job,
             outcome,
@@ -334,12 +357,7 @@ pub async fn declare_all(
     let mut rows_open = true;
     let mut stop: Option<StopReason> = stop_requests.borrow().clone();
     let mut stop_requests_open = true;
-    let mut failures_in_a_row = 0u32;
-    // S and F answers so far, and the PARAM_ILLEGAL answers held back while
-    // every answer so far has been one.
-    let mut answers = 0u64;
-    let mut verdict_pending = true;
-    let mut held: Vec<(Job, DeclareOutcome)> = Vec::new();
+    let mut decisions = Decisions::new(settings);
 
     loop {
         let now = Instant::now();
@@ -386,7 +404,7 @@ pub async fn declare_all(
             done = done_rx.recv(), if in_flight > 0 => {
                 let Some(done) = done else { break };
                 in_flight -= 1;
-                let (mut job, outcome) = match done {
+                let (job, outcome) = match done {
                     Done::Answered(answered) => *answered,
                     Done::NotSent(job) => {
                         let job = *job;
@@ -400,85 +418,22 @@ pub async fn declare_all(
                     }
                 };
                 settler.tally.requests += 1;
-                if matches!(outcome, DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. }) {
-                    answers += 1;
-                }
-                match &outcome {
-                    DeclareOutcome::Failed { code, message, .. }
-                        if code == "PARAM_ILLEGAL"
-                            && matches!(stop, Some(StopReason::RequestRejected(_))) =>
-                    {
-                        // Sent before the rule fired: the same fault.
-                        let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
-                        settler.settle(job, Some(outcome));
-                    }
-                    DeclareOutcome::Failed { code, message, .. }
-                        if code == "PARAM_ILLEGAL" && verdict_pending =>
-                    {
-                        failures_in_a_row = 0;
-                        settler.provisional(&job, &outcome);
-                        held.push((job, outcome.clone()));
-                        if answers >= PARAM_ILLEGAL_RULE {
-                            verdict_pending = false;
-                            stop.get_or_insert(StopReason::RequestRejected(message.clone()));
-                            for (job, outcome) in held.drain(..) {
-                                let DeclareOutcome::Failed { code, message, .. } = outcome else {
-                                    unreachable!("only PARAM_ILLEGAL answers are held")
-                                };
-                                let message = format!(
-                                    "{message} (left unknown: the first {PARAM_ILLEGAL_RULE} \
-                                     answers of the run were all PARAM_ILLEGAL)"
-                                );
-                                settler.settle(job, Some(DeclareOutcome::unknown(code, message)));
-                            }
+                for action in decisions.answer(job, outcome, &mut stop) {
+                    match action {
+                        Action::Settle(job, outcome) => settler.settle(job, outcome),
+                        Action::Provisional(job, outcome) => settler.provisional(&job, &outcome),
+                        Action::RecoverPace => pacing.recover(),
+                        Action::SlowDown(job) => {
+                            pacing.slow_down(interval);
+                            delayed_seq += 1;
+                            delayed.insert((Instant::now() + pacing.delay(), delayed_seq), job);
                         }
-                    }
-                    DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. }
-                        if !CONFIGURATION_CODES.contains(&outcome.code()) =>
-                    {
-                        failures_in_a_row = 0;
-                        pacing.recover();
-                        if verdict_pending {
-                            // An answer of another kind: the held ones are
-                            // the rows' own, and final.
-                            verdict_pending = false;
-                            for (job, outcome) in held.drain(..) {
-                                settler.settle(job, Some(outcome));
-                            }
-                        }
-                        settler.settle(job, Some(outcome));
-                    }
-                    DeclareOutcome::Failed { code, message, .. } => {
-                        // Configuration-level: the row stays unknown.
-                        stop.get_or_insert(StopReason::Configuration(code.clone()));
-                        let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
-                        settler.settle(job, Some(outcome));
-                    }
-                    DeclareOutcome::Unknown { code, .. } if code == "REQUEST_TRAFFIC_EXCEED_LIMIT" => {
-                        pacing.slow_down(interval);
-                        remember(&mut job, &outcome);
-                        delayed_seq += 1;
-                        delayed.insert((Instant::now() + pacing.delay(), delayed_seq), job);
-                    }
-                    DeclareOutcome::Unknown { code, message } => {
-                        failures_in_a_row += 1;
-                        job.attempts_used += 1;
-                        remember(&mut job, &outcome);
-                        if failures_in_a_row >= settings.breaker_threshold {
-                            stop.get_or_insert(StopReason::EndpointFailing {
-                                count: failures_in_a_row,
-                                last_cause: format!("{code}: {message}"),
-                            });
-                        }
-                        if job.attempts_used >= settings.max_attempts || stop.is_some() {
-                            settler.settle(job, Some(outcome));
-                        } else {
+                        Action::Retry(job) => {
                             delayed_seq += 1;
                             let due = Instant::now() + backoff(settings.backoff_base, job.attempts_used);
                             delayed.insert((due, delayed_seq), job);
                         }
                     }
-                    DeclareOutcome::Success(_) => unreachable!("handled by the second arm"),
                 }
             }
             changed = stop_requests.changed(), if stop.is_none() && stop_requests_open => {
@@ -496,13 +451,162 @@ pub async fn declare_all(
             }, if next_due.is_some() && stop.is_none() => {}
         }
     }
-    // Fewer answers than the rule needs, all PARAM_ILLEGAL: the rows' own.
-    for (job, outcome) in held.drain(..) {
-        settler.settle(job, Some(outcome));
+    for action in decisions.finish() {
+        if let Action::Settle(job, outcome) = action {
+            settler.settle(job, outcome);
+        }
     }
     drop(job_tx);
     while workers.join_next().await.is_some() {}
     stop
+}
+
+/// What the engine does next with a row, or with the pace, after an answer.
+#[derive(Debug)]
+pub enum Action {
+    /// The row's final outcome (or, after a stop, its last one).
+    Settle(Job, Option<DeclareOutcome>),
+    /// To journal as provisional; the row is settled again later.
+    Provisional(Job, DeclareOutcome),
+    /// An answer came back well: let the pace recover.
+    RecoverPace,
+    /// The traffic limit: slow every worker down and send the row again
+    /// once the pace allows, without using up one of its attempts.
+    SlowDown(Job),
+    /// Unknown: send again after the backoff for its attempts so far.
+    Retry(Job),
+}
+
+/// The engine's decisions about answers — retries, the circuit breaker,
+/// the PARAM_ILLEGAL rule, configuration-level answers — as plain state,
+/// apart from channels and timers.
+#[derive(Debug)]
+pub struct Decisions {
+    max_attempts: u32,
+    breaker_threshold: u32,
+    failures_in_a_row: u32,
+    /// S and F answers so far.
+    answers: u64,
+    /// Every answer so far has been PARAM_ILLEGAL: those are held back.
+    verdict_pending: bool,
+    held: Vec<(Job, DeclareOutcome)>,
+}
+
+impl Decisions {
+    pub fn new(settings: &RunSettings) -> Decisions {
+        Decisions {
+            max_attempts: settings.max_attempts.max(1),
+            breaker_threshold: settings.breaker_threshold,
+            failures_in_a_row: 0,
+            answers: 0,
+            verdict_pending: true,
+            held: Vec::new(),
+        }
+    }
+
+    /// Decides what an answer means for its row; sets `stop` when the run
+    /// must stop sending.
+    pub fn answer(
+        &mut self,
+        mut job: Job,
+        outcome: DeclareOutcome,
+        stop: &mut Option<StopReason>,
+    ) -> Vec<Action> {
+        if matches!(
+            outcome,
+            DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. }
+        ) {
+            self.answers += 1;
+        }
+        match &outcome {
+            DeclareOutcome::Failed { code, message, .. }
+                if code == "PARAM_ILLEGAL"
+                    && matches!(stop, Some(StopReason::RequestRejected(_))) =>
+            {
+                // Sent before the rule fired: the same fault.
+                let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
+                vec![Action::Settle(job, Some(outcome))]
+            }
+            DeclareOutcome::Failed { code, message, .. }
+                if code == "PARAM_ILLEGAL" && self.verdict_pending =>
+            {
+                self.failures_in_a_row = 0;
+                let mut actions = vec![Action::Provisional(job.clone(), outcome.clone())];
+                let message = message.clone();
+                self.held.push((job, outcome));
+                if self.answers >= PARAM_ILLEGAL_RULE {
+                    self.verdict_pending = false;
+                    stop.get_or_insert(StopReason::RequestRejected(message));
+                    for (job, outcome) in self.held.drain(..) {
+                        let DeclareOutcome::Failed { code, message, .. } = outcome else {
+                            unreachable!("only PARAM_ILLEGAL answers are held")
+                        };
+                        let message = format!(
+                            "{message} (left unknown: the first {PARAM_ILLEGAL_RULE} answers of \
+                             the run were all PARAM_ILLEGAL)"
+                        );
+                        actions.push(Action::Settle(
+                            job,
+                            Some(DeclareOutcome::unknown(code, message)),
+                        ));
+                    }
+                }
+                actions
+            }
+            DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. }
+                if !CONFIGURATION_CODES.contains(&outcome.code()) =>
+            {
+                self.failures_in_a_row = 0;
+                let mut actions = vec![Action::RecoverPace];
+                if self.verdict_pending {
+                    // An answer of another kind: the held ones are the
+                    // rows' own, and final.
+                    self.verdict_pending = false;
+                    for (job, outcome) in self.held.drain(..) {
+                        actions.push(Action::Settle(job, Some(outcome)));
+                    }
+                }
+                actions.push(Action::Settle(job, Some(outcome)));
+                actions
+            }
+            DeclareOutcome::Failed { code, message, .. } => {
+                // Configuration-level: the row stays unknown.
+                stop.get_or_insert(StopReason::Configuration(code.clone()));
+                let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
+                vec![Action::Settle(job, Some(outcome))]
+            }
+            DeclareOutcome::Unknown { code, .. } if code == "REQUEST_TRAFFIC_EXCEED_LIMIT" => {
+                remember(&mut job, &outcome);
+                vec![Action::SlowDown(job)]
+            }
+            DeclareOutcome::Unknown { code, message } => {
+                self.failures_in_a_row += 1;
+                job.attempts_used += 1;
+                remember(&mut job, &outcome);
+                if self.failures_in_a_row >= self.breaker_threshold {
+                    stop.get_or_insert(StopReason::EndpointFailing {
+                        count: self.failures_in_a_row,
+                        last_cause: format!("{code}: {message}"),
+                    });
+                }
+                if job.attempts_used >= self.max_attempts || stop.is_some() {
+                    vec![Action::Settle(job, Some(outcome))]
+                } else {
+                    vec![Action::Retry(job)]
+                }
+            }
+            DeclareOutcome::Success(_) => unreachable!("handled by the third arm"),
+        }
+    }
+
+    /// At the end of the run: fewer answers than the PARAM_ILLEGAL rule
+    /// needs, all PARAM_ILLEGAL, are the rows' own, and final.
+    pub fn finish(&mut self) -> Vec<Action> {
+        self.held
+            .drain(..)
+            .map(|(job, outcome)| Action::Settle(job, Some(outcome)))
+            .collect()
+    }
 }
 
 /// Jobs keep their last unknown outcome so that a row settled without a
@@ -517,4 +621,213 @@ fn last_unknown(job: &Job) -> Option<DeclareOutcome> {
     job.last_unknown
         .as_ref()
         .map(|(code, message)| DeclareOutcome::unknown(code.clone(), message.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Amount, Customs, DeclareResponse, MerchantCustomsInfo};
+
+    fn job(line: u64) -> Job {
+        let request = DeclareRequest {
+            payment_request_id: format!("P{line}"),
+            customs_declaration_request_id: format!("D{line}"),
+            customs: Customs {
+                customs_code: "ZONGSHU".into(),
+                region: "CN".into(),
+            },
+            merchant_customs_info: MerchantCustomsInfo {
+                merchant_customs_code: "M".into(),
+                merchant_customs_name: "N".into(),
+            },
+            declaration_amount: Amount {
+                currency: "CNY".into(),
+                value: "100".into(),
+            },
+            is_split: "false".into(),
+            reference_order_id: None,
+            buyer_certificate: None,
+        };
+        let body = request.to_body();
+        Job::new(request, body, OwnedRow::from_texts(line, &["x"]))
+    }
+
+    fn settings() -> RunSettings {
+        RunSettings {
+            rate_per_sec: 0,
+            burst: 1,
+            concurrency: 1,
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(1),
+            breaker_threshold: 4,
+        }
+    }
+
+    fn success() -> DeclareOutcome {
+        DeclareOutcome::Success(DeclareResponse::result("S", "SUCCESS", "ok"))
+    }
+
+    fn failed(code: &str) -> DeclareOutcome {
+        DeclareOutcome::Failed {
+            code: code.into(),
+            message: format!("{code} message"),
+            response: DeclareResponse::result("F", code, "no"),
+        }
+    }
+
+    /// The actions as (kind, row, status of the outcome settled).
+    fn kinds(actions: &[Action]) -> Vec<(&'static str, u64, Option<Status>)> {
+        actions
+            .iter()
+            .map(|action| match action {
+                Action::Settle(job, outcome) => (
+                    "settle",
+                    job.row.line,
+                    outcome.as_ref().map(DeclareOutcome::status),
+                ),
+                Action::Provisional(job, _) => ("provisional", job.row.line, None),
+                Action::RecoverPace => ("recover", 0, None),
+                Action::SlowDown(job) => ("slow", job.row.line, None),
+                Action::Retry(job) => ("retry", job.row.line, None),
+            })
+            .collect()
+    }
+
+    fn take_job(mut actions: Vec<Action>) -> Job {
+        match actions.pop() {
+            Some(Action::Retry(job) | Action::SlowDown(job) | Action::Settle(job, _)) => job,
+            other => panic!("no job in {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_answers_are_retried_until_the_attempts_are_used_up() {
+        let mut decisions = Decisions::new(&settings());
+        let mut stop = None;
+        let mut row = job(2);
+        // A success between keeps the breaker closed.
+        for attempt in 1..=2 {
+            let actions =
+                decisions.answer(row, DeclareOutcome::unknown("TIMEOUT", "slow"), &mut stop);
+            assert_eq!(kinds(&actions), [("retry", 2, None)], "attempt {attempt}");
+            row = take_job(actions);
+            assert_eq!(row.attempts_used, attempt);
+            decisions.answer(job(9), success(), &mut stop);
+        }
+        let actions = decisions.answer(row, DeclareOutcome::unknown("TIMEOUT", "slow"), &mut stop);
+        assert_eq!(kinds(&actions), [("settle", 2, Some(Status::U))]);
+        assert_eq!(stop, None);
+    }
+
+    #[test]
+    fn the_traffic_limit_slows_down_without_using_an_attempt() {
+        let mut decisions = Decisions::new(&settings());
+        let mut stop = None;
+        let mut row = job(2);
+        for _ in 0..10 {
+            let actions = decisions.answer(
+                row,
+                DeclareOutcome::unknown("REQUEST_TRAFFIC_EXCEED_LIMIT", "too fast"),
+                &mut stop,
+            );
+            assert_eq!(kinds(&actions), [("slow", 2, None)]);
+            row = take_job(actions);
+        }
+        assert_eq!(row.attempts_used, 0);
+        assert_eq!(stop, None, "traffic limits never trip the breaker");
+    }
+
+    #[test]
+    fn the_breaker_opens_after_unknowns_in_a_row_and_names_the_last_cause() {
+        let mut decisions = Decisions::new(&settings());
+        let mut stop = None;
+        for line in 2..5 {
+            decisions.answer(
+                job(line),
+                DeclareOutcome::unknown("TIMEOUT", "t"),
+                &mut stop,
+            );
+        }
+        decisions.answer(job(5), failed("ORDER_NOT_EXIST"), &mut stop);
+        for line in 6..9 {
+            decisions.answer(
+                job(line),
+                DeclareOutcome::unknown("TIMEOUT", "t"),
+                &mut stop,
+            );
+        }
+        assert_eq!(stop, None, "an answer in between closes it again");
+        let actions = decisions.answer(
+            job(9),
+            DeclareOutcome::unknown("HTTP_502", "bad gateway"),
+            &mut stop,
+        );
+        assert_eq!(
+            stop,
+            Some(StopReason::EndpointFailing {
+                count: 4,
+                last_cause: "HTTP_502: bad gateway".into()
+            })
+        );
+        assert_eq!(
+            kinds(&actions),
+            [("settle", 9, Some(Status::U))],
+            "no retry once stopped"
+        );
+    }
+
+    #[test]
+    fn a_configuration_answer_stops_the_run_and_leaves_the_row_unknown() {
+        let mut decisions = Decisions::new(&settings());
+        let mut stop = None;
+        let actions = decisions.answer(job(2), failed("INVALID_SIGNATURE"), &mut stop);
+        assert_eq!(kinds(&actions), [("settle", 2, Some(Status::U))]);
+        assert_eq!(
+            stop,
+            Some(StopReason::Configuration("INVALID_SIGNATURE".into()))
+        );
+    }
+
+    #[test]
+    fn param_illegal_answers_are_held_until_the_rule_decides() {
+        // Twenty in a row: the request is at fault, every row stays U.
+        let mut decisions = Decisions::new(&settings());
+        let mut stop = None;
+        for line in 1..PARAM_ILLEGAL_RULE {
+            let actions = decisions.answer(job(line), failed("PARAM_ILLEGAL"), &mut stop);
+            assert_eq!(kinds(&actions), [("provisional", line, None)]);
+        }
+        let actions = decisions.answer(job(20), failed("PARAM_ILLEGAL"), &mut stop);
+        assert_eq!(actions.len(), 1 + PARAM_ILLEGAL_RULE as usize);
+        assert!(
+            kinds(&actions)[1..]
+                .iter()
+                .all(|(kind, _, status)| *kind == "settle" && *status == Some(Status::U))
+        );
+        assert!(matches!(stop, Some(StopReason::RequestRejected(_))));
+        let late = decisions.answer(job(21), failed("PARAM_ILLEGAL"), &mut stop);
+        assert_eq!(kinds(&late), [("settle", 21, Some(Status::U))]);
+
+        // Another answer first: the held ones are the rows' own F.
+        let mut decisions = Decisions::new(&settings());
+        let mut stop = None;
+        decisions.answer(job(1), failed("PARAM_ILLEGAL"), &mut stop);
+        decisions.answer(job(2), failed("PARAM_ILLEGAL"), &mut stop);
+        let actions = decisions.answer(job(3), success(), &mut stop);
+        assert_eq!(
+            kinds(&actions),
+            [
+                ("recover", 0, None),
+                ("settle", 1, Some(Status::F)),
+                ("settle", 2, Some(Status::F)),
+                ("settle", 3, Some(Status::S)),
+            ]
+        );
+        assert_eq!(stop, None);
+
+        // Fewer answers than the rule needs: final at the end.
+        let mut decisions = Decisions::new(&settings());
+        decisions.answer(job(1), failed("PARAM_ILLEGAL"), &mut None);
+        assert_eq!(kinds(&decisions.finish()), [("settle", 1, Some(Status::F))]);
+    }
 }

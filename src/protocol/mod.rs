@@ -14,7 +14,7 @@ pub use body::{
 };
 pub use response::{
     DeclarationRecord, DeclareOutcome, DeclareResponse, InquiryResponse, ReceivedResponse,
-    ResultInfo, classify,
+    ResultInfo, Status, classify,
 };
 pub use signing::{MessageSigner, MessageVerifier};
 

@@ -163,6 +163,44 @@ impl DeclareResponse {
     }
 }
 
+/// A row's declaration status as the API spells it: accepted (S), refused
+/// (F, final) or unknown (U, to settle by sending again or inquiring).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum Status {
+    S,
+    F,
+    #[default]
+    U,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::S => "S",
+            Status::F => "F",
+            Status::U => "U",
+        }
+    }
+
+    /// `S`, `F` or `U`, any case.
+    pub fn parse(text: &str) -> Option<Status> {
+        match text.trim() {
+            "S" | "s" => Some(Status::S),
+            "F" | "f" => Some(Status::F),
+            "U" | "u" => Some(Status::U),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a declare call came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeclareOutcome {
@@ -187,11 +225,11 @@ impl DeclareOutcome {
     }
 
     /// `S`, `F` or `U`.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> Status {
         match self {
-            DeclareOutcome::Success(_) => "S",
-            DeclareOutcome::Failed { .. } => "F",
-            DeclareOutcome::Unknown { .. } => "U",
+            DeclareOutcome::Success(_) => Status::S,
+            DeclareOutcome::Failed { .. } => Status::F,
+            DeclareOutcome::Unknown { .. } => Status::U,
         }
     }
 
@@ -391,7 +429,10 @@ mod tests {
     #[test]
     fn only_status_and_code_are_required() {
         let outcome = read(r#"{"result":{"resultStatus":"S","resultCode":"SUCCESS"}}"#);
-        assert_eq!((outcome.status(), outcome.code()), ("S", "SUCCESS"));
+        assert_eq!(
+            (outcome.status().as_str(), outcome.code()),
+            ("S", "SUCCESS")
+        );
         for missing in [
             r#"{"result":{"resultCode":"SUCCESS"}}"#,
             r#"{"result":{"resultStatus":"S"}}"#,
@@ -399,7 +440,7 @@ mod tests {
         ] {
             let outcome = read(missing);
             assert_eq!(
-                (outcome.status(), outcome.code()),
+                (outcome.status().as_str(), outcome.code()),
                 ("U", "INVALID_RESPONSE"),
                 "{missing}"
             );

@@ -18,7 +18,7 @@ mod results;
 
 use crate::validate::Problem;
 pub use rejected_xlsx::{RejectedWorkbook, write_results_xlsx, write_retry_xlsx};
-pub use results::{RESULT_HEADER, ResultRow, ResultsWriter, write_retry};
+pub use results::{RESULT_HEADER, ResultRow, ResultSource, ResultsWriter, write_retry};
 
 /// A file being written under `NAME.tmp`, renamed to `NAME` on commit and
 /// removed if dropped uncommitted (a fatal error part-way through).

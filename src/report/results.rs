@@ -13,6 +13,20 @@ use serde::{Deserialize, Serialize};
 
 use super::AtomicFile;
 use crate::input::{OwnedRow, UTF8_BOM};
+use crate::protocol::Status;
+
+/// Where a row's result came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultSource {
+    /// An answer of the declare API (or none: `NOT_SENT`).
+    #[default]
+    Api,
+    /// Not sent: the ledger holds the identical request's answer.
+    Ledger,
+    /// A U row settled by `inquireDeclarationRequests`.
+    Inquiry,
+}
 
 /// One line of `results.csv`, in the contract's column order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +38,7 @@ pub struct ResultRow {
     pub reference_order_id: String,
     pub customs_code: String,
     pub declaration_amount: String,
-    pub result_status: String,
+    pub result_status: Status,
     pub result_code: String,
     pub result_message: String,
     pub psp_payment_id: String,
@@ -35,6 +49,9 @@ pub struct ResultRow {
     pub psp_order_amount: String,
     pub identity_check_result: String,
     pub attempts: u32,
+    pub source: ResultSource,
+    /// A changed row sent again under its declared request ID.
+    pub retransmission: bool,
 }
 
 /// Writes `results.csv` as answers arrive and sorts it at the end.
@@ -140,7 +157,7 @@ fn line_places(partial_path: &Path) -> io::Result<Vec<LinePlace>> {
 }
 
 /// The header of `results.csv`.
-pub const RESULT_HEADER: [&str; 17] = [
+pub const RESULT_HEADER: [&str; 19] = [
     "row",
     "paymentRequestId",
     "customsDeclarationRequestId",
@@ -158,6 +175,8 @@ pub const RESULT_HEADER: [&str; 17] = [
     "pspOrderAmount",
     "identityCheckResult",
     "attempts",
+    "source",
+    "retransmission",
 ];
 
 /// Writes `retry.csv`: the input's headers, then the original cells of
@@ -190,7 +209,7 @@ mod tests {
             writer
                 .write(&ResultRow {
                     row,
-                    result_status: "S".into(),
+                    result_status: Status::S,
                     attempts: 1,
                     ..ResultRow::default()
                 })
@@ -214,7 +233,7 @@ mod tests {
             .into_iter()
             .map(|(row, message)| ResultRow {
                 row,
-                result_status: "F".into(),
+                result_status: Status::F,
                 result_message: message.into(),
                 attempts: 2,
                 ..ResultRow::default()

@@ -74,7 +74,7 @@ fn split(id: &str, payment: &str, reference: &str, amount: u64) -> DeclareReques
 }
 
 fn outcome(outcome: &DeclareOutcome) -> (&'static str, String) {
-    (outcome.status(), outcome.code().to_owned())
+    (outcome.status().as_str(), outcome.code().to_owned())
 }
 
 fn vectors_key() -> std::path::PathBuf {
@@ -430,7 +430,7 @@ async fn until_answered(client: &DeclareClient, body: &[u8]) -> (DeclareOutcome,
     loop {
         attempts += 1;
         let got = client.declare(body).await;
-        if got.status() != "U" || attempts == 20 {
+        if got.status().as_str() != "U" || attempts == 20 {
             return (got, attempts);
         }
     }

@@ -1,0 +1,86 @@
+//! Where a run declares: Alipay+ (or any endpoint a config names), or the
+//! sandbox started inside the process with fresh keys, which knows the
+//! sample payments and takes the input's own as paid.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::client::{ApiSettings, parse_endpoint};
+use crate::config::Config;
+use crate::protocol::keys::generate_key_pair;
+use crate::protocol::{MessageSigner, MessageVerifier};
+use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
+
+/// The endpoint name of the embedded sandbox in `summary.json` and `run.json`.
+pub const EMBEDDED_ENDPOINT: &str = "embedded-sandbox";
+/// The client ID the embedded sandbox knows.
+pub const EMBEDDED_CLIENT_ID: &str = "SANDBOX_CLIENT";
+
+/// Where the run declares to.
+pub enum Target {
+    Remote(Box<ApiSettings>),
+    /// The embedded sandbox, with the payments it knows.
+    Embedded(Payments),
+}
+
+impl Target {
+    /// The target a config names: without a config file, or with
+    /// `endpoint = "sandbox"`, the embedded sandbox.
+    pub fn from_config(config: &Config, has_file: bool) -> anyhow::Result<Target> {
+        let embedded = !has_file || config.api.endpoint.as_deref() == Some("sandbox");
+        Ok(if embedded {
+            let payments = match &config.sandbox.payments {
+                Some(path) => Payments::load(path).map_err(anyhow::Error::msg)?,
+                // The samples, and the input's own payments taken as paid.
+                None => Payments::read(SAMPLE_PAYMENTS.as_bytes())
+                    .map_err(anyhow::Error::msg)?
+                    .taking_unknown_as_paid(),
+            };
+            Target::Embedded(payments)
+        } else {
+            Target::Remote(Box::new(ApiSettings::from_config(config)?))
+        })
+    }
+
+    /// The endpoint and client ID as the ledger, `run.json` and the
+    /// summary name them.
+    pub fn names(&self) -> (String, String) {
+        match self {
+            Target::Remote(api) => (api.base.to_string(), api.client_id.clone()),
+            Target::Embedded(_) => (EMBEDDED_ENDPOINT.to_owned(), EMBEDDED_CLIENT_ID.to_owned()),
+        }
+    }
+}
+
+/// Starts the embedded sandbox with fresh keys; returns it and the client
+/// settings that reach it.
+pub async fn start_embedded_sandbox(
+    payments: Payments,
+    config: &Config,
+) -> anyhow::Result<(RunningSandbox, ApiSettings)> {
+    let (client_key, sandbox_key) =
+        tokio::task::spawn_blocking(|| (generate_key_pair(), generate_key_pair()))
+            .await
+            .context("key generation")?;
+    let settings = SandboxSettings::new(
+        MessageVerifier::new(client_key.as_public_key())?,
+        MessageSigner::new(&sandbox_key, "1")?,
+        payments,
+    );
+    let sandbox = Arc::new(Sandbox::new(settings));
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let running = RunningSandbox::start(sandbox, addr)
+        .await
+        .context("cannot start the embedded sandbox")?;
+    let api = ApiSettings {
+        base: parse_endpoint(&running.endpoint())?,
+        client_id: EMBEDDED_CLIENT_ID.to_owned(),
+        signer: MessageSigner::new(&client_key, "1")?,
+        verifier: Some(MessageVerifier::new(sandbox_key.as_public_key())?),
+        timeout: Duration::from_millis(config.api.timeout_ms),
+    };
+    Ok((running, api))
+}

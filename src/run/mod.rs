@@ -1,0 +1,660 @@
+//! A batch run as a library, so that the command line and the web page
+//! drive the same thing. [`RunPlan::prepare`] does everything that can fail
+//! before a request is sent: the config's target, the out folder (lock,
+//! identity, `--fresh`), the input up to its header, the journal.
+//! [`execute`] then validates the rows on a thread of their own, declares
+//! the valid ones through the engine (`crate::declare`), journals every
+//! attempt and answer, and writes every output. It is async, stops sending
+//! when its cancellation token fires, and publishes a [`Progress`] snapshot
+//! as rows settle; what it came to is a [`RunReport`].
+
+mod embedded;
+pub mod folder;
+mod outputs;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use chrono::Local;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{DeclareClient, ResponseVerification};
+use crate::config::Config;
+use crate::declare::{
+    BeforeSend, Job, Journal, Replay, RunSettings, StatusCounts, StopReason, Tally, declare_all,
+};
+use crate::exit;
+use crate::input::{InputFormat, InputOptions, RowSource};
+use crate::outdir::OutLock;
+use crate::protocol::{BODY_FORMAT_VERSION, Status};
+use crate::report::{
+    ProblemCount, RejectedWriter, ResultsWriter, RowCounts, hex, timestamp, write_json,
+    write_results_xlsx, write_retry, write_retry_xlsx,
+};
+use crate::validate::{ColumnMap, CrossRowIndex, RowRules, Verdict, validate_stream};
+
+pub use embedded::{EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT, Target, start_embedded_sandbox};
+pub use folder::RunRecord;
+pub use outputs::{Outputs, WriteFailures, raw_answer, result_row};
+
+/// What to run: the input, its config, the out folder and the overrides
+/// the command line gives.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub input: PathBuf,
+    /// The config file, if any (without one, the embedded sandbox).
+    pub config_path: Option<PathBuf>,
+    pub out: PathBuf,
+    /// `--sheet`, which wins over `[input] sheet`.
+    pub sheet: Option<String>,
+    /// `--rate`, which wins over `[run] rate_per_sec`.
+    pub rate: Option<u32>,
+    pub concurrency: Option<NonZeroUsize>,
+    pub fresh: bool,
+}
+
+/// Opens an input up to its header row and resolves its columns into the
+/// rules for its rows; problems with the file or the mapping are fatal and
+/// name the file. Shared by `validate` and `run`.
+pub fn open_input(
+    input: &Path,
+    config_path: Option<&Path>,
+    config: &Config,
+    sheet: &str,
+) -> anyhow::Result<(RowSource, RowRules)> {
+    let config_path = config_path.unwrap_or(Path::new("(no config)"));
+    let settings = config.field_settings(config_path)?;
+    let options = InputOptions {
+        encoding: config.input.encoding,
+        sheet: sheet.to_owned(),
+        header: config.header_search(&settings),
+    };
+    let source = RowSource::open(input, &options)?;
+    let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
+        .with_context(|| format!("{}", input.display()))?;
+    for warning in warnings {
+        tracing::warn!("{}: {warning}", input.display());
+    }
+    let rules = RowRules::new(
+        map,
+        config.customs_codes(),
+        config.input.amount_unit,
+        source.expected_width(),
+    );
+    Ok((source, rules))
+}
+
+/// A run ready to start: every check that needs no request is done, the
+/// folder is locked and the journal open.
+pub struct RunPlan {
+    options: RunOptions,
+    config: Config,
+    target: Target,
+    settings: RunSettings,
+    response_signatures: ResponseVerification,
+    source: RowSource,
+    rules: RowRules,
+    input_sha256: String,
+    endpoint: String,
+    journal: Journal,
+    replay: Replay,
+    started_at: chrono::DateTime<Local>,
+    clock: Instant,
+    _lock: OutLock,
+}
+
+impl RunPlan {
+    /// Loads the target, takes the out folder, opens the input and the
+    /// journal, and records the run in `run.json`.
+    pub fn prepare(options: RunOptions, config: Config) -> anyhow::Result<RunPlan> {
+        let started_at = Local::now();
+        let clock = Instant::now();
+        let target = Target::from_config(&config, options.config_path.is_some())?;
+        let response_signatures = match &target {
+            // The embedded sandbox's answers are always verified.
+            Target::Embedded(_) => ResponseVerification::Verified,
+            Target::Remote(api) => {
+                let verification = crate::client::verification(&config, &api.base)?;
+                if let Some(warning) = verification.warning(api.base.as_str()) {
+                    tracing::warn!("{warning}");
+                }
+                verification
+            }
+        };
+        let settings = RunSettings {
+            rate_per_sec: options.rate.unwrap_or(config.run.rate_per_sec),
+            burst: config.run.burst,
+            concurrency: options
+                .concurrency
+                .map_or(config.run.concurrency, usize::from)
+                .max(1),
+            max_attempts: config.run.max_attempts.max(1),
+            backoff_base: Duration::from_millis(config.run.backoff_base_ms),
+            breaker_threshold: 20,
+        };
+
+        let out = options.out.as_path();
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create output folder {}", out.display()))?;
+        folder::refuse_input_inside_out(&options.input, out)?;
+        let lock = OutLock::take(out, "run")?;
+
+        let sheet = options
+            .sheet
+            .clone()
+            .unwrap_or_else(|| config.input.sheet.clone());
+        let (mut source, rules) = open_input(
+            &options.input,
+            options.config_path.as_deref(),
+            &config,
+            &sheet,
+        )?;
+        let input_sha256 = hex(&source.sha256()?);
+        let (endpoint, client_id) = target.names();
+        let identity = folder::identity(&input_sha256, &endpoint, &config, &client_id, &sheet);
+        folder::check_previous(out, &identity, options.fresh)?;
+        if options.fresh {
+            folder::move_aside(out)?;
+        }
+        let (journal, replay) = Journal::open(&out.join("journal.jsonl"))?;
+        write_json(
+            &out.join("run.json"),
+            &RunRecord {
+                identity,
+                input: options.input.display().to_string(),
+                body_format: BODY_FORMAT_VERSION,
+                endpoint: endpoint.clone(),
+                client_id,
+                ledger: None,
+            },
+        )?;
+        Ok(RunPlan {
+            options,
+            config,
+            target,
+            settings,
+            response_signatures,
+            source,
+            rules,
+            input_sha256,
+            endpoint,
+            journal,
+            replay,
+            started_at,
+            clock,
+            _lock: lock,
+        })
+    }
+
+    /// Rows with a final answer in the journal already: a resumed run.
+    pub fn rows_already_final(&self) -> usize {
+        self.replay.finals()
+    }
+
+    pub fn out(&self) -> &Path {
+        &self.options.out
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Phase {
+    #[default]
+    Declaring,
+    /// Nothing more is sent; the outputs are being written.
+    WritingOutputs,
+    Finished,
+}
+
+/// A snapshot of a run, published as rows settle.
+#[derive(Debug, Default, Clone)]
+pub struct Progress {
+    pub phase: Phase,
+    /// Requests sent and rows settled by this invocation.
+    pub tally: Tally,
+    /// Rows read so far; the valid ones are the rows to settle.
+    pub rows: RowCounts,
+    /// Valid rows settled from the journal.
+    pub replayed: u64,
+    /// The embedded sandbox's address, once it listens.
+    pub sandbox_endpoint: Option<String>,
+}
+
+impl Progress {
+    /// Valid rows settled so far, this invocation's and the journal's.
+    pub fn settled(&self) -> u64 {
+        self.tally.settled.total() + self.replayed
+    }
+}
+
+/// `summary.json` of a run.
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    pub command: &'static str,
+    pub input: String,
+    pub input_sha256: String,
+    pub endpoint: String,
+    /// Whether answers were checked against a public key.
+    pub response_signatures: ResponseVerification,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    /// The row the headers were found on.
+    pub header_row: u64,
+    pub rows: RowCounts,
+    /// Statuses of the whole run, earlier invocations into this folder
+    /// included.
+    pub results: StatusCounts,
+    /// Statuses settled by this invocation (answers and rows not sent).
+    pub this_invocation: StatusCounts,
+    /// Final outcomes taken from the journal instead of sent again.
+    pub replayed_from_journal: u64,
+    pub codes: BTreeMap<String, u64>,
+    /// Identity check results of the S rows (CHECK_PASSED, CHECK_NOT_PASSED).
+    pub identity_checks: BTreeMap<String, u64>,
+    /// The rows whose identity check did not pass.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity_not_passed_rows: Vec<u64>,
+    pub rejected_by: Vec<ProblemCount>,
+    pub requests_sent: u64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u128,
+    pub achieved_rate_per_sec: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    pub exit_code: u8,
+}
+
+/// What a run came to.
+pub struct RunReport {
+    pub summary: RunSummary,
+    pub stop: Option<StopReason>,
+    pub exit_code: u8,
+    pub out: PathBuf,
+    /// Reading or checking the input failed part way.
+    validation_error: Option<anyhow::Error>,
+    /// The first output that could not be written.
+    write_failure: Option<String>,
+}
+
+impl RunReport {
+    pub fn retry_path(&self) -> PathBuf {
+        self.out.join("retry.csv")
+    }
+
+    /// The fatal error the run ended with, if it ended with one (exit 1):
+    /// the input, an output that cannot be written, or an answer that
+    /// says the configuration or the request is wrong.
+    pub fn fatal_error(&mut self) -> Option<anyhow::Error> {
+        if let Some(error) = self.validation_error.take() {
+            return Some(error);
+        }
+        if let Some(what) = &self.write_failure {
+            return Some(anyhow!(
+                "cannot write {what}; the run stopped sending at once and wrote what it still \
+                 could. Make room (or fix the folder's permissions) and run the same command \
+                 again: it resumes from the journal, sending again at most the requests that \
+                 were in flight"
+            ));
+        }
+        match &self.stop {
+            Some(StopReason::Configuration(code)) => Some(anyhow!(
+                "the API answered {code}, a configuration problem: check [api] client_id, \
+                 private_key, key_version and endpoint (and the public key registered with \
+                 Alipay+); the unsent rows are in {}",
+                self.retry_path().display()
+            )),
+            Some(reason @ StopReason::RequestRejected(_)) => Some(anyhow!(
+                "{}. Check [api] endpoint (its path), key_version and client_id; the rows are \
+                 left unknown in {} and are sent again by the same command once it is fixed",
+                reason.describe(),
+                self.retry_path().display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a prepared plan to its end: every valid row settled (or, after a
+/// cancel or a stop, left unknown and in `retry.csv`) and every output
+/// written. `notice` hears what a person should know as it happens.
+pub async fn execute(
+    plan: RunPlan,
+    cancel: CancellationToken,
+    progress: Arc<watch::Sender<Progress>>,
+    notice: impl Fn(&str) + Send + Sync + 'static,
+) -> anyhow::Result<RunReport> {
+    let RunPlan {
+        options,
+        config,
+        target,
+        settings,
+        response_signatures,
+        mut source,
+        rules,
+        input_sha256,
+        endpoint,
+        journal,
+        replay,
+        started_at,
+        clock,
+        _lock,
+    } = plan;
+    let out = options.out.clone();
+    if replay.finals() > 0 {
+        notice(&format!(
+            "resuming the run in {}: {} rows already have a final answer and are not sent again",
+            out.display(),
+            replay.finals()
+        ));
+    }
+    let journal_path = out.join("journal.jsonl");
+    let results_path = out.join("results.csv.partial");
+    let rejected_path = out.join("rejected.csv");
+    let journal = Arc::new(Mutex::new(journal));
+    let headers = source.headers().to_vec();
+    let xlsx_input = source.format() == InputFormat::Xlsx;
+    let (sheet_read, header_row) = (source.sheet().map(str::to_owned), source.header_line());
+    let outputs = Arc::new(Mutex::new(Outputs::new(
+        RejectedWriter::create(
+            &rejected_path,
+            &headers,
+            rules.field_columns(),
+            config.output.language,
+        )?,
+        ResultsWriter::create(&out)?,
+    )));
+    let (running_sandbox, api) = match target {
+        Target::Remote(api) => (None, *api),
+        Target::Embedded(payments) => {
+            let (sandbox, api) = start_embedded_sandbox(payments, &config).await?;
+            notice(&format!(
+                "declaring to the embedded sandbox at {} — nothing is declared for real (give \
+                 --config to declare to Alipay+)",
+                sandbox.endpoint()
+            ));
+            progress.send_modify(|p| p.sandbox_endpoint = Some(sandbox.endpoint()));
+            (Some(sandbox), api)
+        }
+    };
+    let client = DeclareClient::new(api)?;
+    progress.send_modify(|p| {
+        p.phase = Phase::Declaring;
+        p.rows.above_header = source.rows_above_header();
+    });
+    let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(settings.concurrency * 4);
+    let (stop_tx, stop_rx) = watch::channel::<Option<StopReason>>(None);
+    let stop_tx = Arc::new(stop_tx);
+    let write_failures = Arc::new(WriteFailures::default());
+
+    // The rows are read and checked on a thread of their own; valid rows
+    // flow to the engine over a bounded channel.
+    let validation = {
+        let (progress, outputs, stop_tx, write_failures) = (
+            Arc::clone(&progress),
+            Arc::clone(&outputs),
+            Arc::clone(&stop_tx),
+            Arc::clone(&write_failures),
+        );
+        let (results_path, rejected_path) = (results_path.clone(), rejected_path.clone());
+        std::thread::Builder::new()
+            .name("validation".into())
+            .spawn(move || {
+                let workers = std::thread::available_parallelism().map_or(1, usize::from);
+                let result = validate_stream(
+                    &mut source,
+                    &rules,
+                    &mut CrossRowIndex::default(),
+                    workers,
+                    |outcome| -> anyhow::Result<()> {
+                        progress.send_modify(|p| p.rows.read += 1);
+                        match outcome.verdict {
+                            Verdict::Valid(valid) => {
+                                progress.send_modify(|p| {
+                                    p.rows.valid += 1;
+                                    p.rows.long_term_id_cards += u64::from(valid.long_term_expiry);
+                                });
+                                let line = outcome.row.line;
+                                if let Some(result) = replay
+                                    .final_result(line)
+                                    .context("cannot read the journal")?
+                                {
+                                    progress.send_modify(|p| p.replayed += 1);
+                                    let recorded =
+                                        outputs.lock().expect("not poisoned").record(&result);
+                                    if let Err(error) = recorded {
+                                        stop_tx.send_replace(Some(
+                                            write_failures.record(&results_path, &error),
+                                        ));
+                                    }
+                                    return Ok(());
+                                }
+                                let valid = *valid;
+                                let mut job = Job::new(valid.request, valid.body, outcome.row);
+                                job.sent = replay.attempts.get(&line).copied().unwrap_or(0);
+                                // The engine drains every row, even after a stop.
+                                jobs_tx
+                                    .blocking_send(job)
+                                    .map_err(|_| anyhow!("the run engine stopped"))?;
+                            }
+                            Verdict::Totals => {
+                                progress.send_modify(|p| p.rows.add_totals_row(outcome.row.line));
+                            }
+                            Verdict::Rejected(problems) => {
+                                progress.send_modify(|p| p.rows.rejected += 1);
+                                let mut out = outputs.lock().expect("not poisoned");
+                                out.problems.add(&problems);
+                                if let Err(error) =
+                                    out.rejected.write(&outcome.row.as_row(), &problems)
+                                {
+                                    stop_tx.send_replace(Some(
+                                        write_failures.record(&rejected_path, &error),
+                                    ));
+                                    return Err(error).with_context(|| {
+                                        format!("cannot write {}", rejected_path.display())
+                                    });
+                                }
+                            }
+                        }
+                        Ok(())
+                    },
+                );
+                drop(jobs_tx);
+                let blank = source.blank_rows();
+                progress.send_modify(|p| p.rows.blank = blank);
+                result
+            })
+            .context("cannot start the validation thread")?
+    };
+
+    let cancelled = {
+        let stop_tx = Arc::clone(&stop_tx);
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            stop_tx.send_if_modified(|stop| {
+                stop.get_or_insert(StopReason::Interrupted);
+                true
+            });
+        })
+    };
+    let before_send: BeforeSend = {
+        let (journal, write_failures, stop_tx, journal_path) = (
+            Arc::clone(&journal),
+            Arc::clone(&write_failures),
+            Arc::clone(&stop_tx),
+            journal_path.clone(),
+        );
+        Arc::new(move |job: &Job| {
+            let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+            match journal.attempt(job.row.line, &job.request.customs_declaration_request_id) {
+                Ok(()) => true,
+                Err(error) => {
+                    // Never send what the journal does not know of.
+                    stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
+                    false
+                }
+            }
+        })
+    };
+    let stop = declare_all(&settings, client, before_send, stop_rx, jobs_rx, {
+        let (progress, outputs, stop_tx, write_failures, journal) = (
+            Arc::clone(&progress),
+            Arc::clone(&outputs),
+            Arc::clone(&stop_tx),
+            Arc::clone(&write_failures),
+            Arc::clone(&journal),
+        );
+        let (journal_path, results_path) = (journal_path.clone(), results_path.clone());
+        move |settled, tally| {
+            progress.send_modify(|p| p.tally = tally.clone());
+            let row = result_row(&settled);
+            let answer = raw_answer(settled.outcome.as_ref());
+            let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+            if settled.provisional {
+                if let Err(error) = journal.provisional(&row, answer) {
+                    stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
+                }
+                return;
+            }
+            // Each final answer is in the journal before its row is
+            // written out.
+            if row.result_status != Status::U
+                && let Err(error) = journal.settled(&row, answer)
+            {
+                stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
+            }
+            drop(journal);
+            let mut out = outputs.lock().expect("not poisoned");
+            if let Err(error) = out.record(&row) {
+                stop_tx.send_replace(Some(write_failures.record(&results_path, &error)));
+            }
+            if row.result_status == Status::U {
+                out.retry.push(settled.job.row);
+            }
+        }
+    })
+    .await;
+    cancelled.abort();
+    progress.send_modify(|p| p.phase = Phase::WritingOutputs);
+    let validation = tokio::task::spawn_blocking(move || validation.join())
+        .await
+        .context("the validation thread")?
+        .unwrap_or_else(|_| Err(anyhow!("the validation thread panicked")));
+    if let Some(sandbox) = running_sandbox {
+        sandbox.stop().await;
+    }
+
+    // Records what it still can: every output is attempted even after one
+    // fails, and the first failure decides the message.
+    let fail = |file: &Path, error: std::io::Error| {
+        write_failures.record(file, &error);
+    };
+    if let Err(error) = journal.lock().unwrap_or_else(|e| e.into_inner()).sync() {
+        fail(&journal_path, error);
+    }
+    let outputs = Arc::try_unwrap(outputs)
+        .map_err(|_| anyhow!("the run's outputs are still in use"))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let Progress {
+        tally,
+        rows: counts,
+        replayed,
+        ..
+    } = progress.borrow().clone();
+    if let Err(error) = outputs.rejected.commit() {
+        fail(&rejected_path, error);
+    }
+    let results_written = !outputs.results_failed
+        && match outputs.results.finish() {
+            Ok(()) => true,
+            Err(error) => {
+                fail(&out.join("results.csv"), error);
+                false
+            }
+        };
+    let retry_path = out.join("retry.csv");
+    if xlsx_input {
+        // Workbooks to open and re-feed without Excel damaging IDs.
+        let results_xlsx = out.join("results.xlsx");
+        if results_written
+            && let Err(error) = write_results_xlsx(&out.join("results.csv"), &results_xlsx)
+        {
+            fail(&results_xlsx, error);
+        }
+        let retry_xlsx = out.join("retry.xlsx");
+        if let Err(error) = write_retry_xlsx(&retry_xlsx, &headers, &outputs.retry) {
+            fail(&retry_xlsx, error);
+        }
+    }
+    if let Err(error) = write_retry(&retry_path, &headers, outputs.retry) {
+        fail(&retry_path, error);
+    }
+    let stop = match write_failures.first() {
+        Some(what) => Some(StopReason::WriteFailed(what)),
+        None => stop,
+    };
+    let exit_code = match (&stop, &validation) {
+        (_, Err(_))
+        | (
+            Some(
+                StopReason::Configuration(_)
+                | StopReason::RequestRejected(_)
+                | StopReason::WriteFailed(_),
+            ),
+            _,
+        ) => exit::FATAL,
+        _ if outputs.status.unknown > 0 => exit::UNFINISHED,
+        _ if outputs.status.failed > 0 || counts.rejected > 0 => exit::SOME_FAILED,
+        _ => exit::SUCCESS,
+    };
+    let elapsed = clock.elapsed();
+    let summary = RunSummary {
+        command: "run",
+        input: options.input.display().to_string(),
+        input_sha256,
+        endpoint,
+        response_signatures,
+        sheet: sheet_read,
+        header_row,
+        rows: counts,
+        this_invocation: tally.settled,
+        replayed_from_journal: replayed,
+        results: outputs.status,
+        codes: outputs.codes,
+        identity_checks: outputs.identity_checks,
+        identity_not_passed_rows: outputs.identity_not_passed,
+        rejected_by: outputs.problems.sorted(),
+        requests_sent: tally.requests,
+        started_at: timestamp(started_at),
+        finished_at: timestamp(Local::now()),
+        duration_ms: elapsed.as_millis(),
+        achieved_rate_per_sec: tally.requests as f64 / elapsed.as_secs_f64().max(0.001),
+        stopped: stop.as_ref().map(StopReason::describe),
+        exit_code,
+    };
+    let summary_path = out.join("summary.json");
+    if let Err(error) = write_json(&summary_path, &summary) {
+        fail(&summary_path, error);
+    }
+    progress.send_modify(|p| p.phase = Phase::Finished);
+    Ok(RunReport {
+        summary,
+        stop,
+        exit_code,
+        out,
+        validation_error: validation.err(),
+        write_failure: write_failures.first(),
+    })
+}

@@ -1,0 +1,159 @@
+//! What a run writes as rows settle: the result line of each settled row,
+//! the counts behind `summary.json`, the rows for `retry.csv`, and the
+//! first output that could not be written (which stops the run).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::declare::{NOT_SENT, Settled, StatusCounts, StopReason};
+use crate::input::OwnedRow;
+use crate::protocol::{DeclareOutcome, Status};
+use crate::report::{ProblemTally, RejectedWriter, ResultRow, ResultsWriter};
+use crate::say;
+
+/// The `results.csv` line of a settled row.
+pub fn result_row(settled: &Settled) -> ResultRow {
+    let request = &settled.job.request;
+    let mut row = ResultRow {
+        row: settled.job.row.line,
+        payment_request_id: request.payment_request_id.clone(),
+        customs_declaration_request_id: request.customs_declaration_request_id.clone(),
+        reference_order_id: request.reference_order_id.clone().unwrap_or_default(),
+        customs_code: request.customs.customs_code.clone(),
+        declaration_amount: request.declaration_amount.value.clone(),
+        attempts: settled.job.sent,
+        retransmission: settled.job.retransmission,
+        ..ResultRow::default()
+    };
+    let response = match &settled.outcome {
+        None => {
+            row.result_status = Status::U;
+            row.result_code = NOT_SENT.into();
+            row.result_message = "not sent: the run stopped before this row".into();
+            None
+        }
+        Some(outcome) => {
+            row.result_status = outcome.status();
+            row.result_code = outcome.code().into();
+            match outcome {
+                DeclareOutcome::Success(response) => {
+                    row.result_message = response.result.result_message.clone().unwrap_or_default();
+                    Some(response)
+                }
+                DeclareOutcome::Failed {
+                    message, response, ..
+                } => {
+                    row.result_message = message.clone();
+                    Some(response)
+                }
+                DeclareOutcome::Unknown { message, .. } => {
+                    row.result_message = message.clone();
+                    None
+                }
+            }
+        }
+    };
+    if let Some(response) = response {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        row.psp_payment_id = text(&response.psp_payment_id);
+        row.psp_declaration_request_id = text(&response.psp_declaration_request_id);
+        row.psp_customs_code = text(&response.psp_customs_code);
+        row.clearing_channel = text(&response.clearing_channel);
+        row.clearing_transaction_id = text(&response.clearing_transaction_id);
+        row.psp_order_amount = response
+            .psp_order_amount
+            .as_ref()
+            .map(|amount| amount.value.clone())
+            .unwrap_or_default();
+        row.identity_check_result = text(&response.identity_check_result);
+    }
+    row
+}
+
+/// The raw answer an outcome came from, for the journal.
+pub fn raw_answer(outcome: Option<&DeclareOutcome>) -> &str {
+    match outcome {
+        Some(DeclareOutcome::Success(response)) | Some(DeclareOutcome::Failed { response, .. }) => {
+            &response.raw
+        }
+        _ => "",
+    }
+}
+
+/// Everything the outputs need, shared by the validation thread (rejected
+/// rows) and the engine (results).
+pub struct Outputs {
+    pub rejected: RejectedWriter,
+    pub results: ResultsWriter,
+    /// Set when a write to results.csv failed: nothing more is written to
+    /// it (the next run rebuilds it from the journal).
+    pub results_failed: bool,
+    pub retry: Vec<OwnedRow>,
+    pub problems: ProblemTally,
+    pub codes: BTreeMap<String, u64>,
+    pub status: StatusCounts,
+    /// Identity check results of S rows, and the rows that did not pass.
+    pub identity_checks: BTreeMap<String, u64>,
+    pub identity_not_passed: Vec<u64>,
+}
+
+impl Outputs {
+    pub fn new(rejected: RejectedWriter, results: ResultsWriter) -> Outputs {
+        Outputs {
+            rejected,
+            results,
+            results_failed: false,
+            retry: Vec::new(),
+            problems: ProblemTally::default(),
+            codes: BTreeMap::new(),
+            status: StatusCounts::default(),
+            identity_checks: BTreeMap::new(),
+            identity_not_passed: Vec::new(),
+        }
+    }
+
+    /// Records one row's result in results.csv and the counts.
+    pub fn record(&mut self, row: &ResultRow) -> std::io::Result<()> {
+        *self.codes.entry(row.result_code.clone()).or_default() += 1;
+        self.status.add(row.result_status);
+        if row.result_status == Status::S && !row.identity_check_result.is_empty() {
+            *self
+                .identity_checks
+                .entry(row.identity_check_result.clone())
+                .or_default() += 1;
+            if row.identity_check_result == "CHECK_NOT_PASSED" {
+                self.identity_not_passed.push(row.row);
+            }
+        }
+        if self.results_failed {
+            return Ok(());
+        }
+        let written = self.results.write(row);
+        self.results_failed = written.is_err();
+        written
+    }
+}
+
+/// The first output that could not be written; it stops the run.
+#[derive(Default)]
+pub struct WriteFailures {
+    first: Mutex<Option<String>>,
+}
+
+impl WriteFailures {
+    /// Records that `file` cannot be written; returns the stop reason.
+    pub fn record(&self, file: &Path, error: &dyn std::fmt::Display) -> StopReason {
+        let what = format!("{}: {error}", file.display());
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            say!("declare-batch: cannot write {what}; sending no more requests");
+            *first = Some(what.clone());
+        }
+        StopReason::WriteFailed(first.clone().unwrap_or(what))
+    }
+
+    pub fn first(&self) -> Option<String> {
+        self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
