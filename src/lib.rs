@@ -13,6 +13,7 @@ pub mod fields;
 pub mod fuzzing;
 pub mod init;
 pub mod input;
+pub mod ledger;
 pub mod messages;
 pub mod outdir;
 pub mod protocol;

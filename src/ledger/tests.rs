@@ -1,0 +1,341 @@
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::*;
+use crate::protocol::{Amount, BuyerCertificate, Customs, MerchantCustomsInfo};
+
+const WAIT: Duration = Duration::from_secs(300);
+
+fn request(id: &str, payment: &str, amount: &str) -> DeclareRequest {
+    DeclareRequest {
+        payment_request_id: payment.into(),
+        customs_declaration_request_id: id.into(),
+        customs: Customs {
+            customs_code: "ZONGSHU".into(),
+            region: "CN".into(),
+        },
+        merchant_customs_info: MerchantCustomsInfo {
+            merchant_customs_code: "M1".into(),
+            merchant_customs_name: "Shop".into(),
+        },
+        declaration_amount: Amount {
+            currency: "CNY".into(),
+            value: amount.into(),
+        },
+        is_split: "false".into(),
+        reference_order_id: None,
+        buyer_certificate: Some(BuyerCertificate {
+            certificate_type: "ID_CARD".into(),
+            certificate_no: "11010519491231002X".into(),
+            holder_name: None,
+            effective_date: None,
+            expire_date: None,
+        }),
+    }
+}
+
+fn open(dir: &Path) -> Ledger {
+    let mut ledger = Ledger::open(&dir.join("l.db"), "https://api.example", "C1").unwrap();
+    ledger
+        .begin_run(&dir.join("night-1"), Path::new("orders.csv"), "abc")
+        .unwrap();
+    ledger
+}
+
+fn result(request: &DeclareRequest, status: Status, row: u64) -> ResultRow {
+    ResultRow {
+        row,
+        customs_declaration_request_id: request.customs_declaration_request_id.clone(),
+        payment_request_id: request.payment_request_id.clone(),
+        result_status: status,
+        result_code: if status == Status::S {
+            "SUCCESS".into()
+        } else {
+            "ORDER_NOT_EXIST".into()
+        },
+        psp_declaration_request_id: "PSP9".into(),
+        identity_check_result: "CHECK_PASSED".into(),
+        ..ResultRow::default()
+    }
+}
+
+/// Sends and settles `request` in the ledger as a run would.
+fn declare(ledger: &Ledger, request: &DeclareRequest, status: Status, row: u64) {
+    let body = request.to_body();
+    ledger.record_call(row, request, &body, false).unwrap();
+    ledger
+        .record_outcome(&result(request, status, row), request, &body, "{}")
+        .unwrap();
+}
+
+fn decide(ledger: &Ledger, request: &DeclareRequest, resend_failed: bool) -> Decision {
+    ledger
+        .decide(request, &request.to_body(), Utc::now(), WAIT, resend_failed)
+        .unwrap()
+}
+
+#[test]
+fn identical_answers_are_known_and_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    assert_eq!(
+        decide(&ledger, &first, false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+    declare(&ledger, &first, Status::S, 2);
+    let Decision::Known(known) = decide(&ledger, &first, false) else {
+        panic!("an identical S is known");
+    };
+    assert_eq!(known.result_status, Status::S);
+    assert_eq!(known.source, ResultSource::Ledger);
+    assert_eq!(known.psp_declaration_request_id, "PSP9");
+    assert_eq!(known.identity_check_result, "CHECK_PASSED");
+
+    let refused = request("D2", "P2", "100");
+    declare(&ledger, &refused, Status::F, 3);
+    assert!(
+        matches!(decide(&ledger, &refused, false), Decision::Known(k) if k.result_status == Status::F)
+    );
+    assert_eq!(
+        decide(&ledger, &refused, true),
+        Decision::Send {
+            retransmission: false
+        },
+        "--resend-failed"
+    );
+    // An F with another body is sent.
+    assert_eq!(
+        decide(&ledger, &request("D2", "P2", "90"), false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+    // A U is sent again.
+    let unknown = request("D3", "P3", "100");
+    ledger
+        .record_call(4, &unknown, &unknown.to_body(), false)
+        .unwrap();
+    assert_eq!(
+        decide(&ledger, &unknown, false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+}
+
+#[test]
+fn allowed_changes_wait_for_the_retransmission_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    declare(&ledger, &first, Status::S, 2);
+    let mut changed = first.clone();
+    changed.declaration_amount.value = "90".into();
+    changed.merchant_customs_info.merchant_customs_name = "Shop Ltd".into();
+    let Decision::TooEarly {
+        earlier,
+        allowed_from,
+    } = decide(&ledger, &changed, false)
+    else {
+        panic!("too early");
+    };
+    assert_eq!(earlier.row, 2);
+    assert!(earlier.run.ends_with("night-1"), "{earlier:?}");
+    let wait = allowed_from - Utc::now();
+    assert!(wait > chrono::Duration::seconds(290) && wait <= chrono::Duration::seconds(300));
+    // After the window.
+    let later = Utc::now() + chrono::Duration::seconds(301);
+    let body = changed.to_body();
+    assert_eq!(
+        ledger.decide(&changed, &body, later, WAIT, false).unwrap(),
+        Decision::Send {
+            retransmission: true
+        }
+    );
+    // Answered S: the new body replaces the old.
+    ledger.record_call(7, &changed, &body, true).unwrap();
+    ledger
+        .record_outcome(&result(&changed, Status::S, 7), &changed, &body, "{}")
+        .unwrap();
+    assert!(matches!(
+        decide(&ledger, &changed, false),
+        Decision::Known(_)
+    ));
+    // Going back to the old body is a change again, timed from the last call.
+    assert!(matches!(
+        decide(&ledger, &first, false),
+        Decision::TooEarly { .. }
+    ));
+    // A refused retransmission leaves the declaration as it was.
+    let mut again = changed.clone();
+    again.declaration_amount.value = "80".into();
+    let body = again.to_body();
+    ledger.record_call(8, &again, &body, true).unwrap();
+    ledger
+        .record_outcome(&result(&again, Status::F, 8), &again, &body, "{}")
+        .unwrap();
+    assert!(
+        matches!(decide(&ledger, &changed, false), Decision::Known(k) if k.result_status == Status::S)
+    );
+}
+
+#[test]
+fn other_changes_and_orders_under_another_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    declare(&ledger, &first, Status::S, 2);
+    let mut changed = first.clone();
+    changed.payment_request_id = "P9".into();
+    assert!(
+        matches!(decide(&ledger, &changed, false), Decision::Changed { earlier } if earlier.row == 2)
+    );
+    let mut changed = first.clone();
+    changed.buyer_certificate = None;
+    assert!(matches!(
+        decide(&ledger, &changed, false),
+        Decision::Changed { .. }
+    ));
+    // The same order at the same customs (any case) under another ID.
+    let mut other = request("D7", "P1", "100");
+    other.customs.customs_code = "zongshu".into();
+    let Decision::OrderDeclared { earlier } = decide(&ledger, &other, false) else {
+        panic!("order declared");
+    };
+    assert_eq!(earlier.request_id, "D1");
+    // At another customs it is another declaration.
+    other.customs.customs_code = "NINGBO".into();
+    assert_eq!(
+        decide(&ledger, &other, false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+}
+
+#[test]
+fn scopes_never_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    declare(&ledger, &first, Status::S, 2);
+    drop(ledger);
+    let sandbox = Ledger::open(&dir.path().join("l.db"), "http://127.0.0.1:1", "C1").unwrap();
+    assert_eq!(
+        decide(&sandbox, &first, false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+    let other_client = Ledger::open(&dir.path().join("l.db"), "https://api.example", "C2").unwrap();
+    assert!(matches!(
+        decide(&other_client, &first, false),
+        Decision::Send { .. }
+    ));
+}
+
+#[test]
+fn certificate_numbers_are_stored_masked_and_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    declare(&ledger, &request("D1", "P1", "100"), Status::S, 2);
+    let mut exported = Vec::new();
+    ledger
+        .export(None, None, |row| {
+            exported.push(row);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0].certificate_no, "110105********002X");
+    assert_eq!(exported[0].calls, 1);
+    drop(ledger);
+    for name in ["l.db", "l.db-wal", "l.db.key"] {
+        let path = dir.path().join(name);
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(18)
+                .any(|window| window == b"11010519491231002X"),
+            "{name} holds the whole number"
+        );
+        #[cfg(unix)]
+        if path.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+        }
+    }
+    assert_eq!(mask_certificate("11010519491231002X"), "110105********002X");
+    assert_eq!(mask_certificate("12345"), "*****");
+}
+
+#[test]
+fn a_ledger_without_its_key_or_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    drop(Ledger::open(&path, "e", "c").unwrap());
+    std::fs::remove_file(key_path(&path)).unwrap();
+    let error = Ledger::open(&path, "e", "c").err().unwrap().to_string();
+    assert!(error.contains("l.db.key"), "{error}");
+
+    let path = dir.path().join("new.db");
+    drop(Ledger::open(&path, "e", "c").unwrap());
+    let connection = Connection::open(&path).unwrap();
+    connection
+        .pragma_update(None, "user_version", schema::VERSION + 1)
+        .unwrap();
+    drop(connection);
+    let error = Ledger::open(&path, "e", "c").err().unwrap().to_string();
+    assert!(error.contains("newer declare-batch"), "{error}");
+}
+
+#[test]
+fn two_writers_on_one_ledger_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            let path = dir.path().to_owned();
+            std::thread::spawn(move || {
+                let ledger = open(&path);
+                for n in 0..200 {
+                    let request =
+                        request(&format!("D{writer}-{n}"), &format!("P{writer}-{n}"), "1");
+                    declare(&ledger, &request, Status::S, n + 2);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("no writer fails");
+    }
+    let ledger = open(dir.path());
+    let count = ledger.export(None, Some(Status::S), |_| Ok(())).unwrap();
+    assert_eq!(count, 400);
+}
+
+#[test]
+fn replayed_outcomes_are_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    let body = first.to_body();
+    // Killed between the journal and the ledger: the call is a U.
+    ledger.record_call(2, &first, &body, false).unwrap();
+    ledger
+        .ensure_outcome(&result(&first, Status::S, 2), &first, &body)
+        .unwrap();
+    assert!(
+        matches!(decide(&ledger, &first, false), Decision::Known(k) if k.result_status == Status::S)
+    );
+    ledger
+        .ensure_outcome(&result(&first, Status::S, 2), &first, &body)
+        .unwrap();
+    let count = ledger.export(None, None, |_| Ok(())).unwrap();
+    assert_eq!(count, 1);
+}
