@@ -1,5 +1,5 @@
 //! The TOML configuration file of the contract (`[api]`, `[run]`, `[input]`,
-//! `[output]`, `[validate]`, `[columns]`, `[defaults]`, `[sandbox]`): parsing with every
+//! `[output]`, `[ledger]`, `[validate]`, `[columns]`, `[defaults]`, `[sandbox]`): parsing with every
 //! key's default, rejection of unknown keys and unknown field names, paths
 //! made relative to the file, and the environment overrides for secrets.
 
@@ -51,6 +51,7 @@ pub struct Config {
     pub run: RunConfig,
     pub input: InputConfig,
     pub output: OutputConfig,
+    pub ledger: LedgerConfig,
     pub validate: ValidateConfig,
     /// canonical field name → the header used in the input
     pub columns: BTreeMap<String, String>,
@@ -127,6 +128,9 @@ pub struct RunConfig {
     pub concurrency: usize,
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
+    /// A changed row under an already declared ID is sent as a
+    /// retransmission only this long after the last call for that ID.
+    pub retransmit_wait_secs: u64,
 }
 
 impl Default for RunConfig {
@@ -137,8 +141,17 @@ impl Default for RunConfig {
             concurrency: 8,
             max_attempts: 3,
             backoff_base_ms: 500,
+            retransmit_wait_secs: 300,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// The SQLite ledger, relative to the config file. Default: beside the
+    /// config file; with the embedded sandbox, inside the out folder.
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -247,6 +260,9 @@ impl Config {
         }
         if let Some(relative) = config.sandbox.payments.as_ref().filter(|p| p.is_relative()) {
             config.sandbox.payments = Some(base.join(relative));
+        }
+        if let Some(relative) = config.ledger.path.as_ref().filter(|p| p.is_relative()) {
+            config.ledger.path = Some(base.join(relative));
         }
         config.apply_environment();
         Ok(config)

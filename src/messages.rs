@@ -68,7 +68,7 @@ impl TryFrom<String> for Language {
 
 /// Every code a row can be rejected with, and what it means in a few words
 /// (English, Chinese), for tables that count them.
-pub const REJECTION_CODES: [(&str, &str, &str); 20] = [
+pub const REJECTION_CODES: [(&str, &str, &str); 23] = [
     ("FIELD_COUNT", "wrong number of fields", "字段数与表头不符"),
     ("REQUIRED", "required value missing", "缺少必填值"),
     ("TOO_LONG", "value too long", "值过长"),
@@ -132,6 +132,21 @@ pub const REJECTION_CODES: [(&str, &str, &str); 20] = [
         "ORDER_ALREADY_DECLARED",
         "order already declared",
         "订单已申报",
+    ),
+    (
+        "RETRANSMISSION_TOO_EARLY",
+        "changed row too early to retransmit",
+        "修改后的行尚不能重新申报",
+    ),
+    (
+        "CHANGED_AFTER_DECLARATION",
+        "declared request changed",
+        "已申报的请求被修改",
+    ),
+    (
+        "ORDER_DECLARED_EARLIER",
+        "order declared by an earlier run",
+        "订单已在之前的运行中申报",
     ),
 ];
 
@@ -227,6 +242,34 @@ pub enum RowMessage {
         order_id: String,
         customs_code: String,
     },
+    /// The ledger holds an S for this ID with a body that differs only in
+    /// what a retransmission may change, and the window has not passed.
+    RetransmissionTooEarly {
+        earlier: Box<EarlierRun>,
+        allowed_from: String,
+    },
+    /// The ledger holds an S for this ID with another difference.
+    ChangedAfterDeclaration {
+        earlier: Box<EarlierRun>,
+    },
+    /// The ledger holds an S for this order at this customs under
+    /// another ID.
+    OrderDeclaredEarlier {
+        earlier: Box<EarlierRun>,
+        order_id: String,
+        customs_code: String,
+    },
+}
+
+/// A declaration of an earlier run, as messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierRun {
+    pub request_id: String,
+    /// The run's out folder.
+    pub run: String,
+    pub row: u64,
+    /// When, as a person reads it.
+    pub at: String,
 }
 
 impl RowMessage {
@@ -258,6 +301,9 @@ impl RowMessage {
             DuplicateRow { .. } => "DUPLICATE_ROW",
             RequestIdReused { .. } => "REQUEST_ID_REUSED",
             OrderAlreadyDeclared { .. } => "ORDER_ALREADY_DECLARED",
+            RetransmissionTooEarly { .. } => "RETRANSMISSION_TOO_EARLY",
+            ChangedAfterDeclaration { .. } => "CHANGED_AFTER_DECLARATION",
+            OrderDeclaredEarlier { .. } => "ORDER_DECLARED_EARLIER",
         }
     }
 
@@ -558,6 +604,69 @@ impl RowMessage {
                 out,
                 "订单“{order_id}”已由第 {first_row} 行以另一个 customsDeclarationRequestId 向海关 {customs_code} 申报；同一订单在同一海关只申报一次（否则接口会返回 DUPLICATED_DECLARATION）"
             ),
+            (
+                RetransmissionTooEarly {
+                    earlier,
+                    allowed_from,
+                },
+                En,
+            ) => write!(
+                out,
+                "\"{}\" was declared (S) by the run in {} (row {}) at {}, and this row changes \
+                 only what a retransmission may change; it may be sent again from {allowed_from} \
+                 ([run] retransmit_wait_secs after the last call)",
+                earlier.request_id, earlier.run, earlier.row, earlier.at
+            ),
+            (
+                RetransmissionTooEarly {
+                    earlier,
+                    allowed_from,
+                },
+                ZhCn,
+            ) => write!(
+                out,
+                "“{}”已由 {} 中的运行（第 {} 行）于 {} 申报成功（S），本行只修改了重新申报允许修改的字段；可于 {allowed_from} 起重新申报（距上次调用 [run] retransmit_wait_secs 之后）",
+                earlier.request_id, earlier.run, earlier.row, earlier.at
+            ),
+            (ChangedAfterDeclaration { earlier }, En) => write!(
+                out,
+                "\"{}\" was declared (S) by the run in {} (row {}) at {} with other content; \
+                 only merchantCustomsCode, merchantCustomsName, customsCode and the amount may \
+                 change under a declared ID (the API would answer REPEAT_REQ_INCONSISTENT): \
+                 declare the change under a new customsDeclarationRequestId",
+                earlier.request_id, earlier.run, earlier.row, earlier.at
+            ),
+            (ChangedAfterDeclaration { earlier }, ZhCn) => write!(
+                out,
+                "“{}”已由 {} 中的运行（第 {} 行）于 {} 以不同内容申报成功（S）；已申报的请求号下只能修改 merchantCustomsCode、merchantCustomsName、customsCode 和金额（否则接口会返回 REPEAT_REQ_INCONSISTENT）：请用新的 customsDeclarationRequestId 申报",
+                earlier.request_id, earlier.run, earlier.row, earlier.at
+            ),
+            (
+                OrderDeclaredEarlier {
+                    earlier,
+                    order_id,
+                    customs_code,
+                },
+                En,
+            ) => write!(
+                out,
+                "order \"{order_id}\" is already declared at customs {customs_code} under \
+                 customsDeclarationRequestId \"{}\" by the run in {} (row {}) at {}; an order is \
+                 declared once per customs (the API would answer DUPLICATED_DECLARATION)",
+                earlier.request_id, earlier.run, earlier.row, earlier.at
+            ),
+            (
+                OrderDeclaredEarlier {
+                    earlier,
+                    order_id,
+                    customs_code,
+                },
+                ZhCn,
+            ) => write!(
+                out,
+                "订单“{order_id}”已由 {} 中的运行（第 {} 行）于 {} 以 customsDeclarationRequestId“{}”向海关 {customs_code} 申报；同一订单在同一海关只申报一次（否则接口会返回 DUPLICATED_DECLARATION）",
+                earlier.run, earlier.row, earlier.at, earlier.request_id
+            ),
         }
     }
 }
@@ -584,6 +693,12 @@ pub(crate) mod tests {
     pub(crate) fn one_of_each() -> Vec<RowMessage> {
         use RowMessage::*;
         let text = || "X1".to_owned();
+        let earlier = || EarlierRun {
+            request_id: "D1".into(),
+            run: "/data/night-1".into(),
+            row: 7,
+            at: "2026-11-25 10:00:00".into(),
+        };
         let all = vec![
             FieldCount {
                 fields: 3,
@@ -647,6 +762,18 @@ pub(crate) mod tests {
                 order_id: text(),
                 customs_code: "NINGBO".into(),
             },
+            RetransmissionTooEarly {
+                earlier: Box::new(earlier()),
+                allowed_from: "2026-11-25 10:05:00".into(),
+            },
+            ChangedAfterDeclaration {
+                earlier: Box::new(earlier()),
+            },
+            OrderDeclaredEarlier {
+                earlier: Box::new(earlier()),
+                order_id: text(),
+                customs_code: "NINGBO".into(),
+            },
         ];
         for message in &all {
             match message {
@@ -674,7 +801,10 @@ pub(crate) mod tests {
                 | FormulaWithoutValue { .. }
                 | DuplicateRow { .. }
                 | RequestIdReused { .. }
-                | OrderAlreadyDeclared { .. } => {}
+                | OrderAlreadyDeclared { .. }
+                | RetransmissionTooEarly { .. }
+                | ChangedAfterDeclaration { .. }
+                | OrderDeclaredEarlier { .. } => {}
             }
         }
         all

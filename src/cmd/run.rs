@@ -36,6 +36,15 @@ pub struct RunOpts {
     /// OUT/.previous-<timestamp>/.
     #[arg(long)]
     pub fresh: bool,
+    /// The ledger of every declaration across runs (SQLite) [default:
+    /// [ledger] path of the config, else declare-batch.db beside the config
+    /// file; with the embedded sandbox, inside OUT].
+    #[arg(long)]
+    pub ledger: Option<std::path::PathBuf>,
+    /// Send again rows whose identical request the ledger holds as F
+    /// (without it they are settled F from the ledger, not sent).
+    #[arg(long)]
+    pub resend_failed: bool,
 }
 
 impl RunOpts {
@@ -49,6 +58,8 @@ impl RunOpts {
             rate: self.rate,
             concurrency: self.concurrency,
             fresh: self.fresh,
+            ledger: self.ledger.clone(),
+            resend_failed: self.resend_failed,
         };
         let language = config.output.language;
         let plan = RunPlan::prepare(options, config)?;
@@ -210,6 +221,40 @@ fn write_summary(
     )?;
     for (code, count) in &summary.codes {
         writeln!(stdout, "  {count:>7}  {code}")?;
+    }
+    if summary.from_ledger > 0 {
+        writeln!(
+            stdout,
+            "not sent, declared before (the ledger {} holds their answers): {}",
+            summary.ledger, summary.from_ledger
+        )?;
+    }
+    if !summary.identity_checks.is_empty() {
+        let checks: Vec<String> = summary
+            .identity_checks
+            .iter()
+            .map(|(result, count)| format!("{result} {count}"))
+            .collect();
+        writeln!(stdout, "identity checks: {}", checks.join(", "))?;
+        if !summary.identity_not_passed_rows.is_empty() {
+            let rows: Vec<String> = summary
+                .identity_not_passed_rows
+                .iter()
+                .take(20)
+                .map(u64::to_string)
+                .collect();
+            let more = summary.identity_not_passed_rows.len().saturating_sub(20);
+            writeln!(
+                stdout,
+                "  not passed in rows {}{}",
+                rows.join(", "),
+                if more > 0 {
+                    format!(" and {more} more (see results.csv, identityCheckResult)")
+                } else {
+                    String::new()
+                }
+            )?;
+        }
     }
     if let Some(stopped) = &summary.stopped {
         writeln!(stdout, "stopped early: {stopped}")?;

@@ -43,10 +43,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Why the ledger cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    // The SQLite error is in the message, not a source, so that it is
+    // said once wherever the error is shown.
     #[error("cannot open the ledger {path}: {source}")]
     Open {
         path: PathBuf,
-        #[source]
         source: rusqlite::Error,
     },
     #[error(
@@ -73,7 +74,6 @@ pub enum LedgerError {
     #[error("the ledger {path}: {source}")]
     Sql {
         path: PathBuf,
-        #[source]
         source: rusqlite::Error,
     },
 }
@@ -104,6 +104,13 @@ pub enum Decision {
     Send { retransmission: bool },
     /// Not sent: the ledger holds the identical request's final answer.
     Known(Box<ResultRow>),
+    /// Not sent, and rejected.
+    Refused(Refusal),
+}
+
+/// Why the ledger refuses a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
     /// A changed row under a declared ID, too early to send again.
     TooEarly {
         earlier: Earlier,
@@ -450,16 +457,16 @@ impl Ledger {
                             retransmission: true,
                         }
                     } else {
-                        Decision::TooEarly {
+                        Decision::Refused(Refusal::TooEarly {
                             earlier: held.earlier,
                             allowed_from,
-                        }
+                        })
                     });
                 }
                 Status::S => {
-                    return Ok(Decision::Changed {
+                    return Ok(Decision::Refused(Refusal::Changed {
                         earlier: held.earlier,
-                    });
+                    }));
                 }
                 Status::F if identical && !resend_failed => {
                     return Ok(Decision::Known(Box::new(held.result)));
@@ -490,7 +497,7 @@ impl Ledger {
             .optional()
         })?;
         Ok(match other {
-            Some(earlier) => Decision::OrderDeclared { earlier },
+            Some(earlier) => Decision::Refused(Refusal::OrderDeclared { earlier }),
             None => Decision::Send {
                 retransmission: false,
             },

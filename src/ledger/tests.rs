@@ -136,10 +136,10 @@ fn allowed_changes_wait_for_the_retransmission_window() {
     let mut changed = first.clone();
     changed.declaration_amount.value = "90".into();
     changed.merchant_customs_info.merchant_customs_name = "Shop Ltd".into();
-    let Decision::TooEarly {
+    let Decision::Refused(Refusal::TooEarly {
         earlier,
         allowed_from,
-    } = decide(&ledger, &changed, false)
+    }) = decide(&ledger, &changed, false)
     else {
         panic!("too early");
     };
@@ -168,7 +168,7 @@ fn allowed_changes_wait_for_the_retransmission_window() {
     // Going back to the old body is a change again, timed from the last call.
     assert!(matches!(
         decide(&ledger, &first, false),
-        Decision::TooEarly { .. }
+        Decision::Refused(Refusal::TooEarly { .. })
     ));
     // A refused retransmission leaves the declaration as it was.
     let mut again = changed.clone();
@@ -192,18 +192,19 @@ fn other_changes_and_orders_under_another_id_are_refused() {
     let mut changed = first.clone();
     changed.payment_request_id = "P9".into();
     assert!(
-        matches!(decide(&ledger, &changed, false), Decision::Changed { earlier } if earlier.row == 2)
+        matches!(decide(&ledger, &changed, false), Decision::Refused(Refusal::Changed { earlier }) if earlier.row == 2)
     );
     let mut changed = first.clone();
     changed.buyer_certificate = None;
     assert!(matches!(
         decide(&ledger, &changed, false),
-        Decision::Changed { .. }
+        Decision::Refused(Refusal::Changed { .. })
     ));
     // The same order at the same customs (any case) under another ID.
     let mut other = request("D7", "P1", "100");
     other.customs.customs_code = "zongshu".into();
-    let Decision::OrderDeclared { earlier } = decide(&ledger, &other, false) else {
+    let Decision::Refused(Refusal::OrderDeclared { earlier }) = decide(&ledger, &other, false)
+    else {
         panic!("order declared");
     };
     assert_eq!(earlier.request_id, "D1");

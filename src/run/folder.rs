@@ -140,13 +140,26 @@ pub fn refuse_input_inside_out(input: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Moves a previous run's outputs to OUT/.previous-<timestamp>/.
-pub fn move_aside(out: &Path) -> anyhow::Result<()> {
+/// Moves a previous run's outputs to OUT/.previous-<timestamp>/; with
+/// `embedded_ledger`, the embedded sandbox's ledger too (that sandbox and
+/// its declarations are gone).
+pub fn move_aside(out: &Path, embedded_ledger: bool) -> anyhow::Result<()> {
     let aside = out.join(format!(
         ".previous-{}",
         Local::now().format("%Y%m%dT%H%M%S%.3f")
     ));
-    for name in OUTPUTS {
+    let ledger_files = [
+        crate::ledger::DEFAULT_FILE.to_owned(),
+        format!("{}-wal", crate::ledger::DEFAULT_FILE),
+        format!("{}-shm", crate::ledger::DEFAULT_FILE),
+        format!("{}.key", crate::ledger::DEFAULT_FILE),
+    ];
+    let ledger_files = ledger_files.iter().filter(|_| embedded_ledger);
+    for name in OUTPUTS
+        .iter()
+        .copied()
+        .chain(ledger_files.map(String::as_str))
+    {
         let path = out.join(name);
         if path.exists() {
             std::fs::create_dir_all(&aside)?;

@@ -30,14 +30,17 @@ use crate::declare::{
     BeforeSend, Job, Journal, Replay, RunSettings, StatusCounts, StopReason, Tally, declare_all,
 };
 use crate::exit;
+use crate::fields::Field;
 use crate::input::{InputFormat, InputOptions, RowSource};
+use crate::ledger::{Decision, Earlier, Ledger, LedgerError, Refusal};
+use crate::messages::{EarlierRun, RowMessage};
 use crate::outdir::OutLock;
-use crate::protocol::{BODY_FORMAT_VERSION, Status};
+use crate::protocol::{BODY_FORMAT_VERSION, DeclareRequest, Status};
 use crate::report::{
     ProblemCount, RejectedWriter, ResultsWriter, RowCounts, hex, timestamp, write_json,
     write_results_xlsx, write_retry, write_retry_xlsx,
 };
-use crate::validate::{ColumnMap, CrossRowIndex, RowRules, Verdict, validate_stream};
+use crate::validate::{ColumnMap, CrossRowIndex, Problem, RowRules, Verdict, validate_stream};
 
 pub use embedded::{EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT, Target, start_embedded_sandbox};
 pub use folder::RunRecord;
@@ -57,6 +60,11 @@ pub struct RunOptions {
     pub rate: Option<u32>,
     pub concurrency: Option<NonZeroUsize>,
     pub fresh: bool,
+    /// `--ledger`, which wins over `[ledger] path`.
+    pub ledger: Option<PathBuf>,
+    /// `--resend-failed`: send rows whose identical request the ledger
+    /// holds as F.
+    pub resend_failed: bool,
 }
 
 /// Opens an input up to its header row and resolves its columns into the
@@ -90,6 +98,81 @@ pub fn open_input(
     Ok((source, rules))
 }
 
+/// Where the ledger is: `--ledger`, else `[ledger] path`, else beside the
+/// config file, or inside the out folder for the embedded sandbox (whose
+/// declarations are gone with it).
+fn ledger_path(options: &RunOptions, config: &Config, target: &Target) -> PathBuf {
+    if let Some(path) = options
+        .ledger
+        .clone()
+        .or_else(|| config.ledger.path.clone())
+    {
+        return path;
+    }
+    match (target, &options.config_path) {
+        (Target::Remote(_), Some(config_path)) => config_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::ledger::DEFAULT_FILE),
+        _ => options.out.join(crate::ledger::DEFAULT_FILE),
+    }
+}
+
+/// An earlier run's declaration as messages name it, its time local.
+fn earlier_run(earlier: Earlier) -> Box<EarlierRun> {
+    Box::new(EarlierRun {
+        at: local_time(&earlier.at),
+        request_id: earlier.request_id,
+        run: earlier.run,
+        row: earlier.row,
+    })
+}
+
+fn local_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |time| {
+            time.with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        },
+    )
+}
+
+/// The rejection of a row the ledger refuses.
+fn ledger_problem(rules: &RowRules, request: &DeclareRequest, refusal: Refusal) -> Problem {
+    match refusal {
+        Refusal::TooEarly {
+            earlier,
+            allowed_from,
+        } => rules.problem(
+            Field::CustomsDeclarationRequestId,
+            RowMessage::RetransmissionTooEarly {
+                earlier: earlier_run(earlier),
+                allowed_from: local_time(&crate::ledger::ledger_time(allowed_from)),
+            },
+        ),
+        Refusal::Changed { earlier } => rules.problem(
+            Field::CustomsDeclarationRequestId,
+            RowMessage::ChangedAfterDeclaration {
+                earlier: earlier_run(earlier),
+            },
+        ),
+        Refusal::OrderDeclared { earlier } => rules.problem(
+            if request.is_split == "true" {
+                Field::ReferenceOrderId
+            } else {
+                Field::PaymentRequestId
+            },
+            RowMessage::OrderDeclaredEarlier {
+                earlier: earlier_run(earlier),
+                order_id: request.declaration_order_id().to_owned(),
+                customs_code: request.customs.customs_code.clone(),
+            },
+        ),
+    }
+}
+
 /// A run ready to start: every check that needs no request is done, the
 /// folder is locked and the journal open.
 pub struct RunPlan {
@@ -104,6 +187,7 @@ pub struct RunPlan {
     endpoint: String,
     journal: Journal,
     replay: Replay,
+    ledger: Arc<Ledger>,
     started_at: chrono::DateTime<Local>,
     clock: Instant,
     _lock: OutLock,
@@ -160,8 +244,11 @@ impl RunPlan {
         let identity = folder::identity(&input_sha256, &endpoint, &config, &client_id, &sheet);
         folder::check_previous(out, &identity, options.fresh)?;
         if options.fresh {
-            folder::move_aside(out)?;
+            folder::move_aside(out, matches!(target, Target::Embedded(_)))?;
         }
+        let ledger_path = ledger_path(&options, &config, &target);
+        let mut ledger = Ledger::open(&ledger_path, &endpoint, &client_id)?;
+        ledger.begin_run(out, &options.input, &input_sha256)?;
         let (journal, replay) = Journal::open(&out.join("journal.jsonl"))?;
         write_json(
             &out.join("run.json"),
@@ -171,7 +258,7 @@ impl RunPlan {
                 body_format: BODY_FORMAT_VERSION,
                 endpoint: endpoint.clone(),
                 client_id,
-                ledger: None,
+                ledger: Some(std::path::absolute(&ledger_path).unwrap_or(ledger_path)),
             },
         )?;
         Ok(RunPlan {
@@ -186,6 +273,7 @@ impl RunPlan {
             endpoint,
             journal,
             replay,
+            ledger: Arc::new(ledger),
             started_at,
             clock,
             _lock: lock,
@@ -226,6 +314,8 @@ pub struct Progress {
     pub rows: RowCounts,
     /// Valid rows settled from the journal.
     pub replayed: u64,
+    /// Valid rows settled from the ledger (not sent: declared before).
+    pub from_ledger: u64,
     /// The embedded sandbox's address, once it listens.
     pub sandbox_endpoint: Option<String>,
 }
@@ -233,7 +323,7 @@ pub struct Progress {
 impl Progress {
     /// Valid rows settled so far, this invocation's and the journal's.
     pub fn settled(&self) -> u64 {
-        self.tally.settled.total() + self.replayed
+        self.tally.settled.total() + self.replayed + self.from_ledger
     }
 }
 
@@ -258,6 +348,11 @@ pub struct RunSummary {
     pub this_invocation: StatusCounts,
     /// Final outcomes taken from the journal instead of sent again.
     pub replayed_from_journal: u64,
+    /// Rows not sent because the ledger holds their identical request's
+    /// answer (`source` = `ledger`).
+    pub from_ledger: u64,
+    /// The ledger the run recorded in.
+    pub ledger: String,
     pub codes: BTreeMap<String, u64>,
     /// Identity check results of the S rows (CHECK_PASSED, CHECK_NOT_PASSED).
     pub identity_checks: BTreeMap<String, u64>,
@@ -346,10 +441,14 @@ pub async fn execute(
         endpoint,
         journal,
         replay,
+        ledger,
         started_at,
         clock,
         _lock,
     } = plan;
+    let retransmit_wait = Duration::from_secs(config.run.retransmit_wait_secs);
+    let resend_failed = options.resend_failed;
+    let ledger_path = ledger.path().to_owned();
     let out = options.out.clone();
     if replay.finals() > 0 {
         notice(&format!(
@@ -400,13 +499,20 @@ pub async fn execute(
     // The rows are read and checked on a thread of their own; valid rows
     // flow to the engine over a bounded channel.
     let validation = {
-        let (progress, outputs, stop_tx, write_failures) = (
+        let (progress, outputs, stop_tx, write_failures, ledger, journal) = (
             Arc::clone(&progress),
             Arc::clone(&outputs),
             Arc::clone(&stop_tx),
             Arc::clone(&write_failures),
+            Arc::clone(&ledger),
+            Arc::clone(&journal),
         );
-        let (results_path, rejected_path) = (results_path.clone(), rejected_path.clone());
+        let (results_path, rejected_path, journal_path, ledger_path) = (
+            results_path.clone(),
+            rejected_path.clone(),
+            journal_path.clone(),
+            ledger_path.clone(),
+        );
         std::thread::Builder::new()
             .name("validation".into())
             .spawn(move || {
@@ -420,16 +526,27 @@ pub async fn execute(
                         progress.send_modify(|p| p.rows.read += 1);
                         match outcome.verdict {
                             Verdict::Valid(valid) => {
-                                progress.send_modify(|p| {
-                                    p.rows.valid += 1;
-                                    p.rows.long_term_id_cards += u64::from(valid.long_term_expiry);
-                                });
                                 let line = outcome.row.line;
+                                let ledger_failed = |error: LedgerError| {
+                                    stop_tx.send_replace(Some(
+                                        write_failures.record(&ledger_path, &error),
+                                    ));
+                                    anyhow::Error::new(error)
+                                };
                                 if let Some(result) = replay
                                     .final_result(line)
                                     .context("cannot read the journal")?
                                 {
-                                    progress.send_modify(|p| p.replayed += 1);
+                                    progress.send_modify(|p| {
+                                        p.rows.valid += 1;
+                                        p.rows.long_term_id_cards +=
+                                            u64::from(valid.long_term_expiry);
+                                        p.replayed += 1;
+                                    });
+                                    // A kill may have come between the journal and the ledger.
+                                    ledger
+                                        .ensure_outcome(&result, &valid.request, &valid.body)
+                                        .map_err(ledger_failed)?;
                                     let recorded =
                                         outputs.lock().expect("not poisoned").record(&result);
                                     if let Err(error) = recorded {
@@ -439,9 +556,75 @@ pub async fn execute(
                                     }
                                     return Ok(());
                                 }
+                                let decision = ledger
+                                    .decide(
+                                        &valid.request,
+                                        &valid.body,
+                                        chrono::Utc::now(),
+                                        retransmit_wait,
+                                        resend_failed,
+                                    )
+                                    .map_err(ledger_failed)?;
+                                let retransmission = match decision {
+                                    Decision::Send { retransmission } => retransmission,
+                                    Decision::Known(mut result) => {
+                                        progress.send_modify(|p| {
+                                            p.rows.valid += 1;
+                                            p.rows.long_term_id_cards +=
+                                                u64::from(valid.long_term_expiry);
+                                            p.from_ledger += 1;
+                                        });
+                                        result.row = line;
+                                        // Journaled, so that a resume gives the same.
+                                        let journaled = journal
+                                            .lock()
+                                            .unwrap_or_else(|e| e.into_inner())
+                                            .settled(&result, "");
+                                        if let Err(error) = journaled {
+                                            stop_tx.send_replace(Some(
+                                                write_failures.record(&journal_path, &error),
+                                            ));
+                                            return Err(error).with_context(|| {
+                                                format!("cannot write {}", journal_path.display())
+                                            });
+                                        }
+                                        let recorded =
+                                            outputs.lock().expect("not poisoned").record(&result);
+                                        if let Err(error) = recorded {
+                                            stop_tx.send_replace(Some(
+                                                write_failures.record(&results_path, &error),
+                                            ));
+                                        }
+                                        return Ok(());
+                                    }
+                                    Decision::Refused(refusal) => {
+                                        let problem =
+                                            ledger_problem(&rules, &valid.request, refusal);
+                                        progress.send_modify(|p| p.rows.rejected += 1);
+                                        let mut out = outputs.lock().expect("not poisoned");
+                                        let problems = [problem];
+                                        out.problems.add(&problems);
+                                        if let Err(error) =
+                                            out.rejected.write(&outcome.row.as_row(), &problems)
+                                        {
+                                            stop_tx.send_replace(Some(
+                                                write_failures.record(&rejected_path, &error),
+                                            ));
+                                            return Err(error).with_context(|| {
+                                                format!("cannot write {}", rejected_path.display())
+                                            });
+                                        }
+                                        return Ok(());
+                                    }
+                                };
+                                progress.send_modify(|p| {
+                                    p.rows.valid += 1;
+                                    p.rows.long_term_id_cards += u64::from(valid.long_term_expiry);
+                                });
                                 let valid = *valid;
                                 let mut job = Job::new(valid.request, valid.body, outcome.row);
                                 job.sent = replay.attempts.get(&line).copied().unwrap_or(0);
+                                job.retransmission = retransmission;
                                 // The engine drains every row, even after a stop.
                                 jobs_tx
                                     .blocking_send(job)
@@ -489,32 +672,43 @@ pub async fn execute(
         })
     };
     let before_send: BeforeSend = {
-        let (journal, write_failures, stop_tx, journal_path) = (
+        let (journal, write_failures, stop_tx, journal_path, ledger, ledger_path) = (
             Arc::clone(&journal),
             Arc::clone(&write_failures),
             Arc::clone(&stop_tx),
             journal_path.clone(),
+            Arc::clone(&ledger),
+            ledger_path.clone(),
         );
         Arc::new(move |job: &Job| {
-            let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
-            match journal.attempt(job.row.line, &job.request.customs_declaration_request_id) {
-                Ok(()) => true,
-                Err(error) => {
-                    // Never send what the journal does not know of.
-                    stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
-                    false
-                }
+            let journaled = journal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .attempt(job.row.line, &job.request.customs_declaration_request_id);
+            if let Err(error) = journaled {
+                // Never send what the journal does not know of.
+                stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
+                return false;
             }
+            let recorded =
+                ledger.record_call(job.row.line, &job.request, &job.body, job.retransmission);
+            if let Err(error) = recorded {
+                stop_tx.send_replace(Some(write_failures.record(&ledger_path, &error)));
+                return false;
+            }
+            true
         })
     };
     let stop = declare_all(&settings, client, before_send, stop_rx, jobs_rx, {
-        let (progress, outputs, stop_tx, write_failures, journal) = (
+        let (progress, outputs, stop_tx, write_failures, journal, ledger) = (
             Arc::clone(&progress),
             Arc::clone(&outputs),
             Arc::clone(&stop_tx),
             Arc::clone(&write_failures),
             Arc::clone(&journal),
+            Arc::clone(&ledger),
         );
+        let ledger_path = ledger_path.clone();
         let (journal_path, results_path) = (journal_path.clone(), results_path.clone());
         move |settled, tally| {
             progress.send_modify(|p| p.tally = tally.clone());
@@ -535,6 +729,15 @@ pub async fn execute(
                 stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
             }
             drop(journal);
+            // Each S is in the ledger before its row is written out.
+            if settled.outcome.is_some()
+                && let Err(error) =
+                    ledger.record_outcome(&row, &settled.job.request, &settled.job.body, answer)
+            {
+                stop_tx.send_replace(Some(write_failures.record(&ledger_path, &error)));
+                // Not written out: the next run settles it from the journal.
+                return;
+            }
             let mut out = outputs.lock().expect("not poisoned");
             if let Err(error) = out.record(&row) {
                 stop_tx.send_replace(Some(write_failures.record(&results_path, &error)));
@@ -571,6 +774,7 @@ pub async fn execute(
         tally,
         rows: counts,
         replayed,
+        from_ledger,
         ..
     } = progress.borrow().clone();
     if let Err(error) = outputs.rejected.commit() {
@@ -631,6 +835,8 @@ pub async fn execute(
         rows: counts,
         this_invocation: tally.settled,
         replayed_from_journal: replayed,
+        from_ledger,
+        ledger: ledger_path.display().to_string(),
         results: outputs.status,
         codes: outputs.codes,
         identity_checks: outputs.identity_checks,

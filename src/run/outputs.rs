@@ -12,6 +12,9 @@ use crate::protocol::{DeclareOutcome, Status};
 use crate::report::{ProblemTally, RejectedWriter, ResultRow, ResultsWriter};
 use crate::say;
 
+/// Rows listed by number in `summary.json` at most.
+pub const MAX_LISTED_ROWS: usize = 1_000;
+
 /// The `results.csv` line of a settled row.
 pub fn result_row(settled: &Settled) -> ResultRow {
     let request = &settled.job.request;
@@ -122,7 +125,10 @@ impl Outputs {
                 .identity_checks
                 .entry(row.identity_check_result.clone())
                 .or_default() += 1;
-            if row.identity_check_result == "CHECK_NOT_PASSED" {
+            // The rows are listed up to a bound; results.csv has them all.
+            if row.identity_check_result == "CHECK_NOT_PASSED"
+                && self.identity_not_passed.len() < MAX_LISTED_ROWS
+            {
                 self.identity_not_passed.push(row.row);
             }
         }

@@ -409,7 +409,8 @@ impl RowRules {
         Values { text }
     }
 
-    fn problem(&self, field: Field, message: RowMessage) -> Problem {
+    /// A problem with a field of a row, naming its column.
+    pub fn problem(&self, field: Field, message: RowMessage) -> Problem {
         Problem {
             field: field.name(),
             label: Arc::clone(&self.map.labels[field.index()]),

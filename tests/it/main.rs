@@ -4,6 +4,7 @@
 
 mod api;
 mod common;
+mod ledger;
 mod ops;
 mod run;
 mod validate;

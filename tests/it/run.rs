@@ -33,6 +33,7 @@ pub fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &s
         ("concurrency", "8".to_owned()),
         ("max_attempts", "3".to_owned()),
         ("backoff_base_ms", "10".to_owned()),
+        ("retransmit_wait_secs", "300".to_owned()),
     ];
     for (key, value) in changes {
         let entry = entries
@@ -103,6 +104,23 @@ fn the_samples_run_against_the_embedded_sandbox() {
     assert_eq!(summary["results"]["S"], 17);
     assert_eq!(summary["results"]["F"], 3);
     assert_eq!(summary["results"]["U"], 0);
+    // Identity checks are counted, with the row that did not pass.
+    assert_eq!(summary["identity_checks"]["CHECK_PASSED"], 9);
+    assert_eq!(summary["identity_checks"]["CHECK_NOT_PASSED"], 1);
+    assert_eq!(summary["identity_not_passed_rows"], serde_json::json!([8]));
+    assert!(
+        run.stdout
+            .contains("identity checks: CHECK_NOT_PASSED 1, CHECK_PASSED 9"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("not passed in rows 8"),
+        "{}",
+        run.stdout
+    );
+    // The embedded sandbox's ledger is inside the out folder.
+    assert!(work.path("out/declare-batch.db").exists());
     // Every row exactly once across results and rejected.
     let mut all: Vec<u64> = listed_rows(&work, "out/results.csv");
     all.extend(listed_rows(&work, "out/rejected.csv"));
@@ -659,17 +677,18 @@ fn assert_resumed_after_failure(
 }
 
 #[test]
-fn a_journal_that_cannot_be_written_stops_the_run() {
+fn a_ledger_that_cannot_be_written_stops_the_run() {
     let work = Workdir::new();
     let (orders, payments) = orders(&work, 300);
     let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
     let config = config_for(&work, &sandbox, &[]);
-    // The journal (about 600 bytes a row) outgrows 48 KiB long before
-    // results.csv (about 150) does.
-    let run = work.run_with_file_limit(48, &["run", &orders, "--config", &config]);
+    // The ledger's write-ahead log (a few pages a row) outgrows 256 KiB
+    // long before the journal (about 600 bytes a row) or results.csv do;
+    // a write that fails on a full disk fails alike.
+    let run = work.run_with_file_limit(256, &["run", &orders, "--config", &config]);
     run.expect_fatal(&[
-        "journal.jsonl",
-        "File too large",
+        "declare-batch.db",
+        "disk I/O error",
         "run the same command again",
     ]);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
@@ -686,21 +705,13 @@ fn a_journal_that_cannot_be_written_stops_the_run() {
         "it stopped sending: {}",
         first.requests
     );
-    // Nothing was appended after the failed write: at most the torn record
-    // at the end, which the next open cuts off.
-    let journal = std::fs::read_to_string(work.path("out/journal.jsonl")).unwrap();
-    let unreadable = journal
-        .lines()
-        .filter(|line| serde_json::from_str::<serde_json::Value>(line).is_err())
-        .count();
-    assert!(unreadable <= 1, "{unreadable} unreadable lines");
     let summary = work.summary();
     assert_eq!(summary["exit_code"], 1);
     assert!(
         summary["stopped"]
             .as_str()
             .unwrap()
-            .contains("journal.jsonl"),
+            .contains("declare-batch.db"),
         "{summary}"
     );
     assert_resumed_after_failure(
