@@ -73,6 +73,12 @@ pub struct SandboxOpts {
     /// counts as a retransmission, in milliseconds (Alipay+: 5 minutes).
     #[arg(long, default_value_t = 300_000)]
     pub retransmit_window_ms: u64,
+    /// How long customs takes after a declaration is accepted, in
+    /// milliseconds: inquiries see WAITING_FOR_PROCESSING for the first
+    /// half, IN_PROCESS for the second, then the customs result (refused
+    /// where the buyer's identity check did not pass).
+    #[arg(long, default_value_t = 10_000)]
+    pub customs_delay_ms: u64,
     /// Answer without signing, to measure a client's own cost (a client
     /// with alipay_public_key set refuses unsigned successes).
     #[arg(long)]
@@ -96,6 +102,7 @@ impl SandboxOpts {
         settings.key_version = self.key_version.clone();
         settings.rate_limit = (self.rate_limit > 0).then_some(self.rate_limit);
         settings.retransmit_window = Duration::from_millis(self.retransmit_window_ms);
+        settings.customs_delay = Duration::from_millis(self.customs_delay_ms);
         settings.sign_answers = !self.unsigned_answers;
         settings.faults = FaultPlan {
             seed: self.seed,

@@ -20,6 +20,71 @@ pub struct Declaration {
     pub amount: u64,
     last_call: Instant,
     pub sequence: u64,
+    /// When it was first accepted: customs processing starts then.
+    pub accepted: Instant,
+    pub accepted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Where customs is with a declaration, as `inquireDeclarationRequests`
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomsState {
+    pub status: &'static str,
+    pub result_code: Option<&'static str>,
+    pub result_description: Option<&'static str>,
+    pub returned_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub modified_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Declaration {
+    /// Customs' progress `now`, `delay` after acceptance: waiting for the
+    /// first half, in process for the second, then a result. A buyer whose
+    /// identity check did not pass is refused; every other is accepted.
+    pub fn customs_state(&self, now: Instant, delay: Duration) -> CustomsState {
+        let age = now.saturating_duration_since(self.accepted);
+        let at = |elapsed: Duration| {
+            self.accepted_at + chrono::Duration::from_std(elapsed).unwrap_or_default()
+        };
+        if age < delay / 2 {
+            return CustomsState {
+                status: "WAITING_FOR_PROCESSING",
+                result_code: None,
+                result_description: None,
+                returned_at: None,
+                modified_at: self.accepted_at,
+            };
+        }
+        if age < delay {
+            return CustomsState {
+                status: "IN_PROCESS",
+                result_code: None,
+                result_description: None,
+                returned_at: None,
+                modified_at: at(delay / 2),
+            };
+        }
+        let refused = self.response.identity_check_result.as_deref() == Some("CHECK_NOT_PASSED");
+        let (status, code, description) = if refused {
+            (
+                "CUSTOMS_ACCEPT_FAIL",
+                "IDENTITY_CHECK_FAILED",
+                "订购人身份信息与支付人不一致 (the buyer's identity does not match the payer's)",
+            )
+        } else {
+            (
+                "CUSTOMS_ACCEPT_SUCCESS",
+                "ACCEPTED",
+                "海关入库成功 (accepted by customs)",
+            )
+        };
+        CustomsState {
+            status,
+            result_code: Some(code),
+            result_description: Some(description),
+            returned_at: Some(at(delay)),
+            modified_at: at(delay),
+        }
+    }
 }
 
 /// Everything the sandbox has accepted.
@@ -159,6 +224,8 @@ impl Ledger {
                 amount,
                 last_call: now,
                 sequence: self.sequence,
+                accepted: now,
+                accepted_at: chrono::Utc::now(),
             },
         );
         response
@@ -403,5 +470,27 @@ mod tests {
         );
         let none = ledger.declare(request("D3", "P1", 10), &payments, now, window);
         assert_eq!(none.identity_check_result, None);
+
+        // Customs: waiting, in process, then a result; the buyer whose
+        // check did not pass is refused.
+        let delay = Duration::from_secs(10);
+        let state = |id: &str, after: u64| {
+            ledger
+                .get(id)
+                .unwrap()
+                .customs_state(now + Duration::from_secs(after), delay)
+        };
+        assert_eq!(state("D1", 2).status, "WAITING_FOR_PROCESSING");
+        assert_eq!(state("D1", 6).status, "IN_PROCESS");
+        assert_eq!(state("D1", 6).result_code, None);
+        let accepted = state("D1", 11);
+        assert_eq!(accepted.status, "CUSTOMS_ACCEPT_SUCCESS");
+        assert_eq!(accepted.result_code, Some("ACCEPTED"));
+        assert!(accepted.returned_at.is_some());
+        let refused = state("D2", 11);
+        assert_eq!(refused.status, "CUSTOMS_ACCEPT_FAIL");
+        assert_eq!(refused.result_code, Some("IDENTITY_CHECK_FAILED"));
+        assert!(refused.result_description.unwrap().contains("identity"));
+        assert!(state("D1", 11).modified_at > state("D1", 2).modified_at);
     }
 }

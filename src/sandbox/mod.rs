@@ -60,6 +60,9 @@ pub struct SandboxSettings {
     /// REQUEST_TRAFFIC_EXCEED_LIMIT.
     pub rate_limit: Option<u64>,
     pub retransmit_window: Duration,
+    /// How long customs takes after a declaration is accepted (inquiries
+    /// see WAITING_FOR_PROCESSING, then IN_PROCESS, then the result).
+    pub customs_delay: Duration,
     /// Whether answers are signed (off only to measure the client alone).
     pub sign_answers: bool,
 }
@@ -81,6 +84,7 @@ impl SandboxSettings {
             faults: FaultPlan::default(),
             rate_limit: None,
             retransmit_window: Duration::from_secs(300),
+            customs_delay: Duration::from_secs(10),
             sign_answers: true,
         }
     }
@@ -343,7 +347,9 @@ impl Sandbox {
             match books.ledger.get(&id) {
                 Some(declaration) => {
                     let request = &declaration.request;
-                    records.push(serde_json::json!({
+                    let customs =
+                        declaration.customs_state(Instant::now(), self.settings.customs_delay);
+                    let mut record = serde_json::json!({
                         "customsDeclarationRequestId": id,
                         "pspDeclarationRequestId": declaration.response.psp_declaration_request_id,
                         "pspPaymentId": declaration.response.psp_payment_id,
@@ -352,9 +358,19 @@ impl Sandbox {
                         "declarationAmount": request.declaration_amount,
                         "isSplit": request.is_split,
                         "referenceOrderId": request.reference_order_id,
-                        "declarationRequestStatus": "WAITING_FOR_PROCESSING",
-                        "modifiedTime": request_time(),
-                    }));
+                        "declarationRequestStatus": customs.status,
+                        "modifiedTime": beijing_time(customs.modified_at),
+                    });
+                    if let (Some(code), Some(description), Some(returned)) = (
+                        customs.result_code,
+                        customs.result_description,
+                        customs.returned_at,
+                    ) {
+                        record["customsResultCode"] = code.into();
+                        record["customsResultDescription"] = description.into();
+                        record["customsResultReturnedTime"] = beijing_time(returned).into();
+                    }
+                    records.push(record);
                 }
                 None => not_found.push(id),
             }
@@ -368,6 +384,14 @@ impl Sandbox {
         let answer = self.json_answer("SUCCESS", &body);
         self.respond(INQUIRE_PATH, answer)
     }
+}
+
+/// A moment as the API writes it: ISO 8601 at +08:00.
+fn beijing_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    time.with_timezone(&beijing)
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
 }
 
 /// Counts a request in flight for as long as it lives.
