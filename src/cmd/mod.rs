@@ -3,7 +3,9 @@
 //! sets up logging and maps a fatal error to exit code 1.
 
 pub mod init;
+pub mod inquire;
 pub mod keygen;
+pub mod ledger;
 pub mod run;
 pub mod sandbox;
 pub mod validate;
@@ -63,6 +65,12 @@ pub enum Command {
     /// Write a commented config for an export: its header row, columns and amount unit guessed.
     #[command(after_help = EXIT_CODES_HELP)]
     Init(init::InitOpts),
+    /// Ask Alipay+ about a run's rows: customs outcomes into customs.csv, unknown rows settled.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Inquire(inquire::InquireOpts),
+    /// The ledger of every declaration across runs.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 impl Cli {
@@ -74,6 +82,8 @@ impl Cli {
             Command::Sandbox(opts) => opts.exec(self.quiet),
             Command::Keygen(opts) => opts.exec(self.quiet),
             Command::Init(opts) => opts.exec(self.quiet),
+            Command::Inquire(opts) => opts.exec(self.quiet),
+            Command::Ledger(command) => command.exec(self.quiet),
         }
     }
 }

@@ -45,6 +45,10 @@ pub struct RunOpts {
     /// (without it they are settled F from the ledger, not sent).
     #[arg(long)]
     pub resend_failed: bool,
+    /// Before finishing, ask Alipay+ (inquireDeclarationRequests) about the
+    /// rows still unknown and settle those it holds as declared.
+    #[arg(long)]
+    pub resolve_unknown: bool,
 }
 
 impl RunOpts {
@@ -60,6 +64,7 @@ impl RunOpts {
             fresh: self.fresh,
             ledger: self.ledger.clone(),
             resend_failed: self.resend_failed,
+            resolve_unknown: self.resolve_unknown,
         };
         let language = config.output.language;
         let plan = RunPlan::prepare(options, config)?;
@@ -221,6 +226,24 @@ fn write_summary(
     )?;
     for (code, count) in &summary.codes {
         writeln!(stdout, "  {count:>7}  {code}")?;
+    }
+    if let Some(inquiry) = &summary.inquiry {
+        let statuses: Vec<String> = inquiry
+            .by_status
+            .iter()
+            .map(|(status, count)| format!("{status} {count}"))
+            .collect();
+        writeln!(
+            stdout,
+            "inquired about the unknown rows: {} settled as S, {} still unknown; customs: {}",
+            inquiry.settled,
+            inquiry.still_unknown,
+            if statuses.is_empty() {
+                "-".to_owned()
+            } else {
+                statuses.join(", ")
+            }
+        )?;
     }
     if summary.from_ledger > 0 {
         writeln!(

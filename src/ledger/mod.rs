@@ -135,6 +135,33 @@ pub struct CustomsOutcome {
     pub modified_time: String,
 }
 
+/// The columns of `ledger export`, for an export with no row.
+pub const EXPORT_HEADER: [&str; 23] = [
+    "customsDeclarationRequestId",
+    "paymentRequestId",
+    "referenceOrderId",
+    "customsCode",
+    "merchantCustomsCode",
+    "merchantCustomsName",
+    "declarationAmount",
+    "certificateNo",
+    "resultStatus",
+    "resultCode",
+    "resultMessage",
+    "pspDeclarationRequestId",
+    "identityCheckResult",
+    "declarationRequestStatus",
+    "customsResultCode",
+    "customsResultDescription",
+    "calls",
+    "firstCallAt",
+    "lastCallAt",
+    "settledAt",
+    "inquiredAt",
+    "run",
+    "row",
+];
+
 /// One declaration as `ledger export` writes it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -706,6 +733,30 @@ impl Ledger {
             return Ok(());
         }
         self.record_outcome(result, request, body, "")
+    }
+
+    /// Settles a request ID the ledger holds as U, which an inquiry found
+    /// declared with the row's content, as S.
+    pub fn settle_by_inquiry(&self, result: &ResultRow) -> Result<(), LedgerError> {
+        let now = ledger_time(Utc::now());
+        let scope = self.scope;
+        self.with(|c| {
+            c.prepare_cached(
+                "UPDATE declarations SET status = 'S', result_code = ?3, result_message = ?4,
+                     psp_payment_id = ?5, psp_declaration_request_id = ?6, settled_at = ?7
+                 WHERE scope_id = ?1 AND request_id = ?2 AND status <> 'S'",
+            )?
+            .execute(params![
+                scope,
+                result.customs_declaration_request_id,
+                result.result_code,
+                result.result_message,
+                result.psp_payment_id,
+                result.psp_declaration_request_id,
+                now
+            ])?;
+            Ok(())
+        })
     }
 
     /// Records what an inquiry said about a request ID.

@@ -10,6 +10,7 @@
 
 mod embedded;
 pub mod folder;
+pub mod inquire;
 mod outputs;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,9 @@ pub struct RunOptions {
     /// `--resend-failed`: send rows whose identical request the ledger
     /// holds as F.
     pub resend_failed: bool,
+    /// `--resolve-unknown`: before finishing, inquire the rows still U and
+    /// settle those Alipay+ knows.
+    pub resolve_unknown: bool,
 }
 
 /// Opens an input up to its header row and resolves its columns into the
@@ -359,6 +363,9 @@ pub struct RunSummary {
     /// The rows whose identity check did not pass.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub identity_not_passed_rows: Vec<u64>,
+    /// `--resolve-unknown`: what the inquiry about the unknown rows found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inquiry: Option<inquire::InquiryReport>,
     pub rejected_by: Vec<ProblemCount>,
     pub requests_sent: u64,
     pub started_at: String,
@@ -699,6 +706,7 @@ pub async fn execute(
             true
         })
     };
+    let inquiry_client = client.clone();
     let stop = declare_all(&settings, client, before_send, stop_rx, jobs_rx, {
         let (progress, outputs, stop_tx, write_failures, journal, ledger) = (
             Arc::clone(&progress),
@@ -754,9 +762,6 @@ pub async fn execute(
         .await
         .context("the validation thread")?
         .unwrap_or_else(|_| Err(anyhow!("the validation thread panicked")));
-    if let Some(sandbox) = running_sandbox {
-        sandbox.stop().await;
-    }
 
     // Records what it still can: every output is attempted even after one
     // fails, and the first failure decides the message.
@@ -766,7 +771,7 @@ pub async fn execute(
     if let Err(error) = journal.lock().unwrap_or_else(|e| e.into_inner()).sync() {
         fail(&journal_path, error);
     }
-    let outputs = Arc::try_unwrap(outputs)
+    let mut outputs = Arc::try_unwrap(outputs)
         .map_err(|_| anyhow!("the run's outputs are still in use"))?
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
@@ -809,6 +814,54 @@ pub async fn execute(
         Some(what) => Some(StopReason::WriteFailed(what)),
         None => stop,
     };
+    let fatal = validation.is_err()
+        || matches!(
+            stop,
+            Some(
+                StopReason::Configuration(_)
+                    | StopReason::RequestRejected(_)
+                    | StopReason::WriteFailed(_)
+            )
+        );
+    let mut inquiry = None;
+    if options.resolve_unknown && outputs.status.unknown > 0 && !fatal && results_written {
+        notice(&format!(
+            "asking Alipay+ about the {} rows left unknown (inquireDeclarationRequests)",
+            outputs.status.unknown
+        ));
+        let mut journal = Arc::try_unwrap(journal)
+            .map_err(|_| anyhow!("the journal is still in use"))?
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let inquiry_settings = inquire::InquirySettings {
+            rate_per_sec: settings.rate_per_sec,
+            max_attempts: settings.max_attempts,
+            backoff_base: settings.backoff_base,
+        };
+        match inquire::inquire_folder(
+            &out,
+            &inquiry_client,
+            &ledger,
+            &mut journal,
+            &inquiry_settings,
+            |text| notice(text),
+        )
+        .await
+        {
+            Ok(report) => {
+                outputs.status = report.results;
+                outputs.codes.clone_from(&report.codes);
+                inquiry = Some(report);
+            }
+            // The run's own outputs stand; the rows stay unknown.
+            Err(error) => notice(&format!(
+                "the inquiry failed ({error:#}); the unknown rows stay in retry.csv"
+            )),
+        }
+    }
+    if let Some(sandbox) = running_sandbox {
+        sandbox.stop().await;
+    }
     let exit_code = match (&stop, &validation) {
         (_, Err(_))
         | (
@@ -841,6 +894,7 @@ pub async fn execute(
         codes: outputs.codes,
         identity_checks: outputs.identity_checks,
         identity_not_passed_rows: outputs.identity_not_passed,
+        inquiry,
         rejected_by: outputs.problems.sorted(),
         requests_sent: tally.requests,
         started_at: timestamp(started_at),

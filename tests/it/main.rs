@@ -4,6 +4,7 @@
 
 mod api;
 mod common;
+mod inquire;
 mod ledger;
 mod ops;
 mod run;

@@ -1,0 +1,139 @@
+//! `declare-batch ledger export`: every declaration the ledger holds for
+//! the config's endpoint and client ID, as CSV on stdout, for audits.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chrono::{Local, NaiveDate, TimeZone};
+
+use crate::client::parse_endpoint;
+use crate::config::Config;
+use crate::exit;
+use crate::ledger::{Ledger, ledger_time};
+use crate::protocol::Status;
+use crate::run::{EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LedgerCommand {
+    /// Every declaration of the config's endpoint and client ID as CSV on
+    /// stdout (certificate numbers masked), oldest first.
+    Export(ExportOpts),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportOpts {
+    /// Config file (TOML): its endpoint and client ID choose the
+    /// declarations, its [ledger] path the file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The ledger [default: [ledger] path of the config, else
+    /// declare-batch.db beside the config file].
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
+    /// Only declarations settled (or last sent) on or after this day
+    /// (YYYY-MM-DD, local time).
+    #[arg(long, value_parser = parse_day)]
+    pub since: Option<NaiveDate>,
+    /// Only declarations with this status: S, F or U.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+}
+
+fn parse_day(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("\"{text}\" is not a day as YYYY-MM-DD, e.g. 2026-11-01"))
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    Status::parse(text).ok_or_else(|| format!("\"{text}\" is not S, F or U"))
+}
+
+impl LedgerCommand {
+    pub fn exec(self, _quiet: bool) -> anyhow::Result<u8> {
+        match self {
+            LedgerCommand::Export(opts) => opts.exec(),
+        }
+    }
+}
+
+impl ExportOpts {
+    fn exec(self) -> anyhow::Result<u8> {
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::without_file(),
+        };
+        let (endpoint, client_id) = match config.api.endpoint.as_deref() {
+            None | Some("sandbox") => (EMBEDDED_ENDPOINT.to_owned(), EMBEDDED_CLIENT_ID.to_owned()),
+            Some(endpoint) => (
+                parse_endpoint(endpoint)?.to_string(),
+                config.api.client_id.clone().context(
+                    "the config has no [api] client_id (or DECLARE_CLIENT_ID): the ledger keeps \
+                     declarations by endpoint and client ID",
+                )?,
+            ),
+        };
+        let path = self
+            .ledger
+            .clone()
+            .or_else(|| config.ledger.path.clone())
+            .unwrap_or_else(|| {
+                self.config
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("."))
+                    .join(crate::ledger::DEFAULT_FILE)
+            });
+        if !path.exists() {
+            bail!(
+                "there is no ledger at {}; give --ledger, or the --config the runs used",
+                path.display()
+            );
+        }
+        let ledger = Ledger::open(&path, &endpoint, &client_id)?;
+        let since = self.since.map(|day| {
+            let midnight = Local
+                .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
+                .earliest()
+                .unwrap_or_else(Local::now);
+            ledger_time(midnight.with_timezone(&chrono::Utc))
+        });
+        let stdout = std::io::stdout().lock();
+        let mut csv = csv::Writer::from_writer(std::io::BufWriter::new(stdout));
+        let mut header_written = false;
+        let exported = ledger
+            .export(since.as_deref(), self.status, |row| {
+                header_written = true;
+                csv.serialize(row).map_err(|error| match error.kind() {
+                    // Keeps the kind, so that a closed pipe is seen as one.
+                    csv::ErrorKind::Io(io) => std::io::Error::new(io.kind(), error.to_string()),
+                    _ => std::io::Error::other(error),
+                })
+            })
+            .and_then(|count| {
+                if !header_written {
+                    csv.write_record(crate::ledger::EXPORT_HEADER)?;
+                }
+                csv.flush()?;
+                Ok(count)
+            });
+        let count = match exported {
+            Ok(count) => count,
+            // A reader that stops early (`| head`) has what it wanted.
+            Err(error) if is_broken_pipe(&error) => return Ok(exit::SUCCESS),
+            Err(error) => return Err(error),
+        };
+        tracing::info!("{count} declarations exported from {}", path.display());
+        Ok(exit::SUCCESS)
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+    })
+}

@@ -1,0 +1,404 @@
+//! Asking Alipay+ what it holds for a run's rows
+//! (`inquireDeclarationRequests`): the customs outcome of every S and U row
+//! into `customs.csv` and the ledger, and the settling of U rows that
+//! Alipay+ knows as declared with the row's own customs code and amount —
+//! they become S with `source` = `inquiry`, journaled so that a resume
+//! keeps them, and leave `retry.csv`. Nothing is declared again. Shared by
+//! `declare-batch inquire` and `run --resolve-unknown`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use governor::{Quota, RateLimiter};
+use serde::Serialize;
+
+use crate::client::DeclareClient;
+use crate::declare::{Journal, StatusCounts, backoff};
+use crate::input::{OwnedRow, UTF8_BOM};
+use crate::ledger::{CustomsOutcome, Ledger};
+use crate::protocol::{DeclarationRecord, DeclareOutcome, Status};
+use crate::report::{
+    AtomicFile, RESULT_HEADER, ResultRow, ResultSource, timestamp, write_retry_xlsx,
+};
+
+/// IDs per inquiry: the API takes at most 10.
+pub const IDS_PER_CALL: usize = 10;
+
+/// The columns of `customs.csv` (contract).
+pub const CUSTOMS_HEADER: [&str; 11] = [
+    "row",
+    "customsDeclarationRequestId",
+    "paymentRequestId",
+    "referenceOrderId",
+    "customsCode",
+    "declarationRequestStatus",
+    "customsResultCode",
+    "customsResultDescription",
+    "customsResultReturnedTime",
+    "modifiedTime",
+    "inquiredAt",
+];
+
+/// The status written to `customs.csv` for an ID Alipay+ does not know.
+pub const NOT_FOUND: &str = "NOT_FOUND";
+
+/// How inquiries are paced and retried.
+#[derive(Debug, Clone)]
+pub struct InquirySettings {
+    /// Calls started per second; 0 = no limit.
+    pub rate_per_sec: u32,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+}
+
+/// What the inquiries came to.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InquiryReport {
+    /// Request IDs asked about, and calls made.
+    pub asked: u64,
+    pub calls: u64,
+    /// IDs Alipay+ knows, by `declarationRequestStatus`.
+    pub by_status: BTreeMap<String, u64>,
+    pub not_found: u64,
+    /// U rows settled as S.
+    pub settled: u64,
+    /// U rows still U (not known, known with another content, or not asked
+    /// because the inquiry kept failing).
+    pub still_unknown: u64,
+    /// U rows Alipay+ knows with another customs code or amount: left U.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differing_rows: Vec<u64>,
+    /// IDs whose inquiry failed after every attempt.
+    pub failed: u64,
+    /// The run's rows by status, and by result code, after the inquiry.
+    #[serde(skip)]
+    pub results: StatusCounts,
+    #[serde(skip)]
+    pub codes: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+/// The results of a run's folder, as written.
+fn read_results(path: &Path) -> anyhow::Result<Vec<ResultRow>> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read {}; a run that stopped before writing it is finished by running the \
+             same run command again",
+            path.display()
+        )
+    })?;
+    let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    let mut reader = csv::Reader::from_reader(text);
+    reader
+        .deserialize()
+        .map(|row| row.with_context(|| format!("{} is damaged", path.display())))
+        .collect()
+}
+
+/// Whether a record is the row's own declaration: the customs code, the
+/// amount and the order reference it was sent with.
+fn matches_row(record: &DeclarationRecord, row: &ResultRow) -> bool {
+    let customs = record
+        .customs
+        .as_ref()
+        .is_some_and(|customs| customs.customs_code.eq_ignore_ascii_case(&row.customs_code));
+    let amount = record
+        .declaration_amount
+        .as_ref()
+        .is_some_and(|amount| amount.value == row.declaration_amount);
+    let reference = match record.reference_order_id.as_deref() {
+        Some(reference) if !reference.is_empty() => reference == row.reference_order_id,
+        _ => true,
+    };
+    customs && amount && reference
+}
+
+/// Inquires about every S and U row of the run in `out` and settles the U
+/// rows Alipay+ knows. The caller holds the folder's lock and the journal.
+pub async fn inquire_folder(
+    out: &Path,
+    client: &DeclareClient,
+    ledger: &Ledger,
+    journal: &mut Journal,
+    settings: &InquirySettings,
+    mut notice: impl FnMut(&str),
+) -> anyhow::Result<InquiryReport> {
+    let results_path = out.join("results.csv");
+    let mut results = read_results(&results_path)?;
+    let mut report = InquiryReport::default();
+    // Every S and U row, by request ID (a request ID is one row of a run).
+    let mut rows_of: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut ids: Vec<String> = Vec::new();
+    for (index, row) in results.iter().enumerate() {
+        if row.result_status == Status::F {
+            continue;
+        }
+        let id = row.customs_declaration_request_id.clone();
+        let entry = rows_of.entry(id.clone()).or_default();
+        if entry.is_empty() {
+            ids.push(id);
+        }
+        entry.push(index);
+    }
+    let limiter = NonZeroU32::new(settings.rate_per_sec)
+        .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+    let mut customs_lines: Vec<Vec<String>> = Vec::new();
+    let mut settled_rows: Vec<u64> = Vec::new();
+    for batch in ids.chunks(IDS_PER_CALL) {
+        let asked: Vec<&str> = batch.iter().map(String::as_str).collect();
+        report.asked += asked.len() as u64;
+        let mut answer = None;
+        for attempt in 1..=settings.max_attempts.max(1) {
+            if let Some(limiter) = &limiter {
+                limiter.until_ready().await;
+            }
+            report.calls += 1;
+            match client.inquire(&asked).await {
+                Ok(response) => {
+                    answer = Some(response);
+                    break;
+                }
+                Err(outcome) => {
+                    let cause = format!("{}: {}", outcome.code(), outcome_message(&outcome));
+                    report.last_failure = Some(cause);
+                    // A refusal (F) will not change by asking again.
+                    if outcome.status() == Status::F {
+                        break;
+                    }
+                    if attempt < settings.max_attempts {
+                        tokio::time::sleep(backoff(settings.backoff_base, attempt)).await;
+                    }
+                }
+            }
+        }
+        let Some(response) = answer else {
+            report.failed += asked.len() as u64;
+            continue;
+        };
+        let inquired_at = timestamp(chrono::Local::now());
+        for record in &response.declaration_records {
+            let Some(id) = record.customs_declaration_request_id.as_deref() else {
+                continue;
+            };
+            let Some(indexes) = rows_of.get(id) else {
+                continue;
+            };
+            let status = record
+                .declaration_request_status
+                .clone()
+                .unwrap_or_default();
+            *report.by_status.entry(status.clone()).or_default() += 1;
+            let outcome = CustomsOutcome {
+                request_id: id.to_owned(),
+                status,
+                result_code: record.customs_result_code.clone().unwrap_or_default(),
+                result_description: record
+                    .customs_result_description
+                    .clone()
+                    .unwrap_or_default(),
+                returned_time: record
+                    .customs_result_returned_time
+                    .clone()
+                    .unwrap_or_default(),
+                modified_time: record.modified_time.clone().unwrap_or_default(),
+            };
+            ledger.record_inquiry(&outcome)?;
+            for &index in indexes {
+                let row = &mut results[index];
+                customs_lines.push(customs_line(row, &outcome, &inquired_at));
+                if row.result_status != Status::U {
+                    continue;
+                }
+                if !matches_row(record, row) {
+                    report.differing_rows.push(row.row);
+                    notice(&format!(
+                        "row {}: Alipay+ holds {} with another customs code or amount; it stays \
+                         unknown (see customs.csv)",
+                        row.row, row.customs_declaration_request_id
+                    ));
+                    continue;
+                }
+                row.result_status = Status::S;
+                row.result_code = "SUCCESS".to_owned();
+                row.result_message = format!(
+                    "declared: Alipay+ holds this request (inquireDeclarationRequests: {})",
+                    outcome.status
+                );
+                let text = |value: &Option<String>| value.clone().unwrap_or_default();
+                row.psp_declaration_request_id = text(&record.psp_declaration_request_id);
+                row.psp_payment_id = text(&record.psp_payment_id);
+                row.source = ResultSource::Inquiry;
+                // Journaled, then in the ledger, then written out.
+                let record_text = serde_json::to_string(record).unwrap_or_default();
+                journal
+                    .settled(row, &record_text)
+                    .context("cannot write the journal")?;
+                ledger.settle_by_inquiry(row)?;
+                settled_rows.push(row.row);
+                report.settled += 1;
+            }
+        }
+        for id in &response.declaration_requests_not_found {
+            let Some(indexes) = rows_of.get(id.as_str()) else {
+                continue;
+            };
+            report.not_found += 1;
+            let outcome = CustomsOutcome {
+                request_id: id.clone(),
+                status: NOT_FOUND.to_owned(),
+                ..CustomsOutcome::default()
+            };
+            for &index in indexes {
+                customs_lines.push(customs_line(&results[index], &outcome, &inquired_at));
+            }
+        }
+    }
+    journal.sync().context("cannot write the journal")?;
+    for row in &results {
+        report.results.add(row.result_status);
+        *report.codes.entry(row.result_code.clone()).or_default() += 1;
+    }
+    report.still_unknown = report.results.unknown;
+    write_results(&results_path, &results)?;
+    remove_from_retry(out, &results, &settled_rows)?;
+    customs_lines.sort_by_key(|line| line[0].parse::<u64>().unwrap_or(0));
+    write_customs(&out.join("customs.csv"), &customs_lines)?;
+    Ok(report)
+}
+
+fn outcome_message(outcome: &DeclareOutcome) -> &str {
+    match outcome {
+        DeclareOutcome::Success(response) => {
+            response.result.result_message.as_deref().unwrap_or("")
+        }
+        DeclareOutcome::Failed { message, .. } | DeclareOutcome::Unknown { message, .. } => message,
+    }
+}
+
+fn customs_line(row: &ResultRow, outcome: &CustomsOutcome, inquired_at: &str) -> Vec<String> {
+    vec![
+        row.row.to_string(),
+        row.customs_declaration_request_id.clone(),
+        row.payment_request_id.clone(),
+        row.reference_order_id.clone(),
+        row.customs_code.clone(),
+        outcome.status.clone(),
+        outcome.result_code.clone(),
+        outcome.result_description.clone(),
+        outcome.returned_time.clone(),
+        outcome.modified_time.clone(),
+        inquired_at.to_owned(),
+    ]
+}
+
+/// Rewrites `results.csv` in place, atomically.
+fn write_results(path: &Path, results: &[ResultRow]) -> anyhow::Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = AtomicFile::create(path)?;
+        file.write_all(UTF8_BOM)?;
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
+        csv.write_record(RESULT_HEADER)?;
+        for row in results {
+            csv.serialize(row)?;
+        }
+        csv.into_inner().map_err(|e| e.into_error())?.commit()
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_customs(path: &Path, lines: &[Vec<String>]) -> anyhow::Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = AtomicFile::create(path)?;
+        file.write_all(UTF8_BOM)?;
+        let mut csv = csv::Writer::from_writer(file);
+        csv.write_record(CUSTOMS_HEADER)?;
+        for line in lines {
+            csv.write_record(line)?;
+        }
+        csv.into_inner().map_err(|e| e.into_error())?.commit()
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Takes the settled rows out of `retry.csv` (and `retry.xlsx`). Its rows
+/// are the U rows of `results.csv`, in the same (row) order.
+fn remove_from_retry(out: &Path, results: &[ResultRow], settled: &[u64]) -> anyhow::Result<()> {
+    if settled.is_empty() {
+        return Ok(());
+    }
+    let retry_path = out.join("retry.csv");
+    let bytes = std::fs::read(&retry_path)
+        .with_context(|| format!("cannot read {}", retry_path.display()))?;
+    let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text);
+    let headers: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+    let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
+    // The rows that were U before this inquiry, in row order.
+    let unknown_before: Vec<u64> = results
+        .iter()
+        .filter(|row| row.result_status == Status::U || settled.contains(&row.row))
+        .map(|row| row.row)
+        .collect();
+    if unknown_before.len() != records.len() {
+        bail!(
+            "{} holds {} rows but results.csv {} unknown ones; run the same run command again \
+             to rewrite them, then inquire",
+            retry_path.display(),
+            records.len(),
+            unknown_before.len()
+        );
+    }
+    let kept: Vec<OwnedRow> = records
+        .iter()
+        .zip(&unknown_before)
+        .filter(|(_, row)| !settled.contains(row))
+        .map(|(record, &row)| {
+            let cells: Vec<&str> = record.iter().collect();
+            OwnedRow::from_texts(row, &cells)
+        })
+        .collect();
+    if out.join("retry.xlsx").exists() {
+        write_retry_xlsx(&out.join("retry.xlsx"), &headers, &kept)
+            .with_context(|| format!("cannot write {}", out.join("retry.xlsx").display()))?;
+    }
+    crate::report::write_retry(&retry_path, &headers, kept)
+        .with_context(|| format!("cannot write {}", retry_path.display()))
+}
+
+/// Brings a run's `summary.json` up to date after an inquiry: the statuses
+/// and codes of its rows, the inquiry's counts, and the exit code they
+/// mean now.
+pub fn update_summary(out: &Path, report: &InquiryReport) -> anyhow::Result<u8> {
+    let path = out.join("summary.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
+    let rejected = summary["rows"]["rejected"].as_u64().unwrap_or(0);
+    let exit_code = exit_code_for(&report.results, rejected);
+    summary["results"] = serde_json::to_value(report.results)?;
+    summary["codes"] = serde_json::to_value(&report.codes)?;
+    summary["inquiry"] = serde_json::to_value(report)?;
+    summary["exit_code"] = exit_code.into();
+    crate::report::write_json(&path, &summary)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(exit_code)
+}
+
+/// The exit code of a finished run with these statuses (contract).
+pub fn exit_code_for(results: &StatusCounts, rejected: u64) -> u8 {
+    if results.unknown > 0 {
+        crate::exit::UNFINISHED
+    } else if results.failed > 0 || rejected > 0 {
+        crate::exit::SOME_FAILED
+    } else {
+        crate::exit::SUCCESS
+    }
+}
