@@ -44,7 +44,7 @@ for round in $(seq "$rounds"); do
         start=$(date +%s.%N)
         /usr/bin/time -f "%U %S %M" -o "$work/time" "${cmd[@]}" || true
         end=$(date +%s.%N)
-        read -r user sys rss < "$work/time"
+        read -r user sys rss < <(tail -1 "$work/time")
         sent=$(grep -o '"requests_sent": [0-9]*' "$out/summary.json" | grep -o '[0-9]*$')
         awk -v w="$which" -v s="$start" -v e="$end" -v n="$sent" -v u="$user" -v y="$sys" -v r="$rss" \
             'BEGIN { printf "%-6s round %d: %d sent in %.2f s = %.0f/s, CPU %.2f s per 1,000, RSS %d MB\n",

@@ -37,6 +37,13 @@ use crate::report::{ResultRow, ResultSource};
 /// The ledger's file name where no path is configured.
 pub const DEFAULT_FILE: &str = "declare-batch.db";
 
+/// Set on every connection: commits reach the OS at once and the disk at
+/// checkpoints (survives kill -9, like the journal); pages are read through
+/// a memory map, so that a connection whose cache another one's commit
+/// made stale re-reads them without copying.
+const CONNECTION_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+     PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384;";
+
 /// How long a process waits for another one's write before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -195,7 +202,7 @@ pub struct ExportRow {
 /// one command.
 pub struct Ledger {
     path: PathBuf,
-    connection: Mutex<Connection>,
+    connection: Mutex<Session>,
     key: hmac::Key,
     scope: i64,
     run: Option<i64>,
@@ -292,6 +299,26 @@ fn load_key(path: &Path) -> Result<hmac::Key, LedgerError> {
     }
 }
 
+/// Reads share a read transaction for this many queries at most, or this
+/// long: what other processes commit meanwhile is seen a moment later.
+const READ_GROUP: u32 = 512;
+const READ_AGE: Duration = Duration::from_millis(100);
+
+/// The ledger's own connection, and the read transaction it holds open.
+struct Session {
+    connection: Connection,
+    reading: Option<(std::time::Instant, u32)>,
+}
+
+impl Session {
+    fn end_reading(&mut self) -> rusqlite::Result<()> {
+        if self.reading.take().is_some() {
+            self.connection.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+}
+
 /// A declaration row as the decisions read it.
 struct Held {
     status: Status,
@@ -325,12 +352,15 @@ impl Ledger {
             })
             .map_err(open_error)?;
         connection
-            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .execute_batch(CONNECTION_PRAGMAS)
             .map_err(open_error)?;
         schema::migrate(&mut connection, path)?;
         let ledger = Ledger {
             path: path.to_owned(),
-            connection: Mutex::new(connection),
+            connection: Mutex::new(Session {
+                connection,
+                reading: None,
+            }),
             key,
             scope: 0,
             run: None,
@@ -358,11 +388,44 @@ impl Ledger {
         &self,
         work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, LedgerError> {
-        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        work(&mut connection).map_err(|source| LedgerError::Sql {
+        let mut session = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let sql_error = |source| LedgerError::Sql {
             path: self.path.clone(),
             source,
-        })
+        };
+        session.end_reading().map_err(sql_error)?;
+        work(&mut session.connection).map_err(sql_error)
+    }
+
+    /// Runs a read in the current read transaction: the decisions about a
+    /// run's rows share one for up to `READ_GROUP` rows or `READ_AGE`,
+    /// instead of taking and dropping SQLite's locks per query.
+    fn with_read<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, LedgerError> {
+        let mut session = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let sql_error = |source| LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        if session
+            .reading
+            .is_some_and(|(since, reads)| reads >= READ_GROUP || since.elapsed() >= READ_AGE)
+        {
+            session.end_reading().map_err(sql_error)?;
+        }
+        if session.reading.is_none() {
+            session
+                .connection
+                .execute_batch("BEGIN")
+                .map_err(sql_error)?;
+            session.reading = Some((std::time::Instant::now(), 0));
+        }
+        if let Some((_, reads)) = &mut session.reading {
+            *reads += 1;
+        }
+        work(&mut session.connection).map_err(sql_error)
     }
 
     /// Records a run (its out folder and input); later records name it.
@@ -394,22 +457,12 @@ impl Ledger {
 
     /// The fingerprints of a request and its exact bytes.
     pub fn fingerprints(&self, request: &DeclareRequest, body: &[u8]) -> Fingerprints {
-        let mut fixed = request.clone();
-        // What a retransmission may change (the spec): left out.
-        fixed.merchant_customs_info.merchant_customs_code.clear();
-        fixed.merchant_customs_info.merchant_customs_name.clear();
-        fixed.customs.customs_code.clear();
-        fixed.declaration_amount.value.clear();
-        fixed.declaration_amount.currency.clear();
-        Fingerprints {
-            body: hmac::sign(&self.key, body).as_ref().to_vec(),
-            fixed: hmac::sign(&self.key, &fixed.to_body()).as_ref().to_vec(),
-        }
+        fingerprints(&self.key, request, body)
     }
 
     fn held(&self, request_id: &str) -> Result<Option<Held>, LedgerError> {
         let scope = self.scope;
-        self.with(|c| {
+        self.with_read(|c| {
             c.prepare_cached(
                 "SELECT d.status, d.body_hmac, d.fixed_hmac, d.last_call_at,
                         COALESCE(r.out_dir, ''), d.input_row, COALESCE(d.settled_at, d.last_call_at),
@@ -504,11 +557,12 @@ impl Ledger {
         let scope = self.scope;
         let order = request.declaration_order_id().to_owned();
         let customs = request.customs.customs_code.to_uppercase();
-        let other = self.with(|c| {
+        let other = self.with_read(|c| {
             c.prepare_cached(
                 "SELECT d.request_id, COALESCE(r.out_dir, ''), d.input_row,
                         COALESCE(d.settled_at, d.last_call_at)
-                 FROM declarations d LEFT JOIN runs r ON r.id = d.run_id
+                 FROM declarations d INDEXED BY declarations_by_order
+                      LEFT JOIN runs r ON r.id = d.run_id
                  WHERE d.scope_id = ?1 AND d.order_id = ?2 AND d.customs_code = ?3
                    AND d.status = 'S' AND d.request_id <> ?4
                  LIMIT 1",
@@ -541,68 +595,10 @@ impl Ledger {
         body: &[u8],
         retransmission: bool,
     ) -> Result<(), LedgerError> {
-        let fingerprints = self.fingerprints(request, body);
-        let now = ledger_time(Utc::now());
-        let (scope, run) = (self.scope, self.run);
-        let certificate = request
-            .buyer_certificate
-            .as_ref()
-            .map(|c| mask_certificate(&c.certificate_no))
-            .unwrap_or_default();
+        let writes = self.writes();
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.prepare_cached(
-                "INSERT INTO calls(scope_id, request_id, run_id, input_row, sent_at, body_hmac,
-                                   retransmission)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                scope,
-                request.customs_declaration_request_id,
-                run,
-                line,
-                now,
-                fingerprints.body,
-                retransmission
-            ])?;
-            tx.prepare_cached(
-                "INSERT INTO declarations(scope_id, request_id, payment_request_id,
-                     reference_order_id, order_id, customs_code, merchant_customs_code,
-                     merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
-                     status, run_id, input_row, first_call_at, last_call_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'U', ?13, ?14, ?15, ?15)
-                 ON CONFLICT(scope_id, request_id) DO UPDATE SET
-                     last_call_at = excluded.last_call_at,
-                     payment_request_id = iif(status = 'S', payment_request_id, excluded.payment_request_id),
-                     reference_order_id = iif(status = 'S', reference_order_id, excluded.reference_order_id),
-                     order_id = iif(status = 'S', order_id, excluded.order_id),
-                     customs_code = iif(status = 'S', customs_code, excluded.customs_code),
-                     merchant_customs_code = iif(status = 'S', merchant_customs_code, excluded.merchant_customs_code),
-                     merchant_customs_name = iif(status = 'S', merchant_customs_name, excluded.merchant_customs_name),
-                     amount = iif(status = 'S', amount, excluded.amount),
-                     certificate_no = iif(status = 'S', certificate_no, excluded.certificate_no),
-                     body_hmac = iif(status = 'S', body_hmac, excluded.body_hmac),
-                     fixed_hmac = iif(status = 'S', fixed_hmac, excluded.fixed_hmac),
-                     run_id = iif(status = 'S', run_id, excluded.run_id),
-                     input_row = iif(status = 'S', input_row, excluded.input_row)",
-            )?
-            .execute(params![
-                scope,
-                request.customs_declaration_request_id,
-                request.payment_request_id,
-                request.reference_order_id.as_deref().unwrap_or_default(),
-                request.declaration_order_id(),
-                request.customs.customs_code.to_uppercase(),
-                request.merchant_customs_info.merchant_customs_code,
-                request.merchant_customs_info.merchant_customs_name,
-                request.declaration_amount.value,
-                certificate,
-                fingerprints.body,
-                fingerprints.fixed,
-                run,
-                line,
-                now
-            ])?;
+            writes.call(&tx, line, request, body, retransmission)?;
             tx.commit()
         })
     }
@@ -618,97 +614,50 @@ impl Ledger {
         body: &[u8],
         answer: &str,
     ) -> Result<(), LedgerError> {
-        let fingerprints = self.fingerprints(request, body);
-        let now = ledger_time(Utc::now());
-        let (scope, run) = (self.scope, self.run);
-        let certificate = request
-            .buyer_certificate
-            .as_ref()
-            .map(|c| mask_certificate(&c.certificate_no))
-            .unwrap_or_default();
-        let status = result.result_status.as_str();
+        let writes = self.writes();
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.prepare_cached(
-                "UPDATE calls SET status = ?3, result_code = ?4, result_message = ?5,
-                                  answer = ?6, answered_at = ?7
-                 WHERE id = (SELECT max(id) FROM calls WHERE scope_id = ?1 AND request_id = ?2)",
-            )?
-            .execute(params![
-                scope,
-                result.customs_declaration_request_id,
-                status,
-                result.result_code,
-                result.result_message,
-                answer,
-                now
-            ])?;
-            if result.result_status != Status::U {
-                tx.prepare_cached(
-                    "INSERT INTO declarations(scope_id, request_id, payment_request_id,
-                         reference_order_id, order_id, customs_code, merchant_customs_code,
-                         merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
-                         status, result_code, result_message, psp_payment_id,
-                         psp_declaration_request_id, psp_customs_code, clearing_channel,
-                         clearing_transaction_id, psp_order_amount, identity_check_result,
-                         run_id, input_row, first_call_at, last_call_at, settled_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?25, ?25)
-                     ON CONFLICT(scope_id, request_id) DO UPDATE SET
-                         payment_request_id = excluded.payment_request_id,
-                         reference_order_id = excluded.reference_order_id,
-                         order_id = excluded.order_id,
-                         customs_code = excluded.customs_code,
-                         merchant_customs_code = excluded.merchant_customs_code,
-                         merchant_customs_name = excluded.merchant_customs_name,
-                         amount = excluded.amount,
-                         certificate_no = excluded.certificate_no,
-                         body_hmac = excluded.body_hmac,
-                         fixed_hmac = excluded.fixed_hmac,
-                         status = excluded.status,
-                         result_code = excluded.result_code,
-                         result_message = excluded.result_message,
-                         psp_payment_id = excluded.psp_payment_id,
-                         psp_declaration_request_id = excluded.psp_declaration_request_id,
-                         psp_customs_code = excluded.psp_customs_code,
-                         clearing_channel = excluded.clearing_channel,
-                         clearing_transaction_id = excluded.clearing_transaction_id,
-                         psp_order_amount = excluded.psp_order_amount,
-                         identity_check_result = excluded.identity_check_result,
-                         run_id = excluded.run_id,
-                         input_row = excluded.input_row,
-                         settled_at = excluded.settled_at
-                     WHERE declarations.status <> 'S' OR excluded.status = 'S'",
-                )?
-                .execute(params![
-                    scope,
-                    result.customs_declaration_request_id,
-                    request.payment_request_id,
-                    request.reference_order_id.as_deref().unwrap_or_default(),
-                    request.declaration_order_id(),
-                    request.customs.customs_code.to_uppercase(),
-                    request.merchant_customs_info.merchant_customs_code,
-                    request.merchant_customs_info.merchant_customs_name,
-                    request.declaration_amount.value,
-                    certificate,
-                    fingerprints.body,
-                    fingerprints.fixed,
-                    status,
-                    result.result_code,
-                    result.result_message,
-                    result.psp_payment_id,
-                    result.psp_declaration_request_id,
-                    result.psp_customs_code,
-                    result.clearing_channel,
-                    result.clearing_transaction_id,
-                    result.psp_order_amount,
-                    result.identity_check_result,
-                    run,
-                    result.row,
-                    now
-                ])?;
-            }
+            writes.outcome(&tx, result, request, body, answer)?;
             tx.commit()
+        })
+    }
+
+    fn writes(&self) -> Writes {
+        Writes {
+            key: self.key.clone(),
+            scope: self.scope,
+            run: self.run,
+        }
+    }
+
+    /// A writer on a connection of its own, for a run: calls and outcomes
+    /// are queued and committed in groups by its thread, so that a run
+    /// never waits for the disk per row; each outcome's `after` runs once
+    /// its group is committed (or has failed).
+    pub fn writer(&self) -> Result<LedgerWriter, LedgerError> {
+        let open_error = |source| LedgerError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let connection = Connection::open(&self.path).map_err(open_error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        connection
+            .execute_batch(CONNECTION_PRAGMAS)
+            .map_err(open_error)?;
+        let (sender, receiver) = std::sync::mpsc::channel::<Queued>();
+        let writes = self.writes();
+        let path = self.path.clone();
+        let thread = std::thread::Builder::new()
+            .name("ledger".into())
+            .spawn(move || write_groups(connection, &writes, &path, &receiver))
+            .map_err(|source| LedgerError::Key {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(LedgerWriter {
+            sender: Some(sender),
+            thread: Some(thread),
+            path: self.path.clone(),
         })
     }
 
@@ -811,7 +760,9 @@ impl Ledger {
         mut each: impl FnMut(ExportRow) -> std::io::Result<()>,
     ) -> Result<u64, anyhow::Error> {
         let scope = self.scope;
-        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let mut session = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        session.end_reading()?;
+        let connection = &session.connection;
         let mut statement = connection.prepare(
             "SELECT d.request_id, d.payment_request_id, d.reference_order_id, d.customs_code,
                     d.merchant_customs_code, d.merchant_customs_name, d.amount,
@@ -864,6 +815,372 @@ impl Ledger {
             count += 1;
         }
         Ok(count)
+    }
+}
+
+/// The writes of one scope and run, shared by the ledger's own methods and
+/// its writer thread.
+struct Writes {
+    key: hmac::Key,
+    scope: i64,
+    run: Option<i64>,
+}
+
+impl Writes {
+    fn call(
+        &self,
+        tx: &Connection,
+        line: u64,
+        request: &DeclareRequest,
+        body: &[u8],
+        retransmission: bool,
+    ) -> rusqlite::Result<()> {
+        let fingerprints = fingerprints(&self.key, request, body);
+        let now = ledger_time(Utc::now());
+        let (scope, run) = (self.scope, self.run);
+        let certificate = masked_certificate(request);
+        tx.prepare_cached(CALL_SQL)?.execute(params![
+            scope,
+            request.customs_declaration_request_id,
+            run,
+            line,
+            now,
+            fingerprints.body,
+            retransmission
+        ])?;
+        tx.prepare_cached(CALL_DECLARATION_SQL)?.execute(params![
+            scope,
+            request.customs_declaration_request_id,
+            request.payment_request_id,
+            request.reference_order_id.as_deref().unwrap_or_default(),
+            request.declaration_order_id(),
+            request.customs.customs_code.to_uppercase(),
+            request.merchant_customs_info.merchant_customs_code,
+            request.merchant_customs_info.merchant_customs_name,
+            request.declaration_amount.value,
+            certificate,
+            fingerprints.body,
+            fingerprints.fixed,
+            run,
+            line,
+            now
+        ])?;
+        Ok(())
+    }
+
+    fn outcome(
+        &self,
+        tx: &Connection,
+        result: &ResultRow,
+        request: &DeclareRequest,
+        body: &[u8],
+        answer: &str,
+    ) -> rusqlite::Result<()> {
+        let now = ledger_time(Utc::now());
+        let (scope, run) = (self.scope, self.run);
+        let status = result.result_status.as_str();
+        tx.prepare_cached(OUTCOME_CALL_SQL)?.execute(params![
+            scope,
+            result.customs_declaration_request_id,
+            status,
+            result.result_code,
+            result.result_message,
+            answer,
+            now
+        ])?;
+        if result.result_status == Status::U {
+            return Ok(());
+        }
+        let fingerprints = fingerprints(&self.key, request, body);
+        let updated = tx.prepare_cached(OUTCOME_SAME_BODY_SQL)?.execute(params![
+            scope,
+            result.customs_declaration_request_id,
+            fingerprints.body,
+            status,
+            result.result_code,
+            result.result_message,
+            result.psp_payment_id,
+            result.psp_declaration_request_id,
+            result.psp_customs_code,
+            result.clearing_channel,
+            result.clearing_transaction_id,
+            result.psp_order_amount,
+            result.identity_check_result,
+            run,
+            result.row,
+            now
+        ])?;
+        if updated > 0 {
+            return Ok(());
+        }
+        tx.prepare_cached(OUTCOME_DECLARATION_SQL)?
+            .execute(params![
+                scope,
+                result.customs_declaration_request_id,
+                request.payment_request_id,
+                request.reference_order_id.as_deref().unwrap_or_default(),
+                request.declaration_order_id(),
+                request.customs.customs_code.to_uppercase(),
+                request.merchant_customs_info.merchant_customs_code,
+                request.merchant_customs_info.merchant_customs_name,
+                request.declaration_amount.value,
+                masked_certificate(request),
+                fingerprints.body,
+                fingerprints.fixed,
+                status,
+                result.result_code,
+                result.result_message,
+                result.psp_payment_id,
+                result.psp_declaration_request_id,
+                result.psp_customs_code,
+                result.clearing_channel,
+                result.clearing_transaction_id,
+                result.psp_order_amount,
+                result.identity_check_result,
+                run,
+                result.row,
+                now
+            ])?;
+        Ok(())
+    }
+}
+
+const CALL_SQL: &str =
+    "INSERT INTO calls(scope_id, request_id, run_id, input_row, sent_at, body_hmac,
+                                   retransmission)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// A new request ID's row, as U; a known one only gets its last call (its
+/// body is replaced when an answer settles it), so that the indexes are not
+/// rewritten per call.
+const CALL_DECLARATION_SQL: &str =
+    "INSERT INTO declarations(scope_id, request_id, payment_request_id,
+                     reference_order_id, order_id, customs_code, merchant_customs_code,
+                     merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
+                     status, run_id, input_row, first_call_at, last_call_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'U', ?13, ?14, ?15, ?15)
+                 ON CONFLICT(scope_id, request_id) DO UPDATE SET
+                     last_call_at = excluded.last_call_at";
+const OUTCOME_CALL_SQL: &str =
+    "UPDATE calls SET status = ?3, result_code = ?4, result_message = ?5,
+                                  answer = ?6, answered_at = ?7
+                 WHERE id = (SELECT max(id) FROM calls WHERE scope_id = ?1 AND request_id = ?2)";
+/// An answer for the body the row already holds: no indexed column changes.
+const OUTCOME_SAME_BODY_SQL: &str = "UPDATE declarations SET status = ?4, result_code = ?5,
+                     result_message = ?6, psp_payment_id = ?7, psp_declaration_request_id = ?8,
+                     psp_customs_code = ?9, clearing_channel = ?10, clearing_transaction_id = ?11,
+                     psp_order_amount = ?12, identity_check_result = ?13, run_id = ?14,
+                     input_row = ?15, settled_at = ?16
+                 WHERE scope_id = ?1 AND request_id = ?2 AND body_hmac = ?3
+                   AND (status <> 'S' OR ?4 = 'S')";
+const OUTCOME_DECLARATION_SQL: &str =
+    "INSERT INTO declarations(scope_id, request_id, payment_request_id,
+                         reference_order_id, order_id, customs_code, merchant_customs_code,
+                         merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
+                         status, result_code, result_message, psp_payment_id,
+                         psp_declaration_request_id, psp_customs_code, clearing_channel,
+                         clearing_transaction_id, psp_order_amount, identity_check_result,
+                         run_id, input_row, first_call_at, last_call_at, settled_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?25, ?25)
+                     ON CONFLICT(scope_id, request_id) DO UPDATE SET
+                         payment_request_id = excluded.payment_request_id,
+                         reference_order_id = excluded.reference_order_id,
+                         order_id = excluded.order_id,
+                         customs_code = excluded.customs_code,
+                         merchant_customs_code = excluded.merchant_customs_code,
+                         merchant_customs_name = excluded.merchant_customs_name,
+                         amount = excluded.amount,
+                         certificate_no = excluded.certificate_no,
+                         body_hmac = excluded.body_hmac,
+                         fixed_hmac = excluded.fixed_hmac,
+                         status = excluded.status,
+                         result_code = excluded.result_code,
+                         result_message = excluded.result_message,
+                         psp_payment_id = excluded.psp_payment_id,
+                         psp_declaration_request_id = excluded.psp_declaration_request_id,
+                         psp_customs_code = excluded.psp_customs_code,
+                         clearing_channel = excluded.clearing_channel,
+                         clearing_transaction_id = excluded.clearing_transaction_id,
+                         psp_order_amount = excluded.psp_order_amount,
+                         identity_check_result = excluded.identity_check_result,
+                         run_id = excluded.run_id,
+                         input_row = excluded.input_row,
+                         settled_at = excluded.settled_at
+                     WHERE declarations.status <> 'S' OR excluded.status = 'S'";
+
+fn masked_certificate(request: &DeclareRequest) -> String {
+    request
+        .buyer_certificate
+        .as_ref()
+        .map(|c| mask_certificate(&c.certificate_no))
+        .unwrap_or_default()
+}
+
+/// The keyed fingerprints of a request and its exact bytes.
+fn fingerprints(key: &hmac::Key, request: &DeclareRequest, body: &[u8]) -> Fingerprints {
+    let mut fixed = request.clone();
+    // What a retransmission may change (the spec): left out.
+    fixed.merchant_customs_info.merchant_customs_code.clear();
+    fixed.merchant_customs_info.merchant_customs_name.clear();
+    fixed.customs.customs_code.clear();
+    fixed.declaration_amount.value.clear();
+    fixed.declaration_amount.currency.clear();
+    Fingerprints {
+        body: hmac::sign(key, body).as_ref().to_vec(),
+        fixed: hmac::sign(key, &fixed.to_body()).as_ref().to_vec(),
+    }
+}
+
+/// Called once an outcome's group is committed, or has failed.
+pub type AfterCommit = Box<dyn FnOnce(Result<(), &LedgerError>) + Send>;
+
+/// A write queued for the writer thread.
+enum Queued {
+    Call(Box<QueuedCall>),
+    Outcome(Box<QueuedOutcome>),
+}
+
+struct QueuedCall {
+    line: u64,
+    request: DeclareRequest,
+    body: Vec<u8>,
+    retransmission: bool,
+}
+
+struct QueuedOutcome {
+    result: ResultRow,
+    request: DeclareRequest,
+    body: Vec<u8>,
+    answer: String,
+    after: AfterCommit,
+}
+
+/// Writes queued at most in one group (one transaction), and how long a
+/// group waits for more.
+const GROUP: usize = 512;
+const GROUP_WAIT: Duration = Duration::from_millis(5);
+
+/// The writer thread: takes what is queued, writes it in one transaction,
+/// commits, then tells the outcomes. After a failure nothing more is
+/// written and every later outcome is told the failure.
+fn write_groups(
+    mut connection: Connection,
+    writes: &Writes,
+    path: &Path,
+    receiver: &std::sync::mpsc::Receiver<Queued>,
+) {
+    let mut failure: Option<LedgerError> = None;
+    while let Ok(first) = receiver.recv() {
+        // What arrives within a few milliseconds joins the group: one
+        // commit for many rows instead of one each.
+        let mut group = vec![first];
+        let deadline = std::time::Instant::now() + GROUP_WAIT;
+        while group.len() < GROUP {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match receiver.recv_timeout(left) {
+                Ok(write) => group.push(write),
+                Err(_) => break,
+            }
+        }
+        if failure.is_none() {
+            let written = (|| {
+                let tx = connection.transaction()?;
+                for write in &group {
+                    match write {
+                        Queued::Call(call) => writes.call(
+                            &tx,
+                            call.line,
+                            &call.request,
+                            &call.body,
+                            call.retransmission,
+                        )?,
+                        Queued::Outcome(outcome) => writes.outcome(
+                            &tx,
+                            &outcome.result,
+                            &outcome.request,
+                            &outcome.body,
+                            &outcome.answer,
+                        )?,
+                    }
+                }
+                tx.commit()
+            })();
+            if let Err(source) = written {
+                failure = Some(LedgerError::Sql {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+        for write in group {
+            if let Queued::Outcome(outcome) = write {
+                (outcome.after)(failure.as_ref().map_or(Ok(()), Err));
+            }
+        }
+    }
+}
+
+/// The run's handle on the ledger's writer thread.
+pub struct LedgerWriter {
+    sender: Option<std::sync::mpsc::Sender<Queued>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl LedgerWriter {
+    /// Queues a call about to be sent (the journal holds it already).
+    pub fn call(&self, line: u64, request: &DeclareRequest, body: &[u8], retransmission: bool) {
+        if let Some(sender) = &self.sender {
+            // A stopped writer has told its failure to every outcome.
+            let _ = sender.send(Queued::Call(Box::new(QueuedCall {
+                line,
+                request: request.clone(),
+                body: body.to_vec(),
+                retransmission,
+            })));
+        }
+    }
+
+    /// Queues an outcome; `after` runs once it is committed (or not).
+    pub fn outcome(
+        &self,
+        result: ResultRow,
+        request: &DeclareRequest,
+        body: &[u8],
+        answer: &str,
+        after: AfterCommit,
+    ) {
+        let write = Queued::Outcome(Box::new(QueuedOutcome {
+            result,
+            request: request.clone(),
+            body: body.to_vec(),
+            answer: answer.to_owned(),
+            after,
+        }));
+        let sent = self.sender.as_ref().map(|sender| sender.send(write));
+        if let Some(Err(std::sync::mpsc::SendError(Queued::Outcome(outcome)))) = sent {
+            (outcome.after)(Err(&LedgerError::Key {
+                path: self.path.clone(),
+                source: std::io::Error::other("the ledger's writer stopped"),
+            }));
+        }
+    }
+
+    /// Waits until everything queued is written and told.
+    pub fn finish(mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LedgerWriter {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use chrono::Local;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -678,14 +678,16 @@ pub async fn execute(
             });
         })
     };
+    // The ledger's writes go to a thread of their own and are committed in
+    // groups: the run never waits for the disk per row.
+    let ledger_writer = Arc::new(ledger.writer()?);
     let before_send: BeforeSend = {
-        let (journal, write_failures, stop_tx, journal_path, ledger, ledger_path) = (
+        let (journal, write_failures, stop_tx, journal_path, ledger_writer) = (
             Arc::clone(&journal),
             Arc::clone(&write_failures),
             Arc::clone(&stop_tx),
             journal_path.clone(),
-            Arc::clone(&ledger),
-            ledger_path.clone(),
+            Arc::clone(&ledger_writer),
         );
         Arc::new(move |job: &Job| {
             let journaled = journal
@@ -697,24 +699,20 @@ pub async fn execute(
                 stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
                 return false;
             }
-            let recorded =
-                ledger.record_call(job.row.line, &job.request, &job.body, job.retransmission);
-            if let Err(error) = recorded {
-                stop_tx.send_replace(Some(write_failures.record(&ledger_path, &error)));
-                return false;
-            }
+            // The journal holds the attempt; the ledger records it in its group.
+            ledger_writer.call(job.row.line, &job.request, &job.body, job.retransmission);
             true
         })
     };
     let inquiry_client = client.clone();
     let stop = declare_all(&settings, client, before_send, stop_rx, jobs_rx, {
-        let (progress, outputs, stop_tx, write_failures, journal, ledger) = (
+        let (progress, outputs, stop_tx, write_failures, journal, ledger_writer) = (
             Arc::clone(&progress),
             Arc::clone(&outputs),
             Arc::clone(&stop_tx),
             Arc::clone(&write_failures),
             Arc::clone(&journal),
-            Arc::clone(&ledger),
+            Arc::clone(&ledger_writer),
         );
         let ledger_path = ledger_path.clone();
         let (journal_path, results_path) = (journal_path.clone(), results_path.clone());
@@ -737,26 +735,50 @@ pub async fn execute(
                 stop_tx.send_replace(Some(write_failures.record(&journal_path, &error)));
             }
             drop(journal);
-            // Each S is in the ledger before its row is written out.
-            if settled.outcome.is_some()
-                && let Err(error) =
-                    ledger.record_outcome(&row, &settled.job.request, &settled.job.body, answer)
-            {
-                stop_tx.send_replace(Some(write_failures.record(&ledger_path, &error)));
-                // Not written out: the next run settles it from the journal.
-                return;
-            }
-            let mut out = outputs.lock().expect("not poisoned");
-            if let Err(error) = out.record(&row) {
-                stop_tx.send_replace(Some(write_failures.record(&results_path, &error)));
-            }
-            if row.result_status == Status::U {
-                out.retry.push(settled.job.row);
+            let write_out = {
+                let (outputs, stop_tx, write_failures) = (
+                    Arc::clone(&outputs),
+                    Arc::clone(&stop_tx),
+                    Arc::clone(&write_failures),
+                );
+                let (results_path, ledger_path) = (results_path.clone(), ledger_path.clone());
+                let (row, owned_row) = (row.clone(), settled.job.row);
+                move |committed: Result<(), &LedgerError>| {
+                    if let Err(error) = committed {
+                        stop_tx.send_replace(Some(write_failures.record(&ledger_path, error)));
+                        // Not written out: the next run settles it from the journal.
+                        return;
+                    }
+                    let mut out = outputs.lock().expect("not poisoned");
+                    if let Err(error) = out.record(&row) {
+                        stop_tx.send_replace(Some(write_failures.record(&results_path, &error)));
+                    }
+                    if row.result_status == Status::U {
+                        out.retry.push(owned_row);
+                    }
+                }
+            };
+            if settled.outcome.is_some() {
+                // Each answer is in the ledger before its row is written out.
+                ledger_writer.outcome(
+                    row,
+                    &settled.job.request,
+                    &settled.job.body,
+                    answer,
+                    Box::new(write_out),
+                );
+            } else {
+                write_out(Ok(()));
             }
         }
     })
     .await;
     cancelled.abort();
+    // Every queued write committed and its row written out.
+    match Arc::try_unwrap(ledger_writer) {
+        Ok(writer) => writer.finish(),
+        Err(_) => bail!("the ledger's writer is still in use"),
+    }
     progress.send_modify(|p| p.phase = Phase::WritingOutputs);
     let validation = tokio::task::spawn_blocking(move || validation.join())
         .await

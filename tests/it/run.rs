@@ -638,6 +638,20 @@ fn kill_9_at_any_moment_then_a_rerun_sends_no_journaled_success_again() {
     assert!(!stats.by_code.contains_key("REPEAT_REQ_INCONSISTENT"));
     assert!(!stats.by_code.contains_key("DUPLICATED_DECLARATION"));
     assert!(!work.path("out/.lock").exists());
+    // The ledger survived the kills too: every declaration once, all S,
+    // and another folder with the same export sends nothing.
+    let export = work.run(&["ledger", "export", "--config", &config, "--status", "S"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let mut reader = csv::Reader::from_reader(export.stdout.as_bytes());
+    let ids: BTreeSet<String> = reader
+        .records()
+        .map(|record| record.unwrap()[0].to_owned())
+        .collect();
+    assert_eq!(ids.len(), 150);
+    let before = runtime.block_on(sandbox.stats()).requests_per_id;
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "again"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(runtime.block_on(sandbox.stats()).requests_per_id, before);
 }
 
 /// The first run's write failures cost no declared row: the rerun sends
