@@ -14,7 +14,9 @@ Everything checked is counted by the sandbox or read from the output
 files, not taken from the tool's own summary:
   rows lost, rows reported twice, rows whose S was journaled and that were
   sent again, IDs with more than one distinct body, and
-  REPEAT_REQ_INCONSISTENT / DUPLICATED_DECLARATION answers.
+  REPEAT_REQ_INCONSISTENT / DUPLICATED_DECLARATION answers, and S rows on
+  which the ledger (declare-batch.db beside the config) and the outputs
+  disagree.
 Exits 1 when any of them is not 0.
 
   scripts/chaos_soak.py [--rows 100000] [--kills 24] [--seed 7]
@@ -205,6 +207,20 @@ backoff_base_ms = 50
     final = stats(endpoint)
     sandbox.send_signal(signal.SIGTERM)
 
+    # The ledger agrees with the outputs: the IDs it holds as S are those
+    # S in results.csv of the run and of its retry rounds.
+    s_in_results = set()
+    for results in [out / "results.csv"] + [work / f"retry-{n}" / "results.csv"
+                                            for n in range(1, retry_rounds + 1)]:
+        with open(results, encoding="utf-8-sig", newline="") as file:
+            for row in csv.DictReader(file):
+                if row["resultStatus"] == "S":
+                    s_in_results.add(row["customsDeclarationRequestId"])
+    export = subprocess.run([BIN, "ledger", "export", "--config", config, "--status", "S"],
+                            check=True, capture_output=True, text=True).stdout
+    s_in_ledger = {row["customsDeclarationRequestId"]
+                   for row in csv.DictReader(export.splitlines())}
+
     checks = {
         "rows lost": lost,
         "rows reported twice": twice,
@@ -213,6 +229,8 @@ backoff_base_ms = 50
         "IDs with more than one distinct body": final["request_ids_with_distinct_bodies"],
         "REPEAT_REQ_INCONSISTENT answers": final["by_code"].get("REPEAT_REQ_INCONSISTENT", 0),
         "DUPLICATED_DECLARATION answers": final["by_code"].get("DUPLICATED_DECLARATION", 0),
+        "S in results, not S in the ledger": len(s_in_results - s_in_ledger),
+        "S in the ledger, not S in results": len(s_in_ledger - s_in_results),
     }
     summary = json.load(open(out / "summary.json"))
     print()
