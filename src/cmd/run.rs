@@ -288,5 +288,6 @@ fn write_summary(
         out.join("results.csv").display(),
         out.join("rejected.csv").display(),
         out.join("retry.csv").display()
-    )
+    )?;
+    writeln!(stdout, "report: {}", out.join("report.html").display())
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::exit;
 use crate::messages::Language;
 use crate::outdir::{OutLock, refuse_run_folder};
+use crate::report::html::{ReportData, write_report};
 use crate::report::{
     ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, timestamp, write_json,
     write_problem_table,
@@ -119,9 +120,29 @@ impl ValidateOpts {
         let summary_path = out.join("summary.json");
         write_json(&summary_path, &summary)
             .with_context(|| format!("cannot write {}", summary_path.display()))?;
+        let no_codes = std::collections::BTreeMap::new();
+        let report = ReportData {
+            command: "validate",
+            input: &summary.input,
+            endpoint: None,
+            rows: &summary.rows,
+            results: None,
+            codes: &no_codes,
+            problems: &summary.errors,
+            identity_checks: &no_codes,
+            per_second: &[],
+            latency: None,
+            started_at: &summary.started_at,
+            duration_ms: summary.duration_ms,
+            stopped: None,
+            exit_code,
+            language: config.output.language,
+        };
+        write_report(out, &report)
+            .with_context(|| format!("cannot write {}", out.join("report.html").display()))?;
         if !quiet {
             // A closed stdout loses the table, not the outputs.
-            let _ = print_summary(&summary, &rejected_path, config.output.language);
+            let _ = print_summary(&summary, out, config.output.language);
         }
         Ok(exit_code)
     }
@@ -129,7 +150,7 @@ impl ValidateOpts {
 
 fn print_summary(
     summary: &ValidateSummary,
-    rejected_path: &Path,
+    folder: &Path,
     language: Language,
 ) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -138,9 +159,9 @@ fn print_summary(
         write_problem_table(&mut out, &summary.errors, language)?;
         writeln!(
             out,
-            "rejected rows and their errors: {}",
-            rejected_path.display()
+            "rejected rows and their errors: {} (and .xlsx)",
+            folder.join("rejected.csv").display()
         )?;
     }
-    Ok(())
+    writeln!(out, "report: {}", folder.join("report.html").display())
 }

@@ -197,7 +197,8 @@ pub type BeforeSend = Arc<dyn Fn(&Job) -> bool + Send + Sync>;
 
 /// What a worker hands back.
 enum Done {
-    Answered(Box<(Job, DeclareOutcome)>),
+    /// The answer, when the request was sent, and how long it took.
+    Answered(Box<(Job, DeclareOutcome, Instant, Duration)>),
     /// The run stopped (or the attempt could not be journaled) before the
     /// request went on the wire.
     NotSent(Box<Job>),
@@ -235,8 +236,9 @@ async fn worker(
             Done::NotSent(Box::new(job))
         } else {
             job.sent += 1;
+            let sent_at = Instant::now();
             let outcome = client.declare(&job.body).await;
-            Done::Answered(Box::new((job, outcome)))
+            Done::Answered(Box::new((job, outcome, sent_at, sent_at.elapsed())))
         };
         if done.send(message).await.is_err() {
             return;
@@ -319,7 +321,9 @@ pub async fn declare_all(
     mut stop_requests: tokio::sync::watch::Receiver<Option<StopReason>>,
     mut rows: mpsc::Receiver<Job>,
     settle: impl FnMut(Settled, &Tally),
-) -> Option<StopReason> {
+) -> (Option<StopReason>, Timing) {
+    let started = Instant::now();
+    let mut timing = Timing::default();
     let mut settler = Settler {
         settle,
         tally: Tally::default(),
@@ -405,7 +409,11 @@ pub async fn declare_all(
                 let Some(done) = done else { break };
                 in_flight -= 1;
                 let (job, outcome) = match done {
-                    Done::Answered(answered) => *answered,
+                    Done::Answered(answered) => {
+                        let (job, outcome, sent_at, latency) = *answered;
+                        timing.record(sent_at.saturating_duration_since(started), latency);
+                        (job, outcome)
+                    }
                     Done::NotSent(job) => {
                         let job = *job;
                         // Kept off the wire by a stop: never re-queued.
@@ -458,7 +466,28 @@ pub async fn declare_all(
     }
     drop(job_tx);
     while workers.join_next().await.is_some() {}
-    stop
+    (stop, timing)
+}
+
+/// When requests went out and how long their answers took, for the
+/// report: requests started in each second since the engine started, and
+/// each request's latency in microseconds.
+#[derive(Debug, Default, Clone)]
+pub struct Timing {
+    pub per_second: Vec<u64>,
+    pub latencies_micros: Vec<u32>,
+}
+
+impl Timing {
+    fn record(&mut self, since_start: Duration, latency: Duration) {
+        let second = since_start.as_secs() as usize;
+        if self.per_second.len() <= second {
+            self.per_second.resize(second + 1, 0);
+        }
+        self.per_second[second] += 1;
+        self.latencies_micros
+            .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+    }
 }
 
 /// What the engine does next with a row, or with the pace, after an answer.

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::input::{RowRef, UTF8_BOM};
 use crate::messages::Language;
 
+pub mod html;
 mod rejected_xlsx;
 mod results;
 

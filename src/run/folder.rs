@@ -15,7 +15,7 @@ use crate::protocol::BODY_FORMAT_VERSION;
 use crate::report::hex;
 
 /// Output files of a run, which `--fresh` moves aside.
-pub const OUTPUTS: [&str; 11] = [
+pub const OUTPUTS: [&str; 12] = [
     "journal.jsonl",
     "results.csv",
     "results.csv.partial",
@@ -25,6 +25,7 @@ pub const OUTPUTS: [&str; 11] = [
     "retry.xlsx",
     "retry.csv",
     "customs.csv",
+    "report.html",
     "summary.json",
     "run.json",
 ];

@@ -37,6 +37,7 @@ use crate::ledger::{Decision, Earlier, Ledger, LedgerError, Refusal};
 use crate::messages::{EarlierRun, RowMessage};
 use crate::outdir::OutLock;
 use crate::protocol::{BODY_FORMAT_VERSION, DeclareRequest, Status};
+use crate::report::html::{Latency, ReportData, write_report};
 use crate::report::{
     ProblemCount, RejectedWriter, ResultsWriter, RowCounts, hex, timestamp, write_json,
     write_results_xlsx, write_retry, write_retry_xlsx,
@@ -705,7 +706,7 @@ pub async fn execute(
         })
     };
     let inquiry_client = client.clone();
-    let stop = declare_all(&settings, client, before_send, stop_rx, jobs_rx, {
+    let (stop, timing) = declare_all(&settings, client, before_send, stop_rx, jobs_rx, {
         let (progress, outputs, stop_tx, write_failures, journal, ledger_writer) = (
             Arc::clone(&progress),
             Arc::clone(&outputs),
@@ -929,6 +930,26 @@ pub async fn execute(
     let summary_path = out.join("summary.json");
     if let Err(error) = write_json(&summary_path, &summary) {
         fail(&summary_path, error);
+    }
+    let report = ReportData {
+        command: "run",
+        input: &summary.input,
+        endpoint: Some(&summary.endpoint),
+        rows: &summary.rows,
+        results: Some(summary.results),
+        codes: &summary.codes,
+        problems: &summary.rejected_by,
+        identity_checks: &summary.identity_checks,
+        per_second: &timing.per_second,
+        latency: Latency::of(timing.latencies_micros),
+        started_at: &summary.started_at,
+        duration_ms: summary.duration_ms,
+        stopped: summary.stopped.as_deref(),
+        exit_code: summary.exit_code,
+        language: config.output.language,
+    };
+    if let Err(error) = write_report(&out, &report) {
+        fail(&out.join("report.html"), error);
     }
     progress.send_modify(|p| p.phase = Phase::Finished);
     Ok(RunReport {

@@ -269,3 +269,21 @@ pub fn write_header<'a>(
         sheet.write_string(row, column as u16, header).unwrap();
     }
 }
+
+/// The rows of a CSV output as maps of header to value.
+pub fn csv_records(work: &Workdir, name: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let text = work.read_csv_output(name);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}

@@ -5,25 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::common::{SandboxProcess, Workdir};
+use crate::common::{SandboxProcess, Workdir, csv_records};
 use crate::run::{config_for, orders};
-
-fn records(work: &Workdir, name: &str) -> Vec<HashMap<String, String>> {
-    let text = work.read_csv_output(name);
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|record| {
-            let record = record.unwrap();
-            headers
-                .iter()
-                .zip(record.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
-}
 
 fn summary(work: &Workdir, folder: &str) -> serde_json::Value {
     serde_json::from_str(
@@ -56,7 +39,7 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
     let config = config_for(&work, &sandbox, &[("max_attempts", "1")]);
     let run = work.run(&["run", &orders, "--config", &config]);
     assert_eq!(run.code, 4, "{}", run.stderr);
-    let before = records(&work, "out/results.csv");
+    let before = csv_records(&work, "out/results.csv");
     let unknown_before: Vec<String> = before
         .iter()
         .filter(|r| r["resultStatus"] == "U")
@@ -73,7 +56,7 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
         run.stdout, run.stderr
     );
     assert!(run.stdout.contains("customs.csv"), "{}", run.stdout);
-    let after = records(&work, "out/results.csv");
+    let after = csv_records(&work, "out/results.csv");
     assert_eq!(after.len(), before.len());
     let settled: Vec<&HashMap<String, String>> =
         after.iter().filter(|r| r["source"] == "inquiry").collect();
@@ -86,7 +69,7 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
         assert!(!row["pspDeclarationRequestId"].is_empty(), "{row:?}");
     }
     // Exactly the rows left U are in retry.csv, under the input's headers.
-    let retry = records(&work, "out/retry.csv");
+    let retry = csv_records(&work, "out/retry.csv");
     assert_eq!(retry.len(), still.len());
     for (retried, row) in retry.iter().zip(&still) {
         assert_eq!(
@@ -96,7 +79,7 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
         assert!(retried["note"].starts_with("kept "), "{retried:?}");
     }
     // customs.csv: every S and U row, customs' outcome or NOT_FOUND.
-    let customs = records(&work, "out/customs.csv");
+    let customs = csv_records(&work, "out/customs.csv");
     assert_eq!(
         customs.len(),
         before.iter().filter(|r| r["resultStatus"] != "F").count()
@@ -137,7 +120,7 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
             "{id} was sent again"
         );
     }
-    let resumed = records(&work, "out/results.csv");
+    let resumed = csv_records(&work, "out/results.csv");
     assert_eq!(
         resumed.iter().filter(|r| r["source"] == "inquiry").count(),
         settled.len()

@@ -3,7 +3,7 @@
 //! ID, and two runs on one ledger at once — the real binary against the
 //! real sandbox, judged by the sandbox's counts and the output files.
 
-use crate::common::{SandboxProcess, Workdir};
+use crate::common::{SandboxProcess, Workdir, csv_records};
 use crate::run::{config_for, listed_rows};
 
 const HEADER: &str = "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
@@ -42,24 +42,6 @@ fn payments(work: &Workdir, count: usize) -> String {
     work.write("payments.csv", text).display().to_string()
 }
 
-/// The rows of a CSV output as maps of header to value.
-fn records(work: &Workdir, name: &str) -> Vec<std::collections::HashMap<String, String>> {
-    let text = work.read_csv_output(name);
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|record| {
-            let record = record.unwrap();
-            headers
-                .iter()
-                .zip(record.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn overlapping_nightly_exports_declare_each_order_once() {
     let work = Workdir::new();
@@ -78,7 +60,7 @@ fn overlapping_nightly_exports_declare_each_order_once() {
         .block_on(sandbox.stats());
     assert_eq!(stats.requests, 150, "each order sent once: {stats:?}");
     assert!(stats.requests_per_id.values().all(|&n| n == 1));
-    let results = records(&work, "night-2/results.csv");
+    let results = csv_records(&work, "night-2/results.csv");
     assert_eq!(results.len(), 100);
     for result in &results {
         let n: usize = result["customsDeclarationRequestId"][1..].parse().unwrap();
@@ -109,7 +91,7 @@ fn overlapping_nightly_exports_declare_each_order_once() {
     // Resuming night 2 sends nothing and keeps the sources.
     let run = work.run(&["run", &night_2, "--config", &config, "--out", "night-2"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let again = records(&work, "night-2/results.csv");
+    let again = csv_records(&work, "night-2/results.csv");
     assert_eq!(again.iter().filter(|r| r["source"] == "ledger").count(), 50);
     let stats = tokio::runtime::Runtime::new()
         .unwrap()
@@ -143,7 +125,7 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     let night_2 = export(&work, "night-2.csv", changed.clone());
     let run = work.run(&["run", &night_2, "--config", &config, "--out", "night-2"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let rejected = records(&work, "night-2/rejected.csv");
+    let rejected = csv_records(&work, "night-2/rejected.csv");
     assert_eq!(rejected.len(), 3, "{rejected:?}");
     let night_1_folder = std::fs::canonicalize(work.path("night-1")).unwrap();
     let night_1_folder = night_1_folder.display().to_string();
@@ -200,14 +182,14 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     let night_3 = export(&work, "night-3.csv", changed[..1].to_vec());
     let run = work.run(&["run", &night_3, "--config", &config, "--out", "night-3"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let results = records(&work, "night-3/results.csv");
+    let results = csv_records(&work, "night-3/results.csv");
     assert_eq!(results[0]["retransmission"], "true", "{results:?}");
     assert_eq!(results[0]["resultStatus"], "S");
     assert_eq!(results[0]["declarationAmount"], "90");
     // The new body is the declaration now: the same row again is known.
     let run = work.run(&["run", &night_3, "--config", &config, "--out", "night-4"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let results = records(&work, "night-4/results.csv");
+    let results = csv_records(&work, "night-4/results.csv");
     assert_eq!(results[0]["source"], "ledger", "{results:?}");
     let stats = tokio::runtime::Runtime::new()
         .unwrap()
@@ -233,7 +215,7 @@ fn failed_rows_are_known_until_resend_failed() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     let run = work.run(&["run", &input, "--config", &config, "--out", "second"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let results = records(&work, "second/results.csv");
+    let results = csv_records(&work, "second/results.csv");
     assert!(
         results.iter().all(|r| r["source"] == "ledger"),
         "{results:?}"
@@ -249,7 +231,7 @@ fn failed_rows_are_known_until_resend_failed() {
         "--resend-failed",
     ]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let results = records(&work, "third/results.csv");
+    let results = csv_records(&work, "third/results.csv");
     assert_eq!(results[0]["source"], "ledger");
     assert_eq!(results[1]["source"], "api");
     let stats = tokio::runtime::Runtime::new()

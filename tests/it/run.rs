@@ -162,11 +162,39 @@ fn the_samples_run_against_the_embedded_sandbox() {
         work.read_csv_output("out/results.csv"),
         std::fs::read_to_string(work.path("out/summary.json")).unwrap(),
         std::fs::read_to_string(work.path("out/journal.jsonl")).unwrap(),
+        std::fs::read_to_string(work.path("out/report.html")).unwrap(),
     ];
     for certificate in &certificates {
         for place in &places {
             assert!(!place.contains(certificate), "{certificate} leaked");
         }
+    }
+    // report.html: one self-contained page a person opens.
+    let report = std::fs::read_to_string(work.path("out/report.html")).unwrap();
+    assert!(
+        run.stdout.trim_end().ends_with("out/report.html"),
+        "{}",
+        run.stdout
+    );
+    assert!(report.starts_with("<!DOCTYPE html>") && report.contains("<meta charset=\"utf-8\">"));
+    for forbidden in ["<script", "http://", "https://", "src=", "@import", "url("] {
+        assert!(!report.contains(forbidden), "{forbidden} in report.html");
+    }
+    for shown in [
+        "nothing was declared for real",
+        "<b>17</b>S",
+        "<b>3</b>F",
+        "ORDER_NOT_EXIST",
+        "CHECK_NOT_PASSED",
+        "AMOUNT_INVALID",
+        "<svg",
+        "p99",
+        // An F row that needs action, with its code and message.
+        "PAY202611220015",
+        "Failed (F): final answers (3)",
+        "Rejected: fix them in rejected.xlsx and feed it back (5)",
+    ] {
+        assert!(report.contains(shown), "{shown} not in report.html");
     }
 }
 

@@ -130,6 +130,20 @@ customsDeclarationRequestId“D1”相同且内容一致；只按第 2 行申报
         rejected.contains("declarationAmount.value: the amount must be at least 1 fen; isSplit:"),
         "{rejected}"
     );
+    // report.html speaks the same language, with the same messages.
+    let report = std::fs::read_to_string(work.path("out/report.html")).unwrap();
+    assert!(report.contains("<html lang=\"zh-CN\">"), "{report}");
+    for shown in [
+        "需要处理的行",
+        "被拒绝",
+        "金额无效",
+        "与第 2 行重复",
+        "<b>3</b>",
+    ] {
+        assert!(report.contains(shown), "{shown} not in report.html");
+    }
+    assert!(!report.contains("<script"));
+    assert!(run.stdout.contains("report.html"), "{}", run.stdout);
     // A language the catalogue does not have is a config error.
     work.write("fr.toml", "[output]\nlanguage = \"fr\"\n");
     let run = work.run(&[
