@@ -238,6 +238,18 @@ impl Config {
     /// to the file's folder; `DECLARE_CLIENT_ID` and `DECLARE_PRIVATE_KEY`
     /// override the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::load_file(path)?;
+        config.apply_environment();
+        Ok(config)
+    }
+
+    /// Reads a config file as `load` does, but ignores `DECLARE_*`
+    /// variables: a profile of the web page brings its own secrets.
+    pub fn load_profile(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_file(path)
+    }
+
+    fn load_file(path: &Path) -> Result<Config, ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -264,7 +276,6 @@ impl Config {
         if let Some(relative) = config.ledger.path.as_ref().filter(|p| p.is_relative()) {
             config.ledger.path = Some(base.join(relative));
         }
-        config.apply_environment();
         Ok(config)
     }
 

@@ -20,4 +20,5 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod sandbox;
+pub mod serve;
 pub mod validate;

@@ -8,6 +8,7 @@ pub mod keygen;
 pub mod ledger;
 pub mod run;
 pub mod sandbox;
+pub mod serve;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -71,6 +72,9 @@ pub enum Command {
     /// The ledger of every declaration across runs.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Serve the web page: upload an export, see what is wrong, declare, follow, download.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Serve(serve::ServeOpts),
 }
 
 impl Cli {
@@ -84,6 +88,7 @@ impl Cli {
             Command::Init(opts) => opts.exec(self.quiet),
             Command::Inquire(opts) => opts.exec(self.quiet),
             Command::Ledger(command) => command.exec(self.quiet),
+            Command::Serve(opts) => opts.exec(self.quiet),
         }
     }
 }

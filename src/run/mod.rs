@@ -12,6 +12,7 @@ mod embedded;
 pub mod folder;
 pub mod inquire;
 mod outputs;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;

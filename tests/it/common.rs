@@ -102,8 +102,12 @@ impl Workdir {
         self.dir.path().join(name)
     }
 
+    /// Writes a fixture, making its folder.
     pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path(name);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).expect("make the fixture's folder");
+        }
         std::fs::write(&path, bytes).expect("write fixture");
         path
     }

@@ -8,4 +8,5 @@ mod inquire;
 mod ledger;
 mod ops;
 mod run;
+mod serve;
 mod validate;

@@ -1,0 +1,655 @@
+//! `declare-batch serve`: the web page for finance teams. A person picks a
+//! profile (a config in `--config-dir`), uploads an export, sees what is
+//! wrong with it, declares it with the same engine as `run` (same out
+//! folder, lock, journal and resume) and follows the run live, then
+//! downloads its files. Uploads and run folders live under `--data`, named
+//! by the server, owner-only.
+//!
+//! Security: loopback by default; any other address needs a token
+//! (`DECLARE_SERVE_TOKEN`), compared in constant time and carried by every
+//! request (a header, or a cookie the login form sets). Requests that
+//! change state must come from this page (their `Origin` or `Referer` is
+//! this host). Uploads are limited while they stream. One run per profile
+//! at a time. `DECLARE_*` secrets are ignored: each profile brings its own.
+
+mod pages;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::messages::Language;
+use crate::run::{Phase, Progress, RunOptions, RunPlan, execute};
+
+pub use pages::Text;
+
+/// Uploads larger than this are refused while they stream.
+pub const MAX_UPLOAD: u64 = 100 * 1024 * 1024;
+
+/// The environment variable holding the token for non-loopback addresses.
+pub const TOKEN_VARIABLE: &str = "DECLARE_SERVE_TOKEN";
+
+/// The cookie the login form sets.
+const TOKEN_COOKIE: &str = "declare_batch_token";
+
+/// Files of a run folder that can be downloaded.
+const DOWNLOADS: [&str; 6] = [
+    "results.csv",
+    "retry.csv",
+    "rejected.csv",
+    "rejected.xlsx",
+    "report.html",
+    "customs.csv",
+];
+
+/// How the server was started.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub config_dir: PathBuf,
+    pub data: PathBuf,
+    /// Required on every request when set.
+    pub token: Option<String>,
+}
+
+/// One profile: a config file of `--config-dir`.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The file's stem: what the page shows and posts.
+    pub name: String,
+    pub path: PathBuf,
+    pub endpoint: String,
+    pub sandbox: bool,
+}
+
+/// A run (or a validation waiting to be declared) the server knows.
+struct Job {
+    profile: String,
+    input: PathBuf,
+    folder: PathBuf,
+    /// Rows valid in the validation: what "Declare N rows" declares.
+    valid_rows: u64,
+    progress: Option<watch::Receiver<Progress>>,
+    /// The run's end: exit code, or the error that stopped it.
+    finished: Option<Result<u8, String>>,
+    cancel: Option<CancellationToken>,
+}
+
+struct AppState {
+    settings: ServeSettings,
+    jobs: Mutex<HashMap<String, Job>>,
+    busy_profiles: Mutex<HashSet<String>>,
+}
+
+type Shared = Arc<AppState>;
+
+/// The profiles in `dir`: every `*.toml`, sorted by name.
+pub fn profiles(dir: &Path) -> Vec<Profile> {
+    let mut profiles: Vec<Profile> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|path| {
+            let config = Config::load_profile(&path).ok()?;
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            let endpoint = config.api.endpoint.clone().unwrap_or_default();
+            let sandbox = endpoint == "sandbox" || endpoint.is_empty();
+            Some(Profile {
+                name,
+                path,
+                endpoint: if sandbox {
+                    crate::run::EMBEDDED_ENDPOINT.to_owned()
+                } else {
+                    endpoint
+                },
+                sandbox,
+            })
+        })
+        .collect();
+    profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    profiles
+}
+
+/// Whether `addr` is a loopback address.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// The server's routes over its state.
+pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
+    create_private_dir(&settings.data)?;
+    create_private_dir(&settings.data.join("jobs"))?;
+    let state = Arc::new(AppState {
+        settings,
+        jobs: Mutex::new(HashMap::new()),
+        busy_profiles: Mutex::new(HashSet::new()),
+    });
+    Ok(Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/uploads", post(upload))
+        .route("/jobs/{id}", get(job_page))
+        .route("/jobs/{id}/declare", post(declare))
+        .route("/jobs/{id}/progress", get(progress))
+        .route("/jobs/{id}/files/{name}", get(download))
+        // The multipart extractor's own limit sits above ours, which is
+        // enforced while the file streams.
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD as usize + 64 * 1024))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
+        .with_state(state))
+}
+
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// The token check and the cross-site refusal, before every handler.
+async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(token) = &state.settings.token {
+        let given = bearer(headers).or_else(|| cookie(headers, TOKEN_COOKIE));
+        let valid = given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())));
+        let logging_in = request.method() == Method::POST && request.uri().path() == "/login";
+        if !valid && !logging_in {
+            let language = language_of(headers, None);
+            return (StatusCode::UNAUTHORIZED, Html(pages::login(language))).into_response();
+        }
+    }
+    if request.method() != Method::GET && !same_origin(headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "refused: a request that changes something must come from this page",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::to_owned)
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then(|| value.to_owned())
+        })
+}
+
+/// Whether the request comes from a page of this host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let origin = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|value| value.to_str().ok());
+    match origin.and_then(|origin| url::Url::parse(origin).ok()) {
+        Some(url) => {
+            let origin_host = match url.port() {
+                Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+                None => url.host_str().unwrap_or_default().to_owned(),
+            };
+            origin_host == host
+        }
+        None => false,
+    }
+}
+
+/// The page's language: `?lang=`, else the browser's first language we
+/// speak, else English.
+fn language_of(headers: &HeaderMap, asked: Option<&str>) -> Language {
+    if let Some(language) = asked.and_then(Language::from_tag) {
+        return language;
+    }
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
+        .into_iter()
+        .flat_map(|value| value.split(','))
+        .find_map(|tag| Language::from_tag(tag.split(';').next().unwrap_or_default()))
+        .unwrap_or_default()
+}
+
+#[derive(serde::Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+async fn home(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Html<String> {
+    let language = language_of(&headers, query.lang.as_deref());
+    Html(pages::home(language, &profiles(&state.settings.config_dir)))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(state): State<Shared>, axum::Form(form): axum::Form<LoginForm>) -> Response {
+    let Some(token) = &state.settings.token else {
+        return Redirect::to("/").into_response();
+    };
+    if !bool::from(form.token.as_bytes().ct_eq(token.as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!(
+                "{TOKEN_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                form.token
+            ),
+        )],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+/// A fresh ID the server names things by: 128 random bits in hex.
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS gives random bytes");
+    crate::report::hex(&bytes)
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    (status, Html(pages::error(message))).into_response()
+}
+
+/// Takes an upload (a profile and a file), streams it to a file of the
+/// server's naming under `--data` (at most `MAX_UPLOAD` bytes), validates
+/// it into a folder of its own, and shows the validation.
+async fn upload(State(state): State<Shared>, mut multipart: Multipart) -> Response {
+    let id = new_id();
+    let folder = state.settings.data.join("jobs").join(&id);
+    if let Err(error) = create_private_dir(&folder) {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+    }
+    let mut profile_name = None;
+    let mut input = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&folder);
+                return error_page(error.status(), &error.body_text());
+            }
+        };
+        match field.name() {
+            Some("profile") => profile_name = field.text().await.ok(),
+            Some("file") => {
+                // The client's name gives the kind of file, never a path.
+                let extension = field
+                    .file_name()
+                    .and_then(|name| name.rsplit('.').next())
+                    .map(str::to_ascii_lowercase)
+                    .filter(|ext| ext == "csv" || ext == "xlsx");
+                let Some(extension) = extension else {
+                    let _ = std::fs::remove_dir_all(&folder);
+                    return error_page(
+                        StatusCode::BAD_REQUEST,
+                        "upload a .csv or .xlsx export of the orders",
+                    );
+                };
+                let path = folder.join(format!("input.{extension}"));
+                match save(field, &path).await {
+                    Ok(()) => input = Some(path),
+                    Err((status, message)) => {
+                        let _ = std::fs::remove_dir_all(&folder);
+                        return error_page(status, &message);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let profiles = profiles(&state.settings.config_dir);
+    let (Some(input), Some(profile)) = (
+        input,
+        profile_name.and_then(|name| profiles.into_iter().find(|p| p.name == name)),
+    ) else {
+        let _ = std::fs::remove_dir_all(&folder);
+        return error_page(StatusCode::BAD_REQUEST, "choose a profile and a file");
+    };
+    let out = folder.join("out");
+    let (validate_input, validate_out, validate_profile) =
+        (input.clone(), out.clone(), profile.path.clone());
+    let validated = tokio::task::spawn_blocking(move || {
+        let config = Config::load_profile(&validate_profile)?;
+        crate::run::validate::validate_input(
+            &validate_input,
+            Some(&validate_profile),
+            &config,
+            &config.input.sheet,
+            &validate_out,
+        )
+    })
+    .await;
+    let summary = match validated {
+        Ok(Ok(summary)) => summary,
+        Ok(Err(error)) => {
+            return error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("{error:#}"));
+        }
+        Err(error) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    state.jobs.lock().expect("not poisoned").insert(
+        id.clone(),
+        Job {
+            profile: profile.name,
+            input,
+            folder: out,
+            valid_rows: summary.rows.valid,
+            progress: None,
+            finished: None,
+            cancel: None,
+        },
+    );
+    Redirect::to(&format!("/jobs/{id}")).into_response()
+}
+
+/// Streams a multipart field to `path`, refusing it once it passes
+/// `MAX_UPLOAD` bytes.
+async fn save(
+    mut field: axum::extract::multipart::Field<'_>,
+    path: &Path,
+) -> Result<(), (StatusCode, String)> {
+    let internal = |error: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string());
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await.map_err(internal)?;
+    let mut written = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        // The body limit past MAX_UPLOAD says 413 too.
+        .map_err(|error| (error.status(), error.body_text()))?
+    {
+        written += chunk.len() as u64;
+        if written > MAX_UPLOAD {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the file is larger than {} MB; split the export",
+                    MAX_UPLOAD / 1024 / 1024
+                ),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(internal)?;
+    }
+    file.sync_all().await.map_err(internal)
+}
+
+/// Reads a job the server knows.
+fn with_job<T>(state: &Shared, id: &str, read: impl FnOnce(&Job) -> T) -> Option<T> {
+    state.jobs.lock().expect("not poisoned").get(id).map(read)
+}
+
+fn no_such_job() -> Response {
+    error_page(StatusCode::NOT_FOUND, "no such upload or run")
+}
+
+async fn job_page(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let language = language_of(&headers, query.lang.as_deref());
+    let profiles = profiles(&state.settings.config_dir);
+    let job = with_job(&state, &id, |job| {
+        (
+            job.profile.clone(),
+            job.folder.clone(),
+            job.valid_rows,
+            job.progress.is_some(),
+        )
+    });
+    let (profile_name, folder, valid_rows, started) = match job {
+        Some(job) => job,
+        None => return no_such_job(),
+    };
+    let Some(profile) = profiles.into_iter().find(|p| p.name == profile_name) else {
+        return error_page(StatusCode::NOT_FOUND, "the profile is gone");
+    };
+    Html(pages::job(
+        language, &id, &profile, &folder, valid_rows, started,
+    ))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct DeclareForm {
+    confirm: Option<String>,
+}
+
+/// Starts the run of a validated upload with the same engine as `run`.
+async fn declare(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    axum::Form(form): axum::Form<DeclareForm>,
+) -> Response {
+    if form.confirm.as_deref() != Some("yes") {
+        return error_page(StatusCode::BAD_REQUEST, "confirm the declaration first");
+    }
+    let job = with_job(&state, &id, |job| {
+        (
+            job.profile.clone(),
+            job.input.clone(),
+            job.folder.clone(),
+            job.progress.is_some(),
+        )
+    });
+    let (profile_name, input, folder, started) = match job {
+        Some(job) => job,
+        None => return no_such_job(),
+    };
+    if started {
+        return Redirect::to(&format!("/jobs/{id}")).into_response();
+    }
+    let Some(profile) = profiles(&state.settings.config_dir)
+        .into_iter()
+        .find(|p| p.name == profile_name)
+    else {
+        return error_page(StatusCode::NOT_FOUND, "the profile is gone");
+    };
+    if !state
+        .busy_profiles
+        .lock()
+        .expect("not poisoned")
+        .insert(profile.name.clone())
+    {
+        return error_page(
+            StatusCode::CONFLICT,
+            &format!(
+                "a run of the profile {} is going on; wait for it to finish",
+                profile.name
+            ),
+        );
+    }
+    let config = match Config::load_profile(&profile.path) {
+        Ok(config) => config,
+        Err(error) => {
+            state
+                .busy_profiles
+                .lock()
+                .expect("not poisoned")
+                .remove(&profile.name);
+            return error_page(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string());
+        }
+    };
+    let options = RunOptions {
+        input,
+        config_path: Some(profile.path.clone()),
+        out: folder,
+        sheet: None,
+        rate: None,
+        concurrency: None,
+        fresh: false,
+        ledger: None,
+        resend_failed: false,
+        resolve_unknown: false,
+    };
+    let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, config)).await {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(error)) => {
+            state
+                .busy_profiles
+                .lock()
+                .expect("not poisoned")
+                .remove(&profile.name);
+            return error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("{error:#}"));
+        }
+        Err(error) => {
+            state
+                .busy_profiles
+                .lock()
+                .expect("not poisoned")
+                .remove(&profile.name);
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+        }
+    };
+    let cancel = CancellationToken::new();
+    let (progress_tx, progress_rx) = watch::channel(Progress::default());
+    if let Some(job) = state.jobs.lock().expect("not poisoned").get_mut(&id) {
+        job.progress = Some(progress_rx);
+        job.cancel = Some(cancel.clone());
+    }
+    let run_state = Arc::clone(&state);
+    let run_id = id.clone();
+    tokio::spawn(async move {
+        let report = execute(plan, cancel, Arc::new(progress_tx), |notice| {
+            tracing::info!("{notice}");
+        })
+        .await;
+        let finished = match report {
+            Ok(mut report) => match report.fatal_error() {
+                Some(error) => Err(format!("{error:#}")),
+                None => Ok(report.exit_code),
+            },
+            Err(error) => Err(format!("{error:#}")),
+        };
+        if let Some(job) = run_state
+            .jobs
+            .lock()
+            .expect("not poisoned")
+            .get_mut(&run_id)
+        {
+            job.finished = Some(finished);
+        }
+        run_state
+            .busy_profiles
+            .lock()
+            .expect("not poisoned")
+            .remove(&profile.name);
+    });
+    Redirect::to(&format!("/jobs/{id}")).into_response()
+}
+
+/// The run's progress as JSON, for the page's live view.
+async fn progress(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+    let job = with_job(&state, &id, |job| {
+        (
+            job.progress.as_ref().map(|rx| rx.borrow().clone()),
+            job.finished.clone(),
+        )
+    });
+    let (snapshot, finished) = match job {
+        Some(job) => job,
+        None => return no_such_job(),
+    };
+    let Some(snapshot) = snapshot else {
+        return axum::Json(serde_json::json!({ "started": false })).into_response();
+    };
+    let counts = snapshot.tally.settled;
+    axum::Json(serde_json::json!({
+        "started": true,
+        "phase": match snapshot.phase {
+            Phase::Declaring => "declaring",
+            Phase::WritingOutputs => "writing",
+            Phase::Finished => "finished",
+        },
+        "valid": snapshot.rows.valid,
+        "settled": snapshot.settled(),
+        "requests": snapshot.tally.requests,
+        "S": counts.success,
+        "F": counts.failed,
+        "U": counts.unknown,
+        "from_ledger": snapshot.from_ledger,
+        "done": finished.is_some(),
+        "exit_code": finished.as_ref().and_then(|f| f.as_ref().ok().copied()),
+        "error": finished.as_ref().and_then(|f| f.as_ref().err().cloned()),
+    }))
+    .into_response()
+}
+
+/// A file of the job's folder, by one of the names the page offers.
+async fn download(
+    State(state): State<Shared>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+) -> Response {
+    if !DOWNLOADS.contains(&name.as_str()) {
+        return error_page(StatusCode::NOT_FOUND, "no such file");
+    }
+    let Some(folder) = with_job(&state, &id, |job| job.folder.clone()) else {
+        return no_such_job();
+    };
+    match tokio::fs::read(folder.join(&name)).await {
+        Ok(bytes) => {
+            let kind = match name.rsplit('.').next() {
+                Some("csv") => "text/csv; charset=utf-8",
+                Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                _ => "text/html; charset=utf-8",
+            };
+            let disposition = if name.ends_with(".html") {
+                "inline".to_owned()
+            } else {
+                format!("attachment; filename=\"{name}\"")
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, kind.to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                Body::from(bytes),
+            )
+                .into_response()
+        }
+        Err(_) => error_page(StatusCode::NOT_FOUND, "that file is not there (yet)"),
+    }
+}

@@ -1,0 +1,355 @@
+//! The pages of `serve`, in English and Simplified Chinese: the home page
+//! (profiles and the upload), a job's page (the validation, the button
+//! that declares, the live progress, the downloads), the login form and
+//! errors. Messages about rows come from `rejected.csv`, which the message
+//! catalogue wrote in the profile's language.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::Profile;
+use crate::messages::Language;
+use crate::report::html::escape;
+
+/// The pages' own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    Title,
+    Profile,
+    DeclaresTo,
+    Sandbox,
+    Upload,
+    DropHere,
+    Check,
+    NoProfiles,
+    Validation,
+    Valid,
+    Rejected,
+    RejectedRows,
+    Declare,
+    Confirm,
+    Progress,
+    Downloads,
+    Login,
+    Token,
+    Back,
+    Row,
+    Field,
+    Error,
+}
+
+impl Text {
+    pub const ALL: [Text; 22] = [
+        Text::Title,
+        Text::Profile,
+        Text::DeclaresTo,
+        Text::Sandbox,
+        Text::Upload,
+        Text::DropHere,
+        Text::Check,
+        Text::NoProfiles,
+        Text::Validation,
+        Text::Valid,
+        Text::Rejected,
+        Text::RejectedRows,
+        Text::Declare,
+        Text::Confirm,
+        Text::Progress,
+        Text::Downloads,
+        Text::Login,
+        Text::Token,
+        Text::Back,
+        Text::Row,
+        Text::Field,
+        Text::Error,
+    ];
+
+    pub fn text(self, language: Language) -> &'static str {
+        let (en, zh) = match self {
+            Text::Title => ("Customs declarations", "海关申报"),
+            Text::Profile => ("Profile", "配置"),
+            Text::DeclaresTo => ("declares to", "申报到"),
+            Text::Sandbox => (
+                "SANDBOX: nothing is declared for real",
+                "沙箱：不会真实申报",
+            ),
+            Text::Upload => (
+                "Order export (CSV or XLSX, 100 MB at most)",
+                "订单导出文件（CSV 或 XLSX，最大 100 MB）",
+            ),
+            Text::DropHere => ("or drop the file here", "或将文件拖放到此处"),
+            Text::Check => ("Check the file", "检查文件"),
+            Text::NoProfiles => (
+                "No profile: put a config (*.toml) in the --config-dir folder",
+                "没有配置：请把配置文件（*.toml）放到 --config-dir 目录中",
+            ),
+            Text::Validation => ("Validation", "校验结果"),
+            Text::Valid => ("valid rows", "有效行"),
+            Text::Rejected => ("rejected rows", "被拒绝的行"),
+            Text::RejectedRows => ("Rejected rows and their reasons", "被拒绝的行及原因"),
+            Text::Declare => ("Declare", "申报"),
+            Text::Confirm => (
+                "I have checked the file and want to declare it",
+                "我已检查文件，确认申报",
+            ),
+            Text::Progress => ("Progress", "进度"),
+            Text::Downloads => ("Files", "文件下载"),
+            Text::Login => ("Sign in", "登录"),
+            Text::Token => ("Token", "令牌"),
+            Text::Back => ("Another file", "上传其他文件"),
+            Text::Row => ("Row", "行"),
+            Text::Field => ("Field", "字段"),
+            Text::Error => ("Reason", "原因"),
+        };
+        match language {
+            Language::En => en,
+            Language::ZhCn => zh,
+        }
+    }
+}
+
+const STYLE: &str = "body { font-family: system-ui, 'PingFang SC', 'Microsoft YaHei', \
+'WenQuanYi Micro Hei', sans-serif; max-width: 60em; margin: 1.5em auto; padding: 0 1em; \
+color: #1f2328; } .sandbox { background: #fff8c5; border: 1px solid #d4a72c; padding: .4em 1em; } \
+table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: .2em .5em; \
+text-align: left; vertical-align: top; } #drop { border: 2px dashed #8c959f; padding: 1.5em; \
+margin: .5em 0; } #drop.over { background: #ddf4ff; } button { font-size: 1.1em; padding: .3em 1em; } \
+nav { float: right; }";
+
+fn page(language: Language, title: &str, body: &str) -> String {
+    let lang = language.tag();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} — declare-batch</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <nav><a href=\"?lang=en\">English</a> · <a href=\"?lang=zh-CN\">中文</a></nav>\n\
+         <h1>{}</h1>\n{body}</body>\n</html>\n",
+        escape(title),
+        escape(title)
+    )
+}
+
+fn sandbox_banner(language: Language, profile: &Profile) -> String {
+    if profile.sandbox {
+        format!(
+            "<p class=\"sandbox\" id=\"sandbox\">{}</p>\n",
+            escape(Text::Sandbox.text(language))
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// `/`: the profiles and the upload.
+pub fn home(language: Language, profiles: &[Profile]) -> String {
+    let t = |text: Text| escape(text.text(language));
+    let mut body = String::new();
+    if profiles.is_empty() {
+        let _ = writeln!(body, "<p>{}</p>", t(Text::NoProfiles));
+        return page(language, Text::Title.text(language), &body);
+    }
+    if profiles.iter().any(|p| p.sandbox) {
+        let _ = writeln!(
+            body,
+            "<p class=\"sandbox\">{}: {}</p>",
+            t(Text::Sandbox),
+            profiles
+                .iter()
+                .filter(|p| p.sandbox)
+                .map(|p| escape(&p.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(
+        body,
+        "<form id=\"upload\" method=\"post\" action=\"/uploads\" enctype=\"multipart/form-data\">\n\
+         <p><label>{}: <select name=\"profile\" id=\"profile\">",
+        t(Text::Profile)
+    );
+    for profile in profiles {
+        let _ = writeln!(
+            body,
+            "<option value=\"{}\">{} — {} {}{}</option>",
+            escape(&profile.name),
+            escape(&profile.name),
+            t(Text::DeclaresTo),
+            escape(&profile.endpoint),
+            if profile.sandbox { " (sandbox)" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        body,
+        "</select></label></p>\n<div id=\"drop\"><label>{}: \
+         <input type=\"file\" name=\"file\" id=\"file\" accept=\".csv,.xlsx\" required></label>\
+         <p>{}</p></div>\n<button type=\"submit\" id=\"check\">{}</button>\n</form>\n\
+         <script>\n\
+         const drop = document.getElementById('drop'), file = document.getElementById('file');\n\
+         drop.addEventListener('dragover', e => {{ e.preventDefault(); drop.classList.add('over'); }});\n\
+         drop.addEventListener('dragleave', () => drop.classList.remove('over'));\n\
+         drop.addEventListener('drop', e => {{ e.preventDefault(); drop.classList.remove('over');\n\
+           file.files = e.dataTransfer.files; }});\n\
+         </script>",
+        t(Text::Upload),
+        t(Text::DropHere),
+        t(Text::Check)
+    );
+    page(language, Text::Title.text(language), &body)
+}
+
+/// The rows of `rejected.csv`: row, field, error.
+fn rejected_rows(folder: &Path) -> Vec<[String; 3]> {
+    let Ok(bytes) = std::fs::read(folder.join("rejected.csv")) else {
+        return Vec::new();
+    };
+    let text = bytes.strip_prefix(crate::input::UTF8_BOM).unwrap_or(&bytes);
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text)
+        .records()
+        .flatten()
+        .take(crate::report::html::MAX_LISTED)
+        .map(|record| [0, 1, 2].map(|i| record.get(i).unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// `/jobs/ID`: the validation, the button that declares, the progress.
+pub fn job(
+    language: Language,
+    id: &str,
+    profile: &Profile,
+    folder: &Path,
+    valid_rows: u64,
+    started: bool,
+) -> String {
+    let t = |text: Text| escape(text.text(language));
+    let mut body = sandbox_banner(language, profile);
+    let rejected = rejected_rows(folder);
+    let summary: serde_json::Value = std::fs::read_to_string(folder.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let rejected_count = summary["rows"]["rejected"].as_u64().unwrap_or(0);
+    let _ = writeln!(
+        body,
+        "<h2>{}</h2>\n<p>{}: <b>{}</b> · {} {}</p>\n\
+         <p><b id=\"valid\">{valid_rows}</b> {} · <b id=\"rejected\">{rejected_count}</b> {}</p>",
+        t(Text::Validation),
+        t(Text::Profile),
+        escape(&profile.name),
+        t(Text::DeclaresTo),
+        escape(&profile.endpoint),
+        t(Text::Valid),
+        t(Text::Rejected)
+    );
+    if !rejected.is_empty() {
+        let _ = writeln!(
+            body,
+            "<h3>{}</h3>\n<table id=\"rejected-rows\"><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+            t(Text::RejectedRows),
+            t(Text::Row),
+            t(Text::Field),
+            t(Text::Error)
+        );
+        for [row, field, error] in &rejected {
+            let _ = writeln!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(row),
+                escape(field),
+                escape(error)
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    if !started && valid_rows > 0 {
+        let _ = writeln!(
+            body,
+            "<form method=\"post\" action=\"/jobs/{id}/declare\" id=\"declare-form\">\n\
+             <p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" id=\"confirm\" required> {}</label></p>\n\
+             <button type=\"submit\" id=\"declare\">{} {valid_rows} → {}</button>\n</form>",
+            t(Text::Confirm),
+            t(Text::Declare),
+            escape(&profile.endpoint)
+        );
+    }
+    let _ = writeln!(
+        body,
+        "<h2>{}</h2>\n<p id=\"progress\">–</p>\n<h2>{}</h2>\n<ul id=\"files\">",
+        t(Text::Progress),
+        t(Text::Downloads)
+    );
+    for name in super::DOWNLOADS {
+        if folder.join(name).exists() || started {
+            let _ = writeln!(
+                body,
+                "<li><a href=\"/jobs/{id}/files/{name}\">{name}</a></li>"
+            );
+        }
+    }
+    let _ = writeln!(
+        body,
+        "</ul>\n<p><a href=\"/\">{}</a></p>\n<script>\n\
+         const started = Date.now();\n\
+         async function poll() {{\n\
+           const answer = await fetch('/jobs/{id}/progress', {{ credentials: 'same-origin' }});\n\
+           const p = await answer.json();\n\
+           if (!p.started) return;\n\
+           const seconds = (Date.now() - started) / 1000;\n\
+           const rate = p.requests / Math.max(seconds, 0.001);\n\
+           const left = Math.max(p.valid - p.settled, 0);\n\
+           const eta = rate > 0 ? Math.round(left / rate) + ' s' : '–';\n\
+           document.getElementById('progress').textContent =\n\
+             `${{p.settled}} / ${{p.valid}} · S ${{p.S}} F ${{p.F}} U ${{p.U}} · ${{rate.toFixed(1)}}/s · ETA ${{eta}}` +\n\
+             (p.done ? (p.error ? ' · ' + p.error : ' · exit ' + p.exit_code) : '');\n\
+           if (p.done) {{ document.getElementById('progress').dataset.done = 'yes'; return; }}\n\
+           setTimeout(poll, 500);\n\
+         }}\n\
+         poll();\n\
+         </script>",
+        t(Text::Back)
+    );
+    page(language, Text::Title.text(language), &body)
+}
+
+/// The token form, for a server on a non-loopback address.
+pub fn login(language: Language) -> String {
+    let t = |text: Text| escape(text.text(language));
+    let body = format!(
+        "<form method=\"post\" action=\"/login\"><label>{}: \
+         <input type=\"password\" name=\"token\" autocomplete=\"current-password\"></label> \
+         <button type=\"submit\">{}</button></form>",
+        t(Text::Token),
+        t(Text::Login)
+    );
+    page(language, Text::Login.text(language), &body)
+}
+
+/// An error, said plainly.
+pub fn error(message: &str) -> String {
+    page(
+        Language::En,
+        "declare-batch",
+        &format!(
+            "<p id=\"error\">{}</p><p><a href=\"/\">←</a></p>",
+            escape(message)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_has_both_languages() {
+        for text in Text::ALL {
+            let (en, zh) = (text.text(Language::En), text.text(Language::ZhCn));
+            assert!(!en.is_empty() && en != zh, "{text:?}");
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{text:?}: {zh}"
+            );
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! `declare-batch serve` over HTTP: upload, the validation view, declaring
+//! to the sandbox with live progress, downloads, the token, an oversize
+//! upload, a path in a file name, a cross-site post, and two runs of one
+//! profile — the real binary on a loopback port.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, StatusCode, redirect};
+
+use crate::common::{SandboxProcess, WithoutDeclareEnv, Workdir};
+use crate::run::{config_for, orders};
+
+/// `declare-batch serve` as a child process, killed when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ServeProcess {
+    fn start(work: &Workdir, addr: &str, env: &[(&str, &str)]) -> ServeProcess {
+        use std::io::BufRead;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_declare-batch"));
+        command
+            .without_declare_env()
+            .args(["serve", "--config-dir"])
+            .arg(work.path("profiles"))
+            .arg("--data")
+            .arg(work.path("data"))
+            .args(["--addr", addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start serve");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("serve did not print its address within 60 s")
+            });
+        let base = line.trim().trim_end_matches('/').to_owned();
+        assert!(base.starts_with("http://"), "{base:?}");
+        ServeProcess { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Uploads `bytes` as `file_name` for `profile`, as the page's form does.
+async fn upload(
+    serve: &ServeProcess,
+    profile: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let form = Form::new()
+        .text("profile", profile.to_owned())
+        .part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
+    client()
+        .post(serve.url("/uploads"))
+        .header("Origin", serve.base.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Polls a job's progress until it is done; fails after a deadline.
+async fn wait_done(serve: &ServeProcess, job: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let progress: serde_json::Value = client()
+            .get(serve.url(&format!("{job}/progress")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if progress["done"] == true {
+            return progress;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run did not finish: {progress}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn samples() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/orders.csv")).unwrap()
+}
+
+#[test]
+fn upload_validate_declare_and_download() {
+    let work = Workdir::new();
+    work.write("profiles/try.toml", "[api]\nendpoint = \"sandbox\"\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let home = client().get(serve.url("/")).send().await.unwrap();
+        assert_eq!(home.status(), StatusCode::OK);
+        let home = home.text().await.unwrap();
+        assert!(home.contains("<input type=\"file\""), "{home}");
+        assert!(home.contains("SANDBOX"), "the sandbox is marked: {home}");
+        assert!(home.contains("embedded-sandbox"));
+
+        let uploaded = upload(&serve, "try", "orders.csv", samples()).await;
+        assert_eq!(
+            uploaded.status(),
+            StatusCode::SEE_OTHER,
+            "{:?}",
+            uploaded.text().await
+        );
+        let job = location(&uploaded);
+        let page = client()
+            .get(serve.url(&job))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("<b id=\"valid\">20</b>"), "{page}");
+        assert!(page.contains("<b id=\"rejected\">5</b>"), "{page}");
+        // The reasons, as rejected.csv gives them.
+        assert!(
+            page.contains("the check character does not match"),
+            "{page}"
+        );
+        assert!(
+            page.contains("&quot;HANGZHOU&quot; is not an accepted customs code"),
+            "{page}"
+        );
+        assert!(page.contains("id=\"declare\""), "{page}");
+        assert!(page.contains("SANDBOX"));
+        let rejected = client()
+            .get(serve.url(&format!("{job}/files/rejected.xlsx")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rejected.status(), StatusCode::OK);
+        assert!(rejected.bytes().await.unwrap().starts_with(b"PK"));
+
+        // Declaring needs the confirmation.
+        let unconfirmed = client()
+            .post(serve.url(&format!("{job}/declare")))
+            .header("Origin", serve.base.clone())
+            .form(&[("other", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST);
+        let declared = client()
+            .post(serve.url(&format!("{job}/declare")))
+            .header("Origin", serve.base.clone())
+            .form(&[("confirm", "yes")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(declared.status(), StatusCode::SEE_OTHER);
+        let done = wait_done(&serve, &job).await;
+        assert_eq!(done["exit_code"], 3, "{done}");
+        assert_eq!(done["S"], 17, "{done}");
+        for (name, needle) in [
+            ("results.csv", "PAY202611220015"),
+            ("retry.csv", "paymentRequestId"),
+            ("report.html", "<!DOCTYPE html>"),
+        ] {
+            let file = client()
+                .get(serve.url(&format!("{job}/files/{name}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(file.status(), StatusCode::OK, "{name}");
+            assert!(file.text().await.unwrap().contains(needle), "{name}");
+        }
+        // Only the files the page offers.
+        let other = client()
+            .get(serve.url(&format!("{job}/files/journal.jsonl")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::NOT_FOUND);
+        let unknown = client()
+            .get(serve.url("/jobs/0000/progress"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        // In Chinese, chosen by the browser's language.
+        let chinese = client()
+            .get(serve.url("/"))
+            .header("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.5")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(chinese.contains("<html lang=\"zh-CN\">") && chinese.contains("海关申报"));
+    });
+    // Files under --data are the owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(work.path("data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}
+
+#[test]
+fn what_the_server_refuses() {
+    let work = Workdir::new();
+    work.write("profiles/try.toml", "[api]\nendpoint = \"sandbox\"\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // A post from another site.
+        let form = Form::new()
+            .text("profile", "try")
+            .part("file", Part::bytes(samples()).file_name("orders.csv"));
+        let cross = client()
+            .post(serve.url("/uploads"))
+            .header("Origin", "http://evil.example")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+        // Larger than 100 MB: refused while it streams, nothing kept.
+        let big = vec![b'a'; 101 * 1024 * 1024];
+        let refused = upload(&serve, "try", "big.csv", big).await;
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let kept: Vec<_> = std::fs::read_dir(work.path("data/jobs")).unwrap().collect();
+        assert!(kept.is_empty(), "{kept:?}");
+        // A path in the file name is no path: the server names the file.
+        let sneaky = upload(&serve, "try", "../../../evil.csv", samples()).await;
+        assert_eq!(sneaky.status(), StatusCode::SEE_OTHER);
+        assert!(!work.path("evil.csv").exists());
+        assert!(!work.path("data/evil.csv").exists());
+        let job = location(&sneaky);
+        let id = job.trim_start_matches("/jobs/");
+        assert!(work.path(&format!("data/jobs/{id}/input.csv")).exists());
+        // Neither a file that is no export nor a profile that does not exist.
+        let text = upload(&serve, "try", "notes.txt", b"hello".to_vec()).await;
+        assert_eq!(text.status(), StatusCode::BAD_REQUEST);
+        let nobody = upload(&serve, "nobody", "orders.csv", samples()).await;
+        assert_eq!(nobody.status(), StatusCode::BAD_REQUEST);
+    });
+}
+
+#[test]
+fn another_address_needs_the_token() {
+    let work = Workdir::new();
+    work.write("profiles/try.toml", "[api]\nendpoint = \"sandbox\"\n");
+    let run = work.run(&["serve", "--config-dir", "profiles", "--addr", "0.0.0.0:0"]);
+    run.expect_fatal(&["DECLARE_SERVE_TOKEN", "0.0.0.0"]);
+    let token = "a-long-random-secret-for-the-test";
+    let serve = ServeProcess::start(&work, "0.0.0.0:0", &[("DECLARE_SERVE_TOKEN", token)]);
+    let port = serve.base.rsplit(':').next().unwrap().to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let without = client().get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(without.status(), StatusCode::UNAUTHORIZED);
+        assert!(without.text().await.unwrap().contains("name=\"token\""));
+        let wrong = client()
+            .get(format!("{base}/"))
+            .bearer_auth("not-it")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let right = client()
+            .get(format!("{base}/"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), StatusCode::OK);
+        // The login form sets a cookie that later requests carry.
+        let login = client()
+            .post(format!("{base}/login"))
+            .header("Origin", base.clone())
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::SEE_OTHER);
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        let with_cookie = client()
+            .get(format!("{base}/"))
+            .header("Cookie", cookie.split(';').next().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_cookie.status(), StatusCode::OK);
+    });
+}
+
+#[test]
+fn one_run_per_profile_at_a_time() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 20);
+    // A slow endpoint keeps the first run going.
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--slow",
+            "1",
+            "--latency-ms",
+            "300",
+        ],
+    );
+    let config = config_for(&work, &sandbox, &[("concurrency", "1")]);
+    std::fs::create_dir_all(work.path("profiles")).unwrap();
+    std::fs::copy(&config, work.path("profiles/slow.toml")).unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bytes = std::fs::read(&orders).unwrap();
+        let first = location(&upload(&serve, "slow", "a.csv", bytes.clone()).await);
+        let second = location(&upload(&serve, "slow", "b.csv", bytes).await);
+        let declare = |job: String| {
+            let base = serve.base.clone();
+            let url = serve.url(&format!("{job}/declare"));
+            async move {
+                client()
+                    .post(url)
+                    .header("Origin", base)
+                    .form(&[("confirm", "yes")])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(declare(first.clone()).await.status(), StatusCode::SEE_OTHER);
+        let busy = declare(second.clone()).await;
+        assert_eq!(busy.status(), StatusCode::CONFLICT);
+        assert!(busy.text().await.unwrap().contains("slow"));
+        let done = wait_done(&serve, &first).await;
+        assert_eq!(done["exit_code"], 0, "{done}");
+        // Free again once the first is done.
+        assert_eq!(
+            declare(second.clone()).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let done = wait_done(&serve, &second).await;
+        assert_eq!(done["exit_code"], 0, "{done}");
+        // The ledger beside the profile knew the rows: nothing sent twice.
+        assert_eq!(done["from_ledger"], 20, "{done}");
+    });
+}
