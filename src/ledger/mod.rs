@@ -66,7 +66,6 @@ pub enum LedgerError {
     #[error("cannot use the ledger's fingerprint key {path}: {source}")]
     Key {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
     #[error(
@@ -257,20 +256,21 @@ fn load_key(path: &Path) -> Result<hmac::Key, LedgerError> {
         source,
     };
     let ledger_exists = path.exists();
+    let read_key = |text: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .filter(|bytes| bytes.len() == 32)
+            .map(|bytes| hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+            .ok_or_else(|| {
+                key_error(std::io::Error::other(
+                    "not a 32-byte key in Base64; restore it from a backup",
+                ))
+            })
+    };
     match std::fs::read_to_string(&key_file) {
-        Ok(text) => {
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .ok()
-                .filter(|bytes| bytes.len() == 32)
-                .ok_or_else(|| {
-                    key_error(std::io::Error::other(
-                        "not a 32-byte key in Base64; restore it from a backup",
-                    ))
-                })?;
-            Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
-        }
+        Ok(text) => read_key(&text),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             if ledger_exists {
                 return Err(LedgerError::KeyMissing {
@@ -278,22 +278,46 @@ fn load_key(path: &Path) -> Result<hmac::Key, LedgerError> {
                     key: key_file,
                 });
             }
+            // Written whole beside it, then linked into place: a second
+            // process making the same ledger at the same moment reads one
+            // complete key, whichever came first.
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes).map_err(|e| key_error(std::io::Error::other(e)))?;
-            let mut file = create_private(&key_file).map_err(key_error)?;
-            use base64::Engine;
-            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.write_all(b"\n"))
-                .and_then(|()| file.sync_all())
-                .map_err(key_error)?;
+            let mut salt = [0u8; 8];
+            getrandom::fill(&mut salt).map_err(|e| key_error(std::io::Error::other(e)))?;
+            let mut partial = key_file.clone().into_os_string();
+            partial.push(format!(".{}", crate::report::hex(&salt)));
+            let partial = PathBuf::from(partial);
+            let written = (|| {
+                use base64::Engine;
+                let mut file = create_private(&partial)?;
+                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+                file.write_all(text.as_bytes())?;
+                file.write_all(b"\n")?;
+                file.sync_all()?;
+                std::fs::hard_link(&partial, &key_file)
+            })();
+            let _ = std::fs::remove_file(&partial);
+            let key = match written {
+                Ok(()) => hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read_key(&std::fs::read_to_string(&key_file).map_err(key_error)?)?
+                }
+                Err(error) => return Err(key_error(error)),
+            };
             // The ledger file itself, owner-only before SQLite opens it
             // (its -wal and -shm files take the same permissions).
-            create_private(path).map_err(|source| LedgerError::Key {
-                path: path.to_owned(),
-                source,
-            })?;
-            Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+            match create_private(path) {
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(LedgerError::Key {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
+            Ok(key)
         }
         Err(error) => Err(key_error(error)),
     }
@@ -346,14 +370,28 @@ impl Ledger {
         };
         let mut connection = Connection::open(path).map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
-        connection
-            .query_row("PRAGMA journal_mode = WAL", [], |row| {
-                row.get::<_, String>(0)
-            })
-            .map_err(open_error)?;
-        connection
-            .execute_batch(CONNECTION_PRAGMAS)
-            .map_err(open_error)?;
+        // Switching a new file to WAL can find another process creating
+        // it; SQLite answers "locked" then without waiting, so it waits here.
+        let started = std::time::Instant::now();
+        loop {
+            let prepared = connection
+                .query_row("PRAGMA journal_mode = WAL", [], |row| {
+                    row.get::<_, String>(0)
+                })
+                .and_then(|_| connection.execute_batch(CONNECTION_PRAGMAS));
+            match prepared {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(failure, _))
+                    if matches!(
+                        failure.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => return Err(open_error(error)),
+            }
+        }
         schema::migrate(&mut connection, path)?;
         let ledger = Ledger {
             path: path.to_owned(),

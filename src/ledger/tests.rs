@@ -340,3 +340,30 @@ fn replayed_outcomes_are_recorded_once() {
     let count = ledger.export(None, None, |_| Ok(())).unwrap();
     assert_eq!(count, 1);
 }
+
+#[test]
+fn processes_making_one_new_ledger_at_once_share_its_key() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let fingerprints: Vec<Fingerprints> = std::thread::scope(|scope| {
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let ledger = Ledger::open(&path, "e", "c").expect("opens");
+                        let request = request("D1", "P1", "1");
+                        ledger.fingerprints(&request, &request.to_body())
+                    })
+                })
+                .collect();
+            openers.into_iter().map(|o| o.join().unwrap()).collect()
+        });
+        assert!(fingerprints.windows(2).all(|pair| pair[0] == pair[1]));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("new.db.key."))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -26,7 +26,6 @@ pub enum Text {
     Valid,
     Rejected,
     RejectedRows,
-    Declare,
     Confirm,
     Progress,
     Downloads,
@@ -39,7 +38,7 @@ pub enum Text {
 }
 
 impl Text {
-    pub const ALL: [Text; 22] = [
+    pub const ALL: [Text; 21] = [
         Text::Title,
         Text::Profile,
         Text::DeclaresTo,
@@ -52,7 +51,6 @@ impl Text {
         Text::Valid,
         Text::Rejected,
         Text::RejectedRows,
-        Text::Declare,
         Text::Confirm,
         Text::Progress,
         Text::Downloads,
@@ -87,7 +85,6 @@ impl Text {
             Text::Valid => ("valid rows", "有效行"),
             Text::Rejected => ("rejected rows", "被拒绝的行"),
             Text::RejectedRows => ("Rejected rows and their reasons", "被拒绝的行及原因"),
-            Text::Declare => ("Declare", "申报"),
             Text::Confirm => (
                 "I have checked the file and want to declare it",
                 "我已检查文件，确认申报",
@@ -267,10 +264,9 @@ pub fn job(
             body,
             "<form method=\"post\" action=\"/jobs/{id}/declare\" id=\"declare-form\">\n\
              <p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" id=\"confirm\" required> {}</label></p>\n\
-             <button type=\"submit\" id=\"declare\">{} {valid_rows} → {}</button>\n</form>",
+             <button type=\"submit\" id=\"declare\">{}</button>\n</form>",
             t(Text::Confirm),
-            t(Text::Declare),
-            escape(&profile.endpoint)
+            escape(&declare_label(language, valid_rows, &profile.endpoint))
         );
     }
     let _ = writeln!(
@@ -310,6 +306,14 @@ pub fn job(
         t(Text::Back)
     );
     page(language, Text::Title.text(language), &body)
+}
+
+/// "Declare N rows to ENDPOINT", in the page's language.
+fn declare_label(language: Language, rows: u64, endpoint: &str) -> String {
+    match language {
+        Language::En => format!("Declare {rows} rows to {endpoint}"),
+        Language::ZhCn => format!("申报 {rows} 行到 {endpoint}"),
+    }
 }
 
 /// The token form, for a server on a non-loopback address.

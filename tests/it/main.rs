@@ -3,6 +3,7 @@
 //! writes into its own temporary folder.
 
 mod api;
+mod browser;
 mod common;
 mod inquire;
 mod ledger;

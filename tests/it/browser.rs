@@ -1,0 +1,174 @@
+//! The web page in a real browser: headless Chromium from Debian's
+//! packages, driven over WebDriver (chromedriver) with fantoccini. A
+//! finance clerk's path: upload `samples/orders.xlsx` through the file
+//! input, see the rejected rows, declare to the sandbox, wait for the run
+//! and find its S count on the page. Screenshots of each page go to
+//! `docs/screenshots/` for the README. Where Chromium or its driver is
+//! missing the test fails (scripts/test.sh installs them); it never skips.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::common::Workdir;
+use crate::serve::ServeProcess;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// chromedriver on a loopback port, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(program).exists(),
+                "{program} is missing: install Debian's chromium and chromium-driver \
+                 (scripts/test.sh does)"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut driver = Driver { child, port };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = driver.child.try_wait().expect("poll chromedriver") {
+                panic!("chromedriver exited: {status}");
+            }
+            assert!(started.elapsed() < DEADLINE, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    async fn browser(&self, profile_dir: &Path) -> Client {
+        // Two crypto providers are built in (ring, aws-lc-rs); say which.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1200,1000",
+                    format!("--user-data-dir={}", profile_dir.display()),
+                ],
+            }),
+        );
+        ClientBuilder::rustls()
+            .expect("a TLS connector")
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&folder).expect("docs/screenshots");
+    folder
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "{name} is no PNG");
+    std::fs::write(screenshots().join(name), png).expect("write the screenshot");
+}
+
+#[test]
+fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
+    let work = Workdir::new();
+    work.write("profiles/try-it.toml", "[api]\nendpoint = \"sandbox\"\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let driver = Driver::start();
+    let workbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/orders.xlsx");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let browser = driver.browser(&work.path("chromium")).await;
+        let outcome = async {
+            browser.goto(&serve.url("/?lang=en")).await?;
+            screenshot(&browser, "home.png").await;
+            let file = browser.find(Locator::Id("file")).await?;
+            file.send_keys(&workbook.display().to_string()).await?;
+            browser.find(Locator::Id("check")).await?.click().await?;
+            // The validation: the rejected rows with their reasons.
+            let rejected = browser
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Id("rejected-rows"))
+                .await?;
+            let reasons = rejected.text().await?;
+            assert!(reasons.contains("HANGZHOU"), "{reasons}");
+            let valid = browser.find(Locator::Id("valid")).await?.text().await?;
+            assert_eq!(valid, "20");
+            screenshot(&browser, "validation.png").await;
+            browser.find(Locator::Id("confirm")).await?.click().await?;
+            let button = browser.find(Locator::Id("declare")).await?;
+            assert_eq!(button.text().await?, "Declare 20 rows to embedded-sandbox");
+            button.click().await?;
+            // The run, followed live until it is done.
+            browser
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Css("#progress[data-done='yes']"))
+                .await?;
+            let progress = browser.find(Locator::Id("progress")).await?.text().await?;
+            assert!(progress.contains("S 17"), "{progress}");
+            assert!(progress.contains("exit 3"), "{progress}");
+            screenshot(&browser, "progress.png").await;
+            let report = browser.find(Locator::LinkText("report.html")).await?;
+            report.click().await?;
+            let heading = browser
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Css("h1"))
+                .await?
+                .text()
+                .await?;
+            assert_eq!(heading, "declare-batch report");
+            screenshot(&browser, "report.png").await;
+            // In Chinese, drawn with a CJK font.
+            browser.goto(&serve.url("/?lang=zh-CN")).await?;
+            let title = browser.find(Locator::Css("h1")).await?.text().await?;
+            assert_eq!(title, "海关申报");
+            screenshot(&browser, "home-zh.png").await;
+            Ok::<(), fantoccini::error::CmdError>(())
+        }
+        .await;
+        let _ = browser.close().await;
+        outcome.expect("the page works in Chromium");
+    });
+}
