@@ -82,6 +82,7 @@ struct Job {
     folder: PathBuf,
     /// Rows valid in the validation: what "Declare N rows" declares.
     valid_rows: u64,
+    created_at: String,
     progress: Option<watch::Receiver<Progress>>,
     /// The run's end: exit code, or the error that stopped it.
     finished: Option<Result<u8, String>>,
@@ -95,6 +96,62 @@ struct AppState {
 }
 
 type Shared = Arc<AppState>;
+
+/// `job.json`: what a job's folder is for.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct JobRecord {
+    profile: String,
+    created_at: String,
+}
+
+/// The jobs of earlier server runs, from their folders: validated, run to
+/// the end, or cut short by a restart (declaring again resumes the run
+/// from its journal).
+fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
+    let mut known = HashMap::new();
+    for entry in std::fs::read_dir(jobs).into_iter().flatten().flatten() {
+        let folder = entry.path();
+        let Some(record) = std::fs::read_to_string(folder.join("job.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<JobRecord>(&text).ok())
+        else {
+            continue;
+        };
+        let Some(input) = ["input.csv", "input.xlsx"]
+            .iter()
+            .map(|name| folder.join(name))
+            .find(|path| path.exists())
+        else {
+            continue;
+        };
+        let out = folder.join("out");
+        let summary: serde_json::Value = std::fs::read_to_string(out.join("summary.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        // A run cut short leaves run.json beside the validation's summary.
+        let finished = (summary["command"] == "run").then(|| {
+            Ok(summary["exit_code"]
+                .as_u64()
+                .and_then(|code| u8::try_from(code).ok())
+                .unwrap_or(crate::exit::FATAL))
+        });
+        known.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            Job {
+                profile: record.profile,
+                input,
+                folder: out,
+                valid_rows: summary["rows"]["valid"].as_u64().unwrap_or(0),
+                created_at: record.created_at,
+                progress: None,
+                finished,
+                cancel: None,
+            },
+        );
+    }
+    known
+}
 
 /// The profiles in `dir`: every `*.toml`, sorted by name.
 pub fn profiles(dir: &Path) -> Vec<Profile> {
@@ -134,9 +191,10 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
     create_private_dir(&settings.data)?;
     create_private_dir(&settings.data.join("jobs"))?;
+    let jobs = known_jobs(&settings.data.join("jobs"));
     let state = Arc::new(AppState {
         settings,
-        jobs: Mutex::new(HashMap::new()),
+        jobs: Mutex::new(jobs),
         busy_profiles: Mutex::new(HashSet::new()),
     });
     Ok(Router::new()
@@ -250,7 +308,32 @@ async fn home(
     Query(query): Query<LangQuery>,
 ) -> Html<String> {
     let language = language_of(&headers, query.lang.as_deref());
-    Html(pages::home(language, &profiles(&state.settings.config_dir)))
+    let mut jobs: Vec<pages::JobLine> = state
+        .jobs
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|(id, job)| pages::JobLine {
+            id: id.clone(),
+            profile: job.profile.clone(),
+            created_at: job.created_at.clone(),
+            state: match (&job.finished, &job.progress) {
+                (Some(Ok(code)), _) => pages::JobState::Finished(*code),
+                (Some(Err(_)), _) => pages::JobState::Failed,
+                (None, Some(_)) => pages::JobState::Running,
+                (None, None) if job.folder.join("run.json").exists() => {
+                    pages::JobState::Interrupted
+                }
+                (None, None) => pages::JobState::Validated,
+            },
+        })
+        .collect();
+    jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Html(pages::home(
+        language,
+        &profiles(&state.settings.config_dir),
+        &jobs,
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -366,6 +449,14 @@ async fn upload(State(state): State<Shared>, mut multipart: Multipart) -> Respon
         }
         Err(error) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
+    // Kept beside the upload, so that a restarted server knows the job.
+    let record = JobRecord {
+        profile: profile.name.clone(),
+        created_at: crate::report::timestamp(chrono::Local::now()),
+    };
+    if let Err(error) = crate::report::write_json(&folder.join("job.json"), &record) {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+    }
     state.jobs.lock().expect("not poisoned").insert(
         id.clone(),
         Job {
@@ -373,6 +464,7 @@ async fn upload(State(state): State<Shared>, mut multipart: Multipart) -> Respon
             input,
             folder: out,
             valid_rows: summary.rows.valid,
+            created_at: record.created_at,
             progress: None,
             finished: None,
             cancel: None,
@@ -437,7 +529,7 @@ async fn job_page(
             job.profile.clone(),
             job.folder.clone(),
             job.valid_rows,
-            job.progress.is_some(),
+            job.progress.is_some() || job.finished.is_some(),
         )
     });
     let (profile_name, folder, valid_rows, started) = match job {
@@ -472,7 +564,7 @@ async fn declare(
             job.profile.clone(),
             job.input.clone(),
             job.folder.clone(),
-            job.progress.is_some(),
+            job.progress.is_some() || job.finished.is_some(),
         )
     });
     let (profile_name, input, folder, started) = match job {
@@ -594,7 +686,34 @@ async fn progress(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> 
         None => return no_such_job(),
     };
     let Some(snapshot) = snapshot else {
-        return axum::Json(serde_json::json!({ "started": false })).into_response();
+        // Finished before a restart: what its summary says.
+        let folder = with_job(&state, &id, |job| job.folder.clone()).unwrap_or_default();
+        return match finished {
+            Some(finished) => {
+                let summary: serde_json::Value =
+                    std::fs::read_to_string(folder.join("summary.json"))
+                        .ok()
+                        .and_then(|text| serde_json::from_str(&text).ok())
+                        .unwrap_or_default();
+                let results = &summary["results"];
+                axum::Json(serde_json::json!({
+                    "started": true,
+                    "phase": "finished",
+                    "valid": summary["rows"]["valid"],
+                    "settled": summary["rows"]["valid"],
+                    "requests": summary["requests_sent"],
+                    "S": results["S"],
+                    "F": results["F"],
+                    "U": results["U"],
+                    "from_ledger": summary["from_ledger"],
+                    "done": true,
+                    "exit_code": finished.as_ref().ok(),
+                    "error": finished.as_ref().err(),
+                }))
+                .into_response()
+            }
+            None => axum::Json(serde_json::json!({ "started": false })).into_response(),
+        };
     };
     let counts = snapshot.tally.settled;
     axum::Json(serde_json::json!({

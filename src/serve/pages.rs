@@ -35,10 +35,11 @@ pub enum Text {
     Row,
     Field,
     Error,
+    Jobs,
 }
 
 impl Text {
-    pub const ALL: [Text; 21] = [
+    pub const ALL: [Text; 22] = [
         Text::Title,
         Text::Profile,
         Text::DeclaresTo,
@@ -60,6 +61,7 @@ impl Text {
         Text::Row,
         Text::Field,
         Text::Error,
+        Text::Jobs,
     ];
 
     pub fn text(self, language: Language) -> &'static str {
@@ -97,6 +99,7 @@ impl Text {
             Text::Row => ("Row", "行"),
             Text::Field => ("Field", "字段"),
             Text::Error => ("Reason", "原因"),
+            Text::Jobs => ("Uploads and runs", "上传与申报记录"),
         };
         match language {
             Language::En => en,
@@ -137,8 +140,43 @@ fn sandbox_banner(language: Language, profile: &Profile) -> String {
     }
 }
 
-/// `/`: the profiles and the upload.
-pub fn home(language: Language, profiles: &[Profile]) -> String {
+/// Where a job is, for the list of jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Validated,
+    Running,
+    /// Cut short by a restart: declaring again resumes it.
+    Interrupted,
+    Finished(u8),
+    Failed,
+}
+
+/// One line of the list of jobs.
+pub struct JobLine {
+    pub id: String,
+    pub profile: String,
+    pub created_at: String,
+    pub state: JobState,
+}
+
+fn state_text(language: Language, state: JobState) -> String {
+    let zh = language == Language::ZhCn;
+    match state {
+        JobState::Validated if zh => "已校验，未申报".to_owned(),
+        JobState::Validated => "checked, not declared".to_owned(),
+        JobState::Running if zh => "申报中".to_owned(),
+        JobState::Running => "declaring".to_owned(),
+        JobState::Interrupted if zh => "中断：打开后可继续申报".to_owned(),
+        JobState::Interrupted => "interrupted: open it to resume".to_owned(),
+        JobState::Finished(code) if zh => format!("已完成（退出码 {code}）"),
+        JobState::Finished(code) => format!("finished (exit {code})"),
+        JobState::Failed if zh => "失败".to_owned(),
+        JobState::Failed => "failed".to_owned(),
+    }
+}
+
+/// `/`: the profiles, the upload, and the jobs so far.
+pub fn home(language: Language, profiles: &[Profile], jobs: &[JobLine]) -> String {
     let t = |text: Text| escape(text.text(language));
     let mut body = String::new();
     if profiles.is_empty() {
@@ -191,6 +229,20 @@ pub fn home(language: Language, profiles: &[Profile]) -> String {
         t(Text::DropHere),
         t(Text::Check)
     );
+    if !jobs.is_empty() {
+        let _ = writeln!(body, "<h2>{}</h2>\n<table id=\"jobs\">", t(Text::Jobs));
+        for job in jobs {
+            let _ = writeln!(
+                body,
+                "<tr><td><a href=\"/jobs/{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+                escape(&job.id),
+                escape(&job.created_at),
+                escape(&job.profile),
+                escape(&state_text(language, job.state))
+            );
+        }
+        body.push_str("</table>\n");
+    }
     page(language, Text::Title.text(language), &body)
 }
 

@@ -404,3 +404,129 @@ fn one_run_per_profile_at_a_time() {
         assert_eq!(done["from_ledger"], 20, "{done}");
     });
 }
+
+#[test]
+fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 30);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--slow",
+            "1",
+            "--latency-ms",
+            "200",
+        ],
+    );
+    let config = config_for(&work, &sandbox, &[("concurrency", "1")]);
+    std::fs::create_dir_all(work.path("profiles")).unwrap();
+    std::fs::copy(&config, work.path("profiles/slow.toml")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let first = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let job = runtime.block_on(async {
+        let bytes = std::fs::read(&orders).unwrap();
+        let job = location(&upload(&first, "slow", "orders.csv", bytes).await);
+        let declared = client()
+            .post(first.url(&format!("{job}/declare")))
+            .header("Origin", first.base.clone())
+            .form(&[("confirm", "yes")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(declared.status(), StatusCode::SEE_OTHER);
+        // Some rows settled, the run still going.
+        let started = Instant::now();
+        loop {
+            let progress: serde_json::Value = client()
+                .get(first.url(&format!("{job}/progress")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if progress["settled"].as_u64().unwrap_or(0) >= 5 {
+                assert_eq!(progress["done"], false, "{progress}");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{progress}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        job
+    });
+    drop(first); // SIGKILL: the server and its run stop mid-way.
+    let second = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    runtime.block_on(async {
+        let home = client()
+            .get(second.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(home.contains("interrupted: open it to resume"), "{home}");
+        let page = client()
+            .get(second.url(&job))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("id=\"declare\""), "it can be resumed: {page}");
+        let resumed = client()
+            .post(second.url(&format!("{job}/declare")))
+            .header("Origin", second.base.clone())
+            .form(&[("confirm", "yes")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
+        let done = wait_done(&second, &job).await;
+        assert_eq!(done["exit_code"], 0, "{done}");
+    });
+    // Every row once, all S; no ID with two bodies at the sandbox.
+    let results = crate::common::csv_records(
+        &work,
+        &format!(
+            "data/jobs/{}/out/results.csv",
+            job.trim_start_matches("/jobs/")
+        ),
+    );
+    assert_eq!(results.len(), 30);
+    assert!(results.iter().all(|row| row["resultStatus"] == "S"));
+    let stats = runtime.block_on(sandbox.stats());
+    assert_eq!(stats.request_ids, 30);
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0);
+    // After a second restart the finished run shows as finished.
+    drop(second);
+    let third = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    runtime.block_on(async {
+        let home = client()
+            .get(third.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(home.contains("finished (exit 0)"), "{home}");
+        let done = wait_done(&third, &job).await;
+        assert_eq!(done["S"], 30, "{done}");
+        let page = client()
+            .get(third.url(&job))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !page.contains("id=\"declare\""),
+            "not declared twice: {page}"
+        );
+    });
+}
