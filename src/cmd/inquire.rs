@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::client::{ApiSettings, DeclareClient, parse_endpoint};
 use crate::config::Config;
 use crate::declare::Journal;
 use crate::exit;
 use crate::ledger::Ledger;
 use crate::outdir::OutLock;
-use crate::run::inquire::{InquirySettings, inquire_folder, update_summary};
+use crate::run::inquire::{InquirySettings, client_for_run, inquire_folder, update_summary};
 use crate::run::{EMBEDDED_ENDPOINT, RunRecord};
 use crate::say;
 
@@ -29,38 +28,6 @@ pub struct InquireOpts {
     /// The ledger to record the results in [default: the run's].
     #[arg(long)]
     pub ledger: Option<PathBuf>,
-}
-
-/// The client for the run's endpoint and client ID with the config's keys;
-/// a config naming another endpoint or client ID is refused.
-fn client_for(record: &RunRecord, mut config: Config) -> anyhow::Result<DeclareClient> {
-    let run_base = parse_endpoint(&record.endpoint)?;
-    if let Some(endpoint) = config.api.endpoint.as_deref() {
-        let base = parse_endpoint(endpoint)?;
-        if base != run_base {
-            bail!(
-                "the config declares to {base}, but the run declared to {run_base}; give the \
-                 config the run was made with"
-            );
-        }
-    }
-    if let Some(client_id) = config.api.client_id.as_deref()
-        && client_id != record.client_id
-    {
-        bail!(
-            "the config's client ID is {client_id}, but the run's is {}; give the config the \
-             run was made with",
-            record.client_id
-        );
-    }
-    config.api.endpoint = Some(record.endpoint.clone());
-    config.api.client_id = Some(record.client_id.clone());
-    let api = ApiSettings::from_config(&config)?;
-    let verification = crate::client::verification(&config, &api.base)?;
-    if let Some(warning) = verification.warning(api.base.as_str()) {
-        tracing::warn!("{warning}");
-    }
-    Ok(DeclareClient::new(api)?)
 }
 
 impl InquireOpts {
@@ -104,7 +71,7 @@ impl InquireOpts {
             max_attempts: config.run.max_attempts.max(1),
             backoff_base: Duration::from_millis(config.run.backoff_base_ms),
         };
-        let client = client_for(&record, config)?;
+        let client = client_for_run(&record, config)?;
         let mut ledger = Ledger::open(&ledger_path, &record.endpoint, &record.client_id)?;
         ledger.begin_run(out, Path::new(&record.input), "")?;
         let (mut journal, _) = Journal::open(&out.join("journal.jsonl"))?;

@@ -168,6 +168,17 @@ pub const EXPORT_HEADER: [&str; 23] = [
     "row",
 ];
 
+/// A run as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRun {
+    pub out_dir: PathBuf,
+    pub input: String,
+    pub started_at: String,
+    pub success: u64,
+    pub failed: u64,
+    pub unknown: u64,
+}
+
 /// One declaration as `ledger export` writes it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -786,6 +797,36 @@ impl Ledger {
                 now
             ])?;
             tx.commit()
+        })
+    }
+
+    /// The runs of this scope that declared, newest first (an out folder
+    /// once, however often it was resumed), with their rows by status.
+    pub fn runs(&self, limit: u32) -> Result<Vec<LedgerRun>, LedgerError> {
+        let scope = self.scope;
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT r.out_dir, max(r.input), max(r.started_at),
+                        sum(d.status = 'S'), sum(d.status = 'F'), sum(d.status = 'U')
+                 FROM runs r LEFT JOIN declarations d ON d.run_id = r.id
+                 WHERE r.scope_id = ?1 AND r.input_sha256 <> ''
+                 GROUP BY r.out_dir
+                 ORDER BY max(r.started_at) DESC
+                 LIMIT ?2",
+            )?;
+            let runs = statement
+                .query_map(params![scope, limit], |row| {
+                    Ok(LedgerRun {
+                        out_dir: PathBuf::from(row.get::<_, String>(0)?),
+                        input: row.get(1)?,
+                        started_at: row.get(2)?,
+                        success: row.get::<_, Option<u64>>(3)?.unwrap_or(0),
+                        failed: row.get::<_, Option<u64>>(4)?.unwrap_or(0),
+                        unknown: row.get::<_, Option<u64>>(5)?.unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(runs)
         })
     }
 

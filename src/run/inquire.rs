@@ -16,7 +16,8 @@ use anyhow::{Context, bail};
 use governor::{Quota, RateLimiter};
 use serde::Serialize;
 
-use crate::client::DeclareClient;
+use crate::client::{ApiSettings, DeclareClient, parse_endpoint};
+use crate::config::Config;
 use crate::declare::{Journal, StatusCounts, backoff};
 use crate::input::{OwnedRow, UTF8_BOM};
 use crate::ledger::{CustomsOutcome, Ledger};
@@ -24,6 +25,7 @@ use crate::protocol::{DeclarationRecord, DeclareOutcome, Status};
 use crate::report::{
     AtomicFile, RESULT_HEADER, ResultRow, ResultSource, timestamp, write_retry_xlsx,
 };
+use crate::run::RunRecord;
 
 /// IDs per inquiry: the API takes at most 10.
 pub const IDS_PER_CALL: usize = 10;
@@ -401,4 +403,36 @@ pub fn exit_code_for(results: &StatusCounts, rejected: u64) -> u8 {
     } else {
         crate::exit::SUCCESS
     }
+}
+
+/// The client for the run's endpoint and client ID with the config's keys;
+/// a config naming another endpoint or client ID is refused.
+pub fn client_for_run(record: &RunRecord, mut config: Config) -> anyhow::Result<DeclareClient> {
+    let run_base = parse_endpoint(&record.endpoint)?;
+    if let Some(endpoint) = config.api.endpoint.as_deref() {
+        let base = parse_endpoint(endpoint)?;
+        if base != run_base {
+            bail!(
+                "the config declares to {base}, but the run declared to {run_base}; give the \
+                 config the run was made with"
+            );
+        }
+    }
+    if let Some(client_id) = config.api.client_id.as_deref()
+        && client_id != record.client_id
+    {
+        bail!(
+            "the config's client ID is {client_id}, but the run's is {}; give the config the \
+             run was made with",
+            record.client_id
+        );
+    }
+    config.api.endpoint = Some(record.endpoint.clone());
+    config.api.client_id = Some(record.client_id.clone());
+    let api = ApiSettings::from_config(&config)?;
+    let verification = crate::client::verification(&config, &api.base)?;
+    if let Some(warning) = verification.warning(api.base.as_str()) {
+        tracing::warn!("{warning}");
+    }
+    Ok(DeclareClient::new(api)?)
 }

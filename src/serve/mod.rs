@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::ledger::{Ledger, LedgerRun};
 use crate::messages::Language;
 use crate::run::{Phase, Progress, RunOptions, RunPlan, execute};
 
@@ -153,6 +154,30 @@ fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
     known
 }
 
+/// A profile's ledger, as `run` finds it for that config.
+fn ledger_of(profile: &Profile) -> anyhow::Result<(Config, PathBuf)> {
+    let config = Config::load_profile(&profile.path)?;
+    let path = config.ledger.path.clone().unwrap_or_else(|| {
+        profile
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::ledger::DEFAULT_FILE)
+    });
+    Ok((config, path))
+}
+
+/// The runs a profile's ledger knows, newest first; none without a ledger.
+fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<LedgerRun>> {
+    let (config, path) = ledger_of(profile)?;
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let endpoint = crate::client::parse_endpoint(&profile.endpoint)?.to_string();
+    let client_id = config.api.client_id.clone().unwrap_or_default();
+    Ok(Ledger::open(&path, &endpoint, &client_id)?.runs(50)?)
+}
+
 /// The profiles in `dir`: every `*.toml`, sorted by name.
 pub fn profiles(dir: &Path) -> Vec<Profile> {
     let mut profiles: Vec<Profile> = std::fs::read_dir(dir)
@@ -205,6 +230,7 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         .route("/jobs/{id}/declare", post(declare))
         .route("/jobs/{id}/progress", get(progress))
         .route("/jobs/{id}/files/{name}", get(download))
+        .route("/inquire", post(inquire_run))
         // The multipart extractor's own limit sits above ours, which is
         // enforced while the file streams.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD as usize + 64 * 1024))
@@ -329,11 +355,13 @@ async fn home(
         })
         .collect();
     jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    Html(pages::home(
-        language,
-        &profiles(&state.settings.config_dir),
-        &jobs,
-    ))
+    let profiles = profiles(&state.settings.config_dir);
+    let past: Vec<(String, Vec<LedgerRun>)> = profiles
+        .iter()
+        .filter(|profile| !profile.sandbox)
+        .filter_map(|profile| Some((profile.name.clone(), ledger_runs(profile).ok()?)))
+        .collect();
+    Html(pages::home(language, &profiles, &jobs, &past))
 }
 
 #[derive(serde::Deserialize)]
@@ -375,7 +403,13 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 /// Takes an upload (a profile and a file), streams it to a file of the
 /// server's naming under `--data` (at most `MAX_UPLOAD` bytes), validates
 /// it into a folder of its own, and shows the validation.
-async fn upload(State(state): State<Shared>, mut multipart: Multipart) -> Response {
+async fn upload(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Response {
+    // The rows' messages in the language of the person who uploads.
+    let language = language_of(&headers, None);
     let id = new_id();
     let folder = state.settings.data.join("jobs").join(&id);
     if let Err(error) = create_private_dir(&folder) {
@@ -432,7 +466,8 @@ async fn upload(State(state): State<Shared>, mut multipart: Multipart) -> Respon
     let (validate_input, validate_out, validate_profile) =
         (input.clone(), out.clone(), profile.path.clone());
     let validated = tokio::task::spawn_blocking(move || {
-        let config = Config::load_profile(&validate_profile)?;
+        let mut config = Config::load_profile(&validate_profile)?;
+        config.output.language = language;
         crate::run::validate::validate_input(
             &validate_input,
             Some(&validate_profile),
@@ -770,5 +805,75 @@ async fn download(
                 .into_response()
         }
         Err(_) => error_page(StatusCode::NOT_FOUND, "that file is not there (yet)"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct InquireForm {
+    profile: String,
+    out: String,
+}
+
+/// Asks Alipay+ about a past run the profile's ledger knows: customs
+/// outcomes into its `customs.csv`, unknown rows it holds settled. Only a
+/// folder the ledger lists is touched, never one the request names alone.
+async fn inquire_run(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<InquireForm>,
+) -> Response {
+    let language = language_of(&headers, None);
+    let Some(profile) = profiles(&state.settings.config_dir)
+        .into_iter()
+        .find(|p| p.name == form.profile && !p.sandbox)
+    else {
+        return error_page(StatusCode::NOT_FOUND, "no such profile");
+    };
+    let known = ledger_runs(&profile)
+        .map(|runs| {
+            runs.into_iter()
+                .any(|run| run.out_dir == Path::new(&form.out))
+        })
+        .unwrap_or(false);
+    if !known {
+        return error_page(StatusCode::NOT_FOUND, "the ledger knows no such run");
+    }
+    let out = PathBuf::from(&form.out);
+    let inquired = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let (config, ledger_path) = ledger_of(&profile)?;
+        let _lock = crate::outdir::OutLock::take(&out, "inquire")?;
+        let record = crate::run::RunRecord::read(&out)
+            .ok_or_else(|| anyhow::anyhow!("{} holds no run.json", out.display()))?;
+        let settings = crate::run::inquire::InquirySettings {
+            rate_per_sec: config.run.rate_per_sec,
+            max_attempts: config.run.max_attempts.max(1),
+            backoff_base: std::time::Duration::from_millis(config.run.backoff_base_ms),
+        };
+        let client = crate::run::inquire::client_for_run(&record, config)?;
+        let ledger = Ledger::open(
+            &record.ledger.clone().unwrap_or(ledger_path),
+            &record.endpoint,
+            &record.client_id,
+        )?;
+        let (mut journal, _) = crate::declare::Journal::open(&out.join("journal.jsonl"))?;
+        let report =
+            tokio::runtime::Handle::current().block_on(crate::run::inquire::inquire_folder(
+                &out,
+                &client,
+                &ledger,
+                &mut journal,
+                &settings,
+                |notice| {
+                    tracing::info!("{notice}");
+                },
+            ))?;
+        crate::run::inquire::update_summary(&out, &report)?;
+        Ok((out, report))
+    })
+    .await;
+    match inquired {
+        Ok(Ok((out, report))) => Html(pages::inquired(language, &out, &report)).into_response(),
+        Ok(Err(error)) => error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("{error:#}")),
+        Err(error) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     }
 }

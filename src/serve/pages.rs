@@ -36,10 +36,12 @@ pub enum Text {
     Field,
     Error,
     Jobs,
+    PastRuns,
+    Inquire,
 }
 
 impl Text {
-    pub const ALL: [Text; 22] = [
+    pub const ALL: [Text; 24] = [
         Text::Title,
         Text::Profile,
         Text::DeclaresTo,
@@ -62,6 +64,8 @@ impl Text {
         Text::Field,
         Text::Error,
         Text::Jobs,
+        Text::PastRuns,
+        Text::Inquire,
     ];
 
     pub fn text(self, language: Language) -> &'static str {
@@ -100,6 +104,8 @@ impl Text {
             Text::Field => ("Field", "字段"),
             Text::Error => ("Reason", "原因"),
             Text::Jobs => ("Uploads and runs", "上传与申报记录"),
+            Text::PastRuns => ("Past runs in the ledger", "账本中的历史申报"),
+            Text::Inquire => ("Ask for customs outcomes", "查询海关结果"),
         };
         match language {
             Language::En => en,
@@ -175,8 +181,14 @@ fn state_text(language: Language, state: JobState) -> String {
     }
 }
 
-/// `/`: the profiles, the upload, and the jobs so far.
-pub fn home(language: Language, profiles: &[Profile], jobs: &[JobLine]) -> String {
+/// `/`: the profiles, the upload, the jobs so far, and the past runs each
+/// profile's ledger knows.
+pub fn home(
+    language: Language,
+    profiles: &[Profile],
+    jobs: &[JobLine],
+    past: &[(String, Vec<crate::ledger::LedgerRun>)],
+) -> String {
     let t = |text: Text| escape(text.text(language));
     let mut body = String::new();
     if profiles.is_empty() {
@@ -243,6 +255,62 @@ pub fn home(language: Language, profiles: &[Profile], jobs: &[JobLine]) -> Strin
         }
         body.push_str("</table>\n");
     }
+    for (profile, runs) in past.iter().filter(|(_, runs)| !runs.is_empty()) {
+        let _ = writeln!(
+            body,
+            "<h2>{} — {}</h2>\n<table class=\"past\">",
+            t(Text::PastRuns),
+            escape(profile)
+        );
+        for run in runs {
+            let _ = writeln!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>S {} · F {} · U {}</td><td>\
+                 <form method=\"post\" action=\"/inquire\"><input type=\"hidden\" name=\"profile\" \
+                 value=\"{}\"><input type=\"hidden\" name=\"out\" value=\"{}\">\
+                 <button type=\"submit\" class=\"inquire\">{}</button></form></td></tr>",
+                escape(&run.started_at),
+                escape(&run.out_dir.display().to_string()),
+                run.success,
+                run.failed,
+                run.unknown,
+                escape(profile),
+                escape(&run.out_dir.display().to_string()),
+                t(Text::Inquire)
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    page(language, Text::Title.text(language), &body)
+}
+
+/// What an inquiry about a past run found.
+pub fn inquired(
+    language: Language,
+    out: &Path,
+    report: &crate::run::inquire::InquiryReport,
+) -> String {
+    let t = |text: Text| escape(text.text(language));
+    let statuses: Vec<String> = report
+        .by_status
+        .iter()
+        .map(|(status, count)| format!("{} {count}", escape(status)))
+        .collect();
+    let body = format!(
+        "<h2>{}</h2>\n<p>{}</p>\n<p id=\"inquiry\">customs: {} · NOT_FOUND {} · \
+         U → S {} · U {}</p>\n<p>{}</p>\n<p><a href=\"/\">←</a></p>\n",
+        t(Text::Inquire),
+        escape(&out.display().to_string()),
+        if statuses.is_empty() {
+            "-".to_owned()
+        } else {
+            statuses.join(", ")
+        },
+        report.not_found,
+        report.settled,
+        report.still_unknown,
+        escape(&out.join("customs.csv").display().to_string())
+    );
     page(language, Text::Title.text(language), &body)
 }
 

@@ -530,3 +530,113 @@ fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
         );
     });
 }
+
+#[test]
+fn past_runs_from_the_ledger_and_their_customs_outcomes() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 20);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--fail-u-after",
+            "0.5",
+            "--seed",
+            "5",
+            "--customs-delay-ms",
+            "0",
+        ],
+    );
+    let config = config_for(&work, &sandbox, &[("max_attempts", "1")]);
+    std::fs::create_dir_all(work.path("profiles")).unwrap();
+    let profile = work.path("profiles/shop.toml");
+    std::fs::copy(&config, &profile).unwrap();
+    // A nightly run from the command line, with the profile's config.
+    let run = work.run(&[
+        "run",
+        &orders,
+        "--config",
+        profile.to_str().unwrap(),
+        "--out",
+        "nightly",
+    ]);
+    assert_eq!(run.code, 4, "some rows unknown: {}", run.stderr);
+    let out = std::fs::canonicalize(work.path("nightly")).unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let home = client()
+            .get(serve.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(home.contains("Past runs in the ledger — shop"), "{home}");
+        assert!(home.contains(&out.display().to_string()), "{home}");
+        // Only a folder the ledger lists.
+        let forged = client()
+            .post(serve.url("/inquire"))
+            .header("Origin", serve.base.clone())
+            .form(&[("profile", "shop"), ("out", "/etc")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::NOT_FOUND);
+        let inquired = client()
+            .post(serve.url("/inquire"))
+            .header("Origin", serve.base.clone())
+            .form(&[("profile", "shop"), ("out", &out.display().to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(inquired.status(), StatusCode::OK);
+        let page = inquired.text().await.unwrap();
+        assert!(page.contains("CUSTOMS_ACCEPT_SUCCESS"), "{page}");
+        assert!(
+            page.contains("U 0"),
+            "every lost answer was recorded: {page}"
+        );
+    });
+    let customs = crate::common::csv_records(&work, "nightly/customs.csv");
+    assert_eq!(customs.len(), 20);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path("nightly/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["results"]["U"], 0, "{summary}");
+}
+
+#[test]
+fn rejected_rows_are_explained_in_the_page_language() {
+    let work = Workdir::new();
+    work.write("profiles/try.toml", "[api]\nendpoint = \"sandbox\"\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let form = Form::new()
+            .text("profile", "try")
+            .part("file", Part::bytes(samples()).file_name("orders.csv"));
+        let uploaded = client()
+            .post(serve.url("/uploads"))
+            .header("Origin", serve.base.clone())
+            .header("Accept-Language", "zh-CN,zh;q=0.9")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let job = location(&uploaded);
+        let page = client()
+            .get(serve.url(&job))
+            .header("Accept-Language", "zh-CN")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("校验码不符"), "{page}");
+        assert!(page.contains("被拒绝的行及原因"), "{page}");
+    });
+}
