@@ -231,6 +231,7 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         .route("/jobs/{id}/progress", get(progress))
         .route("/jobs/{id}/files/{name}", get(download))
         .route("/inquire", post(inquire_run))
+        .route("/past", get(past_run))
         // The multipart extractor's own limit sits above ours, which is
         // enforced while the file streams.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD as usize + 64 * 1024))
@@ -783,7 +784,16 @@ async fn download(
     let Some(folder) = with_job(&state, &id, |job| job.folder.clone()) else {
         return no_such_job();
     };
-    match tokio::fs::read(folder.join(&name)).await {
+    serve_file(&folder, &name).await
+}
+
+/// One of the files a run folder offers (`DOWNLOADS`), as the browser
+/// should take it: HTML shown, the others saved.
+async fn serve_file(folder: &Path, name: &str) -> Response {
+    if !DOWNLOADS.contains(&name) {
+        return error_page(StatusCode::NOT_FOUND, "no such file");
+    }
+    match tokio::fs::read(folder.join(name)).await {
         Ok(bytes) => {
             let kind = match name.rsplit('.').next() {
                 Some("csv") => "text/csv; charset=utf-8",
@@ -814,6 +824,51 @@ struct InquireForm {
     out: String,
 }
 
+/// The profile of a past run its ledger lists.
+fn known_past_run(state: &Shared, profile: &str, out: &str) -> Result<Profile, String> {
+    let Some(profile) = profiles(&state.settings.config_dir)
+        .into_iter()
+        .find(|p| p.name == profile && !p.sandbox)
+    else {
+        return Err("no such profile".to_owned());
+    };
+    let known = ledger_runs(&profile)
+        .map(|runs| runs.into_iter().any(|run| run.out_dir == Path::new(out)))
+        .unwrap_or(false);
+    if known {
+        Ok(profile)
+    } else {
+        Err("the ledger knows no such run".to_owned())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PastQuery {
+    profile: String,
+    out: String,
+    file: Option<String>,
+    lang: Option<String>,
+}
+
+/// A past run the ledger lists: its counts, its files, and the button that
+/// asks for its customs outcomes; `file=` downloads one of its files.
+async fn past_run(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<PastQuery>,
+) -> Response {
+    let profile = match known_past_run(&state, &query.profile, &query.out) {
+        Ok(profile) => profile,
+        Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
+    };
+    let out = PathBuf::from(&query.out);
+    if let Some(name) = &query.file {
+        return serve_file(&out, name).await;
+    }
+    let language = language_of(&headers, query.lang.as_deref());
+    Html(pages::past_run(language, &profile, &out)).into_response()
+}
+
 /// Asks Alipay+ about a past run the profile's ledger knows: customs
 /// outcomes into its `customs.csv`, unknown rows it holds settled. Only a
 /// folder the ledger lists is touched, never one the request names alone.
@@ -823,21 +878,10 @@ async fn inquire_run(
     axum::Form(form): axum::Form<InquireForm>,
 ) -> Response {
     let language = language_of(&headers, None);
-    let Some(profile) = profiles(&state.settings.config_dir)
-        .into_iter()
-        .find(|p| p.name == form.profile && !p.sandbox)
-    else {
-        return error_page(StatusCode::NOT_FOUND, "no such profile");
+    let profile = match known_past_run(&state, &form.profile, &form.out) {
+        Ok(profile) => profile,
+        Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
     };
-    let known = ledger_runs(&profile)
-        .map(|runs| {
-            runs.into_iter()
-                .any(|run| run.out_dir == Path::new(&form.out))
-        })
-        .unwrap_or(false);
-    if !known {
-        return error_page(StatusCode::NOT_FOUND, "the ledger knows no such run");
-    }
     let out = PathBuf::from(&form.out);
     let inquired = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let (config, ledger_path) = ledger_of(&profile)?;

@@ -270,7 +270,7 @@ pub fn home(
                  value=\"{}\"><input type=\"hidden\" name=\"out\" value=\"{}\">\
                  <button type=\"submit\" class=\"inquire\">{}</button></form></td></tr>",
                 escape(&run.started_at),
-                escape(&run.out_dir.display().to_string()),
+                past_link(profile, &run.out_dir),
                 run.success,
                 run.failed,
                 run.unknown,
@@ -281,6 +281,69 @@ pub fn home(
         }
         body.push_str("</table>\n");
     }
+    page(language, Text::Title.text(language), &body)
+}
+
+/// The query that names a past run (and one of its files).
+fn past_query(profile: &str, out: &Path, file: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("profile", profile)
+        .append_pair("out", &out.display().to_string());
+    if let Some(file) = file {
+        query.append_pair("file", file);
+    }
+    escape(&query.finish())
+}
+
+/// A link to a past run's page, showing its folder.
+fn past_link(profile: &str, out: &Path) -> String {
+    format!(
+        "<a href=\"/past?{}\">{}</a>",
+        past_query(profile, out, None),
+        escape(&out.display().to_string())
+    )
+}
+
+/// A past run: its counts, its files, and the inquire button.
+pub fn past_run(language: Language, profile: &Profile, out: &Path) -> String {
+    let t = |text: Text| escape(text.text(language));
+    let summary: serde_json::Value = std::fs::read_to_string(out.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let results = &summary["results"];
+    let mut body = format!(
+        "<h2>{}</h2>\n<p>{}: <b>{}</b> · {} {}</p>\n<p id=\"counts\">S {} · F {} · U {}</p>\n\
+         <h2>{}</h2>\n<ul>\n",
+        escape(&out.display().to_string()),
+        t(Text::Profile),
+        escape(&profile.name),
+        t(Text::DeclaresTo),
+        escape(&profile.endpoint),
+        results["S"],
+        results["F"],
+        results["U"],
+        t(Text::Downloads)
+    );
+    for name in super::DOWNLOADS {
+        if out.join(name).exists() {
+            let _ = writeln!(
+                body,
+                "<li><a href=\"/past?{}\">{name}</a></li>",
+                past_query(&profile.name, out, Some(name))
+            );
+        }
+    }
+    let _ = writeln!(
+        body,
+        "</ul>\n<form method=\"post\" action=\"/inquire\"><input type=\"hidden\" \
+         name=\"profile\" value=\"{}\"><input type=\"hidden\" name=\"out\" value=\"{}\">\
+         <button type=\"submit\" id=\"inquire\">{}</button></form>\n<p><a href=\"/\">←</a></p>",
+        escape(&profile.name),
+        escape(&out.display().to_string()),
+        t(Text::Inquire)
+    );
     page(language, Text::Title.text(language), &body)
 }
 

@@ -576,6 +576,45 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
             .unwrap();
         assert!(home.contains("Past runs in the ledger — shop"), "{home}");
         assert!(home.contains(&out.display().to_string()), "{home}");
+        // Opened: its counts and its files.
+        let query = [("profile", "shop"), ("out", out.to_str().unwrap())];
+        let past = client()
+            .get(serve.url("/past"))
+            .query(&query)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(past.contains("id=\"counts\">S "), "{past}");
+        assert!(
+            past.contains("report.html") && past.contains("id=\"inquire\""),
+            "{past}"
+        );
+        let report = client()
+            .get(serve.url("/past"))
+            .query(&[
+                ("profile", "shop"),
+                ("out", out.to_str().unwrap()),
+                ("file", "report.html"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(report.status(), StatusCode::OK);
+        assert!(report.text().await.unwrap().contains("<!DOCTYPE html>"));
+        let elsewhere = client()
+            .get(serve.url("/past"))
+            .query(&[
+                ("profile", "shop"),
+                ("out", "/tmp"),
+                ("file", "report.html"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
         // Only a folder the ledger lists.
         let forged = client()
             .post(serve.url("/inquire"))
