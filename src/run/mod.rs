@@ -33,14 +33,14 @@ use crate::declare::{
 };
 use crate::exit;
 use crate::fields::Field;
-use crate::input::{InputFormat, InputOptions, RowSource};
+use crate::input::{InputFormat, InputOptions, RowRef, RowSource};
 use crate::ledger::{Decision, Earlier, Ledger, LedgerError, Refusal};
 use crate::messages::{EarlierRun, RowMessage};
 use crate::outdir::OutLock;
 use crate::protocol::{BODY_FORMAT_VERSION, DeclareRequest, Status};
 use crate::report::html::{Latency, ReportData, write_report};
 use crate::report::{
-    ProblemCount, RejectedWriter, ResultsWriter, RowCounts, hex, timestamp, write_json,
+    ProblemCount, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, timestamp, write_json,
     write_results_xlsx, write_retry, write_retry_xlsx,
 };
 use crate::validate::{ColumnMap, CrossRowIndex, Problem, RowRules, Verdict, validate_stream};
@@ -525,6 +525,34 @@ pub async fn execute(
         std::thread::Builder::new()
             .name("validation".into())
             .spawn(move || {
+                // A valid row's count: settled from the journal or the
+                // ledger, or to be sent (a row the ledger refuses is counted
+                // as rejected instead).
+                let count_valid = |long_term: bool| {
+                    progress.send_modify(|p| {
+                        p.rows.valid += 1;
+                        p.rows.long_term_id_cards += u64::from(long_term);
+                    });
+                };
+                // A final result not from this run's requests, written out;
+                // a failed write stops the run.
+                let write_result = |result: &ResultRow| {
+                    let recorded = outputs.lock().expect("not poisoned").record(result);
+                    if let Err(error) = recorded {
+                        stop_tx.send_replace(Some(write_failures.record(&results_path, &error)));
+                    }
+                };
+                let reject = |row: &RowRef<'_>, problems: &[Problem]| -> anyhow::Result<()> {
+                    progress.send_modify(|p| p.rows.rejected += 1);
+                    let mut out = outputs.lock().expect("not poisoned");
+                    out.problems.add(problems);
+                    if let Err(error) = out.rejected.write(row, problems) {
+                        stop_tx.send_replace(Some(write_failures.record(&rejected_path, &error)));
+                        return Err(error)
+                            .with_context(|| format!("cannot write {}", rejected_path.display()));
+                    }
+                    Ok(())
+                };
                 let workers = std::thread::available_parallelism().map_or(1, usize::from);
                 let result = validate_stream(
                     &mut source,
@@ -533,132 +561,79 @@ pub async fn execute(
                     workers,
                     |outcome| -> anyhow::Result<()> {
                         progress.send_modify(|p| p.rows.read += 1);
-                        match outcome.verdict {
-                            Verdict::Valid(valid) => {
-                                let line = outcome.row.line;
-                                let ledger_failed = |error: LedgerError| {
-                                    stop_tx.send_replace(Some(
-                                        write_failures.record(&ledger_path, &error),
-                                    ));
-                                    anyhow::Error::new(error)
-                                };
-                                if let Some(result) = replay
-                                    .final_result(line)
-                                    .context("cannot read the journal")?
-                                {
-                                    progress.send_modify(|p| {
-                                        p.rows.valid += 1;
-                                        p.rows.long_term_id_cards +=
-                                            u64::from(valid.long_term_expiry);
-                                        p.replayed += 1;
-                                    });
-                                    // A kill may have come between the journal and the ledger.
-                                    ledger
-                                        .ensure_outcome(&result, &valid.request, &valid.body)
-                                        .map_err(ledger_failed)?;
-                                    let recorded =
-                                        outputs.lock().expect("not poisoned").record(&result);
-                                    if let Err(error) = recorded {
-                                        stop_tx.send_replace(Some(
-                                            write_failures.record(&results_path, &error),
-                                        ));
-                                    }
-                                    return Ok(());
-                                }
-                                let decision = ledger
-                                    .decide(
-                                        &valid.request,
-                                        &valid.body,
-                                        chrono::Utc::now(),
-                                        retransmit_wait,
-                                        resend_failed,
-                                    )
-                                    .map_err(ledger_failed)?;
-                                let retransmission = match decision {
-                                    Decision::Send { retransmission } => retransmission,
-                                    Decision::Known(mut result) => {
-                                        progress.send_modify(|p| {
-                                            p.rows.valid += 1;
-                                            p.rows.long_term_id_cards +=
-                                                u64::from(valid.long_term_expiry);
-                                            p.from_ledger += 1;
-                                        });
-                                        result.row = line;
-                                        // Journaled, so that a resume gives the same.
-                                        let journaled = journal
-                                            .lock()
-                                            .unwrap_or_else(|e| e.into_inner())
-                                            .settled(&result, "");
-                                        if let Err(error) = journaled {
-                                            stop_tx.send_replace(Some(
-                                                write_failures.record(&journal_path, &error),
-                                            ));
-                                            return Err(error).with_context(|| {
-                                                format!("cannot write {}", journal_path.display())
-                                            });
-                                        }
-                                        let recorded =
-                                            outputs.lock().expect("not poisoned").record(&result);
-                                        if let Err(error) = recorded {
-                                            stop_tx.send_replace(Some(
-                                                write_failures.record(&results_path, &error),
-                                            ));
-                                        }
-                                        return Ok(());
-                                    }
-                                    Decision::Refused(refusal) => {
-                                        let problem =
-                                            ledger_problem(&rules, &valid.request, refusal);
-                                        progress.send_modify(|p| p.rows.rejected += 1);
-                                        let mut out = outputs.lock().expect("not poisoned");
-                                        let problems = [problem];
-                                        out.problems.add(&problems);
-                                        if let Err(error) =
-                                            out.rejected.write(&outcome.row.as_row(), &problems)
-                                        {
-                                            stop_tx.send_replace(Some(
-                                                write_failures.record(&rejected_path, &error),
-                                            ));
-                                            return Err(error).with_context(|| {
-                                                format!("cannot write {}", rejected_path.display())
-                                            });
-                                        }
-                                        return Ok(());
-                                    }
-                                };
-                                progress.send_modify(|p| {
-                                    p.rows.valid += 1;
-                                    p.rows.long_term_id_cards += u64::from(valid.long_term_expiry);
-                                });
-                                let valid = *valid;
-                                let mut job = Job::new(valid.request, valid.body, outcome.row);
-                                job.sent = replay.attempts.get(&line).copied().unwrap_or(0);
-                                job.retransmission = retransmission;
-                                // The engine drains every row, even after a stop.
-                                jobs_tx
-                                    .blocking_send(job)
-                                    .map_err(|_| anyhow!("the run engine stopped"))?;
-                            }
+                        let valid = match outcome.verdict {
+                            Verdict::Valid(valid) => valid,
                             Verdict::Totals => {
                                 progress.send_modify(|p| p.rows.add_totals_row(outcome.row.line));
+                                return Ok(());
                             }
                             Verdict::Rejected(problems) => {
-                                progress.send_modify(|p| p.rows.rejected += 1);
-                                let mut out = outputs.lock().expect("not poisoned");
-                                out.problems.add(&problems);
-                                if let Err(error) =
-                                    out.rejected.write(&outcome.row.as_row(), &problems)
-                                {
+                                return reject(&outcome.row.as_row(), &problems);
+                            }
+                        };
+                        let line = outcome.row.line;
+                        let ledger_failed = |error: LedgerError| {
+                            stop_tx.send_replace(Some(write_failures.record(&ledger_path, &error)));
+                            anyhow::Error::new(error)
+                        };
+                        if let Some(result) = replay
+                            .final_result(line)
+                            .context("cannot read the journal")?
+                        {
+                            count_valid(valid.long_term_expiry);
+                            progress.send_modify(|p| p.replayed += 1);
+                            // A kill may have come between the journal and the ledger.
+                            ledger
+                                .ensure_outcome(&result, &valid.request, &valid.body)
+                                .map_err(ledger_failed)?;
+                            write_result(&result);
+                            return Ok(());
+                        }
+                        let decision = ledger
+                            .decide(
+                                &valid.request,
+                                &valid.body,
+                                chrono::Utc::now(),
+                                retransmit_wait,
+                                resend_failed,
+                            )
+                            .map_err(ledger_failed)?;
+                        let retransmission = match decision {
+                            Decision::Send { retransmission } => retransmission,
+                            Decision::Known(mut result) => {
+                                count_valid(valid.long_term_expiry);
+                                progress.send_modify(|p| p.from_ledger += 1);
+                                result.row = line;
+                                // Journaled, so that a resume gives the same.
+                                let journaled = journal
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .settled(&result, "");
+                                if let Err(error) = journaled {
                                     stop_tx.send_replace(Some(
-                                        write_failures.record(&rejected_path, &error),
+                                        write_failures.record(&journal_path, &error),
                                     ));
                                     return Err(error).with_context(|| {
-                                        format!("cannot write {}", rejected_path.display())
+                                        format!("cannot write {}", journal_path.display())
                                     });
                                 }
+                                write_result(&result);
+                                return Ok(());
                             }
-                        }
-                        Ok(())
+                            Decision::Refused(refusal) => {
+                                let problem = ledger_problem(&rules, &valid.request, refusal);
+                                return reject(&outcome.row.as_row(), &[problem]);
+                            }
+                        };
+                        count_valid(valid.long_term_expiry);
+                        let valid = *valid;
+                        let mut job = Job::new(valid.request, valid.body, outcome.row);
+                        job.sent = replay.attempts.get(&line).copied().unwrap_or(0);
+                        job.retransmission = retransmission;
+                        // The engine drains every row, even after a stop.
+                        jobs_tx
+                            .blocking_send(job)
+                            .map_err(|_| anyhow!("the run engine stopped"))
                     },
                 );
                 drop(jobs_tx);
