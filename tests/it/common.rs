@@ -172,7 +172,13 @@ impl Workdir {
     }
 
     pub fn summary(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.path("out/summary.json")).expect("summary.json");
+        self.summary_of("out")
+    }
+
+    /// `summary.json` of the out folder `folder`.
+    pub fn summary_of(&self, folder: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path(&format!("{folder}/summary.json")))
+            .expect("summary.json");
         assert!(!text.starts_with(BOM), "summary.json has no BOM");
         serde_json::from_str(&text).expect("summary.json is JSON")
     }

@@ -8,13 +8,6 @@ use std::collections::HashMap;
 use crate::common::{SandboxProcess, Workdir, csv_records};
 use crate::run::{config_for, orders};
 
-fn summary(work: &Workdir, folder: &str) -> serde_json::Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(work.path(&format!("{folder}/summary.json"))).unwrap(),
-    )
-    .unwrap()
-}
-
 #[test]
 fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
     let work = Workdir::new();
@@ -101,7 +94,7 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
         }
         assert!(!line["inquiredAt"].is_empty());
     }
-    let summary = summary(&work, "out");
+    let summary = work.summary_of("out");
     assert_eq!(summary["results"]["U"], still.len());
     assert_eq!(summary["inquiry"]["settled"], settled.len());
     assert_eq!(summary["exit_code"], 4);
@@ -187,7 +180,7 @@ fn run_resolve_unknown_inquires_before_finishing() {
     let run = work.run(&["run", &orders, "--config", &config, "--resolve-unknown"]);
     // Every lost answer was recorded: all settle.
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary(&work, "out");
+    let summary = work.summary_of("out");
     assert_eq!(summary["results"]["U"], 0);
     assert!(
         summary["inquiry"]["settled"].as_u64().unwrap() > 5,

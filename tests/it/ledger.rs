@@ -76,9 +76,7 @@ fn overlapping_nightly_exports_declare_each_order_once() {
         // The earlier answer's fields come with it.
         assert!(!result["pspDeclarationRequestId"].is_empty(), "{result:?}");
     }
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path("night-2/summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = work.summary_of("night-2");
     assert_eq!(summary["from_ledger"], 50);
     assert_eq!(summary["requests_sent"], 50);
     assert!(
@@ -156,9 +154,7 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
         order_error.starts_with("paymentRequestId: order \"P2\" is already declared at customs ZONGSHU under customsDeclarationRequestId \"D2\""),
         "{order_error}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path("night-2/summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = work.summary_of("night-2");
     let codes: Vec<&str> = summary["rejected_by"]
         .as_array()
         .unwrap()

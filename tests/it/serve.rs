@@ -93,6 +93,38 @@ async fn upload(
         .unwrap()
 }
 
+/// Presses the page's "Declare" button for a job, confirmed.
+async fn declare(serve: &ServeProcess, job: &str) -> reqwest::Response {
+    client()
+        .post(serve.url(&format!("{job}/declare")))
+        .header("Origin", serve.base.clone())
+        .form(&[("confirm", "yes")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A profile `slow` declaring `rows` orders to a sandbox that answers
+/// every request after `latency_ms`, one at a time: a run that lasts.
+fn slow_profile(work: &Workdir, rows: usize, latency_ms: &str) -> (String, SandboxProcess) {
+    let (orders, payments) = orders(work, rows);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--slow",
+            "1",
+            "--latency-ms",
+            latency_ms,
+        ],
+    );
+    let config = config_for(work, &sandbox, &[("concurrency", "1")]);
+    std::fs::create_dir_all(work.path("profiles")).unwrap();
+    std::fs::copy(&config, work.path("profiles/slow.toml")).unwrap();
+    (orders, sandbox)
+}
+
 fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
@@ -184,13 +216,7 @@ fn upload_validate_declare_and_download() {
             .await
             .unwrap();
         assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST);
-        let declared = client()
-            .post(serve.url(&format!("{job}/declare")))
-            .header("Origin", serve.base.clone())
-            .form(&[("confirm", "yes")])
-            .send()
-            .await
-            .unwrap();
+        let declared = declare(&serve, &job).await;
         assert_eq!(declared.status(), StatusCode::SEE_OTHER);
         let done = wait_done(&serve, &job).await;
         assert_eq!(done["exit_code"], 3, "{done}");
@@ -352,50 +378,26 @@ fn another_address_needs_the_token() {
 #[test]
 fn one_run_per_profile_at_a_time() {
     let work = Workdir::new();
-    let (orders, payments) = orders(&work, 20);
     // A slow endpoint keeps the first run going.
-    let sandbox = SandboxProcess::start(
-        work.path("keys"),
-        &[
-            "--payments",
-            &payments,
-            "--slow",
-            "1",
-            "--latency-ms",
-            "300",
-        ],
-    );
-    let config = config_for(&work, &sandbox, &[("concurrency", "1")]);
-    std::fs::create_dir_all(work.path("profiles")).unwrap();
-    std::fs::copy(&config, work.path("profiles/slow.toml")).unwrap();
+    let (orders, _sandbox) = slow_profile(&work, 20, "300");
     let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let bytes = std::fs::read(&orders).unwrap();
         let first = location(&upload(&serve, "slow", "a.csv", bytes.clone()).await);
         let second = location(&upload(&serve, "slow", "b.csv", bytes).await);
-        let declare = |job: String| {
-            let base = serve.base.clone();
-            let url = serve.url(&format!("{job}/declare"));
-            async move {
-                client()
-                    .post(url)
-                    .header("Origin", base)
-                    .form(&[("confirm", "yes")])
-                    .send()
-                    .await
-                    .unwrap()
-            }
-        };
-        assert_eq!(declare(first.clone()).await.status(), StatusCode::SEE_OTHER);
-        let busy = declare(second.clone()).await;
+        assert_eq!(
+            declare(&serve, &first).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let busy = declare(&serve, &second).await;
         assert_eq!(busy.status(), StatusCode::CONFLICT);
         assert!(busy.text().await.unwrap().contains("slow"));
         let done = wait_done(&serve, &first).await;
         assert_eq!(done["exit_code"], 0, "{done}");
         // Free again once the first is done.
         assert_eq!(
-            declare(second.clone()).await.status(),
+            declare(&serve, &second).await.status(),
             StatusCode::SEE_OTHER
         );
         let done = wait_done(&serve, &second).await;
@@ -408,33 +410,13 @@ fn one_run_per_profile_at_a_time() {
 #[test]
 fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
     let work = Workdir::new();
-    let (orders, payments) = orders(&work, 30);
-    let sandbox = SandboxProcess::start(
-        work.path("keys"),
-        &[
-            "--payments",
-            &payments,
-            "--slow",
-            "1",
-            "--latency-ms",
-            "200",
-        ],
-    );
-    let config = config_for(&work, &sandbox, &[("concurrency", "1")]);
-    std::fs::create_dir_all(work.path("profiles")).unwrap();
-    std::fs::copy(&config, work.path("profiles/slow.toml")).unwrap();
+    let (orders, sandbox) = slow_profile(&work, 30, "200");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let first = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     let job = runtime.block_on(async {
         let bytes = std::fs::read(&orders).unwrap();
         let job = location(&upload(&first, "slow", "orders.csv", bytes).await);
-        let declared = client()
-            .post(first.url(&format!("{job}/declare")))
-            .header("Origin", first.base.clone())
-            .form(&[("confirm", "yes")])
-            .send()
-            .await
-            .unwrap();
+        let declared = declare(&first, &job).await;
         assert_eq!(declared.status(), StatusCode::SEE_OTHER);
         // Some rows settled, the run still going.
         let started = Instant::now();
@@ -477,13 +459,7 @@ fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
             .await
             .unwrap();
         assert!(page.contains("id=\"declare\""), "it can be resumed: {page}");
-        let resumed = client()
-            .post(second.url(&format!("{job}/declare")))
-            .header("Origin", second.base.clone())
-            .form(&[("confirm", "yes")])
-            .send()
-            .await
-            .unwrap();
+        let resumed = declare(&second, &job).await;
         assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
         let done = wait_done(&second, &job).await;
         assert_eq!(done["exit_code"], 0, "{done}");
@@ -641,9 +617,7 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
     });
     let customs = crate::common::csv_records(&work, "nightly/customs.csv");
     assert_eq!(customs.len(), 20);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path("nightly/summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = work.summary_of("nightly");
     assert_eq!(summary["results"]["U"], 0, "{summary}");
 }
 

@@ -413,9 +413,7 @@ fn xlsx_typed_cells_are_converted_or_refused() {
     // whose header row is found is read; named, it has no header row.
     let run = work.run(&["validate", "orders.xlsx", "--out", "found"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let found: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path("found/summary.json")).unwrap())
-            .unwrap();
+    let found: serde_json::Value = work.summary_of("found");
     assert_eq!(found["sheet"], "Orders");
     let run = work.run(&["validate", "orders.xlsx", "--sheet", "Notes"]);
     run.expect_fatal(&[
@@ -542,9 +540,7 @@ P2,D2,zongshu,M1,Shop,RMB 12.00,no,ID_CARD,11010519491231002X,张三,2020.01.01,
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rejected = std::fs::read_to_string(work.path("checked/rejected.csv")).unwrap();
     assert_eq!(rejected.lines().count(), 1, "nothing rejected: {rejected}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path("checked/summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = work.summary_of("checked");
     assert_eq!(summary["rows"]["long_term_id_cards"], 1);
     let results = std::fs::read_to_string(work.path("checked/results.csv")).unwrap();
     // IDs, codes and amounts half-width; the name (Ｓｈｏｐ) as given.
@@ -1128,9 +1124,7 @@ fn rejected_xlsx_marks_each_bad_cell_and_feeds_back() {
     // checked again, alone (the reused request ID has no earlier row now).
     let run = work.run(&["validate", path.to_str().unwrap(), "--out", "again"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let again: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path("again/summary.json")).unwrap())
-            .unwrap();
+    let again: serde_json::Value = work.summary_of("again");
     assert_eq!(rows_of(&again), (5, 1, 4));
     // Whatever the config says of the sheet and the header row.
     work.write(
