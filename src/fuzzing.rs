@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::cmd::InputArgs;
 use crate::config::Config;
 use crate::fields::Field;
-use crate::validate::{CrossRowIndex, Verdict, validate_stream};
+use crate::validate::{CrossRowIndex, Outcome, Verdict, validate_stream};
 
 /// What one input came to.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn check_file(input: PathBuf) -> Result<InputVerdict, String> {
         &rules,
         &mut CrossRowIndex::default(),
         1,
-        |outcome| -> anyhow::Result<()> {
+        |outcome: Outcome| -> anyhow::Result<()> {
             assert!(
                 outcome.row.line > last_line,
                 "row {} came after row {last_line}",
@@ -91,7 +91,7 @@ fn check_file(input: PathBuf) -> Result<InputVerdict, String> {
             last_line = outcome.row.line;
             match outcome.verdict {
                 Verdict::Valid(valid) => {
-                    assert_body_of_strings(&valid.body);
+                    assert_body_of_strings(&valid.request.to_body());
                     verdict.valid += 1;
                 }
                 Verdict::Totals => verdict.totals += 1,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// their order or their encoding (the test below pins version 1's bytes).
 pub const BODY_FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeclareRequest {
     pub payment_request_id: String,
@@ -28,21 +28,21 @@ pub struct DeclareRequest {
     pub buyer_certificate: Option<BuyerCertificate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Customs {
     pub customs_code: String,
     pub region: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MerchantCustomsInfo {
     pub merchant_customs_code: String,
     pub merchant_customs_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Amount {
     pub currency: String,
@@ -50,7 +50,7 @@ pub struct Amount {
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BuyerCertificate {
     pub certificate_type: String,
@@ -63,7 +63,7 @@ pub struct BuyerCertificate {
     pub expire_date: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HolderName {
     #[serde(default, skip_serializing_if = "Option::is_none")]

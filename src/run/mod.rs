@@ -43,7 +43,9 @@ use crate::report::{
     ProblemCount, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, timestamp, write_json,
     write_results_xlsx, write_retry, write_retry_xlsx,
 };
-use crate::validate::{ColumnMap, CrossRowIndex, Problem, RowRules, Verdict, validate_stream};
+use crate::validate::{
+    ColumnMap, CrossRowIndex, Outcome, Problem, RowRules, Verdict, validate_stream,
+};
 
 pub use embedded::{EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT, Target, start_embedded_sandbox};
 pub use folder::RunRecord;
@@ -559,7 +561,7 @@ pub async fn execute(
                     &rules,
                     &mut CrossRowIndex::default(),
                     workers,
-                    |outcome| -> anyhow::Result<()> {
+                    |outcome: Outcome| -> anyhow::Result<()> {
                         progress.send_modify(|p| p.rows.read += 1);
                         let valid = match outcome.verdict {
                             Verdict::Valid(valid) => valid,
@@ -572,6 +574,8 @@ pub async fn execute(
                             }
                         };
                         let line = outcome.row.line;
+                        // The exact bytes the ledger compares and the request sends.
+                        let body = valid.request.to_body();
                         let ledger_failed = |error: LedgerError| {
                             stop_tx.send_replace(Some(write_failures.record(&ledger_path, &error)));
                             anyhow::Error::new(error)
@@ -584,7 +588,7 @@ pub async fn execute(
                             progress.send_modify(|p| p.replayed += 1);
                             // A kill may have come between the journal and the ledger.
                             ledger
-                                .ensure_outcome(&result, &valid.request, &valid.body)
+                                .ensure_outcome(&result, &valid.request, &body)
                                 .map_err(ledger_failed)?;
                             write_result(&result);
                             return Ok(());
@@ -592,7 +596,7 @@ pub async fn execute(
                         let decision = ledger
                             .decide(
                                 &valid.request,
-                                &valid.body,
+                                &body,
                                 chrono::Utc::now(),
                                 retransmit_wait,
                                 resend_failed,
@@ -627,7 +631,7 @@ pub async fn execute(
                         };
                         count_valid(valid.long_term_expiry);
                         let valid = *valid;
-                        let mut job = Job::new(valid.request, valid.body, outcome.row);
+                        let mut job = Job::new(valid.request, body, outcome.row);
                         job.sent = replay.attempts.get(&line).copied().unwrap_or(0);
                         job.retransmission = retransmission;
                         // The engine drains every row, even after a stop.

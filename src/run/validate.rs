@@ -17,7 +17,7 @@ use crate::report::html::{ReportData, write_report};
 use crate::report::{
     ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, timestamp, write_json,
 };
-use crate::validate::{CrossRowIndex, Verdict, validate_stream};
+use crate::validate::{CountedRow, CrossRowIndex, Outcome, Verdict, validate_stream};
 
 /// `summary.json` of a validation.
 #[derive(Debug, Serialize)]
@@ -72,7 +72,7 @@ pub fn validate_input(
         &rules,
         &mut CrossRowIndex::default(),
         workers,
-        |outcome| -> anyhow::Result<()> {
+        |outcome: Outcome<CountedRow>| -> anyhow::Result<()> {
             counts.read += 1;
             match outcome.verdict {
                 Verdict::Valid(valid) => {

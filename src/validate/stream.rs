@@ -9,36 +9,36 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use super::{CrossRowIndex, RowRules, Verdict};
+use super::{CrossRowIndex, KeptRow, RowRules, ValidRow, Verdict};
 use crate::input::{InputError, OwnedRow, RowSource};
 
 const ROWS_PER_BATCH: usize = 512;
 
 /// A row and what the rules made of it.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Outcome<V = Box<ValidRow>> {
     pub row: OwnedRow,
-    pub verdict: Verdict,
+    pub verdict: Verdict<V>,
 }
 
 type Batch<T> = (u64, Result<Vec<T>, InputError>);
 
 /// Reads every row of `source`, checks it, and calls `each` with the
-/// outcomes in row order. Stops at the first error, from the input or from
-/// `each`.
-pub fn validate_stream<E: From<InputError>>(
+/// outcomes in row order, keeping `V` of each valid row. Stops at the first
+/// error, from the input or from `each`.
+pub fn validate_stream<V: KeptRow, E: From<InputError>>(
     source: &mut RowSource,
     rules: &RowRules,
     index: &mut CrossRowIndex,
     workers: usize,
-    mut each: impl FnMut(Outcome) -> Result<(), E>,
+    mut each: impl FnMut(Outcome<V>) -> Result<(), E>,
 ) -> Result<(), E> {
     let workers = workers.max(1);
     let (work_tx, work_rx) = sync_channel::<Batch<OwnedRow>>(workers * 2);
     // Owned by the workers alone, so that when they stop the reader's sends
     // fail and it stops too.
     let work_rx = Arc::new(Mutex::new(work_rx));
-    let (done_tx, done_rx) = sync_channel::<Batch<Outcome>>(workers * 2);
+    let (done_tx, done_rx) = sync_channel::<Batch<Outcome<V>>>(workers * 2);
     let text_len = source.text_len();
     std::thread::scope(|scope| {
         scope.spawn(move || read_batches(source, |batch| work_tx.send(batch).is_ok()));
@@ -56,7 +56,7 @@ pub fn validate_stream<E: From<InputError>>(
                 reserve_for(index, text_len, &batch);
             }
             for outcome in batch {
-                let verdict = rules.claim(index, outcome.row.line, outcome.verdict);
+                let verdict = rules.claim(index, &outcome.row.as_row(), outcome.verdict);
                 each(Outcome {
                     row: outcome.row,
                     verdict,
@@ -100,10 +100,10 @@ fn read_batches(source: &mut RowSource, mut send: impl FnMut(Batch<OwnedRow>) ->
     }
 }
 
-fn check_batches(
+fn check_batches<V: KeptRow>(
     work: &Mutex<Receiver<Batch<OwnedRow>>>,
     rules: &RowRules,
-    mut send: impl FnMut(Batch<Outcome>) -> bool,
+    mut send: impl FnMut(Batch<Outcome<V>>) -> bool,
 ) {
     loop {
         // The lock is held only to take one batch.
@@ -114,7 +114,7 @@ fn check_batches(
         let checked = batch.map(|rows| {
             rows.into_iter()
                 .map(|row| {
-                    let verdict = rules.check(&row.as_row());
+                    let verdict = rules.check(&row.as_row()).keep();
                     Outcome { row, verdict }
                 })
                 .collect()
@@ -127,7 +127,7 @@ fn check_batches(
 
 /// Sizes the cross-row index from the first batch's average row length and
 /// the input's size, so that the tables do not regrow on a large input.
-fn reserve_for(index: &mut CrossRowIndex, text_len: Option<u64>, first: &[Outcome]) {
+fn reserve_for<V>(index: &mut CrossRowIndex, text_len: Option<u64>, first: &[Outcome<V>]) {
     let Some(text_len) = text_len else {
         return;
     };
@@ -140,9 +140,9 @@ fn reserve_for(index: &mut CrossRowIndex, text_len: Option<u64>, first: &[Outcom
 }
 
 /// Hands the batches on in the order they were read.
-fn in_order<E: From<InputError>>(
-    done: Receiver<Batch<Outcome>>,
-    mut each_batch: impl FnMut(Vec<Outcome>) -> Result<(), E>,
+fn in_order<V, E: From<InputError>>(
+    done: Receiver<Batch<Outcome<V>>>,
+    mut each_batch: impl FnMut(Vec<Outcome<V>>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut waiting = BTreeMap::new();
     let mut next = 0;
