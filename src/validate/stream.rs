@@ -1,6 +1,6 @@
 //! Validating a whole input on every core, in row order. One thread reads
 //! rows in batches; worker threads apply the single-row rules (the costly
-//! part: normalising, serialising the body, fingerprinting); the calling
+//! part: normalising, building the request, fingerprinting); the calling
 //! thread puts the batches back in order, applies the cross-row rules and
 //! hands each row on. Channels are bounded, so memory stays flat however
 //! long the input is.
