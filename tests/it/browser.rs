@@ -2,8 +2,9 @@
 //! packages, driven over WebDriver (chromedriver) with fantoccini. A
 //! finance clerk's path: upload `samples/orders.xlsx` through the file
 //! input, see the rejected rows, declare to the sandbox, wait for the run
-//! and find its S count on the page. Screenshots of each page go to
-//! `docs/screenshots/` for the README. Where Chromium or its driver is
+//! and find its S count on the page. Screenshots of each page are taken;
+//! with `DECLARE_UPDATE_SCREENSHOTS=1` they replace the README's, in
+//! `docs/screenshots/`. Where Chromium or its driver is
 //! missing the test fails (scripts/test.sh installs them); it never skips.
 
 use std::net::TcpStream;
@@ -96,9 +97,16 @@ impl Drop for Driver {
     }
 }
 
+/// Where the screenshots go: the README's folder when
+/// `DECLARE_UPDATE_SCREENSHOTS=1` asks to refresh them, else the build's
+/// scratch folder, so that a test run leaves the working tree as it was.
 fn screenshots() -> PathBuf {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&folder).expect("docs/screenshots");
+    let folder = if std::env::var_os("DECLARE_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+    };
+    std::fs::create_dir_all(&folder).expect("the screenshots folder");
     folder
 }
 
