@@ -14,7 +14,6 @@ use std::path::Path;
 
 use super::{AtomicFile, ProblemCount, RowCounts};
 use crate::declare::StatusCounts;
-use crate::input::UTF8_BOM;
 use crate::messages::{Language, describe_code};
 
 /// Rows listed per kind at most; the CSV files hold them all.
@@ -547,13 +546,11 @@ fn read_rows(
     path: &Path,
     pick: impl Fn(&csv::StringRecord) -> Option<Vec<String>>,
 ) -> io::Result<(Vec<Vec<String>>, u64)> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let mut reader = match super::read_output_csv(path) {
+        Ok(reader) => reader,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(error) => return Err(error),
     };
-    let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text);
     let (mut rows, mut count) = (Vec::new(), 0u64);
     for record in reader.records() {
         let record = record.map_err(io::Error::other)?;

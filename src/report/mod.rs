@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -297,7 +297,55 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     file.commit()
 }
 
+/// A streaming reader of a CSV file this tool wrote (UTF-8, a BOM first,
+/// a header row): `rejected.csv`, `results.csv`, `retry.csv`. Rows may
+/// differ in width.
+pub fn read_output_csv(path: &Path) -> io::Result<csv::Reader<impl Read + use<>>> {
+    let mut file = File::open(path)?;
+    let mut head = Vec::with_capacity(UTF8_BOM.len());
+    (&mut file)
+        .take(UTF8_BOM.len() as u64)
+        .read_to_end(&mut head)?;
+    if head == UTF8_BOM {
+        head.clear();
+    }
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(io::Cursor::new(head).chain(file)))
+}
+
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_csv_reads_the_same_with_or_without_its_bom() {
+        let folder = tempfile::tempdir().unwrap();
+        let text = "row,errors\n2,“bad”\n3\n";
+        for (name, bom) in [("with.csv", UTF8_BOM), ("without.csv", &b""[..])] {
+            let path = folder.path().join(name);
+            std::fs::write(&path, [bom, text.as_bytes()].concat()).unwrap();
+            let mut reader = read_output_csv(&path).unwrap();
+            assert_eq!(reader.headers().unwrap(), vec!["row", "errors"], "{name}");
+            let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+            assert_eq!(rows[0], vec!["2", "“bad”"], "{name}");
+            assert_eq!(rows[1], vec!["3"], "{name}: rows may be shorter");
+        }
+        // Shorter than a BOM: read as it is.
+        let path = folder.path().join("short.csv");
+        std::fs::write(&path, "a\n").unwrap();
+        assert_eq!(
+            read_output_csv(&path).unwrap().headers().unwrap(),
+            vec!["a"]
+        );
+        let missing = read_output_csv(&folder.path().join("missing.csv"))
+            .err()
+            .unwrap();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
 }

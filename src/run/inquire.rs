@@ -23,7 +23,8 @@ use crate::input::{OwnedRow, UTF8_BOM};
 use crate::ledger::{CustomsOutcome, Ledger};
 use crate::protocol::{DeclarationRecord, DeclareOutcome, Status};
 use crate::report::{
-    AtomicFile, RESULT_HEADER, ResultRow, ResultSource, timestamp, write_retry_xlsx,
+    AtomicFile, RESULT_HEADER, ResultRow, ResultSource, read_output_csv, timestamp,
+    write_retry_xlsx,
 };
 use crate::run::RunRecord;
 
@@ -87,15 +88,13 @@ pub struct InquiryReport {
 
 /// The results of a run's folder, as written.
 fn read_results(path: &Path) -> anyhow::Result<Vec<ResultRow>> {
-    let bytes = std::fs::read(path).with_context(|| {
+    let mut reader = read_output_csv(path).with_context(|| {
         format!(
             "cannot read {}; a run that stopped before writing it is finished by running the \
              same run command again",
             path.display()
         )
     })?;
-    let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
-    let mut reader = csv::Reader::from_reader(text);
     reader
         .deserialize()
         .map(|row| row.with_context(|| format!("{} is damaged", path.display())))
@@ -336,10 +335,8 @@ fn remove_from_retry(out: &Path, results: &[ResultRow], settled: &[u64]) -> anyh
         return Ok(());
     }
     let retry_path = out.join("retry.csv");
-    let bytes = std::fs::read(&retry_path)
+    let mut reader = read_output_csv(&retry_path)
         .with_context(|| format!("cannot read {}", retry_path.display()))?;
-    let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text);
     let headers: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
     let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
     // The rows that were U before this inquiry, in row order.

@@ -379,13 +379,10 @@ pub fn inquired(
 
 /// The rows of `rejected.csv`: row, field, error.
 fn rejected_rows(folder: &Path) -> Vec<[String; 3]> {
-    let Ok(bytes) = std::fs::read(folder.join("rejected.csv")) else {
+    let Ok(mut reader) = crate::report::read_output_csv(&folder.join("rejected.csv")) else {
         return Vec::new();
     };
-    let text = bytes.strip_prefix(crate::input::UTF8_BOM).unwrap_or(&bytes);
-    csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text)
+    reader
         .records()
         .flatten()
         .take(crate::report::html::MAX_LISTED)
