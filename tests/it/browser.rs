@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use crate::common::Workdir;
+use crate::common::{SandboxProcess, Workdir};
+use crate::run::{config_for, orders};
 use crate::serve::ServeProcess;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const DEADLINE: Duration = Duration::from_secs(120);
+const TOKEN: &str = "a-long-random-secret-for-the-browser-test";
 
 /// chromedriver on a loopback port, killed when dropped.
 struct Driver {
@@ -120,7 +122,15 @@ async fn screenshot(browser: &Client, name: &str) {
 fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
     let work = Workdir::new();
     work.write("profiles/try-it.toml", "[api]\nendpoint = \"sandbox\"\n");
-    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    // Last night's run of a real profile, which its ledger lists.
+    let (orders, payments) = orders(&work, 20);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let shop = work.path("profiles/shop.toml");
+    std::fs::copy(config_for(&work, &sandbox, &[]), &shop).unwrap();
+    let nightly = work.run(&["run", &orders, "--config", shop.to_str().unwrap()]);
+    assert_eq!(nightly.code, 0, "{}", nightly.stderr);
+    // With a token, the page asks for it once.
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[("DECLARE_SERVE_TOKEN", TOKEN)]);
     let driver = Driver::start();
     let workbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/orders.xlsx");
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -128,7 +138,30 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
         let browser = driver.browser(&work.path("chromium")).await;
         let outcome = async {
             browser.goto(&serve.url("/?lang=en")).await?;
+            let token = browser
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Css("input[name='token']"))
+                .await?;
+            screenshot(&browser, "login.png").await;
+            token.send_keys(TOKEN).await?;
+            browser
+                .find(Locator::Css("form[action='/login'] button"))
+                .await?
+                .click()
+                .await?;
+            browser
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Id("file"))
+                .await?;
+            browser.goto(&serve.url("/?lang=en")).await?;
             screenshot(&browser, "home.png").await;
+            browser
+                .find(Locator::Id("profile"))
+                .await?
+                .select_by_value("try-it")
+                .await?;
             let file = browser.find(Locator::Id("file")).await?;
             file.send_keys(&workbook.display().to_string()).await?;
             browser.find(Locator::Id("check")).await?.click().await?;
@@ -168,6 +201,32 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
                 .await?;
             assert_eq!(heading, "declare-batch report");
             screenshot(&browser, "report.png").await;
+            // Last night's run among the shop profile's past runs, opened
+            // and asked about.
+            browser.goto(&serve.url("/?lang=en")).await?;
+            browser
+                .find(Locator::Css("table.past a"))
+                .await?
+                .click()
+                .await?;
+            let counts = browser
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Id("counts"))
+                .await?
+                .text()
+                .await?;
+            assert_eq!(counts, "S 20 · F 0 · U 0");
+            screenshot(&browser, "past-run.png").await;
+            browser.find(Locator::Id("inquire")).await?.click().await?;
+            let inquiry = browser
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Id("inquiry"))
+                .await?
+                .text()
+                .await?;
+            assert!(inquiry.contains("NOT_FOUND 0"), "{inquiry}");
             // In Chinese, drawn with a CJK font.
             browser.goto(&serve.url("/?lang=zh-CN")).await?;
             let title = browser.find(Locator::Css("h1")).await?.text().await?;
