@@ -112,6 +112,14 @@ fn screenshots() -> PathBuf {
     folder
 }
 
+/// The element once the page shows it, waiting at most [`DEADLINE`].
+async fn wait_for(
+    browser: &Client,
+    locator: Locator<'_>,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    browser.wait().at_most(DEADLINE).for_element(locator).await
+}
+
 async fn screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "{name} is no PNG");
@@ -138,11 +146,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
         let browser = driver.browser(&work.path("chromium")).await;
         let outcome = async {
             browser.goto(&serve.url("/?lang=en")).await?;
-            let token = browser
-                .wait()
-                .at_most(DEADLINE)
-                .for_element(Locator::Css("input[name='token']"))
-                .await?;
+            let token = wait_for(&browser, Locator::Css("input[name='token']")).await?;
             screenshot(&browser, "login.png").await;
             token.send_keys(TOKEN).await?;
             browser
@@ -150,11 +154,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
                 .await?
                 .click()
                 .await?;
-            browser
-                .wait()
-                .at_most(DEADLINE)
-                .for_element(Locator::Id("file"))
-                .await?;
+            wait_for(&browser, Locator::Id("file")).await?;
             browser.goto(&serve.url("/?lang=en")).await?;
             screenshot(&browser, "home.png").await;
             browser
@@ -166,11 +166,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             file.send_keys(&workbook.display().to_string()).await?;
             browser.find(Locator::Id("check")).await?.click().await?;
             // The validation: the rejected rows with their reasons.
-            let rejected = browser
-                .wait()
-                .at_most(DEADLINE)
-                .for_element(Locator::Id("rejected-rows"))
-                .await?;
+            let rejected = wait_for(&browser, Locator::Id("rejected-rows")).await?;
             let reasons = rejected.text().await?;
             assert!(reasons.contains("HANGZHOU"), "{reasons}");
             let valid = browser.find(Locator::Id("valid")).await?.text().await?;
@@ -181,24 +177,14 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             assert_eq!(button.text().await?, "Declare 20 rows to embedded-sandbox");
             button.click().await?;
             // The run, followed live until it is done.
-            browser
-                .wait()
-                .at_most(DEADLINE)
-                .for_element(Locator::Css("#progress[data-done='yes']"))
-                .await?;
+            wait_for(&browser, Locator::Css("#progress[data-done='yes']")).await?;
             let progress = browser.find(Locator::Id("progress")).await?.text().await?;
             assert!(progress.contains("S 17"), "{progress}");
             assert!(progress.contains("exit 3"), "{progress}");
             screenshot(&browser, "progress.png").await;
             let report = browser.find(Locator::LinkText("report.html")).await?;
             report.click().await?;
-            let heading = browser
-                .wait()
-                .at_most(DEADLINE)
-                .for_element(Locator::Css("h1"))
-                .await?
-                .text()
-                .await?;
+            let heading = wait_for(&browser, Locator::Css("h1")).await?.text().await?;
             assert_eq!(heading, "declare-batch report");
             screenshot(&browser, "report.png").await;
             // Last night's run among the shop profile's past runs, opened
@@ -209,20 +195,14 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
                 .await?
                 .click()
                 .await?;
-            let counts = browser
-                .wait()
-                .at_most(DEADLINE)
-                .for_element(Locator::Id("counts"))
+            let counts = wait_for(&browser, Locator::Id("counts"))
                 .await?
                 .text()
                 .await?;
             assert_eq!(counts, "S 20 · F 0 · U 0");
             screenshot(&browser, "past-run.png").await;
             browser.find(Locator::Id("inquire")).await?.click().await?;
-            let inquiry = browser
-                .wait()
-                .at_most(DEADLINE)
-                .for_element(Locator::Id("inquiry"))
+            let inquiry = wait_for(&browser, Locator::Id("inquiry"))
                 .await?
                 .text()
                 .await?;
