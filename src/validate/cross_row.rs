@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use foldhash::quality::FixedState;
-
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::protocol::DeclareRequest;
