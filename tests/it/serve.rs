@@ -74,13 +74,14 @@ fn client() -> Client {
         .unwrap()
 }
 
-/// Uploads `bytes` as `file_name` for `profile`, as the page's form does.
-async fn upload(
+/// The upload of `bytes` as `file_name` for `profile`, as the page's form
+/// posts it.
+fn upload_request(
     serve: &ServeProcess,
     profile: &str,
     file_name: &str,
     bytes: Vec<u8>,
-) -> reqwest::Response {
+) -> reqwest::RequestBuilder {
     let form = Form::new()
         .text("profile", profile.to_owned())
         .part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
@@ -88,6 +89,16 @@ async fn upload(
         .post(serve.url("/uploads"))
         .header("Origin", serve.base.clone())
         .multipart(form)
+}
+
+/// Uploads `bytes` as `file_name` for `profile`, as the page's form does.
+async fn upload(
+    serve: &ServeProcess,
+    profile: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    upload_request(serve, profile, file_name, bytes)
         .send()
         .await
         .unwrap()
@@ -292,15 +303,7 @@ fn what_the_server_refuses() {
         assert_eq!(cross.status(), StatusCode::FORBIDDEN);
         // Larger than 100 MB: refused while it streams, nothing kept.
         let big = vec![b'a'; 101 * 1024 * 1024];
-        let form = Form::new()
-            .text("profile", "try")
-            .part("file", Part::bytes(big).file_name("big.csv"));
-        let refused = client()
-            .post(serve.url("/uploads"))
-            .header("Origin", serve.base.clone())
-            .multipart(form)
-            .send()
-            .await;
+        let refused = upload_request(&serve, "try", "big.csv", big).send().await;
         match refused {
             Ok(response) => assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE),
             // The server answered 413 and closed the connection while the
@@ -628,14 +631,8 @@ fn rejected_rows_are_explained_in_the_page_language() {
     let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let form = Form::new()
-            .text("profile", "try")
-            .part("file", Part::bytes(samples()).file_name("orders.csv"));
-        let uploaded = client()
-            .post(serve.url("/uploads"))
-            .header("Origin", serve.base.clone())
+        let uploaded = upload_request(&serve, "try", "orders.csv", samples())
             .header("Accept-Language", "zh-CN,zh;q=0.9")
-            .multipart(form)
             .send()
             .await
             .unwrap();
