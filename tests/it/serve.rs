@@ -140,8 +140,13 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-/// Polls a job's progress until it is done; fails after a deadline.
-async fn wait_done(serve: &ServeProcess, job: &str) -> serde_json::Value {
+/// Polls a job's progress until `reached` holds; fails after `deadline`.
+async fn wait_progress(
+    serve: &ServeProcess,
+    job: &str,
+    deadline: Duration,
+    reached: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let started = Instant::now();
     loop {
         let progress: serde_json::Value = client()
@@ -152,15 +157,23 @@ async fn wait_done(serve: &ServeProcess, job: &str) -> serde_json::Value {
             .json()
             .await
             .unwrap();
-        if progress["done"] == true {
+        if reached(&progress) {
             return progress;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the run did not finish: {progress}"
+            started.elapsed() < deadline,
+            "the run did not get there: {progress}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls a job's progress until it is done; fails after a deadline.
+async fn wait_done(serve: &ServeProcess, job: &str) -> serde_json::Value {
+    wait_progress(serve, job, Duration::from_secs(120), |progress| {
+        progress["done"] == true
+    })
+    .await
 }
 
 fn samples() -> Vec<u8> {
@@ -422,23 +435,11 @@ fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
         let declared = declare(&first, &job).await;
         assert_eq!(declared.status(), StatusCode::SEE_OTHER);
         // Some rows settled, the run still going.
-        let started = Instant::now();
-        loop {
-            let progress: serde_json::Value = client()
-                .get(first.url(&format!("{job}/progress")))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if progress["settled"].as_u64().unwrap_or(0) >= 5 {
-                assert_eq!(progress["done"], false, "{progress}");
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "{progress}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let progress = wait_progress(&first, &job, Duration::from_secs(60), |progress| {
+            progress["settled"].as_u64().unwrap_or(0) >= 5
+        })
+        .await;
+        assert_eq!(progress["done"], false, "{progress}");
         job
     });
     drop(first); // SIGKILL: the server and its run stop mid-way.
