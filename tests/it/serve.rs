@@ -104,6 +104,18 @@ async fn upload(
         .unwrap()
 }
 
+/// The page at `path`, as text.
+async fn get_text(serve: &ServeProcess, path: &str) -> String {
+    client()
+        .get(serve.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Presses the page's "Declare" button for a job, confirmed.
 async fn declare(serve: &ServeProcess, job: &str) -> reqwest::Response {
     client()
@@ -202,14 +214,7 @@ fn upload_validate_declare_and_download() {
             uploaded.text().await
         );
         let job = location(&uploaded);
-        let page = client()
-            .get(serve.url(&job))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = get_text(&serve, &job).await;
         assert!(page.contains("<b id=\"valid\">20</b>"), "{page}");
         assert!(page.contains("<b id=\"rejected\">5</b>"), "{page}");
         // The reasons, as rejected.csv gives them.
@@ -445,23 +450,9 @@ fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
     drop(first); // SIGKILL: the server and its run stop mid-way.
     let second = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     runtime.block_on(async {
-        let home = client()
-            .get(second.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let home = get_text(&second, "/").await;
         assert!(home.contains("interrupted: open it to resume"), "{home}");
-        let page = client()
-            .get(second.url(&job))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = get_text(&second, &job).await;
         assert!(page.contains("id=\"declare\""), "it can be resumed: {page}");
         let resumed = declare(&second, &job).await;
         assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
@@ -485,25 +476,11 @@ fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
     drop(second);
     let third = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     runtime.block_on(async {
-        let home = client()
-            .get(third.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let home = get_text(&third, "/").await;
         assert!(home.contains("finished (exit 0)"), "{home}");
         let done = wait_done(&third, &job).await;
         assert_eq!(done["S"], 30, "{done}");
-        let page = client()
-            .get(third.url(&job))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = get_text(&third, &job).await;
         assert!(
             !page.contains("id=\"declare\""),
             "not declared twice: {page}"
@@ -546,14 +523,7 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
     let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let home = client()
-            .get(serve.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let home = get_text(&serve, "/").await;
         assert!(home.contains("Past runs in the ledger — shop"), "{home}");
         assert!(home.contains(&out.display().to_string()), "{home}");
         // Opened: its counts and its files.
