@@ -40,12 +40,31 @@ fn main() -> ExitCode {
     } else {
         builder.with_ansi(false).with_timer(LogTime).init();
     }
-    match cli.exec() {
+    let code = match cli.exec() {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             declare_batch::say!("error: {error:#}");
             ExitCode::from(exit::FATAL)
         }
+    };
+    log_peak_memory();
+    code
+}
+
+/// Logs the process's peak resident memory (`VmHWM`, counted from this
+/// program's start, unlike `getrusage`, which also counts the parent's
+/// memory a forked child began with). Shown with
+/// `DECLARE_LOG=declare_batch::memory=info`; the tests of hostile inputs
+/// and the benchmarks read it.
+fn log_peak_memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if let Some(kib) = peak_kib {
+        tracing::info!(target: "declare_batch::memory", "peak memory: {kib} KiB");
     }
 }
 

@@ -68,7 +68,7 @@ impl TryFrom<String> for Language {
 
 /// Every code a row can be rejected with, and what it means in a few words
 /// (English, Chinese), for tables that count them.
-pub const REJECTION_CODES: [(&str, &str, &str); 23] = [
+pub const REJECTION_CODES: [(&str, &str, &str); 24] = [
     ("FIELD_COUNT", "wrong number of fields", "字段数与表头不符"),
     ("REQUIRED", "required value missing", "缺少必填值"),
     ("TOO_LONG", "value too long", "值过长"),
@@ -122,6 +122,11 @@ pub const REJECTION_CODES: [(&str, &str, &str); 23] = [
         "formula without a saved value",
         "公式没有保存的计算结果",
     ),
+    (
+        "STARTS_LIKE_FORMULA",
+        "begins like a spreadsheet formula",
+        "以电子表格公式字符开头",
+    ),
     ("DUPLICATE_ROW", "duplicate row", "重复行"),
     (
         "REQUEST_ID_REUSED",
@@ -149,6 +154,19 @@ pub const REJECTION_CODES: [(&str, &str, &str); 23] = [
         "订单已在之前的运行中申报",
     ),
 ];
+
+/// The first character of a value that starts like a formula, as a
+/// message names it (a tab or carriage return has no visible form).
+fn formula_character(first: char, language: Language) -> String {
+    match first {
+        '\t' => language.pick("a tab", "制表符").to_owned(),
+        '\r' => language.pick("a carriage return", "回车符").to_owned(),
+        other => match language {
+            Language::En => format!("\"{other}\""),
+            Language::ZhCn => format!("“{other}”"),
+        },
+    }
+}
 
 /// What a rejection code means, in a few words; the code itself when the
 /// catalogue does not know it.
@@ -229,6 +247,11 @@ pub enum RowMessage {
     FormulaWithoutValue {
         cell: Option<String>,
     },
+    /// An ID or name that begins with `=`, `+`, `-`, `@`, a tab or a
+    /// carriage return (or `'` and one of them): a spreadsheet would run it.
+    StartsLikeFormula {
+        first: char,
+    },
     DuplicateRow {
         first_row: u64,
         request_id: String,
@@ -298,6 +321,7 @@ impl RowMessage {
             IdInScientificNotation { .. } => "ID_IN_SCIENTIFIC_NOTATION",
             CellError { .. } => "CELL_ERROR",
             FormulaWithoutValue { .. } => "FORMULA_WITHOUT_VALUE",
+            StartsLikeFormula { .. } => "STARTS_LIKE_FORMULA",
             DuplicateRow { .. } => "DUPLICATE_ROW",
             RequestIdReused { .. } => "REQUEST_ID_REUSED",
             OrderAlreadyDeclared { .. } => "ORDER_ALREADY_DECLARED",
@@ -358,6 +382,17 @@ impl RowMessage {
                 },
                 ZhCn,
             ) => out.write_str("必填，但输入文件没有这一列，且 [defaults] 中没有默认值"),
+            (StartsLikeFormula { first }, En) => write!(
+                out,
+                "begins with {}, which a spreadsheet runs as a formula when the file is opened \
+                 (and Alipay+ would keep the value as given): remove that first character",
+                formula_character(*first, En)
+            ),
+            (StartsLikeFormula { first }, ZhCn) => write!(
+                out,
+                "以{}开头，电子表格打开文件时会把它当作公式执行（Alipay+ 也会原样保存该值）：请删除开头的这个字符",
+                formula_character(*first, ZhCn)
+            ),
             (TooLong { length, max }, En) => write!(
                 out,
                 "is {length} characters long; the API allows at most {max}"
@@ -749,6 +784,8 @@ pub(crate) mod tests {
             FormulaWithoutValue {
                 cell: Some("F7".into()),
             },
+            StartsLikeFormula { first: '=' },
+            StartsLikeFormula { first: '\t' },
             DuplicateRow {
                 first_row: 2,
                 request_id: text(),
@@ -799,6 +836,7 @@ pub(crate) mod tests {
                 | IdInScientificNotation { .. }
                 | CellError { .. }
                 | FormulaWithoutValue { .. }
+                | StartsLikeFormula { .. }
                 | DuplicateRow { .. }
                 | RequestIdReused { .. }
                 | OrderAlreadyDeclared { .. }

@@ -98,21 +98,26 @@ impl ExportOpts {
             ledger_time(midnight.with_timezone(&chrono::Utc))
         });
         let stdout = std::io::stdout().lock();
-        let mut csv = csv::Writer::from_writer(std::io::BufWriter::new(stdout));
-        let mut header_written = false;
-        let exported = ledger
-            .export(since.as_deref(), self.status, |row| {
-                header_written = true;
-                csv.serialize(row).map_err(|error| match error.kind() {
-                    // Keeps the kind, so that a closed pipe is seen as one.
-                    csv::ErrorKind::Io(io) => std::io::Error::new(io.kind(), error.to_string()),
-                    _ => std::io::Error::other(error),
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(std::io::BufWriter::new(stdout));
+        let exported = csv
+            .write_record(crate::ledger::EXPORT_HEADER)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                ledger.export(since.as_deref(), self.status, |row| {
+                    crate::report::spreadsheet_safe::serialize(&mut csv, &row).map_err(|error| {
+                        match error.kind() {
+                            // Keeps the kind, so that a closed pipe is seen as one.
+                            csv::ErrorKind::Io(io) => {
+                                std::io::Error::new(io.kind(), error.to_string())
+                            }
+                            _ => std::io::Error::other(error),
+                        }
+                    })
                 })
             })
             .and_then(|count| {
-                if !header_written {
-                    csv.write_record(crate::ledger::EXPORT_HEADER)?;
-                }
                 csv.flush()?;
                 Ok(count)
             });

@@ -40,6 +40,15 @@ pub enum CellView<'a> {
 }
 
 impl Cell {
+    /// Roughly the bytes the cell holds, its text included.
+    pub fn weight(&self) -> usize {
+        let text = match self {
+            Cell::Text(text) | Cell::Error(text) => text.len(),
+            _ => 0,
+        };
+        std::mem::size_of::<Cell>() + text
+    }
+
     pub fn view(&self) -> CellView<'_> {
         match self {
             Cell::Empty => CellView::Empty,

@@ -2,7 +2,9 @@
 //! `csv` crate skips blank lines and numbers lines loosely around them, so
 //! line endings are first normalised to `\n` and every record's real start
 //! line is derived from where it ends and the newlines inside its fields;
-//! the gaps between records are the skipped blank lines.
+//! the gaps between records are the skipped blank lines. A record is
+//! capped in bytes and fields while it streams (`RecordLimit`), since the
+//! `csv` crate grows its record to whatever a line holds.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -13,7 +15,7 @@ use super::{Cells, InputError, RowRef};
 use crate::config::EncodingChoice;
 
 pub(super) struct CsvSource {
-    reader: csv::Reader<LineEndings<Box<dyn Read + Send>>>,
+    reader: csv::Reader<RecordLimit<LineEndings<Box<dyn Read + Send>>>>,
     bytes: csv::ByteRecord,
     record: Option<csv::StringRecord>,
     line: u64,
@@ -70,7 +72,7 @@ impl CsvSource {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(256 * 1024)
-            .from_reader(LineEndings::new(text));
+            .from_reader(RecordLimit::new(LineEndings::new(text)));
         let source = CsvSource {
             reader,
             bytes: csv::ByteRecord::new(),
@@ -174,6 +176,136 @@ impl CsvSource {
     }
 }
 
+/// The longest record read: no export row comes near it, but a file with no
+/// line breaks, or a stray quote, would otherwise be one record held whole.
+pub(super) const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// The most fields a record may have: Excel's 16,384 columns.
+pub(super) const MAX_FIELDS: u64 = 16_384;
+
+/// Where the CSV grammar is (the `csv` crate's defaults: `,` between
+/// fields, `"` quotes, `""` a quote inside quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsvState {
+    StartField,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+/// Follows the CSV grammar over the text the `csv` crate reads and stops
+/// with an error once a record passes `MAX_RECORD_BYTES` or `MAX_FIELDS`.
+/// The bytes before the record that passes are handed on first, so every
+/// record before it is read and the error names the line it starts on.
+struct RecordLimit<R> {
+    inner: R,
+    state: CsvState,
+    record_bytes: u64,
+    fields: u64,
+    /// The error to give on the next read.
+    tripped: Option<&'static str>,
+}
+
+impl<R: Read> RecordLimit<R> {
+    fn new(inner: R) -> Self {
+        RecordLimit {
+            inner,
+            state: CsvState::StartField,
+            record_bytes: 0,
+            fields: 1,
+            tripped: None,
+        }
+    }
+
+    fn too_long(&self) -> &'static str {
+        "this record is longer than 1 MB, the most a row may hold: the file has no line breaks \
+         from here on, or a double quote opens a value that is never closed; check the export (a \
+         quote inside a quoted value is written twice: \"\")"
+    }
+
+    /// Follows `byte`; the reason when the record passes a limit.
+    fn step(&mut self, byte: u8) -> Option<&'static str> {
+        use CsvState::*;
+        let end_of_record = byte == b'\n' && self.state != Quoted;
+        if end_of_record {
+            self.state = StartField;
+            self.record_bytes = 0;
+            self.fields = 1;
+            return None;
+        }
+        self.record_bytes += 1;
+        self.state = match (self.state, byte) {
+            (Quoted, b'"') => QuoteInQuoted,
+            (Quoted, _) => Quoted,
+            (QuoteInQuoted, b'"') => Quoted,
+            (StartField, b'"') => Quoted,
+            (_, b',') => {
+                self.fields += 1;
+                StartField
+            }
+            _ => Unquoted,
+        };
+        if self.record_bytes > MAX_RECORD_BYTES {
+            return Some(self.too_long());
+        }
+        if self.fields > MAX_FIELDS {
+            return Some(
+                "this record has more than 16,384 fields, the most a row may have (Excel's \
+                 columns); check the export's separators",
+            );
+        }
+        None
+    }
+}
+
+impl<R: Read> RecordLimit<R> {
+    /// Follows `bytes`; on a limit, where to cut them and why. Runs inside
+    /// a field are skipped with `memchr`, so the cost per byte is small.
+    fn follow(&mut self, bytes: &[u8]) -> Result<(), (usize, &'static str)> {
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            let plain = match self.state {
+                CsvState::Unquoted => memchr::memchr2(b',', b'\n', rest),
+                CsvState::Quoted => memchr::memchr(b'"', rest),
+                _ => Some(0),
+            }
+            .unwrap_or(rest.len());
+            if plain > 0 {
+                self.record_bytes += plain as u64;
+                if self.record_bytes > MAX_RECORD_BYTES {
+                    return Err((at, self.too_long()));
+                }
+                at += plain;
+                continue;
+            }
+            if let Some(reason) = self.step(rest[0]) {
+                return Err((at, reason));
+            }
+            at += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for RecordLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(reason) = self.tripped {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
+        }
+        let read = self.inner.read(buf)?;
+        match self.follow(&buf[..read]) {
+            Ok(()) => Ok(read),
+            Err((at, reason)) => {
+                self.tripped = Some(reason);
+                if at == 0 {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
+                }
+                Ok(at)
+            }
+        }
+    }
+}
+
 /// Turns `\r\n` and lone `\r` (old Mac exports) into `\n` and makes sure the
 /// text ends with `\n`, so that every record is terminated the same way.
 struct LineEndings<R> {
@@ -251,6 +383,32 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn a_record_is_capped_in_bytes_and_fields_but_quoted_newlines_are_one_record() {
+        let read_all = |input: Vec<u8>| {
+            let mut out = Vec::new();
+            let result = RecordLimit::new(input.as_slice()).read_to_end(&mut out);
+            (result.map_err(|e| e.to_string()), out.len())
+        };
+        // Many short lines inside quotes are one record; a closing quote
+        // and a newline end it.
+        let mut quoted = b"a,\"".to_vec();
+        quoted.extend(b"x\n".repeat(600_000));
+        quoted.extend(b"\"\nb,c\n");
+        assert!(read_all(quoted).0.unwrap_err().contains("1 MB"));
+        let mut lines = b"a,\"x\"\"y\",z\n".repeat(200_000);
+        lines.extend(b"5\" screen,b\n".repeat(100_000));
+        assert!(read_all(lines).0.is_ok());
+        // The bytes before the record that passes the limit are handed on.
+        let mut long = b"h\nrow\n".to_vec();
+        long.extend(vec![b'A'; 2 << 20]);
+        let (result, handed_on) = read_all(long);
+        assert!(result.unwrap_err().contains("no line breaks"));
+        assert!(handed_on >= 6);
+        let commas = vec![b','; 20_000];
+        assert!(read_all(commas).0.unwrap_err().contains("16,384 fields"));
     }
 
     #[test]

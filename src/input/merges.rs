@@ -4,6 +4,11 @@
 //! the file, inflates each sheet's XML in workbook order and looks only for
 //! the `mergeCells` element at its end, while the cell reader is still
 //! loading the shared strings. It keeps nothing but the ranges.
+//!
+//! The same thread is the workbook's gate (see `xml_guard`): before the
+//! cell reader may open the file, it inflates every other XML part once
+//! and checks it against the guard's limits; each sheet is checked in the
+//! pass that looks for its ranges, which ends before its cells are read.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,17 +16,40 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Sender, SyncSender};
 
 use calamine::Dimensions;
 use quick_xml::events::Event;
 
-/// One sheet's merged ranges, or why they could not be read.
-pub(super) type SheetMerges = (String, Result<Vec<Dimensions>, String>);
+use super::xml_guard::XmlGuard;
 
-/// Reads the merged ranges of every worksheet, in workbook order, and sends
-/// them sheet by sheet until the receiver is gone or `done` is set.
-pub(super) fn scan(path: &Path, merges: Sender<SheetMerges>, done: Arc<AtomicBool>) {
+/// Why a sheet's ranges are not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ScanError {
+    /// The sheet passes a limit: it must not be read at all.
+    Refused(String),
+    /// The scan could not read it; calamine's own pass may.
+    Unreadable(String),
+}
+
+/// One sheet's merged ranges, or why they are not known.
+pub(super) type SheetMerges = (String, Result<Vec<Dimensions>, ScanError>);
+
+/// The merged ranges of a sheet's XML are cut off past this size (about a
+/// million ranges).
+const MAX_MERGES_XML: usize = 32 << 20;
+
+/// Checks every XML part that is not a worksheet and answers on `gate`
+/// (a refusal names the part and the limit); then reads the merged ranges
+/// of every worksheet, in workbook order, checking the sheet on the way,
+/// and sends them sheet by sheet until the receiver is gone or `done` is
+/// set.
+pub(super) fn scan(
+    path: &Path,
+    gate: SyncSender<Result<(), String>>,
+    merges: Sender<SheetMerges>,
+    done: Arc<AtomicBool>,
+) {
     let opened = File::open(path)
         .map_err(|error| error.to_string())
         .and_then(|file| {
@@ -30,35 +58,102 @@ pub(super) fn scan(path: &Path, merges: Sender<SheetMerges>, done: Arc<AtomicBoo
     let mut archive = match opened {
         Ok(archive) => archive,
         // The cell reader reports an unreadable workbook itself.
-        Err(_) => return,
+        Err(_) => {
+            let _ = gate.send(Ok(()));
+            return;
+        }
     };
-    let sheets = match sheet_paths(&mut archive) {
-        Ok(sheets) => sheets,
-        Err(_) => return,
-    };
+    // Without the workbook's own list, every sheet is checked before the
+    // gate opens.
+    let sheets = sheet_paths(&mut archive).unwrap_or_default();
+    let checked = check_other_parts(&mut archive, &sheets);
+    let refused = checked.is_err();
+    if gate.send(checked).is_err() || refused {
+        return;
+    }
     for (name, part) in sheets {
         if done.load(Ordering::Relaxed) {
             return;
         }
-        let ranges = merged_ranges(&mut archive, &part, &done);
+        let ranges = merged_ranges(&mut archive, &part, &done).map_err(|error| match error {
+            ScanError::Refused(message) => {
+                ScanError::Refused(format!("sheet \"{name}\", {message}"))
+            }
+            other => other,
+        });
         if merges.send((name, ranges)).is_err() {
             return;
         }
     }
 }
 
+/// Inflates and checks every XML part but the worksheets in `sheets`.
+fn check_other_parts(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+    sheets: &[(String, String)],
+) -> Result<(), String> {
+    let mut chunk = vec![0u8; 1 << 16];
+    for index in 0..archive.len() {
+        let mut entry = match archive.by_index(index) {
+            Ok(entry) => entry,
+            // calamine meets the same damage and says so.
+            Err(_) => continue,
+        };
+        let Ok(name) = entry.name().map(|name| name.into_owned()) else {
+            continue;
+        };
+        let lower = name.to_ascii_lowercase();
+        let is_xml = lower.ends_with(".xml") || lower.ends_with(".rels");
+        if !is_xml || sheets.iter().any(|(_, part)| *part == name) {
+            continue;
+        }
+        let mut guard = XmlGuard::new();
+        loop {
+            let read = match entry.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(read) => read,
+                // A damaged part is calamine's to report, if it reads it.
+                Err(_) => break,
+            };
+            if let Err(violation) = guard.feed(&chunk[..read]) {
+                return Err(format!("{name}: {violation}"));
+            }
+        }
+        guard
+            .finish()
+            .map_err(|violation| format!("{name}: {violation}"))?;
+    }
+    Ok(())
+}
+
+/// A part read whole (the workbook and its relationships), checked on the
+/// way and capped: real ones are kilobytes.
 fn read_part(
     archive: &mut zip::ZipArchive<BufReader<File>>,
     part: &str,
 ) -> Result<Vec<u8>, String> {
+    const MAX_LISTING: usize = 4 << 20;
     let mut entry = archive
         .by_name(part)
         .map_err(|error| format!("{part}: {error}"))?;
+    let mut guard = XmlGuard::new();
     let mut bytes = Vec::new();
-    entry
-        .read_to_end(&mut bytes)
-        .map_err(|error| format!("{part}: {error}"))?;
-    Ok(bytes)
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let read = entry
+            .read(&mut chunk)
+            .map_err(|error| format!("{part}: {error}"))?;
+        if read == 0 {
+            return Ok(bytes);
+        }
+        guard
+            .feed(&chunk[..read])
+            .map_err(|violation| format!("{part}: {violation}"))?;
+        if bytes.len() + read > MAX_LISTING {
+            return Err(format!("{part}: more than {} MB", MAX_LISTING >> 20));
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+    }
 }
 
 fn attribute(event: &quick_xml::events::BytesStart<'_>, wanted: &str) -> Option<String> {
@@ -127,30 +222,42 @@ fn sheet_paths(
 }
 
 /// The merged ranges of the sheet XML in `part`: the XML is inflated in
-/// chunks and searched for `mergeCells`; only what follows it is parsed.
+/// chunks, checked by the guard and searched for `mergeCells`; only what
+/// follows it is parsed.
 fn merged_ranges(
     archive: &mut zip::ZipArchive<BufReader<File>>,
     part: &str,
     done: &AtomicBool,
-) -> Result<Vec<Dimensions>, String> {
-    let mut entry = archive
-        .by_name(part)
-        .map_err(|error| format!("{part}: {error}"))?;
+) -> Result<Vec<Dimensions>, ScanError> {
+    let unreadable =
+        |error: &dyn std::fmt::Display| ScanError::Unreadable(format!("{part}: {error}"));
+    let mut entry = archive.by_name(part).map_err(|error| unreadable(&error))?;
+    let mut guard = XmlGuard::new();
     let finder = memchr::memmem::Finder::new(b"mergeCells");
     let mut window = Vec::with_capacity(1 << 17);
     let mut chunk = vec![0u8; 1 << 16];
     let mut tail: Option<Vec<u8>> = None;
     loop {
         if done.load(Ordering::Relaxed) {
-            return Err("no longer needed".to_owned());
+            return Err(ScanError::Unreadable("no longer needed".to_owned()));
         }
-        let read = entry
-            .read(&mut chunk)
-            .map_err(|error| format!("{part}: {error}"))?;
+        let read = entry.read(&mut chunk).map_err(|error| unreadable(&error))?;
         if read == 0 {
+            guard
+                .finish()
+                .map_err(|violation| ScanError::Refused(violation.to_string()))?;
             break;
         }
+        guard
+            .feed(&chunk[..read])
+            .map_err(|violation| ScanError::Refused(violation.to_string()))?;
         match tail.as_mut() {
+            Some(tail) if tail.len() > MAX_MERGES_XML => {
+                return Err(ScanError::Refused(format!(
+                    "the merged ranges take more than {} MB",
+                    MAX_MERGES_XML >> 20
+                )));
+            }
             Some(tail) => tail.extend_from_slice(&chunk[..read]),
             None => {
                 window.extend_from_slice(&chunk[..read]);
@@ -183,7 +290,7 @@ fn merged_ranges(
             }
             Ok(Event::End(event)) if event.local_name().into_inner() == "mergeCells" => break,
             Ok(Event::Eof) => break,
-            Err(error) => return Err(format!("{part}: {error}")),
+            Err(error) => return Err(unreadable(&error)),
             _ => {}
         }
         buffer.clear();
@@ -246,7 +353,9 @@ mod tests {
         second.merge_range(5, 3, 6, 4, "M1", &format).unwrap();
         workbook.save(&path).unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
-        scan(&path, sender, Arc::new(AtomicBool::new(false)));
+        let (gate, gate_rx) = std::sync::mpsc::sync_channel(1);
+        scan(&path, gate, sender, Arc::new(AtomicBool::new(false)));
+        assert_eq!(gate_rx.recv().unwrap(), Ok(()));
         let found: Vec<SheetMerges> = receiver.iter().collect();
         assert_eq!(found.len(), 2);
         assert_eq!(found[0], ("说明 & notes".to_owned(), Ok(Vec::new())));

@@ -9,6 +9,7 @@ mod decode;
 mod header;
 mod merges;
 mod xlsx_source;
+mod xml_guard;
 
 use std::fs::File;
 use std::io::Read;
@@ -157,6 +158,14 @@ impl OwnedRow {
         match &self.cells {
             OwnedCells::Csv(record) => record.as_slice().len() + record.len(),
             OwnedCells::Xlsx(_) => 0,
+        }
+    }
+
+    /// Roughly the bytes the row holds in memory.
+    pub fn weight(&self) -> usize {
+        match &self.cells {
+            OwnedCells::Csv(record) => record.as_slice().len() + record.len() * 8,
+            OwnedCells::Xlsx(cells) => cells.iter().map(Cell::weight).sum(),
         }
     }
 

@@ -21,10 +21,15 @@ use calamine::{DataRef, Reader, Xlsx, open_workbook};
 
 use super::cell::Cell;
 use super::header::{HeaderScan, HeaderSearch, Step, not_found_message};
-use super::merges::{self, SheetMerges};
+use super::merges::{self, ScanError, SheetMerges};
 use super::{Cells, InputError, RowRef};
 
 const ROWS_PER_BATCH: usize = 256;
+/// A batch is also sent once its rows weigh this much (see
+/// `SheetRow::weight`), so that very wide rows do not pile up.
+const BATCH_WEIGHT: usize = 512 * 1024;
+/// Excel's columns: A to XFD.
+const MAX_COLUMNS: u32 = 16_384;
 
 /// The sheet names of the workbooks this tool writes.
 pub(super) const TOOL_SHEETS: [&str; 2] = ["rejected", "retry"];
@@ -247,6 +252,17 @@ impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
             };
             let (row_index, column) = cell.pos;
             let line = u64::from(row_index) + 1;
+            if column >= MAX_COLUMNS {
+                return Err(InputError::AtLine {
+                    path: self.path.to_owned(),
+                    line,
+                    message: format!(
+                        "cell {} lies past column XFD, Excel's last ({MAX_COLUMNS} columns); \
+                         the workbook is damaged: open it in Excel and save it again",
+                        super::a1_reference(column as usize, line)
+                    ),
+                });
+            }
             let value = match (&cell.value, &cell.formula) {
                 (DataRef::Empty, Some(_)) => Cell::NoValue,
                 (value, _) => owned_cell(value),
@@ -289,6 +305,13 @@ impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
     }
 }
 
+impl SheetRow {
+    /// Roughly the bytes the row holds.
+    fn weight(&self) -> usize {
+        self.cells.iter().map(Cell::weight).sum()
+    }
+}
+
 /// A sheet row's cells as header texts.
 fn header_texts(row: &SheetRow) -> Vec<String> {
     RowRef {
@@ -313,14 +336,30 @@ fn read_sheet(
         path: path.clone(),
         message,
     };
-    // The merged ranges are read beside the shared strings' loading.
+    // The merged ranges are read beside the shared strings' loading, by
+    // the thread that first checks the workbook's parts (the gate).
+    let (gate_tx, gate_rx) = sync_channel::<Result<(), String>>(1);
     let (merges_tx, merges_rx) = std::sync::mpsc::channel::<SheetMerges>();
     let scan_done = Arc::new(AtomicBool::new(false));
     let (scan_path, scan_flag) = (path.clone(), Arc::clone(&scan_done));
-    let _ = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("xlsx-merges".into())
-        .spawn(move || merges::scan(&scan_path, merges_tx, scan_flag));
-    let mut merges_by_sheet: HashMap<String, Result<Vec<calamine::Dimensions>, String>> =
+        .spawn(move || merges::scan(&scan_path, gate_tx, merges_tx, scan_flag));
+    let gate = match spawned {
+        Ok(_) => gate_rx
+            .recv()
+            .unwrap_or_else(|_| Err("the workbook check stopped unexpectedly".to_owned())),
+        Err(error) => Err(format!("the workbook cannot be checked ({error})")),
+    };
+    if let Err(message) = gate {
+        let _ = sheet_tx.send(Err(unreadable(format!(
+            "{message}; this is more than any export holds, so the workbook is not read: open \
+             it in Excel, remove what is not orders and save it again, or export the orders as \
+             CSV"
+        ))));
+        return;
+    }
+    let mut merges_by_sheet: HashMap<String, Result<Vec<calamine::Dimensions>, ScanError>> =
         HashMap::new();
     let mut workbook: Xlsx<BufReader<File>> = match open_workbook(&path) {
         Ok(workbook) => workbook,
@@ -379,9 +418,17 @@ fn read_sheet(
                 Err(_) => break None,
             }
         };
-        // When the scan could not read them, calamine's own pass does.
+        // When the scan could not read them, calamine's own pass does: the
+        // part was then checked before the gate opened.
         let merges = match scanned {
             Some(Ok(merges)) => Ok(merges),
+            Some(Err(ScanError::Refused(message))) => {
+                let _ = sheet_tx.send(Err(unreadable(format!(
+                    "{message}; the workbook is not read further: open it in Excel, check that \
+                     place and save it again, or export the orders as CSV"
+                ))));
+                return;
+            }
             _ => workbook.merge_cells_by_sheet_name(&sheet),
         };
         let merges = match merges {
@@ -440,12 +487,15 @@ fn stream_rows<R: std::io::Read + std::io::Seek>(
     batch_tx: &SyncSender<Batch>,
 ) {
     let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
+    let mut weight = first.weight();
     batch.push(first);
     loop {
         match rows.next() {
             Ok(Some(row)) => {
+                weight += row.weight();
                 batch.push(row);
-                if batch.len() == ROWS_PER_BATCH {
+                if batch.len() == ROWS_PER_BATCH || weight >= BATCH_WEIGHT {
+                    weight = 0;
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_BATCH));
                     if batch_tx.send(Ok(full)).is_err() {
                         return;

@@ -16,6 +16,7 @@ use crate::messages::Language;
 pub mod html;
 mod rejected_xlsx;
 mod results;
+pub mod spreadsheet_safe;
 
 use crate::validate::Problem;
 pub use rejected_xlsx::{RejectedWorkbook, write_results_xlsx, write_retry_xlsx};
@@ -121,7 +122,7 @@ impl RejectedWriter {
         let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(file);
         let mut header: Vec<&str> = vec!["row", "field", "error"];
         header.extend(headers.iter().map(String::as_str));
-        csv.write_record(&header)?;
+        spreadsheet_safe::write_record(&mut csv, &header)?;
         Ok(RejectedWriter {
             csv,
             workbook,
@@ -151,8 +152,7 @@ impl RejectedWriter {
         // XLSX rows stop at their last filled cell; pad them to the header.
         let width = row.len().max(self.width);
         record.extend((0..width).map(|column| row.cell(column).original_text()));
-        self.csv
-            .write_record(record.iter().map(|cell| cell.as_bytes()))?;
+        spreadsheet_safe::write_record(&mut self.csv, record.iter().map(|cell| cell.as_bytes()))?;
         self.workbook.write(row, problems, &texts, separator)?;
         self.rows += 1;
         Ok(())

@@ -7,8 +7,11 @@
 //! see `MAX_NOTES`). Rows stream into the writer's constant-memory mode, so
 //! a large file costs little memory. For an XLSX input, `retry.xlsx` and
 //! `results.xlsx` too, every ID a text cell. Each holds personal data or
-//! business IDs and is created readable by its owner only.
+//! business IDs and is created readable by its owner only. What Excel
+//! cannot hold (a cell over 32,767 characters, more than 16,384 columns) is
+//! cut and marked, never a failed run: the CSV files keep every value.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{Color, Format, FormatPattern, Note, Workbook, Worksheet, XlsxError};
@@ -25,6 +28,47 @@ const FIRST_INPUT_COLUMN: u16 = 2;
 /// `errors` column.
 pub const MAX_NOTES: u32 = 2_000;
 
+/// Excel's limits: characters in a cell, and columns in a sheet.
+const MAX_CELL_CHARS: usize = 32_767;
+const MAX_COLUMNS: usize = 16_384;
+/// Input columns `rejected.xlsx` has room for; past them, the last column
+/// says how many were cut.
+const MAX_INPUT_COLUMNS: usize = MAX_COLUMNS - FIRST_INPUT_COLUMN as usize;
+
+/// `text` as Excel can hold it: cut to 32,767 characters with a mark that
+/// says where the whole value is.
+fn excel_text(text: &str) -> Cow<'_, str> {
+    const MARK: &str = " …[cut: the CSV file has the whole value]";
+    match text.char_indices().nth(MAX_CELL_CHARS) {
+        None => Cow::Borrowed(text),
+        Some(_) => {
+            let keep = MAX_CELL_CHARS - MARK.chars().count();
+            let end = text
+                .char_indices()
+                .nth(keep)
+                .map_or(text.len(), |(at, _)| at);
+            Cow::Owned(format!("{}{MARK}", &text[..end]))
+        }
+    }
+}
+
+/// How many of `width` columns fit from column `first` on; when some do
+/// not, the last that fits is given to a mark instead.
+fn columns_that_fit(width: usize, first: usize) -> (usize, Option<String>) {
+    let room = MAX_COLUMNS - first;
+    if width <= room {
+        return (width, None);
+    }
+    let kept = room - 1;
+    (
+        kept,
+        Some(format!(
+            "[{} more columns cut: Excel has 16,384; the CSV file has them all]",
+            width - kept
+        )),
+    )
+}
+
 fn io_error(error: XlsxError) -> std::io::Error {
     std::io::Error::other(error.to_string())
 }
@@ -36,6 +80,8 @@ pub struct RejectedWorkbook {
     /// The next sheet row to write (0-based; row 0 is the header).
     next_row: u32,
     width: usize,
+    /// Input columns a row may fill: Excel's room, less a mark's column.
+    max_width: usize,
     /// The input column each field is read from.
     field_columns: Vec<(&'static str, usize)>,
     /// Notes written so far.
@@ -60,6 +106,17 @@ impl RejectedWorkbook {
         // Widths go before the first row in constant-memory mode.
         sheet.set_column_width(0, 8).map_err(io_error)?;
         sheet.set_column_width(1, 60).map_err(io_error)?;
+        let (kept, mark) = columns_that_fit(headers.len(), FIRST_INPUT_COLUMN as usize);
+        let max_width = if mark.is_some() {
+            kept
+        } else {
+            MAX_INPUT_COLUMNS
+        };
+        let headers: Vec<&str> = headers[..kept]
+            .iter()
+            .map(String::as_str)
+            .chain(mark.as_deref())
+            .collect();
         for (column, name) in headers.iter().enumerate() {
             let width = (name.chars().count() * 2).clamp(12, 40) as f64;
             sheet
@@ -74,7 +131,12 @@ impl RejectedWorkbook {
             .map_err(io_error)?;
         for (column, name) in headers.iter().enumerate() {
             sheet
-                .write_string_with_format(0, FIRST_INPUT_COLUMN + column as u16, name, &header)
+                .write_string_with_format(
+                    0,
+                    FIRST_INPUT_COLUMN + column as u16,
+                    excel_text(name),
+                    &header,
+                )
                 .map_err(io_error)?;
         }
         sheet.set_freeze_panes(1, 0).map_err(io_error)?;
@@ -87,6 +149,7 @@ impl RejectedWorkbook {
             path: path.to_owned(),
             next_row: 1,
             width: headers.len(),
+            max_width,
             field_columns,
             notes: 0,
             bad_date: bad.clone().set_num_format("yyyy-mm-dd hh:mm:ss"),
@@ -121,7 +184,8 @@ impl RejectedWorkbook {
                 }
             }
         }
-        let width = row.len().max(self.width);
+        // Past Excel's last column, a row's cells are left to the CSV file.
+        let width = row.len().max(self.width).min(self.max_width);
         let (bad, bad_date, date) = (self.bad.clone(), self.bad_date.clone(), self.date.clone());
         let mut notes_written = self.notes;
         let sheet = self.workbook.worksheet_from_index(0).map_err(io_error)?;
@@ -129,15 +193,17 @@ impl RejectedWorkbook {
             .write_number(sheet_row, 0, row.line as f64)
             .map_err(io_error)?;
         sheet
-            .write_string(sheet_row, 1, texts.join(separator))
+            .write_string(sheet_row, 1, excel_text(&texts.join(separator)))
             .map_err(io_error)?;
         for column in 0..width {
             let at = FIRST_INPUT_COLUMN + column as u16;
             let is_bad = notes.iter().any(|(c, _)| *c == column);
             let written = match (row.cell(column), is_bad) {
-                (CellView::Text(text), false) => sheet.write_string(sheet_row, at, text),
+                (CellView::Text(text), false) => {
+                    sheet.write_string(sheet_row, at, excel_text(text))
+                }
                 (CellView::Text(text), true) => {
-                    sheet.write_string_with_format(sheet_row, at, text, &bad)
+                    sheet.write_string_with_format(sheet_row, at, excel_text(text), &bad)
                 }
                 (CellView::Int(value), false) => sheet.write_number(sheet_row, at, value as f64),
                 (CellView::Int(value), true) => {
@@ -157,9 +223,11 @@ impl RejectedWorkbook {
                 (CellView::DateTime(value), true) => {
                     sheet.write_datetime_with_format(sheet_row, at, value, &bad_date)
                 }
-                (CellView::Error(text), false) => sheet.write_string(sheet_row, at, text),
+                (CellView::Error(text), false) => {
+                    sheet.write_string(sheet_row, at, excel_text(text))
+                }
                 (CellView::Error(text), true) => {
-                    sheet.write_string_with_format(sheet_row, at, text, &bad)
+                    sheet.write_string_with_format(sheet_row, at, excel_text(text), &bad)
                 }
                 (CellView::Empty | CellView::NoValue, true) => {
                     sheet.write_blank(sheet_row, at, &bad)
@@ -172,7 +240,10 @@ impl RejectedWorkbook {
             if notes_written == MAX_NOTES {
                 break;
             }
-            let note = Note::new(messages.join("\n")).set_author("declare-batch");
+            if *column >= width {
+                continue;
+            }
+            let note = Note::new(excel_text(&messages.join("\n"))).set_author("declare-batch");
             sheet
                 .insert_note(sheet_row, FIRST_INPUT_COLUMN + *column as u16, &note)
                 .map_err(io_error)?;
@@ -188,7 +259,8 @@ impl RejectedWorkbook {
     /// numbers included), then renamed.
     pub fn commit(mut self) -> std::io::Result<()> {
         let last_row = self.next_row - 1;
-        let last_column = FIRST_INPUT_COLUMN + self.width.saturating_sub(1) as u16;
+        let last_column = (FIRST_INPUT_COLUMN as usize + self.width.saturating_sub(1))
+            .min(MAX_COLUMNS - 1) as u16;
         self.sheet()?
             .autofilter(0, 0, last_row, last_column)
             .map_err(io_error)?;
@@ -236,7 +308,7 @@ fn header_sheet<'a>(
     }
     for (column, header) in headers.iter().enumerate() {
         sheet
-            .write_string_with_format(0, column as u16, *header, &bold)
+            .write_string_with_format(0, column as u16, excel_text(header), &bold)
             .map_err(io_error)?;
     }
     sheet.set_freeze_panes(1, 0).map_err(io_error)?;
@@ -252,8 +324,10 @@ pub fn write_retry_xlsx(
     rows: &[crate::input::OwnedRow],
 ) -> std::io::Result<()> {
     let mut workbook = Workbook::new();
+    let (kept, mark) = columns_that_fit(headers.len(), 1);
     let mut names: Vec<&str> = vec!["row"];
-    names.extend(headers.iter().map(String::as_str));
+    names.extend(headers[..kept].iter().map(String::as_str));
+    names.extend(mark.as_deref());
     let date = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
     let sheet = header_sheet(&mut workbook, "retry", &names)?;
     let mut sorted: Vec<&crate::input::OwnedRow> = rows.iter().collect();
@@ -264,11 +338,11 @@ pub fn write_retry_xlsx(
         sheet
             .write_number(sheet_row, 0, row.line as f64)
             .map_err(io_error)?;
-        for column in 0..row.len().max(headers.len()) {
+        for column in 0..row.len().max(headers.len()).min(kept) {
             let at = column as u16 + 1;
             let written = match row.cell(column) {
                 CellView::Text(text) | CellView::Error(text) => {
-                    sheet.write_string(sheet_row, at, text)
+                    sheet.write_string(sheet_row, at, excel_text(text))
                 }
                 CellView::Int(value) => sheet.write_number(sheet_row, at, value as f64),
                 CellView::Float(value) => sheet.write_number(sheet_row, at, value),
@@ -281,7 +355,7 @@ pub fn write_retry_xlsx(
             written.map_err(io_error)?;
         }
     }
-    let last_column = headers.len() as u16;
+    let last_column = (names.len() - 1) as u16;
     sheet
         .autofilter(0, 0, sorted.len() as u32, last_column)
         .map_err(io_error)?;
@@ -324,7 +398,11 @@ pub fn write_results_xlsx(results_csv: &Path, path: &Path) -> std::io::Result<()
             let written = match number {
                 Some(number) => sheet.write_number(sheet_row, at, number),
                 None if value.is_empty() => Ok(&mut *sheet),
-                None => sheet.write_string(sheet_row, at, value),
+                None => sheet.write_string(
+                    sheet_row,
+                    at,
+                    excel_text(super::spreadsheet_safe::unprotected(value)),
+                ),
             };
             written.map_err(io_error)?;
         }

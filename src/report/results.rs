@@ -83,7 +83,7 @@ impl ResultsWriter {
 
     /// Appends one result and flushes it to the file.
     pub fn write(&mut self, result: &ResultRow) -> io::Result<()> {
-        self.csv.serialize(result)?;
+        super::spreadsheet_safe::serialize(&mut self.csv, result)?;
         self.csv.flush()?;
         self.rows += 1;
         Ok(())
@@ -187,12 +187,12 @@ pub fn write_retry(path: &Path, headers: &[String], mut rows: Vec<OwnedRow>) -> 
     let mut out = AtomicFile::create_private(path)?;
     out.write_all(UTF8_BOM)?;
     let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(out);
-    csv.write_record(headers)?;
+    super::spreadsheet_safe::write_record(&mut csv, headers)?;
     for row in &rows {
         let row = row.as_row();
         let width = row.len().max(headers.len());
         let cells: Vec<_> = (0..width).map(|c| row.cell(c).original_text()).collect();
-        csv.write_record(cells.iter().map(|cell| cell.as_bytes()))?;
+        super::spreadsheet_safe::write_record(&mut csv, cells.iter().map(|cell| cell.as_bytes()))?;
     }
     csv.into_inner().map_err(|e| e.into_error())?.commit()
 }

@@ -307,7 +307,7 @@ fn write_results(path: &Path, results: &[ResultRow]) -> anyhow::Result<()> {
             .from_writer(file);
         csv.write_record(RESULT_HEADER)?;
         for row in results {
-            csv.serialize(row)?;
+            crate::report::spreadsheet_safe::serialize(&mut csv, row)?;
         }
         csv.into_inner().map_err(|e| e.into_error())?.commit()
     };
@@ -321,7 +321,7 @@ fn write_customs(path: &Path, lines: &[Vec<String>]) -> anyhow::Result<()> {
         let mut csv = csv::Writer::from_writer(file);
         csv.write_record(CUSTOMS_HEADER)?;
         for line in lines {
-            csv.write_record(line)?;
+            crate::report::spreadsheet_safe::write_record(&mut csv, line)?;
         }
         csv.into_inner().map_err(|e| e.into_error())?.commit()
     };

@@ -47,6 +47,19 @@ pub enum MappingError {
     },
 }
 
+/// The character that makes `value` run as a formula when a spreadsheet
+/// opens a file holding it: `=`, `+`, `-`, `@`, a tab or a carriage return
+/// first (OWASP's CSV-injection list), also behind the `'` that the tool's
+/// own CSV files put before such a value.
+pub fn starts_like_formula(value: &str) -> Option<char> {
+    let mut chars = value.chars();
+    let first = match chars.next()? {
+        '\'' => chars.next()?,
+        other => other,
+    };
+    matches!(first, '=' | '+' | '-' | '@' | '\t' | '\r').then_some(first)
+}
+
 /// Where each field comes from in this input.
 #[derive(Debug, Clone)]
 pub struct ColumnMap {
@@ -508,6 +521,10 @@ impl RowRules {
                 problems.push(self.problem(field, RowMessage::TooLong { length, max }));
                 return None;
             }
+        }
+        if let Some(first) = starts_like_formula(value) {
+            problems.push(self.problem(field, RowMessage::StartsLikeFormula { first }));
+            return None;
         }
         Some(value)
     }
@@ -1128,7 +1145,8 @@ mod body_properties {
     }
 
     /// Free text as a person types it: any printable characters (quotes,
-    /// backslashes, Chinese, emoji), trimmed, not empty.
+    /// backslashes, Chinese, emoji), trimmed, not empty, and not starting
+    /// like a formula (a rule of its own).
     fn text(max_chars: usize) -> impl Strategy<Value = String> {
         proptest::collection::vec(any::<char>(), 1..=max_chars)
             .prop_map(|chars| {
@@ -1140,6 +1158,7 @@ mod body_properties {
                     .to_owned()
             })
             .prop_filter("not empty after trimming", |text| !text.is_empty())
+            .prop_filter("not a formula", |text| starts_like_formula(text).is_none())
     }
 
     prop_compose! {

@@ -13,6 +13,13 @@ use super::{CrossRowIndex, KeptRow, RowRules, ValidRow, Verdict};
 use crate::input::{InputError, OwnedRow, RowSource};
 
 const ROWS_PER_BATCH: usize = 512;
+/// A batch also ends once its rows weigh this much (`OwnedRow::weight`):
+/// a dozen batches are in flight, and rows can be 16,384 cells wide.
+const BATCH_WEIGHT: usize = 512 * 1024;
+/// The cross-row index is sized ahead for at most this many rows: the
+/// estimate comes from the first rows and the file's size, which a file of
+/// blank lines or one long row can make as large as it likes.
+const MAX_RESERVED_ROWS: u64 = 1 << 17;
 
 /// A row and what the rules made of it.
 #[derive(Debug)]
@@ -71,11 +78,13 @@ fn read_batches(source: &mut RowSource, mut send: impl FnMut(Batch<OwnedRow>) ->
     let mut sequence = 0;
     loop {
         let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
+        let mut weight = 0;
         let outcome = loop {
             match source.next_owned() {
                 Ok(Some(row)) => {
+                    weight += row.weight();
                     batch.push(row);
-                    if batch.len() == ROWS_PER_BATCH {
+                    if batch.len() == ROWS_PER_BATCH || weight >= BATCH_WEIGHT {
                         break Ok(true);
                     }
                 }
@@ -136,7 +145,8 @@ fn reserve_for<V>(index: &mut CrossRowIndex, text_len: Option<u64>, first: &[Out
         return;
     }
     let average = (sampled / first.len()).max(1) as u64;
-    index.reserve(usize::try_from(text_len / average).unwrap_or(usize::MAX));
+    let rows = (text_len / average).min(MAX_RESERVED_ROWS);
+    index.reserve(usize::try_from(rows).unwrap_or(usize::MAX));
 }
 
 /// Hands the batches on in the order they were read.

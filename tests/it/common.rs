@@ -138,6 +138,22 @@ impl Workdir {
         self.finish(command)
     }
 
+    /// Runs the binary to its end and returns its peak resident memory in
+    /// bytes, as it logs it at the end (its own `VmHWM`: the kernel's
+    /// `wait4` figure would also count the test process's memory, which the
+    /// child shares until it starts the binary).
+    pub fn run_measuring_memory(&self, args: &[&str]) -> (Run, u64) {
+        let run = self.run_with_env(&[("DECLARE_LOG", "declare_batch::memory=info")], args);
+        let kib: u64 = run
+            .stderr
+            .lines()
+            .find_map(|line| line.split("peak memory: ").nth(1))
+            .and_then(|rest| rest.strip_suffix(" KiB"))
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or_else(|| panic!("no peak memory logged: {}", run.stderr));
+        (run, kib * 1024)
+    }
+
     /// Runs `command` in this folder to its end, within `RUN_DEADLINE`.
     fn finish(&self, mut command: Command) -> Run {
         use std::io::Read;

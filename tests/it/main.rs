@@ -5,6 +5,7 @@
 mod api;
 mod browser;
 mod common;
+mod hostile;
 mod inquire;
 mod ledger;
 mod ops;
