@@ -179,9 +179,10 @@ fn signer_from_config(api: &ApiConfig) -> Result<MessageSigner, ClientError> {
                 kind: "private",
             },
         })?,
-        None => match &api.private_key {
-            Some(path) => load_private_key(path)?,
-            None => {
+        None => match (&api.private_key_text, &api.private_key) {
+            (Some(key), _) => private_key_from_text(&key.text, &key.origin)?,
+            (None, Some(path)) => load_private_key(path)?,
+            (None, None) => {
                 return Err(ClientError::Missing {
                     key: "private_key",
                     env: PRIVATE_KEY_VARIABLE,
@@ -190,9 +191,10 @@ fn signer_from_config(api: &ApiConfig) -> Result<MessageSigner, ClientError> {
         },
     };
     MessageSigner::new(&key, api.key_version.clone()).map_err(|why| {
-        let origin = match &api.private_key_env {
-            Some(_) => variable,
-            None => "[api] private_key".to_owned(),
+        let origin = match (&api.private_key_env, &api.private_key_text) {
+            (Some(_), _) => variable,
+            (None, Some(key)) => key.origin.clone(),
+            (None, None) => "[api] private_key".to_owned(),
         };
         ClientError::Key(KeyError::Unusable {
             origin,
@@ -221,9 +223,13 @@ pub struct DeclareClient {
 
 impl DeclareClient {
     pub fn new(settings: ApiSettings) -> Result<DeclareClient, ClientError> {
+        // Never followed: a redirect would carry the signed body (names,
+        // certificate numbers) to wherever the answer points.
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!is_loopback(&settings.base))
             .build()
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let mut url = settings.base.clone();
@@ -323,9 +329,12 @@ impl DeclareClient {
             header("Response-Time"),
             header("Signature"),
         );
-        let answer = match response.bytes().await {
-            Ok(answer) => answer.to_vec(),
-            Err(error) => return (transport_outcome(&error), Vec::new()),
+        if (300..400).contains(&status) {
+            return (redirected(status, header("Location")), Vec::new());
+        }
+        let answer = match read_answer(response).await {
+            Ok(answer) => answer,
+            Err(outcome) => return (outcome, Vec::new()),
         };
         let received = ReceivedResponse {
             status,
@@ -336,6 +345,70 @@ impl DeclareClient {
         };
         let outcome = classify(path, &received, self.settings.verifier.as_ref());
         (outcome, answer)
+    }
+}
+
+/// The longest answer read: a declare or inquiry answer is a few hundred
+/// bytes; a longer one is not held.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The code of a redirect answer: a configuration-level answer (the
+/// endpoint is not the API's address), never followed.
+pub const REDIRECTED: &str = "REDIRECTED";
+
+/// The answer's body, read up to `MAX_ANSWER_BYTES`; a longer one is a
+/// transport failure, retried as any other.
+async fn read_answer(mut response: reqwest::Response) -> Result<Vec<u8>, DeclareOutcome> {
+    let too_long = || {
+        DeclareOutcome::unknown(
+            "RESPONSE_TOO_LARGE",
+            format!(
+                "the answer is longer than {} MB, which no declare answer is; it was not read",
+                MAX_ANSWER_BYTES >> 20
+            ),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_long());
+    }
+    let mut answer = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(too_long());
+                }
+                answer.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(answer),
+            Err(error) => return Err(transport_outcome(&error)),
+        }
+    }
+}
+
+/// A 3xx answer: the run stops (exit 1) with the status and where it
+/// pointed, and the row stays unknown.
+fn redirected(status: u16, location: Option<String>) -> DeclareOutcome {
+    let location = location.map_or_else(
+        || "no Location".to_owned(),
+        |location| {
+            format!(
+                "Location: {}",
+                crate::protocol::without_user_info(&location)
+            )
+        },
+    );
+    DeclareOutcome::Failed {
+        code: REDIRECTED.to_owned(),
+        message: format!(
+            "the endpoint answered HTTP {status} ({location}); redirects are not followed, \
+             since the signed body would go elsewhere: set [api] endpoint to the API's own \
+             address"
+        ),
+        response: Default::default(),
     }
 }
 

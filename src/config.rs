@@ -66,6 +66,10 @@ pub struct ApiConfig {
     pub endpoint: Option<String>,
     pub client_id: Option<String>,
     pub private_key: Option<PathBuf>,
+    /// `private_key` when the config gives the key's text (PEM or bare
+    /// Base64) rather than a file's path; moved here when the file is read.
+    #[serde(skip)]
+    pub private_key_text: Option<KeyText>,
     /// `DECLARE_PRIVATE_KEY`, which wins over `private_key`.
     #[serde(skip)]
     pub private_key_env: Option<EnvPrivateKey>,
@@ -81,6 +85,7 @@ impl Default for ApiConfig {
             endpoint: None,
             client_id: None,
             private_key: None,
+            private_key_text: None,
             private_key_env: None,
             alipay_public_key: None,
             verify_responses: true,
@@ -118,6 +123,38 @@ impl std::fmt::Debug for EnvPrivateKey {
             EnvPrivateKey::Path(_) => f.write_str("EnvPrivateKey::Path(..)"),
         }
     }
+}
+
+/// A private key given as text in a config file, with where it was given
+/// (the file and key name) for messages. Its `Debug` never shows the text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyText {
+    pub text: String,
+    pub origin: String,
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyText({})", self.origin)
+    }
+}
+
+/// Whether a `private_key` value is the key itself rather than a path:
+/// PEM armour, several lines, or a long run of Base64 that no file name is.
+fn is_key_text(value: &str) -> bool {
+    let value = value.trim();
+    value.contains("-----BEGIN")
+        || value.contains('\n')
+        || (value.len() > 200
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')))
+}
+
+/// The user name and password of a URL, if it has either.
+fn has_user_info(endpoint: &str) -> bool {
+    url::Url::parse(endpoint)
+        .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -288,10 +325,38 @@ impl Config {
 
     /// Parses config text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        // The parser's message without its quote of the line: the line
+        // may hold a key.
+        let mut config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: match error.span() {
+                Some(span) => format!(
+                    "line {}: {}",
+                    text[..span.start.min(text.len())].matches('\n').count() + 1,
+                    error.message()
+                ),
+                None => error.message().to_owned(),
+            },
         })?;
+        if let Some(value) = config.api.private_key.as_ref().and_then(|key| key.to_str())
+            && is_key_text(value)
+        {
+            config.api.private_key_text = Some(KeyText {
+                text: value.to_owned(),
+                origin: format!("[api] private_key in {}", path.display()),
+            });
+            config.api.private_key = None;
+        }
+        if config.api.endpoint.as_deref().is_some_and(has_user_info) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: "[api] endpoint has a user name or password in it (before an @); \
+                          remove them: requests are signed with [api] private_key, and a \
+                          password there would be written to logs, reports and the ledger \
+                          (it is not shown here)"
+                    .into(),
+            });
+        }
         config.field_settings(path)?;
         if config.validate.customs_codes.is_empty() {
             return Err(ConfigError::Invalid {

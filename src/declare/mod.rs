@@ -33,7 +33,8 @@ pub use journal::{FinalRecord, Journal, Replay};
 
 /// Answers that mean the configuration is wrong, not the row: the run
 /// stops and the rows stay unknown, so that a fixed config sends them again.
-pub const CONFIGURATION_CODES: [&str; 7] = [
+pub const CONFIGURATION_CODES: [&str; 8] = [
+    crate::client::REDIRECTED,
     "INVALID_SIGNATURE",
     "INVALID_CLIENT",
     "KEY_NOT_FOUND",
@@ -101,6 +102,9 @@ impl Job {
 pub enum StopReason {
     /// A configuration-level answer (the code) from the API.
     Configuration(String),
+    /// The endpoint answered with a redirect, not followed: the message
+    /// names the status and where it pointed.
+    Redirected(String),
     /// The first answers were all PARAM_ILLEGAL; the last one's message.
     RequestRejected(String),
     /// The endpoint failed this many times in a row; the last cause.
@@ -116,6 +120,7 @@ impl StopReason {
     pub fn describe(&self) -> String {
         match self {
             StopReason::Configuration(code) => format!("configuration: the API answered {code}"),
+            StopReason::Redirected(message) => message.clone(),
             StopReason::RequestRejected(message) => format!(
                 "the first {PARAM_ILLEGAL_RULE} answers were all PARAM_ILLEGAL for rows that \
                  passed validation: the request is at fault, not the rows (last answer: \
@@ -600,7 +605,11 @@ impl Decisions {
             }
             DeclareOutcome::Failed { code, message, .. } => {
                 // Configuration-level: the row stays unknown.
-                stop.get_or_insert(StopReason::Configuration(code.clone()));
+                stop.get_or_insert(if code == crate::client::REDIRECTED {
+                    StopReason::Redirected(message.clone())
+                } else {
+                    StopReason::Configuration(code.clone())
+                });
                 let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
                 vec![Action::Settle(job, Some(outcome))]
             }

@@ -23,3 +23,16 @@ pub const DECLARE_PATH: &str = "/aps/api/v1/customs/declare";
 
 /// Path of the inquiry API.
 pub const INQUIRE_PATH: &str = "/aps/api/v1/customs/inquireDeclarationRequests";
+
+/// `text` with the user name and password of a URL in it replaced by
+/// `***`, for messages: a URL from an answer or a config is shown this way.
+pub fn without_user_info(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_username("***");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        _ => text.to_owned(),
+    }
+}

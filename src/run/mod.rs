@@ -420,6 +420,10 @@ impl RunReport {
                  Alipay+); the unsent rows are in {}",
                 self.retry_path().display()
             )),
+            Some(StopReason::Redirected(message)) => Some(anyhow!(
+                "{message}; the unsent rows are in {}",
+                self.retry_path().display()
+            )),
             Some(reason @ StopReason::RequestRejected(_)) => Some(anyhow!(
                 "{}. Check [api] endpoint (its path), key_version and client_id; the rows are \
                  left unknown in {} and are sent again by the same command once it is fixed",
@@ -822,6 +826,7 @@ pub async fn execute(
             stop,
             Some(
                 StopReason::Configuration(_)
+                    | StopReason::Redirected(_)
                     | StopReason::RequestRejected(_)
                     | StopReason::WriteFailed(_)
             )
@@ -870,6 +875,7 @@ pub async fn execute(
         | (
             Some(
                 StopReason::Configuration(_)
+                | StopReason::Redirected(_)
                 | StopReason::RequestRejected(_)
                 | StopReason::WriteFailed(_),
             ),

@@ -8,6 +8,7 @@ mod common;
 mod hostile;
 mod inquire;
 mod ledger;
+mod network;
 mod ops;
 mod run;
 mod serve;

@@ -211,7 +211,7 @@ merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,
 declarationAmount.value,isSplit\n\
 5,declarationAmount.value; referenceOrderId,\"declarationAmount.value: \"\"-5\"\" is not a whole \
 number of fen (digits only, e.g. 1234 for ¥12.34); referenceOrderId: required when isSplit is true: \
-a split order is declared under its referenceOrderId\",P2,D2,ZONGSHU,M1,店铺,-5,是\n"
+a split order is declared under its referenceOrderId\",P2,D2,ZONGSHU,M1,店铺,'-5,是\n"
     );
 }
 
