@@ -49,7 +49,7 @@ impl Language {
         }
     }
 
-    fn pick(self, en: &'static str, zh: &'static str) -> &'static str {
+    pub fn pick(self, en: &'static str, zh: &'static str) -> &'static str {
         match self {
             Language::En => en,
             Language::ZhCn => zh,

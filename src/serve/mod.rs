@@ -6,18 +6,27 @@
 //! by the server, owner-only.
 //!
 //! Security: loopback by default; any other address needs a token
-//! (`DECLARE_SERVE_TOKEN`), compared in constant time and carried by every
-//! request (a header, or a cookie the login form sets). Requests that
-//! change state must come from this page (their `Origin` or `Referer` is
-//! this host). Uploads are limited while they stream. One run per profile
-//! at a time. `DECLARE_*` secrets are ignored: each profile brings its own.
+//! (`DECLARE_SERVE_TOKEN`, 32 characters at least), compared in constant
+//! time: a request carries it as a bearer header, or carries the random
+//! session ID that signing in with it gives (an `HttpOnly`, `SameSite`
+//! cookie); failed sign-ins are throttled. Only requests addressed to the
+//! server's own names (`Host`) are answered, which defeats DNS rebinding;
+//! requests that change state must come from this page (their `Origin` or
+//! `Referer` is this host). Every response forbids framing, sniffing and
+//! inline scripts (the page's script is a file of its own) and is not
+//! cached. Bodies are small but for the upload, which is limited while it
+//! streams; a body that stalls is dropped; at most two files are checked
+//! at once. One run per profile at a time. `DECLARE_*` secrets are
+//! ignored: each profile brings its own.
 
+mod listener;
 mod pages;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -36,16 +45,50 @@ use crate::ledger::{Ledger, LedgerRun};
 use crate::messages::Language;
 use crate::run::{Phase, Progress, RunOptions, RunPlan, execute};
 
+pub use listener::serve;
 pub use pages::Text;
 
 /// Uploads larger than this are refused while they stream.
 pub const MAX_UPLOAD: u64 = 100 * 1024 * 1024;
 
+/// Bodies of every request but the upload: forms of a few fields.
+const MAX_FORM_BODY: usize = 16 * 1024;
+
+/// The upload's fields other than the file (the profile's name).
+const MAX_FIELD_BYTES: usize = 256;
+
+/// A request body that sends nothing for this long is dropped.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Files checked at once; further uploads wait their turn.
+const MAX_VALIDATIONS: usize = 2;
+
 /// The environment variable holding the token for non-loopback addresses.
 pub const TOKEN_VARIABLE: &str = "DECLARE_SERVE_TOKEN";
 
-/// The cookie the login form sets.
-const TOKEN_COOKIE: &str = "declare_batch_token";
+/// The shortest token `serve` accepts: guessing it must be hopeless.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// The cookie signing in sets: a random session ID, never the token.
+const SESSION_COOKIE: &str = "declare_batch_session";
+
+/// How long a sign-in lasts.
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// Wrong tokens accepted per minute, from everyone together; past that,
+/// every sign-in is refused (429) until the minute is over.
+const FAILED_SIGN_INS_PER_MINUTE: u32 = 10;
+
+/// The Content-Security-Policy of the pages: scripts and styles only from
+/// the server's own files.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
+/// The policy of the files a run leaves (`report.html` has its style
+/// inline and no script): nothing runs, nothing loads.
+const FILE_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox";
 
 /// Files of a run folder that can be downloaded.
 const DOWNLOADS: [&str; 6] = [
@@ -64,6 +107,65 @@ pub struct ServeSettings {
     pub data: PathBuf,
     /// Required on every request when set.
     pub token: Option<String>,
+    /// The `Host` values answered (`name` or `name:port`, lower case):
+    /// the bound loopback names with their port, and `--allow-host` names.
+    pub allowed_hosts: Vec<String>,
+    /// Cookies get `Secure` (the page is served over TLS).
+    pub secure_cookies: bool,
+}
+
+/// The `Host` values a server bound to `addr` answers, with `extra` names
+/// (`--allow-host`, with or without a port).
+pub fn allowed_hosts(addr: &SocketAddr, extra: &[String]) -> Vec<String> {
+    let port = addr.port();
+    let mut hosts = Vec::new();
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        for name in ["127.0.0.1", "localhost", "[::1]"] {
+            hosts.push(format!("{name}:{port}"));
+        }
+    }
+    if !addr.ip().is_unspecified() {
+        hosts.push(match addr {
+            SocketAddr::V4(v4) => format!("{}:{port}", v4.ip()),
+            SocketAddr::V6(v6) => format!("[{}]:{port}", v6.ip()),
+        });
+    }
+    for name in extra {
+        let name = name.trim().to_ascii_lowercase();
+        if name.contains(':') && !name.starts_with('[')
+            || name.ends_with(']') && name.contains("]:")
+        {
+            hosts.push(name);
+        } else {
+            hosts.push(format!("{name}:{port}"));
+            // Behind a proxy on the standard ports, browsers leave the port out.
+            hosts.push(name);
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Failed sign-ins in the current minute.
+struct SignInFailures {
+    since: Instant,
+    count: u32,
+}
+
+impl SignInFailures {
+    /// Whether another try may be checked now.
+    fn allow(&mut self) -> bool {
+        if self.since.elapsed() >= Duration::from_secs(60) {
+            self.since = Instant::now();
+            self.count = 0;
+        }
+        self.count < FAILED_SIGN_INS_PER_MINUTE
+    }
+
+    fn record(&mut self) {
+        self.count += 1;
+    }
 }
 
 /// One profile: a config file of `--config-dir`.
@@ -94,6 +196,54 @@ struct AppState {
     settings: ServeSettings,
     jobs: Mutex<HashMap<String, Job>>,
     busy_profiles: Mutex<HashSet<String>>,
+    /// Session ID → when it was given.
+    sessions: Mutex<HashMap<String, Instant>>,
+    failures: Mutex<SignInFailures>,
+    validations: tokio::sync::Semaphore,
+}
+
+impl AppState {
+    fn session_valid(&self, id: &str) -> bool {
+        let sessions = self.sessions.lock().expect("not poisoned");
+        // Looked up by the random ID itself: 128 bits are not guessed.
+        sessions
+            .get(id)
+            .is_some_and(|given| given.elapsed() < SESSION_LIFETIME)
+    }
+
+    fn new_session(&self) -> String {
+        let id = new_id();
+        let mut sessions = self.sessions.lock().expect("not poisoned");
+        sessions.retain(|_, given| given.elapsed() < SESSION_LIFETIME);
+        sessions.insert(id.clone(), Instant::now());
+        id
+    }
+
+    /// `message` without the server's folders: the data folder and the
+    /// profiles' folder are named by what they are.
+    fn without_paths(&self, message: &str) -> String {
+        let mut message = message.to_owned();
+        for (folder, name) in [
+            (&self.settings.data, "[data]"),
+            (&self.settings.config_dir, "[profiles]"),
+        ] {
+            let mut forms = Vec::new();
+            if let Ok(full) = folder.canonicalize() {
+                forms.push(full.display().to_string());
+            }
+            // A relative name ("data") only where it starts a path.
+            forms.push(format!("{}/", folder.display()));
+            for form in forms.iter().filter(|form| form.len() > 1) {
+                let replacement = if form.ends_with('/') {
+                    format!("{name}/")
+                } else {
+                    name.to_owned()
+                };
+                message = message.replace(form.as_str(), &replacement);
+            }
+        }
+        message
+    }
 }
 
 type Shared = Arc<AppState>;
@@ -103,6 +253,9 @@ type Shared = Arc<AppState>;
 struct JobRecord {
     profile: String,
     created_at: String,
+    /// The uploaded file's name on the client's side (no folder).
+    #[serde(default)]
+    input_name: Option<String>,
 }
 
 /// The jobs of earlier server runs, from their folders: validated, run to
@@ -221,20 +374,31 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         settings,
         jobs: Mutex::new(jobs),
         busy_profiles: Mutex::new(HashSet::new()),
+        sessions: Mutex::new(HashMap::new()),
+        failures: Mutex::new(SignInFailures {
+            since: Instant::now(),
+            count: 0,
+        }),
+        validations: tokio::sync::Semaphore::new(MAX_VALIDATIONS),
     });
     Ok(Router::new()
         .route("/", get(home))
         .route("/login", post(login))
-        .route("/uploads", post(upload))
+        .route(
+            "/uploads",
+            // The multipart extractor's own limit sits above ours, which
+            // is enforced while the file streams.
+            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD as usize + 64 * 1024)),
+        )
+        .route("/static/page.js", get(script))
+        .route("/static/page.css", get(stylesheet))
         .route("/jobs/{id}", get(job_page))
         .route("/jobs/{id}/declare", post(declare))
         .route("/jobs/{id}/progress", get(progress))
         .route("/jobs/{id}/files/{name}", get(download))
         .route("/inquire", post(inquire_run))
         .route("/past", get(past_run))
-        // The multipart extractor's own limit sits above ours, which is
-        // enforced while the file streams.
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD as usize + 64 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
         .with_state(state))
 }
@@ -249,14 +413,68 @@ fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The token check and the cross-site refusal, before every handler.
+/// The checks before every handler (host, token or session, cross-site
+/// posts) and the security headers on every response.
 async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    // A run's file (`/jobs/ID/files/NAME`, or `/past?…&file=NAME`).
+    let is_file = path.contains("/files/")
+        || request
+            .uri()
+            .query()
+            .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("file=")));
+    let mut response = checked(&state, request, next).await;
+    let headers = response.headers_mut();
+    let policy = if is_file { FILE_POLICY } else { PAGE_POLICY };
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, policy),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        // Not no-referrer: then browsers send `Origin: null`, and the
+        // cross-site check would refuse the page's own posts.
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    if !path.starts_with("/static/") {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
+}
+
+async fn checked(state: &Shared, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if let Some(token) = &state.settings.token {
-        let given = bearer(headers).or_else(|| cookie(headers, TOKEN_COOKIE));
-        let valid = given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())));
+    if !host_allowed(&state.settings.allowed_hosts, headers) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "refused: this server answers only to its own address (start it with --allow-host \
+             NAME to be reached under another name)",
+        )
+            .into_response();
+    }
+    let is_static = request.uri().path().starts_with("/static/");
+    if let Some(token) = &state.settings.token
+        && !is_static
+    {
+        let given = bearer(headers);
+        let valid_bearer = given
+            .as_ref()
+            .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())));
+        let valid_session =
+            cookie(headers, SESSION_COOKIE).is_some_and(|id| state.session_valid(&id));
         let logging_in = request.method() == Method::POST && request.uri().path() == "/login";
-        if !valid && !logging_in {
+        if !valid_bearer && !valid_session && !logging_in {
+            if given.is_some() {
+                // A wrong bearer token is a guess like a wrong sign-in.
+                let mut failures = state.failures.lock().expect("not poisoned");
+                if !failures.allow() {
+                    return too_many_sign_ins();
+                }
+                failures.record();
+            }
             let language = language_of(headers, None);
             return (StatusCode::UNAUTHORIZED, Html(pages::login(language))).into_response();
         }
@@ -268,7 +486,30 @@ async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Res
         )
             .into_response();
     }
-    next.run(request).await
+    // A body that stalls is dropped rather than holding its connection.
+    let (parts, body) = request.into_parts();
+    let body = Body::new(tower_http::timeout::TimeoutBody::new(
+        BODY_IDLE_TIMEOUT,
+        body,
+    ));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn too_many_sign_ins() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, "60")],
+        "too many wrong tokens: wait a minute before signing in again",
+    )
+        .into_response()
+}
+
+/// Whether the request's `Host` is one of the server's own.
+fn host_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| allowed.iter().any(|name| name.eq_ignore_ascii_case(host)))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -374,18 +615,47 @@ async fn login(State(state): State<Shared>, axum::Form(form): axum::Form<LoginFo
     let Some(token) = &state.settings.token else {
         return Redirect::to("/").into_response();
     };
-    if !bool::from(form.token.as_bytes().ct_eq(token.as_bytes())) {
-        return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
+    {
+        let mut failures = state.failures.lock().expect("not poisoned");
+        if !failures.allow() {
+            return too_many_sign_ins();
+        }
+        if !bool::from(form.token.as_bytes().ct_eq(token.as_bytes())) {
+            failures.record();
+            return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
+        }
     }
+    let secure = if state.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     (
         [(
             header::SET_COOKIE,
             format!(
-                "{TOKEN_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-                form.token
+                "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
+                state.new_session()
             ),
         )],
         Redirect::to("/"),
+    )
+        .into_response()
+}
+
+/// The page's script: served as a file, so that no inline script runs.
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("page.js"),
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::STYLE,
     )
         .into_response()
 }
@@ -403,69 +673,147 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 
 /// Takes an upload (a profile and a file), streams it to a file of the
 /// server's naming under `--data` (at most `MAX_UPLOAD` bytes), validates
-/// it into a folder of its own, and shows the validation.
-async fn upload(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    mut multipart: Multipart,
-) -> Response {
-    // The rows' messages in the language of the person who uploads.
-    let language = language_of(&headers, None);
+/// it into a folder of its own (at most `MAX_VALIDATIONS` at once), and
+/// shows the validation. A refused or failed upload leaves nothing behind.
+async fn upload(State(state): State<Shared>, headers: HeaderMap, multipart: Multipart) -> Response {
     let id = new_id();
     let folder = state.settings.data.join("jobs").join(&id);
     if let Err(error) = create_private_dir(&folder) {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+        return error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &state.without_paths(&error.to_string()),
+        );
     }
-    let mut profile_name = None;
-    let mut input = None;
+    match take_upload(&state, &headers, multipart, &id, &folder).await {
+        Ok(response) => response,
+        Err((status, message)) => {
+            let _ = std::fs::remove_dir_all(&folder);
+            error_page(status, &state.without_paths(&message))
+        }
+    }
+}
+
+/// What an upload's form gave.
+struct UploadForm {
+    profile: String,
+    input: PathBuf,
+    /// The file's name on the client, for `job.json`.
+    input_name: String,
+}
+
+/// Reads the form: one profile name (at most `MAX_FIELD_BYTES`), exactly
+/// one file; any other field is refused.
+async fn read_upload_form(
+    mut multipart: Multipart,
+    folder: &Path,
+) -> Result<UploadForm, (StatusCode, String)> {
+    let mut profile = None;
+    let mut input: Option<(PathBuf, String)> = None;
     loop {
-        let field = match multipart.next_field().await {
+        let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&folder);
-                return error_page(error.status(), &error.body_text());
-            }
+            Err(error) => return Err((error.status(), error.body_text())),
         };
         match field.name() {
-            Some("profile") => profile_name = field.text().await.ok(),
-            Some("file") => {
+            Some("profile") if profile.is_none() => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|error| (error.status(), error.body_text()))?
+                {
+                    if text.len() + chunk.len() > MAX_FIELD_BYTES {
+                        return Err((
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("the profile's name is longer than {MAX_FIELD_BYTES} bytes"),
+                        ));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                profile = Some(String::from_utf8_lossy(&text).into_owned());
+            }
+            Some("file") if input.is_none() => {
                 // The client's name gives the kind of file, never a path.
-                let extension = field
-                    .file_name()
-                    .and_then(|name| name.rsplit('.').next())
+                let client_name = field.file_name().unwrap_or_default();
+                let client_name = client_name
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>();
+                let extension = client_name
+                    .rsplit('.')
+                    .next()
                     .map(str::to_ascii_lowercase)
                     .filter(|ext| ext == "csv" || ext == "xlsx");
                 let Some(extension) = extension else {
-                    let _ = std::fs::remove_dir_all(&folder);
-                    return error_page(
+                    return Err((
                         StatusCode::BAD_REQUEST,
-                        "upload a .csv or .xlsx export of the orders",
-                    );
+                        "upload a .csv or .xlsx export of the orders".to_owned(),
+                    ));
                 };
                 let path = folder.join(format!("input.{extension}"));
-                match save(field, &path).await {
-                    Ok(()) => input = Some(path),
-                    Err((status, message)) => {
-                        let _ = std::fs::remove_dir_all(&folder);
-                        return error_page(status, &message);
-                    }
-                }
+                save(field, &path).await?;
+                input = Some((path, client_name));
             }
-            _ => {}
+            Some("file") => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "upload one file at a time".to_owned(),
+                ));
+            }
+            _ => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "the form has a field the page does not send".to_owned(),
+                ));
+            }
         }
     }
-    let profiles = profiles(&state.settings.config_dir);
-    let (Some(input), Some(profile)) = (
-        input,
-        profile_name.and_then(|name| profiles.into_iter().find(|p| p.name == name)),
-    ) else {
-        let _ = std::fs::remove_dir_all(&folder);
-        return error_page(StatusCode::BAD_REQUEST, "choose a profile and a file");
+    match (profile, input) {
+        (Some(profile), Some((input, input_name))) => Ok(UploadForm {
+            profile,
+            input,
+            input_name,
+        }),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            "choose a profile and a file".to_owned(),
+        )),
+    }
+}
+
+async fn take_upload(
+    state: &Shared,
+    headers: &HeaderMap,
+    multipart: Multipart,
+    id: &str,
+    folder: &Path,
+) -> Result<Response, (StatusCode, String)> {
+    // The rows' messages in the language of the person who uploads.
+    let language = language_of(headers, None);
+    let form = read_upload_form(multipart, folder).await?;
+    let Some(profile) = profiles(&state.settings.config_dir)
+        .into_iter()
+        .find(|p| p.name == form.profile)
+    else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "choose a profile and a file".to_owned(),
+        ));
     };
     let out = folder.join("out");
     let (validate_input, validate_out, validate_profile) =
-        (input.clone(), out.clone(), profile.path.clone());
+        (form.input.clone(), out.clone(), profile.path.clone());
+    // Checking a file takes memory and both cores: a few at a time.
+    let _permit = state
+        .validations
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     let validated = tokio::task::spawn_blocking(move || {
         let mut config = Config::load_profile(&validate_profile)?;
         config.output.language = language;
@@ -481,23 +829,27 @@ async fn upload(
     let summary = match validated {
         Ok(Ok(summary)) => summary,
         Ok(Err(error)) => {
-            return error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("{error:#}"));
+            let message = format!("{error:#}").replace(
+                &form.input.display().to_string(),
+                &format!("\"{}\"", form.input_name),
+            );
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, message));
         }
-        Err(error) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        Err(error) => return Err((StatusCode::INTERNAL_SERVER_ERROR, error.to_string())),
     };
     // Kept beside the upload, so that a restarted server knows the job.
     let record = JobRecord {
         profile: profile.name.clone(),
         created_at: crate::report::timestamp(chrono::Local::now()),
+        input_name: Some(form.input_name),
     };
-    if let Err(error) = crate::report::write_json(&folder.join("job.json"), &record) {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
-    }
+    crate::report::write_json(&folder.join("job.json"), &record)
+        .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
     state.jobs.lock().expect("not poisoned").insert(
-        id.clone(),
+        id.to_owned(),
         Job {
             profile: profile.name,
-            input,
+            input: form.input,
             folder: out,
             valid_rows: summary.rows.valid,
             created_at: record.created_at,
@@ -506,7 +858,7 @@ async fn upload(
             cancel: None,
         },
     );
-    Redirect::to(&format!("/jobs/{id}")).into_response()
+    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
 }
 
 /// Streams a multipart field to `path`, refusing it once it passes
@@ -638,7 +990,10 @@ async fn declare(
                 .lock()
                 .expect("not poisoned")
                 .remove(&profile.name);
-            return error_page(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string());
+            return error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &state.without_paths(&error.to_string()),
+            );
         }
     };
     let options = RunOptions {
@@ -661,7 +1016,10 @@ async fn declare(
                 .lock()
                 .expect("not poisoned")
                 .remove(&profile.name);
-            return error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("{error:#}"));
+            return error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &state.without_paths(&format!("{error:#}")),
+            );
         }
         Err(error) => {
             state
@@ -917,7 +1275,10 @@ async fn inquire_run(
     .await;
     match inquired {
         Ok(Ok((out, report))) => Html(pages::inquired(language, &out, &report)).into_response(),
-        Ok(Err(error)) => error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("{error:#}")),
+        Ok(Err(error)) => error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &state.without_paths(&format!("{error:#}")),
+        ),
         Err(error) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     }
 }

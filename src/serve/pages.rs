@@ -114,7 +114,8 @@ impl Text {
     }
 }
 
-const STYLE: &str = "body { font-family: system-ui, 'PingFang SC', 'Microsoft YaHei', \
+/// The pages' stylesheet, served as `/static/page.css`.
+pub const STYLE: &str = "body { font-family: system-ui, 'PingFang SC', 'Microsoft YaHei', \
 'WenQuanYi Micro Hei', sans-serif; max-width: 60em; margin: 1.5em auto; padding: 0 1em; \
 color: #1f2328; } .sandbox { background: #fff8c5; border: 1px solid #d4a72c; padding: .4em 1em; } \
 table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: .2em .5em; \
@@ -124,10 +125,13 @@ nav { float: right; }";
 
 fn page(language: Language, title: &str, body: &str) -> String {
     let lang = language.tag();
+    // No inline script or style: the Content-Security-Policy allows only
+    // the server's own files.
     format!(
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} — declare-batch</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <title>{} — declare-batch</title>\n<link rel=\"stylesheet\" href=\"/static/page.css\">\n\
+         <script src=\"/static/page.js\" defer></script>\n</head>\n<body>\n\
          <nav><a href=\"?lang=en\">English</a> · <a href=\"?lang=zh-CN\">中文</a></nav>\n\
          <h1>{}</h1>\n{body}</body>\n</html>\n",
         escape(title),
@@ -229,16 +233,15 @@ pub fn home(
         body,
         "</select></label></p>\n<div id=\"drop\"><label>{}: \
          <input type=\"file\" name=\"file\" id=\"file\" accept=\".csv,.xlsx\" required></label>\
-         <p>{}</p></div>\n<button type=\"submit\" id=\"check\">{}</button>\n</form>\n\
-         <script>\n\
-         const drop = document.getElementById('drop'), file = document.getElementById('file');\n\
-         drop.addEventListener('dragover', e => {{ e.preventDefault(); drop.classList.add('over'); }});\n\
-         drop.addEventListener('dragleave', () => drop.classList.remove('over'));\n\
-         drop.addEventListener('drop', e => {{ e.preventDefault(); drop.classList.remove('over');\n\
-           file.files = e.dataTransfer.files; }});\n\
-         </script>",
+         <p>{}</p></div>\n<button type=\"submit\" id=\"check\" data-waiting=\"{}\">{}</button>\n\
+         <p id=\"upload-status\" role=\"status\"></p>\n</form>",
         t(Text::Upload),
         t(Text::DropHere),
+        escape(language.pick(
+            "Checking the file… At most two files are checked at once: when others are being \
+             checked, this one waits its turn.",
+            "正在检查文件……同一时间最多检查两个文件：若有其他文件正在检查，本文件将排队等候。"
+        )),
         t(Text::Check)
     );
     if !jobs.is_empty() {
@@ -451,8 +454,9 @@ pub fn job(
     }
     let _ = writeln!(
         body,
-        "<h2>{}</h2>\n<p id=\"progress\">–</p>\n<h2>{}</h2>\n<ul id=\"files\">",
+        "<h2>{}</h2>\n<p id=\"progress\" data-job=\"{}\">–</p>\n<h2>{}</h2>\n<ul id=\"files\">",
         t(Text::Progress),
+        escape(id),
         t(Text::Downloads)
     );
     for name in super::DOWNLOADS {
@@ -463,28 +467,7 @@ pub fn job(
             );
         }
     }
-    let _ = writeln!(
-        body,
-        "</ul>\n<p><a href=\"/\">{}</a></p>\n<script>\n\
-         const started = Date.now();\n\
-         async function poll() {{\n\
-           const answer = await fetch('/jobs/{id}/progress', {{ credentials: 'same-origin' }});\n\
-           const p = await answer.json();\n\
-           if (!p.started) return;\n\
-           const seconds = (Date.now() - started) / 1000;\n\
-           const rate = p.requests / Math.max(seconds, 0.001);\n\
-           const left = Math.max(p.valid - p.settled, 0);\n\
-           const eta = rate > 0 ? Math.round(left / rate) + ' s' : '–';\n\
-           document.getElementById('progress').textContent =\n\
-             `${{p.settled}} / ${{p.valid}} · S ${{p.S}} F ${{p.F}} U ${{p.U}} · ${{rate.toFixed(1)}}/s · ETA ${{eta}}` +\n\
-             (p.done ? (p.error ? ' · ' + p.error : ' · exit ' + p.exit_code) : '');\n\
-           if (p.done) {{ document.getElementById('progress').dataset.done = 'yes'; return; }}\n\
-           setTimeout(poll, 500);\n\
-         }}\n\
-         poll();\n\
-         </script>",
-        t(Text::Back)
-    );
+    let _ = writeln!(body, "</ul>\n<p><a href=\"/\">{}</a></p>", t(Text::Back));
     page(language, Text::Title.text(language), &body)
 }
 

@@ -280,12 +280,14 @@ fn blank_lines_after_the_rows_do_not_size_memory() {
     }
     // The first rows are short, the file is long: an estimate of rows
     // from both was once trusted to size the cross-row index.
-    text.extend(std::iter::repeat_n(b'\n', 512 << 20));
+    text.extend(std::iter::repeat_n(b'\n', 200 << 20));
     work.write("blank.csv", &text);
     drop(text);
     let (run, peak) = work.run_measuring_memory(&["validate", "blank.csv", "--out", "out"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(peak < MEMORY_BOUND, "peaked at {} MB", peak >> 20);
+    // The index sized from the estimate took 130 MB for this file; 300
+    // rows need next to nothing.
+    assert!(peak < 100 << 20, "peaked at {} MB", peak >> 20);
     assert_eq!(crate::common::rows(&work.summary()).1, 300);
 }
 

@@ -12,4 +12,5 @@ mod network;
 mod ops;
 mod run;
 mod serve;
+mod serve_security;
 mod validate;

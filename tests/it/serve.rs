@@ -21,15 +21,26 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn start(work: &Workdir, addr: &str, env: &[(&str, &str)]) -> ServeProcess {
+        ServeProcess::start_with(work, addr, env, &["--data", "data"])
+    }
+
+    /// Starts `serve` with `args` after the profiles and the address
+    /// (`--data` among them; relative to the work folder).
+    pub fn start_with(
+        work: &Workdir,
+        addr: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> ServeProcess {
         use std::io::BufRead;
         let mut command = Command::new(env!("CARGO_BIN_EXE_declare-batch"));
         command
             .without_declare_env()
+            .current_dir(work.path(""))
             .args(["serve", "--config-dir"])
             .arg(work.path("profiles"))
-            .arg("--data")
-            .arg(work.path("data"))
             .args(["--addr", addr])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (key, value) in env {
@@ -66,7 +77,7 @@ impl Drop for ServeProcess {
     }
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client::builder()
         .redirect(redirect::Policy::none())
         .timeout(Duration::from_secs(60))
@@ -76,7 +87,7 @@ fn client() -> Client {
 
 /// The upload of `bytes` as `file_name` for `profile`, as the page's form
 /// posts it.
-fn upload_request(
+pub(crate) fn upload_request(
     serve: &ServeProcess,
     profile: &str,
     file_name: &str,
@@ -92,7 +103,7 @@ fn upload_request(
 }
 
 /// Uploads `bytes` as `file_name` for `profile`, as the page's form does.
-async fn upload(
+pub(crate) async fn upload(
     serve: &ServeProcess,
     profile: &str,
     file_name: &str,
@@ -148,7 +159,7 @@ fn slow_profile(work: &Workdir, rows: usize, latency_ms: &str) -> (String, Sandb
     (orders, sandbox)
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
@@ -188,7 +199,7 @@ async fn wait_done(serve: &ServeProcess, job: &str) -> serde_json::Value {
     .await
 }
 
-fn samples() -> Vec<u8> {
+pub(crate) fn samples() -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/orders.csv")).unwrap()
 }
 
