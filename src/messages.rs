@@ -538,6 +538,13 @@ impl RowMessage {
                 out,
                 "单元格中是一个 {digits} 位的数字，但电子表格只保留 15 位有效数字，此编号可能已经损坏；请把该列设为文本格式，重新输入或重新导出编号"
             ),
+            (IdInScientificNotation { text }, En) if text.is_empty() => out.write_str(
+                "is an ID in scientific notation: the spreadsheet has already lost its digits; \
+                 format the column as text and re-export",
+            ),
+            (IdInScientificNotation { text }, ZhCn) if text.is_empty() => out.write_str(
+                "是科学计数法表示的编号：电子表格已丢失其中的数字；请把该列设为文本格式并重新导出",
+            ),
             (IdInScientificNotation { text }, En) => write!(
                 out,
                 "\"{text}\" is an ID in scientific notation: the spreadsheet has already lost its \
@@ -777,6 +784,9 @@ pub(crate) mod tests {
             DateInvalid { value: text() },
             IdStoredAsNumber { digits: 18 },
             IdInScientificNotation { text: text() },
+            IdInScientificNotation {
+                text: String::new(),
+            },
             CellError {
                 text: "#N/A".into(),
             },

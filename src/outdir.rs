@@ -79,3 +79,19 @@ pub fn refuse_run_folder(dir: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Creates the output folder `out` when it is missing, readable by its
+/// owner only (it holds rows with personal data); a folder that exists is
+/// the user's and left as it is.
+pub fn create_out_folder(out: &Path) -> std::io::Result<()> {
+    if out.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(out)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}

@@ -82,6 +82,27 @@ pub enum LedgerError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "the ledger {path} was removed or replaced while the run used it, so answers would go to \
+         a file no later run reads; the run stopped. Put the ledger back where it was (or \
+         give --ledger the file to use) and run the same command again"
+    )]
+    Replaced { path: PathBuf },
+}
+
+/// The file's device and inode: which file a path names now.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|metadata| (metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 /// Keyed fingerprints of a request: of its exact bytes, and of its bytes
@@ -216,6 +237,8 @@ pub struct Ledger {
     key: hmac::Key,
     scope: i64,
     run: Option<i64>,
+    /// The file opened (device, inode), to notice it removed or replaced.
+    identity: Option<(u64, u64)>,
 }
 
 /// A certificate number as messages and the ledger keep it: the first 6
@@ -413,6 +436,7 @@ impl Ledger {
             key,
             scope: 0,
             run: None,
+            identity: file_identity(path),
         };
         let scope = ledger.with(|c| {
             c.execute(
@@ -696,9 +720,10 @@ impl Ledger {
         let (sender, receiver) = std::sync::mpsc::channel::<Queued>();
         let writes = self.writes();
         let path = self.path.clone();
+        let identity = self.identity;
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || write_groups(connection, &writes, &path, &receiver))
+            .spawn(move || write_groups(connection, &writes, &path, identity, &receiver))
             .map_err(|source| LedgerError::Key {
                 path: self.path.clone(),
                 source,
@@ -1146,6 +1171,7 @@ fn write_groups(
     mut connection: Connection,
     writes: &Writes,
     path: &Path,
+    identity: Option<(u64, u64)>,
     receiver: &std::sync::mpsc::Receiver<Queued>,
 ) {
     let mut failure: Option<LedgerError> = None;
@@ -1160,6 +1186,13 @@ fn write_groups(
                 Ok(write) => group.push(write),
                 Err(_) => break,
             }
+        }
+        // SQLite goes on writing to a file that was unlinked or renamed
+        // away; each group first checks that the path still names it.
+        if failure.is_none() && identity.is_some() && file_identity(path) != identity {
+            failure = Some(LedgerError::Replaced {
+                path: path.to_owned(),
+            });
         }
         if failure.is_none() {
             let written = (|| {

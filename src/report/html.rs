@@ -252,7 +252,8 @@ svg { max-width: 100%; height: auto; }
 /// `rejected.csv` and `results.csv` there.
 pub fn write_report(out: &Path, data: &ReportData<'_>) -> io::Result<()> {
     let page = render(out, data)?;
-    let mut file = AtomicFile::create(&out.join("report.html"))?;
+    // It lists rejected rows, names and IDs among them.
+    let mut file = AtomicFile::create_private(&out.join("report.html"))?;
     file.write_all(page.as_bytes())?;
     file.commit()
 }

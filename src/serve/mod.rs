@@ -367,6 +367,7 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// The server's routes over its state.
 pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
+    check_data_folder(&settings.data)?;
     create_private_dir(&settings.data)?;
     create_private_dir(&settings.data.join("jobs"))?;
     let jobs = known_jobs(&settings.data.join("jobs"));
@@ -409,6 +410,50 @@ fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// `--data` as the server may use it: a folder of its own, owned by this
+/// user and closed to others, never a symbolic link (which could lead the
+/// uploads elsewhere) and never changed to fit: a folder that does not
+/// fit is refused, with what to do.
+fn check_data_folder(data: &Path) -> anyhow::Result<()> {
+    let metadata = match std::fs::symlink_metadata(data) {
+        Ok(metadata) => metadata,
+        // Created by the server, owner-only.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
+    if metadata.file_type().is_symlink() {
+        anyhow::bail!(
+            "--data {} is a symbolic link; give the folder it points to, or a new folder",
+            data.display()
+        );
+    }
+    if !metadata.is_dir() {
+        anyhow::bail!("--data {} is not a folder", data.display());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to this process's user.
+        let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+        if me.is_some_and(|me| me != metadata.uid()) {
+            anyhow::bail!(
+                "--data {} belongs to another user; give a folder of your own (uploads hold \
+                 personal data)",
+                data.display()
+            );
+        }
+        if metadata.mode() & 0o077 != 0 {
+            anyhow::bail!(
+                "--data {} can be read or entered by other users (mode {:o}); uploads hold \
+                 personal data: give a new folder, or make this one yours alone (chmod 700)",
+                data.display(),
+                metadata.mode() & 0o777
+            );
+        }
     }
     Ok(())
 }

@@ -456,7 +456,14 @@ impl RowRules {
                             }
                             _ => None,
                         };
-                        problems.push(self.problem(field, damage.message(cell)));
+                        let mut message = damage.message(cell);
+                        // Not even the digits a spreadsheet kept of it.
+                        if field == Field::CertificateNo
+                            && let RowMessage::IdInScientificNotation { text } = &mut message
+                        {
+                            text.clear();
+                        }
+                        problems.push(self.problem(field, message));
                     }
                     continue;
                 }

@@ -444,3 +444,39 @@ fn values_that_a_spreadsheet_would_run_are_rejected_and_written_inert() {
             .any(|(_, _, cell)| matches!(cell, calamine::Data::String(text) if text == "=HYPERLINK(\"http://x\")"))
     );
 }
+
+/// The out folder `validate` creates and its `report.html` are the
+/// owner's alone, and a certificate number in scientific notation is not
+/// quoted in the row's message.
+#[test]
+fn outputs_are_owner_only_and_messages_quote_no_certificate_digits() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = Workdir::new();
+    let mut text = HEADERS.join(",");
+    text.push_str(",buyerCertificate.certificateType,buyerCertificate.certificateNo\n");
+    text.push_str(&values(2).join(","));
+    text.push_str(",ID_CARD,1.10105E+17\n");
+    work.write("orders.csv", &text);
+    let run = work.run(&["validate", "orders.csv", "--out", "out"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let mode = |name: &str| {
+        std::fs::metadata(work.path(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("out"), 0o700);
+    assert_eq!(mode("out/report.html"), 0o600);
+    assert_eq!(mode("out/rejected.csv"), 0o600);
+    let rejected = work.read_csv_output("out/rejected.csv");
+    let mut reader = csv::Reader::from_reader(rejected.as_bytes());
+    let record = reader.records().next().unwrap().unwrap();
+    assert!(record[2].contains("scientific notation"), "{}", &record[2]);
+    assert!(!record[2].contains("10105"), "{}", &record[2]);
+    let report = std::fs::read_to_string(work.path("out/report.html")).unwrap();
+    assert!(
+        !report.contains("1.10105E+17"),
+        "the report quotes the number"
+    );
+}

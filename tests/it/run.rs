@@ -824,6 +824,44 @@ fn a_final_rewrite_that_fails_is_fatal_and_a_rerun_completes_it() {
 }
 
 #[test]
+fn a_ledger_removed_during_the_run_stops_it() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 100);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    let ledger = work.path("ledger/night.db");
+    let mut child = spawn_run(
+        &work,
+        &[
+            &orders,
+            "--config",
+            &config,
+            "--rate",
+            "10",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    );
+    let partial = work.path("out/results.csv.partial");
+    wait_until(&mut child, DEADLINE, "the first answers", || {
+        std::fs::read_to_string(&partial).is_ok_and(|text| text.lines().count() >= 3)
+    });
+    // Moved away (an operator's clean-up, a sync tool): SQLite would go on
+    // writing to the moved file, which no later run reads.
+    std::fs::rename(&ledger, work.path("ledger/moved.db")).unwrap();
+    let (status, stderr) = finish_with_deadline(child, DEADLINE);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("removed or replaced"), "{stderr}");
+    let sent = listed_rows(&work, "out/results.csv").len()
+        + work
+            .read_csv_output("out/retry.csv")
+            .lines()
+            .count()
+            .saturating_sub(1);
+    assert!(sent >= 100, "every row is in results.csv or retry.csv");
+}
+
+#[test]
 fn a_closed_stderr_and_stdout_never_panic() {
     let work = Workdir::new();
     let (orders, payments) = orders(&work, 5);

@@ -345,3 +345,35 @@ fn a_connection_that_stalls_in_its_head_is_closed() {
         assert_eq!(page.status(), StatusCode::OK);
     });
 }
+
+#[test]
+fn a_data_folder_that_is_a_link_or_shared_is_refused_not_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = Workdir::new();
+    sandbox_profile(&work);
+    std::fs::create_dir(work.path("shared")).unwrap();
+    std::fs::set_permissions(work.path("shared"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(work.path("mine")).unwrap();
+    std::fs::set_permissions(work.path("mine"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(work.path("mine"), work.path("link")).unwrap();
+    for (data, needle) in [
+        ("shared", "can be read or entered by other users"),
+        ("link", "is a symbolic link"),
+    ] {
+        let run = work.run(&[
+            "serve",
+            "--config-dir",
+            "profiles",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data,
+        ]);
+        run.expect_fatal(&[data, needle]);
+    }
+    let mode = std::fs::metadata(work.path("shared"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755, "left as it was");
+}
