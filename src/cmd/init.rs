@@ -49,10 +49,7 @@ impl InitOpts {
         if !is_xlsx {
             return Ok(vec![String::new()]);
         }
-        use calamine::Reader;
-        let workbook: calamine::Xlsx<_> = calamine::open_workbook(&self.input)
-            .with_context(|| format!("{}: not a readable XLSX workbook", self.input.display()))?;
-        Ok(workbook.sheet_names())
+        Ok(crate::input::xlsx_sheet_names(&self.input)?)
     }
 
     /// The row, among the first 30 non-blank rows of `sheet`, that maps

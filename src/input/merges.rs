@@ -87,6 +87,22 @@ pub(super) fn scan(
     }
 }
 
+/// The gate alone: every XML part but the worksheets checked, for a
+/// caller that reads no cells (the sheets' names only).
+pub(super) fn check_workbook(path: &Path) -> Result<(), String> {
+    let opened = File::open(path)
+        .map_err(|error| error.to_string())
+        .and_then(|file| {
+            zip::ZipArchive::new(BufReader::new(file)).map_err(|error| error.to_string())
+        });
+    let Ok(mut archive) = opened else {
+        // calamine reports an unreadable workbook itself.
+        return Ok(());
+    };
+    let sheets = sheet_paths(&mut archive).unwrap_or_default();
+    check_other_parts(&mut archive, &sheets)
+}
+
 /// Inflates and checks every XML part but the worksheets in `sheets`.
 fn check_other_parts(
     archive: &mut zip::ZipArchive<BufReader<File>>,

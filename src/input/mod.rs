@@ -130,6 +130,30 @@ impl<'a> RowRef<'a> {
     }
 }
 
+/// The names of a workbook's sheets, in order, once its parts pass the
+/// checks of `xml_guard` (calamine reads the shared strings to list them).
+pub fn xlsx_sheet_names(path: &Path) -> Result<Vec<String>, InputError> {
+    use calamine::Reader;
+    let unreadable = |message: String| InputError::Unreadable {
+        path: path.to_owned(),
+        message,
+    };
+    merges::check_workbook(path).map_err(|message| {
+        unreadable(format!(
+            "{message}; this is more than any export holds, so the workbook is not read: open \
+             it in Excel, remove what is not orders and save it again, or export the orders as \
+             CSV"
+        ))
+    })?;
+    let workbook: calamine::Xlsx<_> = calamine::open_workbook(path).map_err(|error| {
+        unreadable(format!(
+            "is not a readable XLSX workbook ({error}); save it from Excel as \"Excel Workbook \
+             (.xlsx)\""
+        ))
+    })?;
+    Ok(workbook.sheet_names())
+}
+
 /// A data row that owns its cells, to hand to another thread.
 #[derive(Debug, Clone)]
 pub struct OwnedRow {

@@ -131,13 +131,16 @@ fn workbook(
     sheet(&mut zip);
     zip.write_all(b"</sheetData></worksheet>").unwrap();
     zip.start_file("xl/sharedStrings.xml", options).unwrap();
-    zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">"#).unwrap();
-    if let Some(shared) = shared {
-        shared(&mut zip);
+    // `shared` writes the part's opening tag and the strings.
+    match shared {
+        Some(shared) => shared(&mut zip),
+        None => zip.write_all(SST_START).unwrap(),
     }
     zip.write_all(b"</sst>").unwrap();
     zip.finish().unwrap();
 }
+
+const SST_START: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">"#;
 
 fn header_row() -> String {
     text_cells(1, &HEADERS)
@@ -206,7 +209,10 @@ fn shared_strings_past_their_total_or_count_are_refused() {
     workbook(
         &work.path("big.xlsx"),
         Box::new(|out| out.write_all(header_row().as_bytes()).unwrap()),
-        Some(Box::new(|out| repeat(out, long.as_bytes(), 400_000))),
+        Some(Box::new(|out| {
+            out.write_all(SST_START).unwrap();
+            repeat(out, long.as_bytes(), 400_000)
+        })),
         0,
     );
     refused_by_validate_and_init(
@@ -217,10 +223,36 @@ fn shared_strings_past_their_total_or_count_are_refused() {
     workbook(
         &work.path("many.xlsx"),
         Box::new(|out| out.write_all(header_row().as_bytes()).unwrap()),
-        Some(Box::new(|out| repeat(out, b"<si><t>a</t></si>", 2_100_000))),
+        Some(Box::new(|out| {
+            out.write_all(SST_START).unwrap();
+            repeat(out, b"<si><t>a</t></si>", 2_100_000)
+        })),
         0,
     );
     refused_by_validate_and_init(&work, "many.xlsx", &["more than 2,000,000 distinct texts"]);
+    // calamine reserves room for the count the part claims: a claim of
+    // four billion would take 100 GB before one string is read.
+    workbook(
+        &work.path("claims.xlsx"),
+        Box::new(|out| out.write_all(header_row().as_bytes()).unwrap()),
+        Some(Box::new(|out| {
+            out.write_all(br#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="4000000000" uniqueCount="4000000000"><si><t>a</t></si>"#).unwrap();
+        })),
+        0,
+    );
+    refused_by_validate_and_init(&work, "claims.xlsx", &["4000000000 distinct texts"]);
+    // Twelve million empty strings: 60 MB of XML, 24 bytes each in memory
+    // once read (init listed the sheets through calamine unchecked).
+    workbook(
+        &work.path("empty.xlsx"),
+        Box::new(|out| out.write_all(header_row().as_bytes()).unwrap()),
+        Some(Box::new(|out| {
+            out.write_all(SST_START).unwrap();
+            repeat(out, b"<si/>", 12_000_000)
+        })),
+        0,
+    );
+    refused_by_validate_and_init(&work, "empty.xlsx", &["more than 2,000,000 distinct texts"]);
 }
 
 #[test]
