@@ -656,7 +656,11 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<Shared>, axum::Form(form): axum::Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
     let Some(token) = &state.settings.token else {
         return Redirect::to("/").into_response();
     };
@@ -670,7 +674,12 @@ async fn login(State(state): State<Shared>, axum::Form(form): axum::Form<LoginFo
             return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
         }
     }
-    let secure = if state.settings.secure_cookies {
+    // Over TLS, here or at a proxy that says so, the cookie is never sent
+    // in clear text. (A client that claims it falsely only locks itself out.)
+    let behind_tls = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+    let secure = if state.settings.secure_cookies || behind_tls {
         "; Secure"
     } else {
         ""

@@ -160,32 +160,32 @@ fn bodies_and_fields_past_their_limits_are_refused() {
         if let Ok(huge) = huge {
             assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
         }
-        // A profile field of 100 KB in an upload, with the token.
-        let form = Form::new()
-            .text("profile", "p".repeat(100 * 1024))
-            .part("file", Part::bytes(samples()).file_name("orders.csv"));
-        let long_profile = client()
-            .post(serve.url("/uploads"))
-            .bearer_auth(TOKEN)
-            .header("Origin", serve.base.clone())
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let post_with_token = |form: Form| {
+            client()
+                .post(serve.url("/uploads"))
+                .bearer_auth(TOKEN)
+                .header("Origin", serve.base.clone())
+                .multipart(form)
+                .send()
+        };
+        // A profile field of 100 KB in an upload.
+        let long_profile = post_with_token(
+            Form::new()
+                .text("profile", "p".repeat(100 * 1024))
+                .part("file", Part::bytes(samples()).file_name("orders.csv")),
+        )
+        .await
+        .unwrap();
         assert_eq!(long_profile.status(), StatusCode::PAYLOAD_TOO_LARGE);
         // Two files in one upload.
-        let form = Form::new()
-            .text("profile", "try")
-            .part("file", Part::bytes(samples()).file_name("a.csv"))
-            .part("file", Part::bytes(samples()).file_name("b.csv"));
-        let two = client()
-            .post(serve.url("/uploads"))
-            .bearer_auth(TOKEN)
-            .header("Origin", serve.base.clone())
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let two = post_with_token(
+            Form::new()
+                .text("profile", "try")
+                .part("file", Part::bytes(samples()).file_name("a.csv"))
+                .part("file", Part::bytes(samples()).file_name("b.csv")),
+        )
+        .await
+        .unwrap();
         assert_eq!(two.status(), StatusCode::BAD_REQUEST);
         assert!(two.text().await.unwrap().contains("one file at a time"));
         // Nothing of the refused uploads is left.
@@ -265,6 +265,7 @@ fn a_short_token_is_refused_and_guesses_are_throttled() {
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
             "{cookie}"
         );
+        assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
         let session = cookie.split(';').next().unwrap().to_owned();
         let value = session.split('=').nth(1).unwrap();
         assert_eq!(value.len(), 32, "{session}");
@@ -275,6 +276,17 @@ fn a_short_token_is_refused_and_guesses_are_throttled() {
             .await
             .unwrap();
         assert_eq!(home.status(), StatusCode::OK);
+        // Behind a TLS proxy, the cookie is marked Secure.
+        let proxied = client()
+            .post(serve.url("/login"))
+            .header("Origin", serve.base.clone())
+            .header("X-Forwarded-Proto", "https")
+            .form(&[("token", TOKEN)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = proxied.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("; Secure"), "{cookie}");
         // Ten wrong guesses, then every try is refused for the minute,
         // the right token too.
         let mut statuses = Vec::new();
