@@ -103,17 +103,17 @@ pub fn is_loopback(url: &Url) -> bool {
 /// Parses an endpoint, refusing plain http:// except to loopback.
 pub fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
     let url = Url::parse(endpoint).map_err(|e| ClientError::BadEndpoint {
-        endpoint: endpoint.to_owned(),
+        endpoint: crate::protocol::without_user_info(endpoint),
         message: e.to_string(),
     })?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
         "http" => Err(ClientError::PlainHttp {
-            endpoint: endpoint.to_owned(),
+            endpoint: crate::protocol::without_user_info(endpoint),
         }),
         other => Err(ClientError::BadEndpoint {
-            endpoint: endpoint.to_owned(),
+            endpoint: crate::protocol::without_user_info(endpoint),
             message: format!("scheme {other}: is not http or https"),
         }),
     }

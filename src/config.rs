@@ -140,21 +140,25 @@ impl std::fmt::Debug for KeyText {
 }
 
 /// Whether a `private_key` value is the key itself rather than a path:
-/// PEM armour, several lines, or a long run of Base64 that no file name is.
+/// PEM armour, several lines, or 64 characters and more of Base64 (file
+/// names have a dot or an underscore, and are shorter).
 fn is_key_text(value: &str) -> bool {
     let value = value.trim();
     value.contains("-----BEGIN")
         || value.contains('\n')
-        || (value.len() > 200
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')))
+        || (value.len() >= 64
+            && value.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || b.is_ascii_whitespace()
+                    || matches!(b, b'+' | b'/' | b'=')
+            }))
 }
 
-/// The user name and password of a URL, if it has either.
+/// Whether a URL has a user name or password, parsed or not.
 fn has_user_info(endpoint: &str) -> bool {
-    url::Url::parse(endpoint)
-        .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
+    crate::protocol::user_info(endpoint).is_some()
+        || url::Url::parse(endpoint)
+            .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
 }
 
 #[derive(Debug, Clone, Deserialize)]

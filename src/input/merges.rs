@@ -185,37 +185,82 @@ fn attribute(event: &quick_xml::events::BytesStart<'_>, wanted: &str) -> Option<
         .map(|value| value.into_owned())
 }
 
-/// Sheet names and the zip parts of their XML, in workbook order.
-fn sheet_paths(
-    archive: &mut zip::ZipArchive<BufReader<File>>,
-) -> Result<Vec<(String, String)>, String> {
-    let rels = read_part(archive, "xl/_rels/workbook.xml.rels")?;
-    let mut targets = HashMap::new();
-    let mut reader = quick_xml::Reader::from_reader(rels.as_slice());
+/// The archive's part names by their lower-case form: calamine finds
+/// parts without regard to case, and so must the checks.
+fn part_names(archive: &zip::ZipArchive<BufReader<File>>) -> HashMap<String, String> {
+    archive
+        .file_names()
+        .filter_map(Result::ok)
+        .map(|name| (name.to_ascii_lowercase(), name.into_owned()))
+        .collect()
+}
+
+/// The part `wanted` names, found as calamine finds it.
+fn find_part(names: &HashMap<String, String>, wanted: &str) -> Result<String, String> {
+    names
+        .get(&wanted.to_ascii_lowercase())
+        .cloned()
+        .ok_or_else(|| format!("{wanted}: not in the workbook"))
+}
+
+/// The relationship targets of type `kind` (any, when empty) in a
+/// relationships part, by ID.
+fn relationships(rels: &[u8], kind: &str) -> Result<Vec<(String, String)>, String> {
+    let mut reader = quick_xml::Reader::from_reader(rels);
     let mut buffer = Vec::new();
+    let mut found = Vec::new();
     loop {
         match reader.read_event_into(&mut buffer) {
             Ok(Event::Start(event) | Event::Empty(event))
                 if event.local_name().into_inner() == "Relationship" =>
             {
-                if let (Some(id), Some(target)) =
-                    (attribute(&event, "Id"), attribute(&event, "Target"))
-                {
-                    let part = match target.strip_prefix('/') {
-                        Some(absolute) => absolute.to_owned(),
-                        None => format!("xl/{target}"),
-                    };
-                    targets.insert(id, part);
+                let type_matches =
+                    kind.is_empty() || attribute(&event, "Type").is_some_and(|t| t.ends_with(kind));
+                if type_matches && let Some(target) = attribute(&event, "Target") {
+                    found.push((attribute(&event, "Id").unwrap_or_default(), target));
                 }
             }
-            Ok(Event::Eof) => break,
+            Ok(Event::Eof) => return Ok(found),
             Err(error) => return Err(error.to_string()),
             _ => {}
         }
         buffer.clear();
     }
-    let workbook = read_part(archive, "xl/workbook.xml")?;
+}
+
+/// Sheet names and the zip parts of their XML, in workbook order, found
+/// as calamine finds them: the workbook from the package's relationships,
+/// each sheet from the workbook's, parts without regard to case.
+fn sheet_paths(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+) -> Result<Vec<(String, String)>, String> {
+    let names = part_names(archive);
+    let package = read_part(archive, &find_part(&names, "_rels/.rels")?)?;
+    let document = relationships(&package, "/relationships/officeDocument")?
+        .pop()
+        .map_or_else(|| "xl/workbook.xml".to_owned(), |(_, target)| target);
+    let document = document.strip_prefix('/').unwrap_or(&document).to_owned();
+    let (folder, file) = match document.rfind('/') {
+        Some(at) => document.split_at(at + 1),
+        None => ("", document.as_str()),
+    };
+    let rels = read_part(
+        archive,
+        &find_part(&names, &format!("{folder}_rels/{file}.rels"))?,
+    )?;
+    let targets: HashMap<String, String> = relationships(&rels, "")?
+        .into_iter()
+        .map(|(id, target)| {
+            let part = match target.strip_prefix('/') {
+                Some(absolute) => absolute.to_owned(),
+                None => format!("{folder}{target}"),
+            };
+            (id, part)
+        })
+        .collect();
+    let workbook = read_part(archive, &find_part(&names, &document)?)?;
     let mut reader = quick_xml::Reader::from_reader(workbook.as_slice());
+    let mut buffer = Vec::new();
     let mut sheets = Vec::new();
     loop {
         match reader.read_event_into(&mut buffer) {
@@ -225,7 +270,10 @@ fn sheet_paths(
                 if let (Some(name), Some(id)) = (attribute(&event, "name"), attribute(&event, "id"))
                     && let Some(part) = targets.get(&id)
                 {
-                    sheets.push((name, part.clone()));
+                    // A part the workbook names but lacks: calamine fails
+                    // on it alike.
+                    let part = find_part(&names, part).unwrap_or_else(|_| part.clone());
+                    sheets.push((name, part));
                 }
             }
             Ok(Event::Eof) => break,
@@ -277,14 +325,27 @@ fn merged_ranges(
             Some(tail) => tail.extend_from_slice(&chunk[..read]),
             None => {
                 window.extend_from_slice(&chunk[..read]);
-                if let Some(at) = finder.find(&window) {
-                    // From the element's `<`, prefix included.
-                    let start = window[..at].iter().rposition(|&b| b == b'<').unwrap_or(at);
-                    tail = Some(window[start..].to_vec());
-                } else {
-                    // Keep enough to find the word across two chunks.
-                    let keep = window.len().min(16);
-                    window.drain(..window.len() - keep);
+                // The element `<mergeCells` (or `<x:mergeCells`), not the
+                // word in a cell's text; from its `<`, prefix included.
+                let element = finder.find_iter(&window).find_map(|at| {
+                    let start = window[..at].iter().rposition(|&b| b == b'<')?;
+                    let between = &window[start + 1..at];
+                    let is_element = match between.split_last() {
+                        None => true,
+                        Some((b':', prefix)) => prefix
+                            .iter()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')),
+                        Some(_) => false,
+                    };
+                    is_element.then_some(start)
+                });
+                match element {
+                    Some(start) => tail = Some(window[start..].to_vec()),
+                    None => {
+                        // Keep enough to find the element across two chunks.
+                        let keep = window.len().min(64);
+                        window.drain(..window.len() - keep);
+                    }
                 }
             }
         }
@@ -365,6 +426,10 @@ mod tests {
                 .write_string(row, 0, "a row to make the XML long")
                 .unwrap();
         }
+        // The word in a cell's text is not the element.
+        second
+            .write_string(3, 1, "mergeCells <mergeCells> x:mergeCells")
+            .unwrap();
         second.merge_range(0, 0, 0, 7, "title", &format).unwrap();
         second.merge_range(5, 3, 6, 4, "M1", &format).unwrap();
         workbook.save(&path).unwrap();

@@ -30,6 +30,10 @@ const ROWS_PER_BATCH: usize = 256;
 const BATCH_WEIGHT: usize = 512 * 1024;
 /// Excel's columns: A to XFD.
 const MAX_COLUMNS: u32 = 16_384;
+/// What one row may hold in memory, its cells and their text: the XML
+/// check bounds each cell, but a row gathers every cell addressed to it
+/// (wherever the XML puts it) and every copy of a merged value.
+const MAX_ROW_BYTES: usize = 4 << 20;
 
 /// The sheet names of the workbooks this tool writes.
 pub(super) const TOOL_SHEETS: [&str; 2] = ["rejected", "retry"];
@@ -147,6 +151,8 @@ struct SheetRows<'a, R: std::io::Read + std::io::Seek> {
     /// Ranges covering the current row, with their top-left value.
     active: Vec<(calamine::Dimensions, Cell)>,
     pending: Option<SheetRow>,
+    /// What the pending row's cell values weigh.
+    pending_weight: usize,
     last_line: u64,
     /// The cell reader reached the end (asking it again is an error).
     ended: bool,
@@ -166,6 +172,7 @@ impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
             next_merge: 0,
             active: Vec::new(),
             pending: None,
+            pending_weight: 0,
             last_line: 0,
             ended: false,
             path,
@@ -178,14 +185,26 @@ impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
         if let Some(row) = row.as_mut()
             && !self.merges.is_empty()
         {
-            self.fill_merged(row);
+            self.fill_merged(row)?;
         }
         Ok(row)
     }
 
+    fn row_too_large(&self, line: u64, why: &str) -> InputError {
+        InputError::AtLine {
+            path: self.path.to_owned(),
+            line,
+            message: format!(
+                "the row holds more than {} MB{why}, more than any export row; open the \
+                 workbook in Excel, check this row and save it again, or export the orders as CSV",
+                MAX_ROW_BYTES >> 20
+            ),
+        }
+    }
+
     /// Gives the cells of `row` that lie in a merged range the range's
     /// value (the top-left cell's, which is the only one stored).
-    fn fill_merged(&mut self, row: &mut SheetRow) {
+    fn fill_merged(&mut self, row: &mut SheetRow) -> Result<(), InputError> {
         let index = (row.line - 1) as u32;
         self.active.retain(|(range, _)| range.end.0 >= index);
         while let Some(range) = self.merges.get(self.next_merge) {
@@ -208,20 +227,29 @@ impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
             };
             self.active.push((*range, value));
         }
+        let mut weight = row.weight();
         for (range, value) in &self.active {
             if *value == Cell::Empty {
                 continue;
             }
-            let last = range.end.1 as usize;
+            let last = (range.end.1 as usize).min(MAX_COLUMNS as usize - 1);
             if row.cells.len() <= last {
                 row.cells.resize(last + 1, Cell::Empty);
             }
-            for cell in &mut row.cells[range.start.1 as usize..=last] {
+            let first = (range.start.1 as usize).min(last);
+            for cell in &mut row.cells[first..=last] {
                 if *cell == Cell::Empty {
                     *cell = value.clone();
+                    weight += value.weight();
+                    if weight > MAX_ROW_BYTES {
+                        return Err(
+                            self.row_too_large(row.line, " once its merged cells are filled")
+                        );
+                    }
                 }
             }
         }
+        Ok(())
     }
 
     /// The next row as the sheet stores it.
@@ -290,13 +318,21 @@ impl<'a, R: std::io::Read + std::io::Seek> SheetRows<'a, R> {
                     cells: Vec::new(),
                 });
             }
+            if finished.is_some() {
+                self.pending_weight = 0;
+            }
             if value != Cell::Empty {
+                self.pending_weight += value.weight();
                 let cells = &mut self.pending.as_mut().expect("row was just set").cells;
                 let column = column as usize;
                 if cells.len() <= column {
                     cells.resize(column + 1, Cell::Empty);
                 }
                 cells[column] = value;
+                let held = self.pending_weight + cells.len() * std::mem::size_of::<Cell>();
+                if held > MAX_ROW_BYTES {
+                    return Err(self.row_too_large(line, ""));
+                }
             }
             if finished.is_some() {
                 return Ok(finished);
@@ -418,8 +454,7 @@ fn read_sheet(
                 Err(_) => break None,
             }
         };
-        // When the scan could not read them, calamine's own pass does: the
-        // part was then checked before the gate opened.
+        // A sheet is read only once the scan has checked its part.
         let merges = match scanned {
             Some(Ok(merges)) => Ok(merges),
             Some(Err(ScanError::Refused(message))) => {
@@ -429,7 +464,8 @@ fn read_sheet(
                 ))));
                 return;
             }
-            _ => workbook.merge_cells_by_sheet_name(&sheet),
+            Some(Err(ScanError::Unreadable(message))) => Err(message),
+            None => Err("its part is not where the workbook's own list says".to_owned()),
         };
         let merges = match merges {
             Ok(merges) => merges,

@@ -73,8 +73,8 @@ enum State {
     },
 }
 
-/// How much of a tag is kept to read its name and first attributes.
-const HEAD: usize = 256;
+/// How much of a tag is kept to read its name and attributes.
+const HEAD: usize = 1024;
 
 /// A streaming check of one XML part.
 pub(super) struct XmlGuard {
@@ -273,15 +273,23 @@ impl XmlGuard {
                 b"sst" => Root::SharedStrings,
                 _ => Root::Other,
             };
-            if self.root == Root::SharedStrings
-                && let Some(count) = attribute(head, b"uniqueCount")
-                && count
+        }
+        // calamine reserves room for the count an `sst` tag claims,
+        // wherever the tag stands: the claim is checked wherever it is.
+        if local == b"sst" && !closing {
+            let whole = self.offset - self.started <= HEAD as u64;
+            let refused = match attribute(head, b"uniqueCount") {
+                _ if !whole => Some("its tag is too long to read".to_owned()),
+                Some(count) => count
                     .parse::<u64>()
                     .map_or(true, |n| n > MAX_SHARED_STRINGS)
-            {
+                    .then(|| format!("it says it has {count} distinct texts")),
+                None => None,
+            };
+            if let Some(why) = refused {
                 return Err(self.refuse(format!(
-                    "the workbook says it has {count} distinct texts; at most {MAX_SHARED_STRINGS} \
-                     are read"
+                    "the workbook's list of shared texts is refused: {why}; at most \
+                     {MAX_SHARED_STRINGS} are read"
                 )));
             }
         }
@@ -361,14 +369,16 @@ impl XmlGuard {
     }
 }
 
-/// The value of attribute `name` in a tag's kept head, unescaped only as
-/// far as plain digits and letters need.
+/// The value of attribute `name` in a tag's kept head (white space
+/// allowed around `=`), unescaped only as far as plain digits and letters
+/// need.
 fn attribute(head: &[u8], name: &[u8]) -> Option<String> {
     let mut rest = head;
     while let Some(at) = memchr::memmem::find(rest, name) {
         let before_ok = at > 0 && rest[at - 1].is_ascii_whitespace();
-        let after = &rest[at + name.len()..];
+        let after = rest[at + name.len()..].trim_ascii_start();
         if before_ok && let Some(after) = after.strip_prefix(b"=") {
+            let after = after.trim_ascii_start();
             let quote = *after.first()?;
             if quote != b'"' && quote != b'\'' {
                 return None;
@@ -457,6 +467,21 @@ mod tests {
         let error =
             check(&[br#"<sst xmlns="x" count="9" uniqueCount="999999999999">"#]).unwrap_err();
         assert!(error.message.contains("999999999999"), "{error}");
+        // Wherever the tag stands, however its attribute is written.
+        for claim in [
+            &br#"<wrap><x:sst uniqueCount = '4000000000'>"#[..],
+            br#"<sst uniqueCount="-1">"#,
+        ] {
+            assert!(
+                check(&[claim]).is_err(),
+                "{}",
+                String::from_utf8_lossy(claim)
+            );
+        }
+        let mut padded = b"<sst ".to_vec();
+        padded.extend(vec![b' '; 2000]);
+        padded.extend(b"uniqueCount=\"4000000000\">");
+        assert!(check(&[&padded]).unwrap_err().message.contains("too long"));
         let mut guard = XmlGuard::new();
         guard.feed(b"<sst>").unwrap();
         let many = b"<si/>".repeat(100_000);

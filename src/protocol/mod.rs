@@ -24,15 +24,19 @@ pub const DECLARE_PATH: &str = "/aps/api/v1/customs/declare";
 /// Path of the inquiry API.
 pub const INQUIRE_PATH: &str = "/aps/api/v1/customs/inquireDeclarationRequests";
 
+/// The `user:password@` of a URL-like `text`, if it has one: read from the
+/// text itself, so that a URL too broken to parse is caught too.
+pub fn user_info(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map(|(user_info, _)| user_info)
+}
+
 /// `text` with the user name and password of a URL in it replaced by
 /// `***`, for messages: a URL from an answer or a config is shown this way.
 pub fn without_user_info(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-            let _ = url.set_username("***");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        _ => text.to_owned(),
+    match user_info(text) {
+        Some(user_info) => text.replacen(&format!("{user_info}@"), "***@", 1),
+        None => text.to_owned(),
     }
 }

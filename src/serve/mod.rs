@@ -75,9 +75,12 @@ const SESSION_COOKIE: &str = "declare_batch_session";
 /// How long a sign-in lasts.
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
-/// Wrong tokens accepted per minute, from everyone together; past that,
-/// every sign-in is refused (429) until the minute is over.
+/// Wrong tokens accepted per minute from one address; past that, its
+/// sign-ins are refused (429) until the minute is over.
 const FAILED_SIGN_INS_PER_MINUTE: u32 = 10;
+
+/// Addresses whose failures are remembered at once.
+const MAX_THROTTLED_ADDRESSES: usize = 4096;
 
 /// The Content-Security-Policy of the pages: scripts and styles only from
 /// the server's own files.
@@ -198,11 +201,35 @@ struct AppState {
     busy_profiles: Mutex<HashSet<String>>,
     /// Session ID → when it was given.
     sessions: Mutex<HashMap<String, Instant>>,
-    failures: Mutex<SignInFailures>,
-    validations: tokio::sync::Semaphore,
+    /// Failed sign-ins by the address they came from.
+    failures: Mutex<HashMap<std::net::IpAddr, SignInFailures>>,
+    validations: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
+    /// Whether `peer` may have a token checked now; with `failed`, counts
+    /// a wrong one. The peer is the proxy's address behind a proxy, where
+    /// the throttle is then everyone's.
+    fn sign_in_allowed(&self, peer: Option<std::net::IpAddr>, failed: bool) -> bool {
+        let peer = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let mut failures = self.failures.lock().expect("not poisoned");
+        if !failures.contains_key(&peer) && failures.len() >= MAX_THROTTLED_ADDRESSES {
+            failures.retain(|_, window| window.since.elapsed() < Duration::from_secs(60));
+            if failures.len() >= MAX_THROTTLED_ADDRESSES {
+                failures.clear();
+            }
+        }
+        let window = failures.entry(peer).or_insert(SignInFailures {
+            since: Instant::now(),
+            count: 0,
+        });
+        let allowed = window.allow();
+        if allowed && failed {
+            window.record();
+        }
+        allowed
+    }
+
     fn session_valid(&self, id: &str) -> bool {
         let sessions = self.sessions.lock().expect("not poisoned");
         // Looked up by the random ID itself: 128 bits are not guessed.
@@ -376,11 +403,8 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         jobs: Mutex::new(jobs),
         busy_profiles: Mutex::new(HashSet::new()),
         sessions: Mutex::new(HashMap::new()),
-        failures: Mutex::new(SignInFailures {
-            since: Instant::now(),
-            count: 0,
-        }),
-        validations: tokio::sync::Semaphore::new(MAX_VALIDATIONS),
+        failures: Mutex::new(HashMap::new()),
+        validations: Arc::new(tokio::sync::Semaphore::new(MAX_VALIDATIONS)),
     });
     Ok(Router::new()
         .route("/", get(home))
@@ -404,7 +428,12 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         .with_state(state))
 }
 
+/// Creates `path` owner-only; one that exists is left as it is (`--data`
+/// was checked to be the user's own and closed to others).
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(path)?;
     #[cfg(unix)]
     {
@@ -512,13 +541,9 @@ async fn checked(state: &Shared, request: Request, next: Next) -> Response {
             cookie(headers, SESSION_COOKIE).is_some_and(|id| state.session_valid(&id));
         let logging_in = request.method() == Method::POST && request.uri().path() == "/login";
         if !valid_bearer && !valid_session && !logging_in {
-            if given.is_some() {
-                // A wrong bearer token is a guess like a wrong sign-in.
-                let mut failures = state.failures.lock().expect("not poisoned");
-                if !failures.allow() {
-                    return too_many_sign_ins();
-                }
-                failures.record();
+            // A wrong bearer token is a guess like a wrong sign-in.
+            if given.is_some() && !state.sign_in_allowed(peer_of(&request), true) {
+                return too_many_sign_ins();
             }
             let language = language_of(headers, None);
             return (StatusCode::UNAUTHORIZED, Html(pages::login(language))).into_response();
@@ -531,8 +556,10 @@ async fn checked(state: &Shared, request: Request, next: Next) -> Response {
         )
             .into_response();
     }
+    let peer = Peer(peer_of(&request));
     // A body that stalls is dropped rather than holding its connection.
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(peer);
     let body = Body::new(tower_http::timeout::TimeoutBody::new(
         BODY_IDLE_TIMEOUT,
         body,
@@ -547,6 +574,18 @@ fn too_many_sign_ins() -> Response {
         "too many wrong tokens: wait a minute before signing in again",
     )
         .into_response()
+}
+
+/// The address a request came from, for handlers (the guard adds it).
+#[derive(Debug, Clone, Copy)]
+struct Peer(Option<std::net::IpAddr>);
+
+/// The address a request came from, as the accept loop recorded it.
+fn peer_of(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(peer)| peer.ip())
 }
 
 /// Whether the request's `Host` is one of the server's own.
@@ -658,21 +697,19 @@ struct LoginForm {
 
 async fn login(
     State(state): State<Shared>,
+    axum::Extension(Peer(peer)): axum::Extension<Peer>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
     let Some(token) = &state.settings.token else {
         return Redirect::to("/").into_response();
     };
-    {
-        let mut failures = state.failures.lock().expect("not poisoned");
-        if !failures.allow() {
-            return too_many_sign_ins();
-        }
-        if !bool::from(form.token.as_bytes().ct_eq(token.as_bytes())) {
-            failures.record();
-            return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
-        }
+    if !state.sign_in_allowed(peer, false) {
+        return too_many_sign_ins();
+    }
+    if !bool::from(form.token.as_bytes().ct_eq(token.as_bytes())) {
+        state.sign_in_allowed(peer, true);
+        return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
     }
     // Over TLS, here or at a proxy that says so, the cookie is never sent
     // in clear text. (A client that claims it falsely only locks itself out.)
@@ -738,11 +775,25 @@ async fn upload(State(state): State<Shared>, headers: HeaderMap, multipart: Mult
             &state.without_paths(&error.to_string()),
         );
     }
+    // Removed unless the upload becomes a job, also when the client goes
+    // away mid-way (the handler is then dropped).
+    let mut leftover = Leftover(Some(folder.clone()));
     match take_upload(&state, &headers, multipart, &id, &folder).await {
-        Ok(response) => response,
-        Err((status, message)) => {
-            let _ = std::fs::remove_dir_all(&folder);
-            error_page(status, &state.without_paths(&message))
+        Ok(response) => {
+            leftover.0 = None;
+            response
+        }
+        Err((status, message)) => error_page(status, &state.without_paths(&message)),
+    }
+}
+
+/// A folder removed when this is dropped, unless taken out first.
+struct Leftover(Option<PathBuf>);
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if let Some(folder) = self.0.take() {
+            let _ = std::fs::remove_dir_all(folder);
         }
     }
 }
@@ -862,13 +913,14 @@ async fn take_upload(
     let out = folder.join("out");
     let (validate_input, validate_out, validate_profile) =
         (form.input.clone(), out.clone(), profile.path.clone());
-    // Checking a file takes memory and both cores: a few at a time.
-    let _permit = state
-        .validations
-        .acquire()
+    // Checking a file takes memory and both cores: a few at a time. The
+    // permit goes with the check, which runs on even if the client leaves.
+    let permit = Arc::clone(&state.validations)
+        .acquire_owned()
         .await
         .expect("the semaphore is never closed");
     let validated = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut config = Config::load_profile(&validate_profile)?;
         config.output.language = language;
         crate::run::validate::validate_input(
@@ -1036,14 +1088,15 @@ async fn declare(
             ),
         );
     }
+    // Freed when the run ends, or at once when the request fails or the
+    // client leaves before the run starts.
+    let claim = ProfileClaim {
+        state: Arc::clone(&state),
+        profile: profile.name.clone(),
+    };
     let config = match Config::load_profile(&profile.path) {
         Ok(config) => config,
         Err(error) => {
-            state
-                .busy_profiles
-                .lock()
-                .expect("not poisoned")
-                .remove(&profile.name);
             return error_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &state.without_paths(&error.to_string()),
@@ -1065,22 +1118,12 @@ async fn declare(
     let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, config)).await {
         Ok(Ok(plan)) => plan,
         Ok(Err(error)) => {
-            state
-                .busy_profiles
-                .lock()
-                .expect("not poisoned")
-                .remove(&profile.name);
             return error_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &state.without_paths(&format!("{error:#}")),
             );
         }
         Err(error) => {
-            state
-                .busy_profiles
-                .lock()
-                .expect("not poisoned")
-                .remove(&profile.name);
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
         }
     };
@@ -1097,12 +1140,13 @@ async fn declare(
             tracing::info!("{notice}");
         })
         .await;
+        // Shown on the job's page: without the server's folders.
         let finished = match report {
             Ok(mut report) => match report.fatal_error() {
-                Some(error) => Err(format!("{error:#}")),
+                Some(error) => Err(run_state.without_paths(&format!("{error:#}"))),
                 None => Ok(report.exit_code),
             },
-            Err(error) => Err(format!("{error:#}")),
+            Err(error) => Err(run_state.without_paths(&format!("{error:#}"))),
         };
         if let Some(job) = run_state
             .jobs
@@ -1112,13 +1156,25 @@ async fn declare(
         {
             job.finished = Some(finished);
         }
-        run_state
+        drop(claim);
+    });
+    Redirect::to(&format!("/jobs/{id}")).into_response()
+}
+
+/// A profile marked busy while its run is prepared and goes on.
+struct ProfileClaim {
+    state: Shared,
+    profile: String,
+}
+
+impl Drop for ProfileClaim {
+    fn drop(&mut self) {
+        self.state
             .busy_profiles
             .lock()
             .expect("not poisoned")
-            .remove(&profile.name);
-    });
-    Redirect::to(&format!("/jobs/{id}")).into_response()
+            .remove(&self.profile);
+    }
 }
 
 /// The run's progress as JSON, for the page's live view.
@@ -1205,8 +1261,10 @@ async fn serve_file(folder: &Path, name: &str) -> Response {
     if !DOWNLOADS.contains(&name) {
         return error_page(StatusCode::NOT_FOUND, "no such file");
     }
-    match tokio::fs::read(folder.join(name)).await {
-        Ok(bytes) => {
+    // Streamed: results.csv of a large run is hundreds of megabytes.
+    match tokio::fs::File::open(folder.join(name)).await {
+        Ok(file) => {
+            let bytes = Body::from_stream(tokio_util::io::ReaderStream::new(file));
             let kind = match name.rsplit('.').next() {
                 Some("csv") => "text/csv; charset=utf-8",
                 Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -1222,7 +1280,7 @@ async fn serve_file(folder: &Path, name: &str) -> Response {
                     (header::CONTENT_TYPE, kind.to_owned()),
                     (header::CONTENT_DISPOSITION, disposition),
                 ],
-                Body::from(bytes),
+                bytes,
             )
                 .into_response()
         }

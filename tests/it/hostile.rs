@@ -512,3 +512,89 @@ fn outputs_are_owner_only_and_messages_quote_no_certificate_digits() {
         "the report quotes the number"
     );
 }
+
+/// A workbook of one sheet stored as `part` (the workbook's relationships
+/// name it `target`), whose whole XML `sheet` writes.
+fn raw_workbook(path: &Path, part: &str, target: &str, sheet: PartWriter<'_>) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for (name, text) in [
+        ("[Content_Types].xml", r#"<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/></Types>"#.to_owned()),
+        ("_rels/.rels", r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_owned()),
+        ("xl/workbook.xml", r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Orders" sheetId="1" r:id="rId1"/></sheets></workbook>"#.to_owned()),
+        ("xl/_rels/workbook.xml.rels", format!(r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="{target}"/></Relationships>"#)),
+    ] {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.start_file(part, options).unwrap();
+    sheet(&mut zip);
+    zip.finish().unwrap();
+}
+
+const SHEET_START: &[u8] =
+    br#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#;
+
+#[test]
+fn a_sheet_stored_under_another_name_or_case_is_checked_too() {
+    let work = Workdir::new();
+    // calamine finds parts without regard to case and of any extension.
+    raw_workbook(
+        &work.path("renamed.xlsx"),
+        "xl/worksheets/Sheet1.bin",
+        "worksheets/sheet1.bin",
+        Box::new(|out| {
+            out.write_all(SHEET_START).unwrap();
+            out.write_all(header_row().as_bytes()).unwrap();
+            out.write_all(data_rows(2, 3).as_bytes()).unwrap();
+            repeat(out, b" ", 64 << 20);
+            out.write_all(b"</sheetData></worksheet>").unwrap();
+        }),
+    );
+    refused_by_validate_and_init(
+        &work,
+        "renamed.xlsx",
+        &["sheet \"Orders\"", "after row 4", "1 MB"],
+    );
+}
+
+#[test]
+fn a_row_cannot_gather_more_than_4_mb_from_merged_or_scattered_cells() {
+    let work = Workdir::new();
+    let long = "x".repeat(20_000);
+    // One 20,000-character value merged across all 16,384 columns.
+    raw_workbook(
+        &work.path("merged.xlsx"),
+        "xl/worksheets/sheet1.xml",
+        "worksheets/sheet1.xml",
+        Box::new(|out| {
+            out.write_all(SHEET_START).unwrap();
+            out.write_all(header_row().as_bytes()).unwrap();
+            out.write_all(text_cells(2, &[&long]).as_bytes()).unwrap();
+            out.write_all(b"</sheetData><mergeCells count=\"1\"><mergeCell ref=\"A2:XFD2\"/></mergeCells></worksheet>").unwrap();
+        }),
+    );
+    refused_by_validate_and_init(
+        &work,
+        "merged.xlsx",
+        &["line 2", "more than 4 MB", "merged"],
+    );
+    // 600 row elements, each with one 900 KB cell addressed to row 2.
+    let big = "y".repeat(900_000);
+    raw_workbook(
+        &work.path("scattered.xlsx"),
+        "xl/worksheets/sheet1.xml",
+        "worksheets/sheet1.xml",
+        Box::new(|out| {
+            out.write_all(SHEET_START).unwrap();
+            out.write_all(header_row().as_bytes()).unwrap();
+            for column in 0..600 {
+                out.write_all(format!("<row r=\"{}\"><c r=\"{}2\" t=\"inlineStr\"><is><t>{big}</t></is></c></row>", column + 2, column_letters(column)).as_bytes()).unwrap();
+            }
+            out.write_all(b"</sheetData></worksheet>").unwrap();
+        }),
+    );
+    refused_by_validate_and_init(&work, "scattered.xlsx", &["line 2", "more than 4 MB"]);
+}

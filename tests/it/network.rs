@@ -140,15 +140,21 @@ async fn an_endless_answer_is_read_to_1_mb_then_the_row_is_unknown() {
 fn an_endpoint_with_a_password_is_refused_without_showing_it() {
     let work = Workdir::new();
     let (input, _) = orders(&work, 1);
-    let config = config(&work, "https://merchant:s3cret-pw@open.example.com");
-    for args in [
-        vec!["run", &input, "--config", &config],
-        vec!["validate", &input, "--config", &config],
-        vec!["ledger", "export", "--config", &config],
+    // Also in a URL too broken to parse (its port is out of range).
+    for endpoint in [
+        "https://merchant:s3cret-pw@open.example.com",
+        "https://merchant:s3cret-pw@open.example.com:99999",
     ] {
-        let run = work.run(&args);
-        run.expect_fatal(&["api.toml", "[api] endpoint has a user name or password"]);
-        assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+        let config = config(&work, endpoint);
+        for args in [
+            vec!["run", &input, "--config", &config],
+            vec!["validate", &input, "--config", &config],
+            vec!["ledger", "export", "--config", &config],
+        ] {
+            let run = work.run(&args);
+            run.expect_fatal(&["api.toml", "[api] endpoint has a user name or password"]);
+            assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+        }
     }
 }
 
@@ -188,6 +194,21 @@ fn a_private_key_written_into_the_config_signs_and_is_never_printed() {
     for line in damaged.lines().skip(1).take(3) {
         assert!(!run.stderr.contains(line), "key text in: {}", run.stderr);
     }
+    // Bare Base64 on one line, spaces and all, is key text too: a damaged
+    // one is not taken for a file's name and printed.
+    let bare: String = damaged
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let config = write_config(&bare);
+    let run = work.run(&["run", &input, "--config", &config, "--out", "bare"]);
+    run.expect_fatal(&["[api] private_key in", "inline.toml"]);
+    assert!(
+        !run.stderr.contains(&bare[..40]),
+        "key text in: {}",
+        run.stderr
+    );
     // A TOML error on the key's line quotes no part of it.
     let broken = work.write(
         "broken.toml",
