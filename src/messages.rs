@@ -68,8 +68,9 @@ impl TryFrom<String> for Language {
 
 /// Every code a row can be rejected with, and what it means in a few words
 /// (English, Chinese), for tables that count them.
-pub const REJECTION_CODES: [(&str, &str, &str); 24] = [
+pub const REJECTION_CODES: [(&str, &str, &str); 25] = [
     ("FIELD_COUNT", "wrong number of fields", "字段数与表头不符"),
+    ("ROW_TOO_LARGE", "row too large to read", "行过大，无法读取"),
     ("REQUIRED", "required value missing", "缺少必填值"),
     ("TOO_LONG", "value too long", "值过长"),
     ("REGION_NOT_CN", "region is not CN", "地区不是 CN"),
@@ -181,6 +182,11 @@ pub fn describe_code(code: &str, language: Language) -> &str {
 /// Messages never carry a certificate number: it is personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowMessage {
+    /// A CSV row over 1 MB or 16,384 fields: not read, so no value of it
+    /// is known.
+    RowTooLarge {
+        too_many_fields: bool,
+    },
     FieldCount {
         fields: usize,
         header: usize,
@@ -300,6 +306,7 @@ impl RowMessage {
     pub fn code(&self) -> &'static str {
         use RowMessage::*;
         match self {
+            RowTooLarge { .. } => "ROW_TOO_LARGE",
             FieldCount { .. } => "FIELD_COUNT",
             Required { .. } => "REQUIRED",
             TooLong { .. } => "TOO_LONG",
@@ -345,6 +352,18 @@ impl RowMessage {
         use Language::*;
         use RowMessage::*;
         match (self, language) {
+            (RowTooLarge { too_many_fields }, En) => out.write_str(if *too_many_fields {
+                "the row has more than 16,384 fields (Excel's columns), so it was not read and \
+                 its values are not in this file; check the export's separators at this line"
+            } else {
+                "the row is longer than 1 MB, the most a row may hold, so it was not read and its \
+                 values are not in this file; check the export at this line"
+            }),
+            (RowTooLarge { too_many_fields }, ZhCn) => out.write_str(if *too_many_fields {
+                "该行超过 16,384 个字段（Excel 的列数上限），未被读取，本文件中也没有它的值；请检查导出文件此行的分隔符"
+            } else {
+                "该行超过 1 MB（每行的上限），未被读取，本文件中也没有它的值；请检查导出文件的这一行"
+            }),
             (FieldCount { fields, header }, En) => write!(
                 out,
                 "the row has {fields} fields but the header has {header}; a value containing a \
@@ -742,6 +761,12 @@ pub(crate) mod tests {
             at: "2026-11-25 10:00:00".into(),
         };
         let all = vec![
+            RowTooLarge {
+                too_many_fields: false,
+            },
+            RowTooLarge {
+                too_many_fields: true,
+            },
             FieldCount {
                 fields: 3,
                 header: 4,
@@ -824,7 +849,8 @@ pub(crate) mod tests {
         ];
         for message in &all {
             match message {
-                FieldCount { .. }
+                RowTooLarge { .. }
+                | FieldCount { .. }
                 | Required { .. }
                 | TooLong { .. }
                 | RegionNotCn { .. }

@@ -192,17 +192,35 @@ enum CsvState {
     QuoteInQuoted,
 }
 
-/// Follows the CSV grammar over the text the `csv` crate reads and stops
-/// with an error once a record passes `MAX_RECORD_BYTES` or `MAX_FIELDS`.
-/// The bytes before the record that passes are handed on first, so every
-/// record before it is read and the error names the line it starts on.
+/// What stands in for a record that passed a limit: one quoted field that
+/// starts with this and holds as many line breaks as the record did, so
+/// that the lines after it keep their numbers. `RowRef::fault` reads it.
+pub(super) const FAULT_MARK: &str = "\u{1}declare-batch:";
+pub(super) const TOO_LONG: &str = "record-too-long";
+pub(super) const TOO_MANY_FIELDS: &str = "too-many-fields";
+
+/// Follows the CSV grammar over the text the `csv` crate reads. A record
+/// is handed on only once it ends; one that passes `MAX_RECORD_BYTES` or
+/// `MAX_FIELDS` is dropped to its end and replaced by a mark (see
+/// `FAULT_MARK`), so that it becomes a rejected row and the rows after it
+/// are read. A record that never ends (a stray quote) is an error at the
+/// line it starts on.
 struct RecordLimit<R> {
     inner: R,
     state: CsvState,
     record_bytes: u64,
     fields: u64,
-    /// The error to give on the next read.
-    tripped: Option<&'static str>,
+    /// Line breaks inside the current record (in quoted values).
+    newlines: u64,
+    /// The current record's bytes so far.
+    held: Vec<u8>,
+    /// Whole records, ready to hand on from `ready_at`.
+    ready: Vec<u8>,
+    ready_at: usize,
+    /// The current record passed this limit: it is dropped to its end.
+    skipping: Option<&'static str>,
+    chunk: Vec<u8>,
+    eof: bool,
 }
 
 impl<R: Read> RecordLimit<R> {
@@ -212,27 +230,27 @@ impl<R: Read> RecordLimit<R> {
             state: CsvState::StartField,
             record_bytes: 0,
             fields: 1,
-            tripped: None,
+            newlines: 0,
+            held: Vec::new(),
+            ready: Vec::new(),
+            ready_at: 0,
+            skipping: None,
+            chunk: vec![0; 1 << 16],
+            eof: false,
         }
     }
 
-    fn too_long(&self) -> &'static str {
-        "this record is longer than 1 MB, the most a row may hold: the file has no line breaks \
-         from here on, or a double quote opens a value that is never closed; check the export (a \
-         quote inside a quoted value is written twice: \"\")"
-    }
-
-    /// Follows `byte`; the reason when the record passes a limit.
-    fn step(&mut self, byte: u8) -> Option<&'static str> {
+    /// Follows `byte`, which is not inside a run `follow` skips; whether
+    /// it ends the record.
+    fn step(&mut self, byte: u8) -> bool {
         use CsvState::*;
-        let end_of_record = byte == b'\n' && self.state != Quoted;
-        if end_of_record {
-            self.state = StartField;
-            self.record_bytes = 0;
-            self.fields = 1;
-            return None;
+        if byte == b'\n' && self.state != Quoted {
+            return true;
         }
         self.record_bytes += 1;
+        if byte == b'\n' {
+            self.newlines += 1;
+        }
         self.state = match (self.state, byte) {
             (Quoted, b'"') => QuoteInQuoted,
             (Quoted, _) => Quoted,
@@ -244,24 +262,15 @@ impl<R: Read> RecordLimit<R> {
             }
             _ => Unquoted,
         };
-        if self.record_bytes > MAX_RECORD_BYTES {
-            return Some(self.too_long());
-        }
-        if self.fields > MAX_FIELDS {
-            return Some(
-                "this record has more than 16,384 fields, the most a row may have (Excel's \
-                 columns); check the export's separators",
-            );
-        }
-        None
+        false
     }
-}
 
-impl<R: Read> RecordLimit<R> {
-    /// Follows `bytes`; on a limit, where to cut them and why. Runs inside
-    /// a field are skipped with `memchr`, so the cost per byte is small.
-    fn follow(&mut self, bytes: &[u8]) -> Result<(), (usize, &'static str)> {
+    /// Follows `bytes` into whole records (`ready`) and the record still
+    /// open (`held`). Runs inside a field are skipped with `memchr`, so the
+    /// cost per byte is small.
+    fn follow(&mut self, bytes: &[u8]) {
         let mut at = 0;
+        let mut record_start = 0;
         while at < bytes.len() {
             let rest = &bytes[at..];
             let plain = match self.state {
@@ -271,37 +280,103 @@ impl<R: Read> RecordLimit<R> {
             }
             .unwrap_or(rest.len());
             if plain > 0 {
-                self.record_bytes += plain as u64;
-                if self.record_bytes > MAX_RECORD_BYTES {
-                    return Err((at, self.too_long()));
+                if self.state == CsvState::Quoted {
+                    self.newlines += memchr::memchr_iter(b'\n', &rest[..plain]).count() as u64;
                 }
+                self.record_bytes += plain as u64;
                 at += plain;
-                continue;
+            } else {
+                let ended = self.step(rest[0]);
+                at += 1;
+                if ended {
+                    match self.skipping.take() {
+                        Some(fault) => {
+                            self.ready.push(b'"');
+                            self.ready.extend_from_slice(FAULT_MARK.as_bytes());
+                            self.ready.extend_from_slice(fault.as_bytes());
+                            self.ready
+                                .extend(std::iter::repeat_n(b'\n', self.newlines as usize));
+                            self.ready.extend_from_slice(b"\"\n");
+                        }
+                        None => {
+                            self.ready.append(&mut self.held);
+                            self.ready.extend_from_slice(&bytes[record_start..at]);
+                        }
+                    }
+                    record_start = at;
+                    self.state = CsvState::StartField;
+                    self.record_bytes = 0;
+                    self.fields = 1;
+                    self.newlines = 0;
+                    continue;
+                }
             }
-            if let Some(reason) = self.step(rest[0]) {
-                return Err((at, reason));
+            if self.skipping.is_none() {
+                let fault = if self.record_bytes > MAX_RECORD_BYTES {
+                    Some(TOO_LONG)
+                } else if self.fields > MAX_FIELDS {
+                    Some(TOO_MANY_FIELDS)
+                } else {
+                    None
+                };
+                if fault.is_some() {
+                    self.skipping = fault;
+                    self.held = Vec::new();
+                }
             }
-            at += 1;
         }
-        Ok(())
+        if self.skipping.is_none() {
+            self.held.extend_from_slice(&bytes[record_start..]);
+        }
     }
 }
 
 impl<R: Read> Read for RecordLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(reason) = self.tripped {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
-        }
-        let read = self.inner.read(buf)?;
-        match self.follow(&buf[..read]) {
-            Ok(()) => Ok(read),
-            Err((at, reason)) => {
-                self.tripped = Some(reason);
-                if at == 0 {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
+        loop {
+            if self.ready_at < self.ready.len() {
+                let n = buf.len().min(self.ready.len() - self.ready_at);
+                buf[..n].copy_from_slice(&self.ready[self.ready_at..self.ready_at + n]);
+                self.ready_at += n;
+                if self.ready_at == self.ready.len() {
+                    self.ready.clear();
+                    self.ready_at = 0;
                 }
-                Ok(at)
+                return Ok(n);
             }
+            if self.eof {
+                if self.skipping.is_some() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "this record runs to the end of the file and is longer than 1 MB: a \
+                         double quote opens a value that is never closed; remove the stray quote \
+                         or close the value (a quote inside a quoted value is written twice: \
+                         \"\")",
+                    ));
+                }
+                // An open quote at the end: the csv crate reads it and the
+                // caller names it.
+                if self.held.is_empty() {
+                    return Ok(0);
+                }
+                self.ready.append(&mut self.held);
+                continue;
+            }
+            let mut chunk = std::mem::take(&mut self.chunk);
+            let read = self.inner.read(&mut chunk);
+            let read = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    self.chunk = chunk;
+                    return Err(error);
+                }
+            };
+            if read == 0 {
+                self.eof = true;
+            } else {
+                self.follow(&chunk[..read]);
+            }
+            self.chunk = chunk;
         }
     }
 }
@@ -386,29 +461,47 @@ mod tests {
     }
 
     #[test]
-    fn a_record_is_capped_in_bytes_and_fields_but_quoted_newlines_are_one_record() {
+    fn a_record_past_a_limit_becomes_a_mark_and_the_records_after_it_stay() {
         let read_all = |input: Vec<u8>| {
             let mut out = Vec::new();
             let result = RecordLimit::new(input.as_slice()).read_to_end(&mut out);
-            (result.map_err(|e| e.to_string()), out.len())
+            (result.map_err(|e| e.to_string()), out)
         };
-        // Many short lines inside quotes are one record; a closing quote
-        // and a newline end it.
-        let mut quoted = b"a,\"".to_vec();
+        // Many short lines inside quotes are one record: replaced whole,
+        // with as many line breaks, and the next record kept.
+        let mut quoted = b"h\na,\"".to_vec();
         quoted.extend(b"x\n".repeat(600_000));
         quoted.extend(b"\"\nb,c\n");
-        assert!(read_all(quoted).0.unwrap_err().contains("1 MB"));
+        let (result, out) = read_all(quoted);
+        result.unwrap();
+        let mark = format!("\"{FAULT_MARK}{TOO_LONG}{}\"\n", "\n".repeat(600_000));
+        assert_eq!(out, [b"h\n".as_slice(), mark.as_bytes(), b"b,c\n"].concat());
+        // Quotes doubled and quotes inside unquoted values are as the csv
+        // crate reads them: nothing is held back or cut.
         let mut lines = b"a,\"x\"\"y\",z\n".repeat(200_000);
         lines.extend(b"5\" screen,b\n".repeat(100_000));
-        assert!(read_all(lines).0.is_ok());
-        // The bytes before the record that passes the limit are handed on.
+        let (result, out) = read_all(lines.clone());
+        result.unwrap();
+        assert_eq!(out, lines);
+        // A long line among others; then too many fields.
         let mut long = b"h\nrow\n".to_vec();
         long.extend(vec![b'A'; 2 << 20]);
-        let (result, handed_on) = read_all(long);
-        assert!(result.unwrap_err().contains("no line breaks"));
-        assert!(handed_on >= 6);
-        let commas = vec![b','; 20_000];
-        assert!(read_all(commas).0.unwrap_err().contains("16,384 fields"));
+        long.extend(b"\nlast\n");
+        long.extend(vec![b','; 20_000]);
+        long.push(b'\n');
+        let (result, out) = read_all(long);
+        result.unwrap();
+        let expected = format!(
+            "h\nrow\n\"{FAULT_MARK}{TOO_LONG}\"\nlast\n\"{FAULT_MARK}{TOO_MANY_FIELDS}\"\n"
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        // A quote that never closes, past the limit: an error, after the
+        // records before it.
+        let mut open = b"h\nrow\n\"".to_vec();
+        open.extend(b"x\n".repeat(700_000));
+        let (result, out) = read_all(open);
+        assert!(result.unwrap_err().contains("never closed"));
+        assert_eq!(out, b"h\nrow\n");
     }
 
     #[test]

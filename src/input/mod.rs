@@ -66,6 +66,15 @@ pub struct InputOptions {
     pub header: HeaderSearch,
 }
 
+/// A limit a CSV row passed (see `RowRef::fault`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFault {
+    /// Longer than 1 MB.
+    TooLong,
+    /// More than 16,384 fields.
+    TooManyFields,
+}
+
 /// One data row, borrowed from the source until the next row is read.
 #[derive(Debug, Clone, Copy)]
 pub struct RowRef<'a> {
@@ -90,9 +99,29 @@ impl<'a> RowRef<'a> {
         }
     }
 
+    /// The limit a row passed, when the reader could not hold it (its
+    /// cells are then none: the row is only its line and its fault).
+    pub fn fault(&self) -> Option<RowFault> {
+        let Cells::Csv(record) = self.cells else {
+            return None;
+        };
+        if record.len() != 1 {
+            return None;
+        }
+        let rest = record.get(0)?.strip_prefix(csv_source::FAULT_MARK)?;
+        if rest.starts_with(csv_source::TOO_LONG) {
+            Some(RowFault::TooLong)
+        } else if rest.starts_with(csv_source::TOO_MANY_FIELDS) {
+            Some(RowFault::TooManyFields)
+        } else {
+            None
+        }
+    }
+
     /// Number of cells the row has (CSV: fields on the line).
     pub fn len(&self) -> usize {
         match self.cells {
+            Cells::Csv(record) if record.len() == 1 && self.fault().is_some() => 0,
             Cells::Csv(record) => record.len(),
             Cells::Xlsx(cells) => cells.len(),
         }
@@ -105,6 +134,7 @@ impl<'a> RowRef<'a> {
     /// The cell in `column` (0-based); empty past the end of the row.
     pub fn cell(&self, column: usize) -> CellView<'a> {
         match self.cells {
+            Cells::Csv(record) if record.len() == 1 && self.fault().is_some() => CellView::Empty,
             Cells::Csv(record) => record.get(column).map_or(CellView::Empty, CellView::Text),
             Cells::Xlsx(cells) => cells.get(column).map_or(CellView::Empty, Cell::view),
         }
@@ -116,7 +146,7 @@ impl<'a> RowRef<'a> {
     }
 
     fn is_blank(&self) -> bool {
-        self.cells().all(|cell| cell.is_blank())
+        self.fault().is_none() && self.cells().all(|cell| cell.is_blank())
     }
 
     /// The cells as header texts: as given, trimmed, a BOM removed.
@@ -210,7 +240,8 @@ enum Sha256State {
 }
 
 enum Source {
-    Csv(csv_source::CsvSource),
+    // Boxed: the reader holds its buffers inline.
+    Csv(Box<csv_source::CsvSource>),
     Xlsx(xlsx_source::XlsxSource),
 }
 
@@ -272,7 +303,7 @@ impl RowSource {
                 let (csv, encoding) =
                     csv_source::CsvSource::open(path, options.encoding, &head[..head_len], &scan)?;
                 RowSource {
-                    source: Source::Csv(csv),
+                    source: Source::Csv(Box::new(csv)),
                     path: path.to_owned(),
                     headers: Vec::new(),
                     header_line: 0,

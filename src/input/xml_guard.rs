@@ -90,7 +90,9 @@ pub(super) struct XmlGuard {
     row_started: Option<u64>,
     string_started: Option<u64>,
     row: Option<u64>,
-    cell: Option<String>,
+    /// The open cell's reference (`XFD1048576` at most), kept without an
+    /// allocation: there is one per cell.
+    cell: ([u8; 16], usize),
     strings: u64,
 }
 
@@ -113,7 +115,7 @@ impl XmlGuard {
             row_started: None,
             string_started: None,
             row: None,
-            cell: None,
+            cell: ([0; 16], 0),
             strings: 0,
         }
     }
@@ -122,10 +124,8 @@ impl XmlGuard {
         let in_sheet = self.root == Root::Worksheet;
         Violation {
             row: self.row.filter(|_| in_sheet),
-            cell: self
-                .cell
-                .clone()
-                .filter(|_| in_sheet && self.cell_started.is_some()),
+            cell: (in_sheet && self.cell_started.is_some() && self.cell.1 > 0)
+                .then(|| String::from_utf8_lossy(&self.cell.0[..self.cell.1]).into_owned()),
             after_row: self.row_started.is_none(),
             message,
         }
@@ -135,7 +135,14 @@ impl XmlGuard {
     pub(super) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Violation> {
         while !bytes.is_empty() {
             match self.state {
-                State::Text => match memchr::memchr(b'<', bytes) {
+                // Values are short, blank space may be long: a few bytes
+                // looked at in a loop, then a search.
+                State::Text => match bytes
+                    .iter()
+                    .take(16)
+                    .position(|&b| b == b'<')
+                    .or_else(|| memchr::memchr(b'<', bytes))
+                {
                     Some(at) => {
                         self.offset += at as u64;
                         self.check_text_run()?;
@@ -152,6 +159,50 @@ impl XmlGuard {
                         bytes = &[];
                     }
                 },
+                // Past its first bytes (which say whether it is a comment,
+                // CDATA or a declaration), a tag's plain bytes are skipped
+                // in runs, up to its next quote or `>`.
+                State::Tag { quote }
+                    if self.head.len() >= 9
+                        || self.head.first().is_some_and(|b| !matches!(b, b'!' | b'?')) =>
+                {
+                    // Tags are short: a plain loop beats a search call.
+                    let run = match quote {
+                        Some(open) => bytes.iter().position(|&b| b == open),
+                        None => bytes.iter().position(|&b| matches!(b, b'>' | b'"' | b'\'')),
+                    }
+                    .unwrap_or(bytes.len());
+                    if run > 0 {
+                        let plain = &bytes[..run];
+                        let room = HEAD.saturating_sub(self.head.len()).min(run);
+                        self.head.extend_from_slice(&plain[..room]);
+                        self.previous = plain[run - 1];
+                        self.offset += run as u64;
+                        bytes = &bytes[run..];
+                        if self.offset - self.started > MAX_TAG {
+                            return Err(
+                                self.refuse(format!("a tag is longer than {} MB", MAX_TAG >> 20))
+                            );
+                        }
+                        continue;
+                    }
+                    let byte = bytes[0];
+                    bytes = &bytes[1..];
+                    self.offset += 1;
+                    if quote.is_none() && byte == b'>' {
+                        self.end_tag()?;
+                        self.state = State::Text;
+                        self.started = self.offset;
+                        continue;
+                    }
+                    self.state = State::Tag {
+                        quote: if quote.is_some() { None } else { Some(byte) },
+                    };
+                    self.previous = byte;
+                    if self.head.len() < HEAD {
+                        self.head.push(byte);
+                    }
+                }
                 State::Tag { quote } => {
                     let byte = bytes[0];
                     bytes = &bytes[1..];
@@ -306,7 +357,13 @@ impl XmlGuard {
             }
             (Root::Worksheet, b"c", false) if !self_closing => {
                 self.cell_started = Some(self.started);
-                self.cell = attribute(head, b"r");
+                self.cell.1 = 0;
+                if let Some(reference) = attribute_bytes(head, b"r")
+                    && reference.len() <= self.cell.0.len()
+                {
+                    self.cell.0[..reference.len()].copy_from_slice(reference);
+                    self.cell.1 = reference.len();
+                }
             }
             (Root::Worksheet, b"c", true) => {
                 self.check_spans()?;
@@ -369,10 +426,15 @@ impl XmlGuard {
     }
 }
 
+/// The value of attribute `name` in a tag's kept head, as text.
+fn attribute(head: &[u8], name: &[u8]) -> Option<String> {
+    attribute_bytes(head, name).and_then(|value| String::from_utf8(value.to_vec()).ok())
+}
+
 /// The value of attribute `name` in a tag's kept head (white space
 /// allowed around `=`), unescaped only as far as plain digits and letters
 /// need.
-fn attribute(head: &[u8], name: &[u8]) -> Option<String> {
+fn attribute_bytes<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
     let mut rest = head;
     while let Some(at) = memchr::memmem::find(rest, name) {
         let before_ok = at > 0 && rest[at - 1].is_ascii_whitespace();
@@ -385,7 +447,7 @@ fn attribute(head: &[u8], name: &[u8]) -> Option<String> {
             }
             let value = &after[1..];
             let end = memchr::memchr(quote, value)?;
-            return String::from_utf8(value[..end].to_vec()).ok();
+            return Some(&value[..end]);
         }
         rest = &rest[at + name.len()..];
     }

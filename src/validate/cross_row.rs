@@ -105,6 +105,12 @@ impl CrossRowIndex {
         self.by_order.reserve(rows);
     }
 
+    /// Rows the tables hold without growing.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.by_request_id.capacity().min(self.by_order.capacity())
+    }
+
     /// Checks a valid row against the earlier ones; claims its request ID
     /// and order when there is no conflict.
     pub fn claim(&mut self, row: u64, print: &Fingerprint) -> Result<(), Conflict> {

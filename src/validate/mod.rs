@@ -401,6 +401,15 @@ impl RowRules {
 
     /// Checks one non-blank row against the single-row rules.
     pub fn check(&self, row: &RowRef<'_>) -> Verdict {
+        if let Some(fault) = row.fault() {
+            return Verdict::Rejected(vec![Problem {
+                field: "row",
+                label: Arc::from(""),
+                message: RowMessage::RowTooLarge {
+                    too_many_fields: fault == crate::input::RowFault::TooManyFields,
+                },
+            }]);
+        }
         // Before any other check: a totals row is no order at all.
         if self.is_totals_row(row) {
             return Verdict::Totals;

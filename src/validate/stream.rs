@@ -16,10 +16,12 @@ const ROWS_PER_BATCH: usize = 512;
 /// A batch also ends once its rows weigh this much (`OwnedRow::weight`):
 /// a dozen batches are in flight, and rows can be 16,384 cells wide.
 const BATCH_WEIGHT: usize = 512 * 1024;
-/// The cross-row index is sized ahead for at most this many rows: the
-/// estimate comes from the first rows and the file's size, which a file of
-/// blank lines or one long row can make as large as it likes.
-const MAX_RESERVED_ROWS: u64 = 1 << 17;
+/// The cross-row index is sized ahead for at most this many rows (its
+/// tables then take about 90 MB): the estimate comes from the first rows
+/// and the file's size, which a file of blank lines can make as large as it
+/// likes. A larger input grows the tables as it goes, which costs a rehash
+/// and, for a moment, both tables.
+const MAX_RESERVED_ROWS: u64 = 1 << 20;
 
 /// A row and what the rules made of it.
 #[derive(Debug)]
@@ -164,4 +166,33 @@ fn in_order<V, E: From<InputError>>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::OwnedRow;
+
+    #[test]
+    fn the_index_is_sized_ahead_for_at_most_a_million_rows() {
+        let first: Vec<Outcome<()>> = (0..512)
+            .map(|line| Outcome {
+                row: OwnedRow::from_texts(line, &["P1", "D1", "ZONGSHU"]),
+                verdict: Verdict::Totals,
+            })
+            .collect();
+        // A terabyte of blank lines after 512 short rows.
+        let mut index = CrossRowIndex::default();
+        reserve_for(&mut index, Some(1 << 40), &first);
+        assert!(index.capacity() >= 1 << 20, "{}", index.capacity());
+        assert!(index.capacity() < 1 << 22, "{}", index.capacity());
+        // A small file: what it can hold.
+        let mut index = CrossRowIndex::default();
+        reserve_for(&mut index, Some(16 * 10_000), &first);
+        assert!(
+            (10_000..1 << 16).contains(&index.capacity()),
+            "{}",
+            index.capacity()
+        );
+    }
 }
