@@ -80,18 +80,18 @@ pub fn refuse_run_folder(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the output folder `out` when it is missing, readable by its
-/// owner only (it holds rows with personal data); a folder that exists is
-/// the user's and left as it is.
-pub fn create_out_folder(out: &Path) -> std::io::Result<()> {
-    if out.is_dir() {
+/// Creates a folder that will hold personal data (an out folder, the
+/// page's `--data` and its jobs) when it is missing, readable by its owner
+/// only; a folder that exists is the user's and left as it is.
+pub fn create_private_folder(folder: &Path) -> std::io::Result<()> {
+    if folder.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(folder)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
 }

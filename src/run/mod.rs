@@ -232,7 +232,7 @@ impl RunPlan {
         };
 
         let out = options.out.as_path();
-        crate::outdir::create_out_folder(out)
+        crate::outdir::create_private_folder(out)
             .with_context(|| format!("cannot create output folder {}", out.display()))?;
         folder::refuse_input_inside_out(&options.input, out)?;
         let lock = OutLock::take(out, "run")?;

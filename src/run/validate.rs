@@ -52,7 +52,7 @@ pub fn validate_input(
     let started_at = Local::now();
     let clock = Instant::now();
     let (mut source, rules) = super::open_input(input, config_path, config, sheet)?;
-    crate::outdir::create_out_folder(out)
+    crate::outdir::create_private_folder(out)
         .with_context(|| format!("cannot create output folder {}", out.display()))?;
     let _lock = OutLock::take(out, "validate")?;
     refuse_run_folder(out)?;

@@ -431,16 +431,7 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
 /// Creates `path` owner-only; one that exists is left as it is (`--data`
 /// was checked to be the user's own and closed to others).
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
-    if path.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
+    Ok(crate::outdir::create_private_folder(path)?)
 }
 
 /// `--data` as the server may use it: a folder of its own, owned by this

@@ -188,6 +188,24 @@ fn bodies_and_fields_past_their_limits_are_refused() {
         .unwrap();
         assert_eq!(two.status(), StatusCode::BAD_REQUEST);
         assert!(two.text().await.unwrap().contains("one file at a time"));
+        // The upload alone takes more than 16 KB: a file of 1 MB.
+        let mut big = String::from_utf8(samples()).unwrap();
+        while big.len() < 1 << 20 {
+            big.push_str("PAYX,DCLX,ZONGSHU,CN,3301960ABC,shop,12800,CNY,false,,,,,,\n");
+        }
+        let accepted = post_with_token(
+            Form::new()
+                .text("profile", "try")
+                .part("file", Part::bytes(big.into_bytes()).file_name("big.csv")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+        let job = accepted.headers()["location"].to_str().unwrap().to_owned();
+        std::fs::remove_dir_all(
+            work.path(&format!("data/jobs/{}", job.rsplit('/').next().unwrap())),
+        )
+        .unwrap();
         // Nothing of the refused uploads is left.
         assert!(
             std::fs::read_dir(work.path("data/jobs"))
