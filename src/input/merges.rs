@@ -23,12 +23,18 @@ use quick_xml::events::Event;
 
 use super::xml_guard::XmlGuard;
 
+/// A workbook's zip, as the scan reads it.
+type Archive = zip::ZipArchive<BufReader<File>>;
+
+/// Sheet names and the zip parts of their XML, in workbook order.
+type SheetParts = Vec<(String, String)>;
+
 /// Why a sheet's ranges are not known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ScanError {
     /// The sheet passes a limit: it must not be read at all.
     Refused(String),
-    /// The scan could not read it; calamine's own pass may.
+    /// The scan could not read it (and so the sheet is not read either).
     Unreadable(String),
 }
 
@@ -50,23 +56,11 @@ pub(super) fn scan(
     merges: Sender<SheetMerges>,
     done: Arc<AtomicBool>,
 ) {
-    let opened = File::open(path)
-        .map_err(|error| error.to_string())
-        .and_then(|file| {
-            zip::ZipArchive::new(BufReader::new(file)).map_err(|error| error.to_string())
-        });
-    let mut archive = match opened {
-        Ok(archive) => archive,
+    let Some((mut archive, sheets, checked)) = open_and_check(path) else {
         // The cell reader reports an unreadable workbook itself.
-        Err(_) => {
-            let _ = gate.send(Ok(()));
-            return;
-        }
+        let _ = gate.send(Ok(()));
+        return;
     };
-    // Without the workbook's own list, every sheet is checked before the
-    // gate opens.
-    let sheets = sheet_paths(&mut archive).unwrap_or_default();
-    let checked = check_other_parts(&mut archive, &sheets);
     let refused = checked.is_err();
     if gate.send(checked).is_err() || refused {
         return;
@@ -90,24 +84,23 @@ pub(super) fn scan(
 /// The gate alone: every XML part but the worksheets checked, for a
 /// caller that reads no cells (the sheets' names only).
 pub(super) fn check_workbook(path: &Path) -> Result<(), String> {
-    let opened = File::open(path)
-        .map_err(|error| error.to_string())
-        .and_then(|file| {
-            zip::ZipArchive::new(BufReader::new(file)).map_err(|error| error.to_string())
-        });
-    let Ok(mut archive) = opened else {
-        // calamine reports an unreadable workbook itself.
-        return Ok(());
-    };
+    // A file that is no zip: calamine reports it itself.
+    open_and_check(path).map_or(Ok(()), |(_, _, checked)| checked)
+}
+
+/// Opens the workbook, finds its sheets and checks every other part;
+/// `None` when the file is not a zip at all. Without the workbook's own
+/// list of sheets, every sheet is checked here too.
+fn open_and_check(path: &Path) -> Option<(Archive, SheetParts, Result<(), String>)> {
+    let file = File::open(path).ok()?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).ok()?;
     let sheets = sheet_paths(&mut archive).unwrap_or_default();
-    check_other_parts(&mut archive, &sheets)
+    let checked = check_other_parts(&mut archive, &sheets);
+    Some((archive, sheets, checked))
 }
 
 /// Inflates and checks every XML part but the worksheets in `sheets`.
-fn check_other_parts(
-    archive: &mut zip::ZipArchive<BufReader<File>>,
-    sheets: &[(String, String)],
-) -> Result<(), String> {
+fn check_other_parts(archive: &mut Archive, sheets: &[(String, String)]) -> Result<(), String> {
     let mut chunk = vec![0u8; 1 << 16];
     for index in 0..archive.len() {
         let mut entry = match archive.by_index(index) {
@@ -144,10 +137,7 @@ fn check_other_parts(
 
 /// A part read whole (the workbook and its relationships), checked on the
 /// way and capped: real ones are kilobytes.
-fn read_part(
-    archive: &mut zip::ZipArchive<BufReader<File>>,
-    part: &str,
-) -> Result<Vec<u8>, String> {
+fn read_part(archive: &mut Archive, part: &str) -> Result<Vec<u8>, String> {
     const MAX_LISTING: usize = 4 << 20;
     let mut entry = archive
         .by_name(part)
@@ -187,7 +177,7 @@ fn attribute(event: &quick_xml::events::BytesStart<'_>, wanted: &str) -> Option<
 
 /// The archive's part names by their lower-case form: calamine finds
 /// parts without regard to case, and so must the checks.
-fn part_names(archive: &zip::ZipArchive<BufReader<File>>) -> HashMap<String, String> {
+fn part_names(archive: &Archive) -> HashMap<String, String> {
     archive
         .file_names()
         .filter_map(Result::ok)
@@ -231,9 +221,7 @@ fn relationships(rels: &[u8], kind: &str) -> Result<Vec<(String, String)>, Strin
 /// Sheet names and the zip parts of their XML, in workbook order, found
 /// as calamine finds them: the workbook from the package's relationships,
 /// each sheet from the workbook's, parts without regard to case.
-fn sheet_paths(
-    archive: &mut zip::ZipArchive<BufReader<File>>,
-) -> Result<Vec<(String, String)>, String> {
+fn sheet_paths(archive: &mut Archive) -> Result<SheetParts, String> {
     let names = part_names(archive);
     let package = read_part(archive, &find_part(&names, "_rels/.rels")?)?;
     let document = relationships(&package, "/relationships/officeDocument")?
@@ -289,7 +277,7 @@ fn sheet_paths(
 /// chunks, checked by the guard and searched for `mergeCells`; only what
 /// follows it is parsed.
 fn merged_ranges(
-    archive: &mut zip::ZipArchive<BufReader<File>>,
+    archive: &mut Archive,
     part: &str,
     done: &AtomicBool,
 ) -> Result<Vec<Dimensions>, ScanError> {

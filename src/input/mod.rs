@@ -121,7 +121,7 @@ impl<'a> RowRef<'a> {
     /// Number of cells the row has (CSV: fields on the line).
     pub fn len(&self) -> usize {
         match self.cells {
-            Cells::Csv(record) if record.len() == 1 && self.fault().is_some() => 0,
+            Cells::Csv(_) if self.fault().is_some() => 0,
             Cells::Csv(record) => record.len(),
             Cells::Xlsx(cells) => cells.len(),
         }
@@ -134,7 +134,7 @@ impl<'a> RowRef<'a> {
     /// The cell in `column` (0-based); empty past the end of the row.
     pub fn cell(&self, column: usize) -> CellView<'a> {
         match self.cells {
-            Cells::Csv(record) if record.len() == 1 && self.fault().is_some() => CellView::Empty,
+            Cells::Csv(_) if self.fault().is_some() => CellView::Empty,
             Cells::Csv(record) => record.get(column).map_or(CellView::Empty, CellView::Text),
             Cells::Xlsx(cells) => cells.get(column).map_or(CellView::Empty, Cell::view),
         }
@@ -163,25 +163,7 @@ impl<'a> RowRef<'a> {
 /// The names of a workbook's sheets, in order, once its parts pass the
 /// checks of `xml_guard` (calamine reads the shared strings to list them).
 pub fn xlsx_sheet_names(path: &Path) -> Result<Vec<String>, InputError> {
-    use calamine::Reader;
-    let unreadable = |message: String| InputError::Unreadable {
-        path: path.to_owned(),
-        message,
-    };
-    merges::check_workbook(path).map_err(|message| {
-        unreadable(format!(
-            "{message}; this is more than any export holds, so the workbook is not read: open \
-             it in Excel, remove what is not orders and save it again, or export the orders as \
-             CSV"
-        ))
-    })?;
-    let workbook: calamine::Xlsx<_> = calamine::open_workbook(path).map_err(|error| {
-        unreadable(format!(
-            "is not a readable XLSX workbook ({error}); save it from Excel as \"Excel Workbook \
-             (.xlsx)\""
-        ))
-    })?;
-    Ok(workbook.sheet_names())
+    xlsx_source::sheet_names(path)
 }
 
 /// A data row that owns its cells, to hand to another thread.

@@ -361,6 +361,34 @@ fn is_blank(row: &SheetRow) -> bool {
     row.cells.iter().all(|cell| cell.view().is_blank())
 }
 
+/// What a workbook the checks of `xml_guard` refused is told with.
+fn refused_workbook(message: &str) -> String {
+    format!(
+        "{message}; this is more than any export holds, so the workbook is not read: open it in \
+         Excel, remove what is not orders and save it again, or export the orders as CSV"
+    )
+}
+
+fn not_a_workbook(error: &calamine::XlsxError) -> String {
+    format!(
+        "is not a readable XLSX workbook ({error}); save it from Excel as \"Excel Workbook \
+         (.xlsx)\""
+    )
+}
+
+/// The names of a workbook's sheets, in order, once its parts pass the
+/// checks of `xml_guard` (calamine reads the shared strings to list them).
+pub(super) fn sheet_names(path: &Path) -> Result<Vec<String>, InputError> {
+    let unreadable = |message: String| InputError::Unreadable {
+        path: path.to_owned(),
+        message,
+    };
+    merges::check_workbook(path).map_err(|message| unreadable(refused_workbook(&message)))?;
+    let workbook: Xlsx<BufReader<File>> =
+        open_workbook(path).map_err(|error| unreadable(not_a_workbook(&error)))?;
+    Ok(workbook.sheet_names())
+}
+
 fn read_sheet(
     path: PathBuf,
     wanted: String,
@@ -388,11 +416,7 @@ fn read_sheet(
         Err(error) => Err(format!("the workbook cannot be checked ({error})")),
     };
     if let Err(message) = gate {
-        let _ = sheet_tx.send(Err(unreadable(format!(
-            "{message}; this is more than any export holds, so the workbook is not read: open \
-             it in Excel, remove what is not orders and save it again, or export the orders as \
-             CSV"
-        ))));
+        let _ = sheet_tx.send(Err(unreadable(refused_workbook(&message))));
         return;
     }
     let mut merges_by_sheet: HashMap<String, Result<Vec<calamine::Dimensions>, ScanError>> =
@@ -400,10 +424,7 @@ fn read_sheet(
     let mut workbook: Xlsx<BufReader<File>> = match open_workbook(&path) {
         Ok(workbook) => workbook,
         Err(error) => {
-            let _ = sheet_tx.send(Err(unreadable(format!(
-                "is not a readable XLSX workbook ({error}); save it from Excel as \
-                 \"Excel Workbook (.xlsx)\""
-            ))));
+            let _ = sheet_tx.send(Err(unreadable(not_a_workbook(&error))));
             return;
         }
     };

@@ -135,9 +135,11 @@ pub fn allowed_hosts(addr: &SocketAddr, extra: &[String]) -> Vec<String> {
     }
     for name in extra {
         let name = name.trim().to_ascii_lowercase();
-        if name.contains(':') && !name.starts_with('[')
-            || name.ends_with(']') && name.contains("]:")
-        {
+        let has_port = match name.strip_prefix('[') {
+            Some(ipv6) => ipv6.contains("]:"),
+            None => name.contains(':'),
+        };
+        if has_port {
             hosts.push(name);
         } else {
             hosts.push(format!("{name}:{port}"));
@@ -482,17 +484,13 @@ fn check_data_folder(data: &Path) -> anyhow::Result<()> {
 /// posts) and the security headers on every response.
 async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    // A run's file (`/jobs/ID/files/NAME`, or `/past?…&file=NAME`).
-    let is_file = path.contains("/files/")
-        || request
-            .uri()
-            .query()
-            .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("file=")));
     let mut response = checked(&state, request, next).await;
     let headers = response.headers_mut();
-    let policy = if is_file { FILE_POLICY } else { PAGE_POLICY };
+    // A run's file brings its own policy (`serve_file`).
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(header::HeaderValue::from_static(PAGE_POLICY));
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, policy),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         // Not no-referrer: then browsers send `Origin: null`, and the
@@ -1270,6 +1268,8 @@ async fn serve_file(folder: &Path, name: &str) -> Response {
                 [
                     (header::CONTENT_TYPE, kind.to_owned()),
                     (header::CONTENT_DISPOSITION, disposition),
+                    // A run's file: nothing in it runs or loads.
+                    (header::CONTENT_SECURITY_POLICY, FILE_POLICY.to_owned()),
                 ],
                 bytes,
             )
