@@ -4,15 +4,14 @@
 //! Unknown outcomes with their own codes (`TIMEOUT`, `CONNECTION_ERROR`),
 //! so that the run retries them with the same ID and bytes.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{FixedOffset, Utc};
 use reqwest::Url;
 
-use crate::config::{ApiConfig, Config, EnvPrivateKey, PRIVATE_KEY_VARIABLE};
-use crate::protocol::keys::{KeyError, load_private_key, load_verifier, private_key_from_text};
+use crate::protocol::endpoint::{EndpointError, is_loopback};
+use crate::protocol::keys::KeyError;
 use crate::protocol::{
     DECLARE_PATH, DeclareOutcome, INQUIRE_PATH, InquiryResponse, MessageSigner, MessageVerifier,
     ReceivedResponse, classify,
@@ -26,28 +25,18 @@ pub enum ClientError {
         key: &'static str,
         env: &'static str,
     },
-    #[error(
-        "[api] endpoint is not set: set endpoint = \"sandbox\" to try the tool (nothing is \
-         declared for real), or the Alipay+ base URL (https://...) to declare"
-    )]
-    NoEndpoint,
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     #[error(
         "[api] alipay_public_key is not set, so answers from {endpoint} could not be verified \
          and a forged S would be believed: set alipay_public_key to the Alipay+ public key \
          file (or, at your own risk, verify_responses = false)"
     )]
     NoPublicKey { endpoint: String },
-    #[error("[api] endpoint \"{endpoint}\" is not a URL: {message}")]
-    BadEndpoint { endpoint: String, message: String },
-    #[error(
-        "[api] endpoint \"{endpoint}\" uses plain http:// to a host that is not loopback; use \
-         https:// (http:// is allowed only for 127.0.0.0/8, ::1 and localhost)"
-    )]
-    PlainHttp { endpoint: String },
     #[error(transparent)]
     Key(#[from] KeyError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
+    #[error("cannot build the HTTP client")]
+    Http(#[source] reqwest::Error),
 }
 
 /// Everything needed to call the API, built once before any row is sent.
@@ -90,119 +79,6 @@ impl ResponseVerification {
     }
 }
 
-/// Whether plain http:// may be used to `url`'s host.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// Parses an endpoint, refusing plain http:// except to loopback.
-pub fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
-    let url = Url::parse(endpoint).map_err(|e| ClientError::BadEndpoint {
-        endpoint: crate::protocol::without_user_info(endpoint),
-        message: e.to_string(),
-    })?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(ClientError::PlainHttp {
-            endpoint: crate::protocol::without_user_info(endpoint),
-        }),
-        other => Err(ClientError::BadEndpoint {
-            endpoint: crate::protocol::without_user_info(endpoint),
-            message: format!("scheme {other}: is not http or https"),
-        }),
-    }
-}
-
-impl ApiSettings {
-    /// Reads `[api]`: endpoint, client ID, keys (loaded now, so that a bad
-    /// key stops the run before any row), timeout.
-    pub fn from_config(config: &Config) -> Result<ApiSettings, ClientError> {
-        let api = &config.api;
-        let endpoint = api.endpoint.as_deref().ok_or(ClientError::NoEndpoint)?;
-        let base = parse_endpoint(endpoint)?;
-        let client_id = api.client_id.clone().ok_or(ClientError::Missing {
-            key: "client_id",
-            env: "DECLARE_CLIENT_ID",
-        })?;
-        let signer = signer_from_config(api)?;
-        let verifier = match (&api.alipay_public_key, verification(config, &base)?) {
-            (Some(path), ResponseVerification::Verified) => Some(load_verifier(path)?),
-            _ => None,
-        };
-        Ok(ApiSettings {
-            base,
-            client_id,
-            signer,
-            verifier,
-            timeout: Duration::from_millis(api.timeout_ms),
-        })
-    }
-}
-
-/// How answers from `base` are checked under `config`: a key is required
-/// for any endpoint that is not loopback unless `verify_responses = false`.
-pub fn verification(config: &Config, base: &Url) -> Result<ResponseVerification, ClientError> {
-    let api = &config.api;
-    match (&api.alipay_public_key, api.verify_responses) {
-        (_, false) => Ok(ResponseVerification::DisabledByConfig),
-        (Some(_), true) => Ok(ResponseVerification::Verified),
-        (None, true) if is_loopback(base) => Ok(ResponseVerification::LoopbackWithoutKey),
-        (None, true) => Err(ClientError::NoPublicKey {
-            endpoint: base.to_string(),
-        }),
-    }
-}
-
-/// The signer of `[api]`: `DECLARE_PRIVATE_KEY` (key text, or a path) wins
-/// over `private_key`. Errors name the variable, never its value.
-fn signer_from_config(api: &ApiConfig) -> Result<MessageSigner, ClientError> {
-    let variable = format!("the environment variable {PRIVATE_KEY_VARIABLE}");
-    let key = match &api.private_key_env {
-        Some(EnvPrivateKey::Text(text)) => private_key_from_text(text, &variable)?,
-        Some(EnvPrivateKey::Path(path)) => load_private_key(path).map_err(|error| match error {
-            KeyError::Read { source, .. } => KeyError::Unusable {
-                origin: variable.clone(),
-                reason: format!(
-                    "it is taken as a path (it has no newline and no -----BEGIN), and that \
-                     file cannot be read ({})",
-                    source
-                ),
-            },
-            _ => KeyError::Invalid {
-                origin: format!("the file named by {variable}"),
-                kind: "private",
-            },
-        })?,
-        None => match (&api.private_key_text, &api.private_key) {
-            (Some(key), _) => private_key_from_text(&key.text, &key.origin)?,
-            (None, Some(path)) => load_private_key(path)?,
-            (None, None) => {
-                return Err(ClientError::Missing {
-                    key: "private_key",
-                    env: PRIVATE_KEY_VARIABLE,
-                });
-            }
-        },
-    };
-    MessageSigner::new(&key, api.key_version.clone()).map_err(|why| {
-        let origin = match (&api.private_key_env, &api.private_key_text) {
-            (Some(_), _) => variable,
-            (None, Some(key)) => key.origin.clone(),
-            (None, None) => "[api] private_key".to_owned(),
-        };
-        ClientError::Key(KeyError::Unusable {
-            origin,
-            reason: why.to_string(),
-        })
-    })
-}
-
 /// `Request-Time`: now, in China Standard Time, with milliseconds.
 pub fn request_time() -> String {
     let beijing = FixedOffset::east_opt(8 * 3600).expect("valid offset");
@@ -231,7 +107,7 @@ impl DeclareClient {
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!is_loopback(&settings.base))
             .build()
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+            .map_err(ClientError::Http)?;
         let mut url = settings.base.clone();
         let joined = format!("{}{}", url.path().trim_end_matches('/'), DECLARE_PATH);
         url.set_path(&joined);
@@ -413,7 +289,7 @@ fn redirected(status: u16, location: Option<String>) -> DeclareOutcome {
 }
 
 fn transport_outcome(error: &reqwest::Error) -> DeclareOutcome {
-    let message = error_chain(error);
+    let message = crate::error_chain(error);
     if error.is_timeout() {
         DeclareOutcome::unknown("TIMEOUT", format!("no answer in time: {message}"))
     } else {
@@ -421,53 +297,9 @@ fn transport_outcome(error: &reqwest::Error) -> DeclareOutcome {
     }
 }
 
-/// An error and its causes on one line: reqwest's own message alone rarely
-/// says what happened ("error sending request").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_http_only_to_loopback() {
-        for ok in [
-            "https://open-sea-global.alipayplus.com",
-            "http://127.0.0.1:8080",
-            "http://127.1.2.3",
-            "http://[::1]:9",
-            "http://LOCALHOST:80/base",
-        ] {
-            assert!(parse_endpoint(ok).is_ok(), "{ok}");
-        }
-        for refused in [
-            "http://10.0.0.1",
-            "http://example.com",
-            "http://127.0.0.1.example.com",
-        ] {
-            assert!(
-                matches!(parse_endpoint(refused), Err(ClientError::PlainHttp { .. })),
-                "{refused}"
-            );
-        }
-        assert!(matches!(
-            parse_endpoint("ftp://127.0.0.1"),
-            Err(ClientError::BadEndpoint { .. })
-        ));
-        assert!(matches!(
-            parse_endpoint("sandbox"),
-            Err(ClientError::BadEndpoint { .. })
-        ));
-    }
 
     #[test]
     fn request_time_is_iso_8601_with_offset() {

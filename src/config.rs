@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::fields::Field;
+use crate::fields::{Field, FieldSettings};
+use crate::input::EncodingChoice;
 use crate::messages::Language;
-
-/// The customs codes the declare spec lists; anything else goes to ZONGSHU.
-pub const SPEC_CUSTOMS_CODES: [&str; 4] = ["ZONGSHU", "ZHENGZHOU", "NINGBO", "SHANGHAI_CBT"];
+use crate::protocol::SPEC_CUSTOMS_CODES;
+use crate::validate::AmountUnit;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -206,28 +206,6 @@ pub struct InputConfig {
     pub amount_unit: AmountUnit,
 }
 
-/// How CSV bytes are decoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum EncodingChoice {
-    /// A BOM, else UTF-8 when the file is valid UTF-8, else GB18030.
-    #[default]
-    #[serde(rename = "auto")]
-    Auto,
-    #[serde(rename = "utf-8", alias = "utf8", alias = "UTF-8")]
-    Utf8,
-    #[serde(rename = "gb18030", alias = "GB18030", alias = "gbk", alias = "GBK")]
-    Gb18030,
-}
-
-/// The unit of `declarationAmount.value` in the input.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AmountUnit {
-    #[default]
-    Fen,
-    Yuan,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
@@ -253,25 +231,6 @@ impl Default for ValidateConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxConfig {
     pub payments: Option<PathBuf>,
-}
-
-/// `[columns]` and `[defaults]` resolved to fields.
-#[derive(Debug, Clone, Default)]
-pub struct FieldSettings {
-    /// Header configured for each field (by [`Field::index`]); `None` means
-    /// the canonical name.
-    pub columns: [Option<String>; 18],
-    /// Default value for each field, trimmed; `None` when there is none.
-    pub defaults: [Option<String>; 18],
-}
-
-impl FieldSettings {
-    /// The header a field is looked up under.
-    pub fn header_for(&self, field: Field) -> &str {
-        self.columns[field.index()]
-            .as_deref()
-            .unwrap_or(field.name())
-    }
 }
 
 impl Config {
@@ -416,20 +375,6 @@ impl Config {
             settings.defaults[field.index()].get_or_insert_with(|| value.to_owned());
         }
         Ok(settings)
-    }
-
-    /// What makes a row of the input its header row: the headers of every
-    /// required field without a default, or `[input] header_row`.
-    pub fn header_search(&self, settings: &FieldSettings) -> crate::input::HeaderSearch {
-        let required = Field::ALL
-            .iter()
-            .filter(|field| field.always_required() && settings.defaults[field.index()].is_none())
-            .map(|&field| settings.header_for(field).to_owned())
-            .collect();
-        crate::input::HeaderSearch {
-            required,
-            fixed_row: (self.input.header_row > 0).then_some(self.input.header_row),
-        }
     }
 
     /// The allowed customs codes, upper-cased like the input's.

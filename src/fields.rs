@@ -28,6 +28,25 @@ pub enum Field {
     ExpireDate,
 }
 
+/// `[columns]` and `[defaults]` resolved to fields.
+#[derive(Debug, Clone, Default)]
+pub struct FieldSettings {
+    /// Header configured for each field (by [`Field::index`]); `None` means
+    /// the canonical name.
+    pub columns: [Option<String>; 18],
+    /// Default value for each field, trimmed; `None` when there is none.
+    pub defaults: [Option<String>; 18],
+}
+
+impl FieldSettings {
+    /// The header a field is looked up under.
+    pub fn header_for(&self, field: Field) -> &str {
+        self.columns[field.index()]
+            .as_deref()
+            .unwrap_or(field.name())
+    }
+}
+
 impl Field {
     /// Every field, in the contract's order.
     pub const ALL: [Field; 18] = [

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cmd::InputArgs;
 use crate::config::Config;
 use crate::fields::Field;
+use crate::settings::{Overrides, Settings};
 use crate::validate::{CrossRowIndex, Outcome, Verdict, validate_stream};
 
 /// What one input came to.
@@ -67,14 +67,9 @@ pub fn csv_file_from_fuzz_input(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn check_file(input: PathBuf) -> Result<InputVerdict, String> {
-    let args = InputArgs {
-        input,
-        config: None,
-        out: PathBuf::from("unused"),
-        sheet: None,
-    };
-    let config = Config::default();
-    let (mut source, rules) = args.open(&config).map_err(|e| format!("{e:#}"))?;
+    let settings = Settings::resolve(Config::default(), None, Overrides::default());
+    let (mut source, rules) =
+        crate::run::open_input(&input, &settings.input).map_err(|e| format!("{e:#}"))?;
     let mut verdict = InputVerdict::default();
     let mut last_line = source.header_line();
     validate_stream(

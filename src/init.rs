@@ -388,7 +388,7 @@ mod tests {
         let text = config_text("a.csv", None, 3, &mapping, "yuan", "amounts have decimals");
         let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
         assert_eq!(config.api.endpoint.as_deref(), Some("sandbox"));
-        assert_eq!(config.input.amount_unit, crate::config::AmountUnit::Yuan);
+        assert_eq!(config.input.amount_unit, crate::validate::AmountUnit::Yuan);
         assert_eq!(config.columns["paymentRequestId"], "支付单号");
         assert_eq!(
             config.output.language,

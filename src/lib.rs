@@ -21,4 +21,25 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
+pub mod settings;
 pub mod validate;
+
+/// An error and its causes on one line, for messages shown without
+/// anyhow's `{:#}`: a library's own message alone rarely says what happened
+/// ("error sending request"). A cause that only repeats the text before it
+/// (as SQLite's code does its own error) is said once.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut last = message.clone();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if text != last {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        last = text;
+        source = inner.source();
+    }
+    message
+}

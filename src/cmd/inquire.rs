@@ -3,19 +3,14 @@
 //! holds as declared. The endpoint and client ID come from the folder's
 //! `run.json`, the keys from the config.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::config::Config;
-use crate::declare::Journal;
 use crate::exit;
-use crate::ledger::Ledger;
-use crate::outdir::OutLock;
-use crate::run::inquire::{InquirySettings, client_for_run, inquire_folder, update_summary};
-use crate::run::{EMBEDDED_ENDPOINT, RunRecord};
+use crate::run::inquire::inquire_recorded_run;
 use crate::say;
+use crate::settings::{Overrides, Settings};
 
 #[derive(Debug, clap::Args)]
 pub struct InquireOpts {
@@ -33,65 +28,22 @@ pub struct InquireOpts {
 impl InquireOpts {
     pub fn exec(self, quiet: bool) -> anyhow::Result<u8> {
         let out = self.out.as_path();
-        if !out.join("run.json").exists() {
-            bail!(
-                "{} holds no run (no run.json); give the --out folder of a declare-batch run",
-                out.display()
-            );
-        }
-        let _lock = OutLock::take(out, "inquire")?;
-        let record = RunRecord::read(out)
-            .with_context(|| format!("{} is damaged", out.join("run.json").display()))?;
-        if record.endpoint == EMBEDDED_ENDPOINT {
-            bail!(
-                "the run in {} declared to the embedded sandbox, which is gone with its run: \
-                 there is nothing to ask. Use run --resolve-unknown to inquire while it runs",
-                out.display()
-            );
-        }
-        if record.endpoint.is_empty() {
-            bail!(
-                "the run in {} was made by an earlier version that did not record its endpoint; \
-                 run the same run command again with this version first",
-                out.display()
-            );
-        }
-        let config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::without_file(),
-        };
-        let ledger_path = self
-            .ledger
-            .clone()
-            .or_else(|| record.ledger.clone())
-            .or_else(|| config.ledger.path.clone())
-            .unwrap_or_else(|| default_ledger(self.config.as_deref()));
-        let settings = InquirySettings {
-            rate_per_sec: config.run.rate_per_sec,
-            max_attempts: config.run.max_attempts.max(1),
-            backoff_base: Duration::from_millis(config.run.backoff_base_ms),
-        };
-        let client = client_for_run(&record, config)?;
-        let mut ledger = Ledger::open(&ledger_path, &record.endpoint, &record.client_id)?;
-        ledger.begin_run(out, Path::new(&record.input), "")?;
-        let (mut journal, _) = Journal::open(&out.join("journal.jsonl"))?;
+        let settings = Settings::load(
+            self.config.as_deref(),
+            Overrides {
+                ledger: self.ledger.clone(),
+                ..Overrides::default()
+            },
+        )?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let report = runtime.block_on(inquire_folder(
-            out,
-            &client,
-            &ledger,
-            &mut journal,
-            &settings,
-            |notice| {
-                if !quiet {
-                    say!("declare-batch: {notice}");
-                }
-            },
-        ))?;
-        update_summary(out, &report)?;
+        let report = runtime.block_on(inquire_recorded_run(out, &settings, |notice| {
+            if !quiet {
+                say!("declare-batch: {notice}");
+            }
+        }))?;
         if !quiet {
             let statuses: Vec<String> = report
                 .by_status
@@ -130,12 +82,4 @@ impl InquireOpts {
             exit::UNFINISHED
         })
     }
-}
-
-/// The ledger beside the config file, or in the working folder.
-fn default_ledger(config: Option<&Path>) -> PathBuf {
-    config
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .join(crate::ledger::DEFAULT_FILE)
 }

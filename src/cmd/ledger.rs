@@ -1,17 +1,15 @@
 //! `declare-batch ledger export`: every declaration the ledger holds for
 //! the config's endpoint and client ID, as CSV on stdout, for audits.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use chrono::{Local, NaiveDate, TimeZone};
 
-use crate::client::parse_endpoint;
-use crate::config::Config;
 use crate::exit;
 use crate::ledger::{Ledger, ledger_time};
 use crate::protocol::Status;
-use crate::run::{EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT};
+use crate::settings::{Overrides, Settings};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LedgerCommand {
@@ -58,31 +56,18 @@ impl LedgerCommand {
 
 impl ExportOpts {
     fn exec(self) -> anyhow::Result<u8> {
-        let config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::without_file(),
-        };
-        let (endpoint, client_id) = match config.api.endpoint.as_deref() {
-            None | Some("sandbox") => (EMBEDDED_ENDPOINT.to_owned(), EMBEDDED_CLIENT_ID.to_owned()),
-            Some(endpoint) => (
-                parse_endpoint(endpoint)?.to_string(),
-                config.api.client_id.clone().context(
-                    "the config has no [api] client_id (or DECLARE_CLIENT_ID): the ledger keeps \
-                     declarations by endpoint and client ID",
-                )?,
-            ),
-        };
-        let path = self
-            .ledger
-            .clone()
-            .or_else(|| config.ledger.path.clone())
-            .unwrap_or_else(|| {
-                self.config
-                    .as_deref()
-                    .and_then(Path::parent)
-                    .unwrap_or(Path::new("."))
-                    .join(crate::ledger::DEFAULT_FILE)
-            });
+        let settings = Settings::load(
+            self.config.as_deref(),
+            Overrides {
+                ledger: self.ledger.clone(),
+                ..Overrides::default()
+            },
+        )?;
+        let (endpoint, client_id) = settings.scope().context(
+            "the ledger keeps declarations by endpoint and client ID: give the --config the \
+             runs used",
+        )?;
+        let path = settings.ledger.standing();
         if !path.exists() {
             bail!(
                 "there is no ledger at {}; give --ledger, or the --config the runs used",

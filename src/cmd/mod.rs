@@ -15,9 +15,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
-use crate::input::RowSource;
-use crate::validate::RowRules;
+use crate::settings::{Overrides, Settings};
 
 /// The exit codes, shown by every `--help`.
 const EXIT_CODES_HELP: &str = "\
@@ -157,28 +155,13 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    /// The config file, or the defaults without one.
-    pub fn load_config(&self) -> anyhow::Result<Config> {
-        Ok(match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::without_file(),
-        })
-    }
-
-    /// The sheet to read: --sheet, else [input] sheet.
-    pub fn sheet(&self, config: &Config) -> String {
-        self.sheet.clone().unwrap_or(config.input.sheet.clone())
-    }
-
-    /// Opens the input up to its header row and resolves its columns into
-    /// the rules for its rows; problems with the file or the mapping are
-    /// fatal and name the file.
-    pub fn open(&self, config: &Config) -> anyhow::Result<(RowSource, RowRules)> {
-        crate::run::open_input(
-            &self.input,
-            self.config.as_deref(),
-            config,
-            &self.sheet(config),
-        )
+    /// The settings of the config file (or the defaults without one) under
+    /// `--sheet` and the command's own overrides.
+    pub fn settings(&self, overrides: Overrides) -> anyhow::Result<Settings> {
+        let overrides = Overrides {
+            sheet: self.sheet.clone(),
+            ..overrides
+        };
+        Ok(Settings::load(self.config.as_deref(), overrides)?)
     }
 }

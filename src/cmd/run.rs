@@ -18,6 +18,7 @@ use crate::messages::Language;
 use crate::report::write_problem_table;
 use crate::run::{Phase, Progress, RunOptions, RunPlan, RunSummary, execute};
 use crate::say;
+use crate::settings::Overrides;
 
 #[derive(Debug, clap::Args)]
 pub struct RunOpts {
@@ -53,21 +54,21 @@ pub struct RunOpts {
 
 impl RunOpts {
     pub fn exec(self, quiet: bool) -> anyhow::Result<u8> {
-        let config = self.input.load_config()?;
-        let options = RunOptions {
-            input: self.input.input.clone(),
-            config_path: self.input.config.clone(),
-            out: self.input.out.clone(),
-            sheet: self.input.sheet.clone(),
+        let settings = self.input.settings(Overrides {
             rate: self.rate,
             concurrency: self.concurrency,
-            fresh: self.fresh,
             ledger: self.ledger.clone(),
+            ..Overrides::default()
+        })?;
+        let options = RunOptions {
+            input: self.input.input.clone(),
+            out: self.input.out.clone(),
+            fresh: self.fresh,
             resend_failed: self.resend_failed,
             resolve_unknown: self.resolve_unknown,
         };
-        let language = config.output.language;
-        let plan = RunPlan::prepare(options, config)?;
+        let language = settings.language;
+        let plan = RunPlan::prepare(options, settings)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::messages::Language;
 use crate::report::write_problem_table;
 use crate::run::validate::{ValidateSummary, validate_input};
+use crate::settings::Overrides;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateOpts {
@@ -16,17 +17,11 @@ pub struct ValidateOpts {
 
 impl ValidateOpts {
     pub fn exec(self, quiet: bool) -> anyhow::Result<u8> {
-        let config = self.input.load_config()?;
-        let summary = validate_input(
-            &self.input.input,
-            self.input.config.as_deref(),
-            &config,
-            &self.input.sheet(&config),
-            &self.input.out,
-        )?;
+        let settings = self.input.settings(Overrides::default())?;
+        let summary = validate_input(&self.input.input, &settings, &self.input.out)?;
         if !quiet {
             // A closed stdout loses the table, not the outputs.
-            let _ = print_summary(&summary, &self.input.out, config.output.language);
+            let _ = print_summary(&summary, &self.input.out, settings.language);
         }
         Ok(summary.exit_code)
     }

@@ -10,9 +10,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
+use super::EncodingChoice;
 use super::decode::{EncodingRefusal, Gb18030Reader, TextEncoding, Utf8Scan, choose_encoding};
 use super::{Cells, InputError, RowRef};
-use crate::config::EncodingChoice;
 
 pub(super) struct CsvSource {
     reader: csv::Reader<RecordLimit<LineEndings<Box<dyn Read + Send>>>>,

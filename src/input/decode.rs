@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use encoding_rs::{DecoderResult, GB18030};
 use sha2::{Digest, Sha256};
 
-use crate::config::EncodingChoice;
+use super::EncodingChoice;
 
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const GB18030_BOM: &[u8] = b"\x84\x31\x95\x33";

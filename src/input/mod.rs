@@ -19,7 +19,18 @@ pub use cell::{Cell, CellDamage, CellView, a1_reference, decimal_15};
 pub use decode::{TextEncoding, UTF8_BOM};
 pub use header::{HEADER_SEARCH_ROWS, HeaderSearch};
 
-use crate::config::EncodingChoice;
+/// How CSV bytes are decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum EncodingChoice {
+    /// A BOM, else UTF-8 when the file is valid UTF-8, else GB18030.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "utf-8", alias = "utf8", alias = "UTF-8")]
+    Utf8,
+    #[serde(rename = "gb18030", alias = "GB18030", alias = "gbk", alias = "GBK")]
+    Gb18030,
+}
 
 /// A fatal problem with the input file as a whole.
 #[derive(Debug, thiserror::Error)]

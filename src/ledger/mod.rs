@@ -50,11 +50,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Why the ledger cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    // The SQLite error is in the message, not a source, so that it is
-    // said once wherever the error is shown.
-    #[error("cannot open the ledger {path}: {source}")]
+    // Each cause is a source, never also in the message: shown with its
+    // chain (anyhow's `{:#}`, `error_chain`), it is said once.
+    #[error("cannot open the ledger {path}")]
     Open {
         path: PathBuf,
+        #[source]
         source: rusqlite::Error,
     },
     #[error(
@@ -63,9 +64,10 @@ pub enum LedgerError {
          ledger's folder, or give --ledger a new file to start a new ledger"
     )]
     KeyMissing { path: PathBuf, key: PathBuf },
-    #[error("cannot use the ledger's fingerprint key {path}: {source}")]
+    #[error("cannot use the ledger's fingerprint key {path}")]
     Key {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error(
@@ -77,9 +79,10 @@ pub enum LedgerError {
         found: i64,
         known: i64,
     },
-    #[error("the ledger {path}: {source}")]
+    #[error("cannot use the ledger {path}")]
     Sql {
         path: PathBuf,
+        #[source]
         source: rusqlite::Error,
     },
     #[error(

@@ -367,3 +367,21 @@ fn processes_making_one_new_ledger_at_once_share_its_key() {
         assert!(left.is_empty(), "{left:?}");
     }
 }
+
+#[test]
+fn a_cause_is_said_once() {
+    let locked = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some("database is locked".to_owned()),
+    );
+    let cause = "database is locked";
+    let error = LedgerError::Open {
+        path: "l.db".into(),
+        source: locked,
+    };
+    let chain = crate::error_chain(&error);
+    assert_eq!(chain.matches(cause).count(), 1, "{chain}");
+    let shown = format!("{:#}", anyhow::Error::new(error));
+    assert_eq!(shown.matches(cause).count(), 1, "{shown}");
+    assert!(shown.starts_with("cannot open the ledger l.db"), "{shown}");
+}

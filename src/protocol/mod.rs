@@ -4,6 +4,7 @@
 //! verification, key loading, and the response with its classification.
 
 mod body;
+pub mod endpoint;
 pub mod keys;
 mod response;
 pub mod signing;
@@ -12,11 +13,17 @@ pub use body::{
     Amount, BODY_FORMAT_VERSION, BuyerCertificate, Customs, DeclareRequest, HolderName,
     MerchantCustomsInfo,
 };
+pub use endpoint::{
+    EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT, Endpoint, EndpointError, parse_endpoint,
+};
 pub use response::{
     DeclarationRecord, DeclareOutcome, DeclareResponse, InquiryResponse, ReceivedResponse,
     ResultInfo, Status, classify,
 };
 pub use signing::{MessageSigner, MessageVerifier};
+
+/// The customs codes the declare spec lists.
+pub const SPEC_CUSTOMS_CODES: [&str; 4] = ["ZONGSHU", "ZHENGZHOU", "NINGBO", "SHANGHAI_CBT"];
 
 /// Path of the declare API, appended to the configured endpoint.
 pub const DECLARE_PATH: &str = "/aps/api/v1/customs/declare";

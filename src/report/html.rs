@@ -276,7 +276,7 @@ fn render(out: &Path, data: &ReportData<'_>) -> io::Result<String> {
         escape(data.input),
         label(Label::Title)
     );
-    if data.endpoint == Some(crate::run::EMBEDDED_ENDPOINT) {
+    if data.endpoint == Some(crate::protocol::EMBEDDED_ENDPOINT) {
         let _ = writeln!(page, "<p class=\"sandbox\">{}</p>", label(Label::Sandbox));
     }
     page.push_str("<table>\n");

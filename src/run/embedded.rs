@@ -8,16 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::client::{ApiSettings, parse_endpoint};
-use crate::config::Config;
+use crate::client::ApiSettings;
 use crate::protocol::keys::generate_key_pair;
-use crate::protocol::{MessageSigner, MessageVerifier};
+use crate::protocol::{
+    EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT, Endpoint, MessageSigner, MessageVerifier, parse_endpoint,
+};
 use crate::sandbox::{Payments, RunningSandbox, SAMPLE_PAYMENTS, Sandbox, SandboxSettings};
-
-/// The endpoint name of the embedded sandbox in `summary.json` and `run.json`.
-pub const EMBEDDED_ENDPOINT: &str = "embedded-sandbox";
-/// The client ID the embedded sandbox knows.
-pub const EMBEDDED_CLIENT_ID: &str = "SANDBOX_CLIENT";
+use crate::settings::Settings;
 
 /// Where the run declares to.
 pub enum Target {
@@ -27,12 +24,10 @@ pub enum Target {
 }
 
 impl Target {
-    /// The target a config names: without a config file, or with
-    /// `endpoint = "sandbox"`, the embedded sandbox.
-    pub fn from_config(config: &Config, has_file: bool) -> anyhow::Result<Target> {
-        let embedded = !has_file || config.api.endpoint.as_deref() == Some("sandbox");
-        Ok(if embedded {
-            let payments = match &config.sandbox.payments {
+    /// The target of the settings' endpoint, its keys or payments loaded.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Target> {
+        Ok(if settings.endpoint()? == &Endpoint::EmbeddedSandbox {
+            let payments = match &settings.sandbox_payments {
                 Some(path) => Payments::load(path).map_err(anyhow::Error::msg)?,
                 // The samples, and the input's own payments taken as paid.
                 None => Payments::read(SAMPLE_PAYMENTS.as_bytes())
@@ -41,7 +36,7 @@ impl Target {
             };
             Target::Embedded(payments)
         } else {
-            Target::Remote(Box::new(ApiSettings::from_config(config)?))
+            Target::Remote(Box::new(settings.remote_api()?))
         })
     }
 
@@ -59,7 +54,7 @@ impl Target {
 /// settings that reach it.
 pub async fn start_embedded_sandbox(
     payments: Payments,
-    config: &Config,
+    timeout: Duration,
 ) -> anyhow::Result<(RunningSandbox, ApiSettings)> {
     let (client_key, sandbox_key) =
         tokio::task::spawn_blocking(|| (generate_key_pair(), generate_key_pair()))
@@ -80,7 +75,7 @@ pub async fn start_embedded_sandbox(
         client_id: EMBEDDED_CLIENT_ID.to_owned(),
         signer: MessageSigner::new(&client_key, "1")?,
         verifier: Some(MessageVerifier::new(sandbox_key.as_public_key())?),
-        timeout: Duration::from_millis(config.api.timeout_ms),
+        timeout,
     };
     Ok((running, api))
 }

@@ -10,9 +10,9 @@ use chrono::Local;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
 use crate::protocol::BODY_FORMAT_VERSION;
 use crate::report::hex;
+use crate::settings::InputSettings;
 
 /// Output files of a run, which `--fresh` moves aside.
 pub const OUTPUTS: [&str; 12] = [
@@ -68,22 +68,21 @@ impl RunRecord {
 pub fn identity(
     input_sha256: &str,
     endpoint: &str,
-    config: &Config,
+    input: &InputSettings,
     client_id: &str,
-    sheet: &str,
 ) -> String {
     let mut shape = serde_json::json!({
         "input_sha256": input_sha256,
         "endpoint": endpoint,
         "client_id": client_id,
-        "sheet": sheet,
-        "columns": config.columns,
-        "defaults": config.defaults,
-        "amount_unit": format!("{:?}", config.input.amount_unit),
+        "sheet": input.sheet,
+        "columns": input.columns_as_written,
+        "defaults": input.defaults_as_written,
+        "amount_unit": format!("{:?}", input.amount_unit),
     });
     // Only when set, so that runs from before the key keep their identity.
-    if config.input.header_row > 0 {
-        shape["header_row"] = config.input.header_row.into();
+    if input.header_row > 0 {
+        shape["header_row"] = input.header_row.into();
     }
     hex(&Sha256::digest(shape.to_string().as_bytes()))
 }

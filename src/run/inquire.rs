@@ -10,23 +10,25 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use governor::{Quota, RateLimiter};
 use serde::Serialize;
 
-use crate::client::{ApiSettings, DeclareClient, parse_endpoint};
-use crate::config::Config;
+use crate::client::DeclareClient;
 use crate::declare::{Journal, StatusCounts, backoff};
 use crate::input::{OwnedRow, UTF8_BOM};
 use crate::ledger::{CustomsOutcome, Ledger};
+use crate::outdir::OutLock;
 use crate::protocol::{DeclarationRecord, DeclareOutcome, Status};
+use crate::protocol::{EMBEDDED_ENDPOINT, parse_endpoint};
 use crate::report::{
     AtomicFile, RESULT_HEADER, ResultRow, ResultSource, read_output_csv, timestamp,
     write_retry_xlsx,
 };
 use crate::run::RunRecord;
+pub use crate::settings::InquirySettings;
+use crate::settings::Settings;
 
 /// IDs per inquiry: the API takes at most 10.
 pub const IDS_PER_CALL: usize = 10;
@@ -48,15 +50,6 @@ pub const CUSTOMS_HEADER: [&str; 11] = [
 
 /// The status written to `customs.csv` for an ID Alipay+ does not know.
 pub const NOT_FOUND: &str = "NOT_FOUND";
-
-/// How inquiries are paced and retried.
-#[derive(Debug, Clone)]
-pub struct InquirySettings {
-    /// Calls started per second; 0 = no limit.
-    pub rate_per_sec: u32,
-    pub max_attempts: u32,
-    pub backoff_base: Duration,
-}
 
 /// What the inquiries came to.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -117,6 +110,57 @@ fn matches_row(record: &DeclarationRecord, row: &ResultRow) -> bool {
         _ => true,
     };
     customs && amount && reference
+}
+
+/// The inquiry of a run's folder as `inquire` and the page make it: the
+/// folder's lock taken, its `run.json` read (a run of the embedded sandbox
+/// is refused: that sandbox is gone), the settings checked to be the
+/// run's, the inquiry recorded as a run in the ledger, every S and U row
+/// asked about, and `summary.json` brought up to date.
+pub async fn inquire_recorded_run(
+    out: &Path,
+    settings: &Settings,
+    notice: impl FnMut(&str),
+) -> anyhow::Result<InquiryReport> {
+    if !out.join("run.json").exists() {
+        bail!(
+            "{} holds no run (no run.json); give the --out folder of a declare-batch run",
+            out.display()
+        );
+    }
+    let _lock = OutLock::take(out, "inquire")?;
+    let record = RunRecord::read(out)
+        .with_context(|| format!("{} is damaged", out.join("run.json").display()))?;
+    if record.endpoint == EMBEDDED_ENDPOINT {
+        bail!(
+            "the run in {} declared to the embedded sandbox, which is gone with its run: there \
+             is nothing to ask. Use run --resolve-unknown to inquire while it runs",
+            out.display()
+        );
+    }
+    if record.endpoint.is_empty() {
+        bail!(
+            "the run in {} was made by an earlier version that did not record its endpoint; run \
+             the same run command again with this version first",
+            out.display()
+        );
+    }
+    let ledger_path = settings.ledger.for_recorded_run(record.ledger.as_deref());
+    let client = client_for_run(&record, settings)?;
+    let mut ledger = Ledger::open(&ledger_path, &record.endpoint, &record.client_id)?;
+    ledger.begin_run(out, Path::new(&record.input), "")?;
+    let (mut journal, _) = Journal::open(&out.join("journal.jsonl"))?;
+    let report = inquire_folder(
+        out,
+        &client,
+        &ledger,
+        &mut journal,
+        &settings.inquiry,
+        notice,
+    )
+    .await?;
+    update_summary(out, &report)?;
+    Ok(report)
 }
 
 /// Inquires about every S and U row of the run in `out` and settles the U
@@ -402,20 +446,22 @@ pub fn exit_code_for(results: &StatusCounts, rejected: u64) -> u8 {
     }
 }
 
-/// The client for the run's endpoint and client ID with the config's keys;
-/// a config naming another endpoint or client ID is refused.
-pub fn client_for_run(record: &RunRecord, mut config: Config) -> anyhow::Result<DeclareClient> {
+/// The client for the run's endpoint and client ID with the settings'
+/// keys; settings naming another endpoint or client ID are refused.
+pub fn client_for_run(record: &RunRecord, settings: &Settings) -> anyhow::Result<DeclareClient> {
     let run_base = parse_endpoint(&record.endpoint)?;
-    if let Some(endpoint) = config.api.endpoint.as_deref() {
-        let base = parse_endpoint(endpoint)?;
-        if base != run_base {
-            bail!(
-                "the config declares to {base}, but the run declared to {run_base}; give the \
-                 config the run was made with"
-            );
-        }
+    match settings.endpoint() {
+        Ok(crate::protocol::Endpoint::Remote(base)) if *base != run_base => bail!(
+            "the config declares to {base}, but the run declared to {run_base}; give the \
+             config the run was made with"
+        ),
+        Ok(crate::protocol::Endpoint::EmbeddedSandbox) if settings.config_path.is_some() => bail!(
+            "the config declares to the embedded sandbox, but the run declared to {run_base}; \
+             give the config the run was made with"
+        ),
+        _ => {}
     }
-    if let Some(client_id) = config.api.client_id.as_deref()
+    if let Some(client_id) = settings.api.client_id.as_deref()
         && client_id != record.client_id
     {
         bail!(
@@ -424,12 +470,10 @@ pub fn client_for_run(record: &RunRecord, mut config: Config) -> anyhow::Result<
             record.client_id
         );
     }
-    config.api.endpoint = Some(record.endpoint.clone());
-    config.api.client_id = Some(record.client_id.clone());
-    let api = ApiSettings::from_config(&config)?;
-    let verification = crate::client::verification(&config, &api.base)?;
-    if let Some(warning) = verification.warning(api.base.as_str()) {
+    let verification = settings.api.verification(&run_base)?;
+    if let Some(warning) = verification.warning(run_base.as_str()) {
         tracing::warn!("{warning}");
     }
+    let api = settings.api.client_settings(run_base, &record.client_id)?;
     Ok(DeclareClient::new(api)?)
 }

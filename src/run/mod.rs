@@ -15,10 +15,9 @@ mod outputs;
 pub mod validate;
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use chrono::Local;
@@ -27,13 +26,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{DeclareClient, ResponseVerification};
-use crate::config::Config;
 use crate::declare::{
-    BeforeSend, Job, Journal, Replay, RunSettings, StatusCounts, StopReason, Tally, declare_all,
+    BeforeSend, Job, Journal, Replay, StatusCounts, StopReason, Tally, declare_all,
 };
 use crate::exit;
 use crate::fields::Field;
-use crate::input::{InputFormat, InputOptions, RowRef, RowSource};
+use crate::input::{InputFormat, RowRef, RowSource};
 use crate::ledger::{Decision, Earlier, Ledger, LedgerError, Refusal};
 use crate::messages::{EarlierRun, RowMessage};
 use crate::outdir::OutLock;
@@ -43,30 +41,22 @@ use crate::report::{
     ProblemCount, RejectedWriter, ResultRow, ResultsWriter, RowCounts, hex, timestamp, write_json,
     write_results_xlsx, write_retry, write_retry_xlsx,
 };
+use crate::settings::{InputSettings, Settings};
 use crate::validate::{
     ColumnMap, CrossRowIndex, Outcome, Problem, RowRules, Verdict, validate_stream,
 };
 
-pub use embedded::{EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT, Target, start_embedded_sandbox};
+pub use embedded::{Target, start_embedded_sandbox};
 pub use folder::RunRecord;
 pub use outputs::{Outputs, WriteFailures, raw_answer, result_row};
 
-/// What to run: the input, its config, the out folder and the overrides
-/// the command line gives.
+/// What to run: the input, the out folder and what the command line asks
+/// of this run beyond its settings.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub input: PathBuf,
-    /// The config file, if any (without one, the embedded sandbox).
-    pub config_path: Option<PathBuf>,
     pub out: PathBuf,
-    /// `--sheet`, which wins over `[input] sheet`.
-    pub sheet: Option<String>,
-    /// `--rate`, which wins over `[run] rate_per_sec`.
-    pub rate: Option<u32>,
-    pub concurrency: Option<NonZeroUsize>,
     pub fresh: bool,
-    /// `--ledger`, which wins over `[ledger] path`.
-    pub ledger: Option<PathBuf>,
     /// `--resend-failed`: send rows whose identical request the ledger
     /// holds as F.
     pub resend_failed: bool,
@@ -78,52 +68,21 @@ pub struct RunOptions {
 /// Opens an input up to its header row and resolves its columns into the
 /// rules for its rows; problems with the file or the mapping are fatal and
 /// name the file. Shared by `validate` and `run`.
-pub fn open_input(
-    input: &Path,
-    config_path: Option<&Path>,
-    config: &Config,
-    sheet: &str,
-) -> anyhow::Result<(RowSource, RowRules)> {
-    let config_path = config_path.unwrap_or(Path::new("(no config)"));
-    let settings = config.field_settings(config_path)?;
-    let options = InputOptions {
-        encoding: config.input.encoding,
-        sheet: sheet.to_owned(),
-        header: config.header_search(&settings),
-    };
-    let source = RowSource::open(input, &options)?;
-    let (map, warnings) = ColumnMap::resolve(source.headers(), &settings, source.header_line())
-        .with_context(|| format!("{}", input.display()))?;
+pub fn open_input(input: &Path, settings: &InputSettings) -> anyhow::Result<(RowSource, RowRules)> {
+    let source = RowSource::open(input, &settings.open_options())?;
+    let (map, warnings) =
+        ColumnMap::resolve(source.headers(), &settings.fields, source.header_line())
+            .with_context(|| format!("{}", input.display()))?;
     for warning in warnings {
         tracing::warn!("{}: {warning}", input.display());
     }
     let rules = RowRules::new(
         map,
-        config.customs_codes(),
-        config.input.amount_unit,
+        settings.customs_codes.clone(),
+        settings.amount_unit,
         source.expected_width(),
     );
     Ok((source, rules))
-}
-
-/// Where the ledger is: `--ledger`, else `[ledger] path`, else beside the
-/// config file, or inside the out folder for the embedded sandbox (whose
-/// declarations are gone with it).
-fn ledger_path(options: &RunOptions, config: &Config, target: &Target) -> PathBuf {
-    if let Some(path) = options
-        .ledger
-        .clone()
-        .or_else(|| config.ledger.path.clone())
-    {
-        return path;
-    }
-    match (target, &options.config_path) {
-        (Target::Remote(_), Some(config_path)) => config_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(crate::ledger::DEFAULT_FILE),
-        _ => options.out.join(crate::ledger::DEFAULT_FILE),
-    }
 }
 
 /// An earlier run's declaration as messages name it, its time local.
@@ -185,9 +144,8 @@ fn ledger_problem(rules: &RowRules, request: &DeclareRequest, refusal: Refusal) 
 /// folder is locked and the journal open.
 pub struct RunPlan {
     options: RunOptions,
-    config: Config,
+    settings: Settings,
     target: Target,
-    settings: RunSettings,
     response_signatures: ResponseVerification,
     source: RowSource,
     rules: RowRules,
@@ -204,32 +162,16 @@ pub struct RunPlan {
 impl RunPlan {
     /// Loads the target, takes the out folder, opens the input and the
     /// journal, and records the run in `run.json`.
-    pub fn prepare(options: RunOptions, config: Config) -> anyhow::Result<RunPlan> {
+    pub fn prepare(options: RunOptions, settings: Settings) -> anyhow::Result<RunPlan> {
         let started_at = Local::now();
         let clock = Instant::now();
-        let target = Target::from_config(&config, options.config_path.is_some())?;
-        let response_signatures = match &target {
-            // The embedded sandbox's answers are always verified.
-            Target::Embedded(_) => ResponseVerification::Verified,
-            Target::Remote(api) => {
-                let verification = crate::client::verification(&config, &api.base)?;
-                if let Some(warning) = verification.warning(api.base.as_str()) {
-                    tracing::warn!("{warning}");
-                }
-                verification
-            }
-        };
-        let settings = RunSettings {
-            rate_per_sec: options.rate.unwrap_or(config.run.rate_per_sec),
-            burst: config.run.burst,
-            concurrency: options
-                .concurrency
-                .map_or(config.run.concurrency, usize::from)
-                .max(1),
-            max_attempts: config.run.max_attempts.max(1),
-            backoff_base: Duration::from_millis(config.run.backoff_base_ms),
-            breaker_threshold: 20,
-        };
+        let target = Target::from_settings(&settings)?;
+        let response_signatures = settings.response_verification()?;
+        if let Target::Remote(api) = &target
+            && let Some(warning) = response_signatures.warning(api.base.as_str())
+        {
+            tracing::warn!("{warning}");
+        }
 
         let out = options.out.as_path();
         crate::outdir::create_private_folder(out)
@@ -237,24 +179,15 @@ impl RunPlan {
         folder::refuse_input_inside_out(&options.input, out)?;
         let lock = OutLock::take(out, "run")?;
 
-        let sheet = options
-            .sheet
-            .clone()
-            .unwrap_or_else(|| config.input.sheet.clone());
-        let (mut source, rules) = open_input(
-            &options.input,
-            options.config_path.as_deref(),
-            &config,
-            &sheet,
-        )?;
+        let (mut source, rules) = open_input(&options.input, &settings.input)?;
         let input_sha256 = hex(&source.sha256()?);
         let (endpoint, client_id) = target.names();
-        let identity = folder::identity(&input_sha256, &endpoint, &config, &client_id, &sheet);
+        let identity = folder::identity(&input_sha256, &endpoint, &settings.input, &client_id);
         folder::check_previous(out, &identity, options.fresh)?;
         if options.fresh {
             folder::move_aside(out, matches!(target, Target::Embedded(_)))?;
         }
-        let ledger_path = ledger_path(&options, &config, &target);
+        let ledger_path = settings.ledger.for_run(settings.endpoint()?, out);
         let mut ledger = Ledger::open(&ledger_path, &endpoint, &client_id)?;
         ledger.begin_run(out, &options.input, &input_sha256)?;
         let (journal, replay) = Journal::open(&out.join("journal.jsonl"))?;
@@ -271,9 +204,8 @@ impl RunPlan {
         )?;
         Ok(RunPlan {
             options,
-            config,
-            target,
             settings,
+            target,
             response_signatures,
             source,
             rules,
@@ -297,8 +229,8 @@ impl RunPlan {
         &self.options.out
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
@@ -446,9 +378,8 @@ pub async fn execute(
 ) -> anyhow::Result<RunReport> {
     let RunPlan {
         options,
-        config,
+        settings: all_settings,
         target,
-        settings,
         response_signatures,
         mut source,
         rules,
@@ -461,7 +392,8 @@ pub async fn execute(
         clock,
         _lock,
     } = plan;
-    let retransmit_wait = Duration::from_secs(config.run.retransmit_wait_secs);
+    let retransmit_wait = all_settings.retransmit_wait;
+    let settings = all_settings.run.clone();
     let resend_failed = options.resend_failed;
     let ledger_path = ledger.path().to_owned();
     let out = options.out.clone();
@@ -484,14 +416,14 @@ pub async fn execute(
             &rejected_path,
             &headers,
             rules.field_columns(),
-            config.output.language,
+            all_settings.language,
         )?,
         ResultsWriter::create(&out)?,
     )));
     let (running_sandbox, api) = match target {
         Target::Remote(api) => (None, *api),
         Target::Embedded(payments) => {
-            let (sandbox, api) = start_embedded_sandbox(payments, &config).await?;
+            let (sandbox, api) = start_embedded_sandbox(payments, all_settings.api.timeout).await?;
             notice(&format!(
                 "declaring to the embedded sandbox at {} — nothing is declared for real (give \
                  --config to declare to Alipay+)",
@@ -841,17 +773,12 @@ pub async fn execute(
             .map_err(|_| anyhow!("the journal is still in use"))?
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
-        let inquiry_settings = inquire::InquirySettings {
-            rate_per_sec: settings.rate_per_sec,
-            max_attempts: settings.max_attempts,
-            backoff_base: settings.backoff_base,
-        };
         match inquire::inquire_folder(
             &out,
             &inquiry_client,
             &ledger,
             &mut journal,
-            &inquiry_settings,
+            &all_settings.inquiry,
             |text| notice(text),
         )
         .await
@@ -932,7 +859,7 @@ pub async fn execute(
         duration_ms: summary.duration_ms,
         stopped: summary.stopped.as_deref(),
         exit_code: summary.exit_code,
-        language: config.output.language,
+        language: all_settings.language,
     };
     if let Err(error) = write_report(&out, &report) {
         fail(&out.join("report.html"), error);

@@ -149,8 +149,8 @@ pub struct WriteFailures {
 
 impl WriteFailures {
     /// Records that `file` cannot be written; returns the stop reason.
-    pub fn record(&self, file: &Path, error: &dyn std::fmt::Display) -> StopReason {
-        let what = format!("{}: {error}", file.display());
+    pub fn record(&self, file: &Path, error: &dyn std::error::Error) -> StopReason {
+        let what = format!("{}: {}", file.display(), crate::error_chain(error));
         let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
         if first.is_none() {
             say!("declare-batch: cannot write {what}; sending no more requests");

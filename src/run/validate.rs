@@ -10,13 +10,13 @@ use anyhow::Context;
 use chrono::Local;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::exit;
 use crate::outdir::{OutLock, refuse_run_folder};
 use crate::report::html::{ReportData, write_report};
 use crate::report::{
     ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, timestamp, write_json,
 };
+use crate::settings::Settings;
 use crate::validate::{CountedRow, CrossRowIndex, Outcome, Verdict, validate_stream};
 
 /// `summary.json` of a validation.
@@ -44,14 +44,12 @@ pub struct ValidateSummary {
 /// that holds a run is refused).
 pub fn validate_input(
     input: &Path,
-    config_path: Option<&Path>,
-    config: &Config,
-    sheet: &str,
+    settings: &Settings,
     out: &Path,
 ) -> anyhow::Result<ValidateSummary> {
     let started_at = Local::now();
     let clock = Instant::now();
-    let (mut source, rules) = super::open_input(input, config_path, config, sheet)?;
+    let (mut source, rules) = super::open_input(input, &settings.input)?;
     crate::outdir::create_private_folder(out)
         .with_context(|| format!("cannot create output folder {}", out.display()))?;
     let _lock = OutLock::take(out, "validate")?;
@@ -61,7 +59,7 @@ pub fn validate_input(
         &rejected_path,
         source.headers(),
         rules.field_columns(),
-        config.output.language,
+        settings.language,
     )
     .with_context(|| format!("cannot write {}", rejected_path.display()))?;
     let mut counts = RowCounts::default();
@@ -135,7 +133,7 @@ pub fn validate_input(
         duration_ms: summary.duration_ms,
         stopped: None,
         exit_code,
-        language: config.output.language,
+        language: settings.language,
     };
     write_report(out, &report)
         .with_context(|| format!("cannot write {}", out.join("report.html").display()))?;

@@ -31,7 +31,7 @@ pub use payments::{Payment, Payments};
 pub use stats::StatsReport;
 
 use crate::client::request_time;
-use crate::config::SPEC_CUSTOMS_CODES;
+use crate::protocol::SPEC_CUSTOMS_CODES;
 use crate::protocol::keys::{
     KeyError, generate_key_pair, load_signer, load_verifier, write_key_pair,
 };

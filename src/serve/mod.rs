@@ -40,10 +40,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::ledger::{Ledger, LedgerRun};
 use crate::messages::Language;
 use crate::run::{Phase, Progress, RunOptions, RunPlan, execute};
+use crate::settings::{Overrides, Settings};
 
 pub use listener::serve;
 pub use pages::Text;
@@ -179,8 +179,13 @@ pub struct Profile {
     /// The file's stem: what the page shows and posts.
     pub name: String,
     pub path: PathBuf,
+    /// Its settings (`DECLARE_*` variables ignored).
+    pub settings: Settings,
+    /// Where it declares, as the ledger names it; empty when it cannot.
     pub endpoint: String,
     pub sandbox: bool,
+    /// Why it cannot declare (no endpoint, or not a usable one).
+    pub problem: Option<String>,
 }
 
 /// A run (or a validation waiting to be declared) the server knows.
@@ -336,27 +341,13 @@ fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
     known
 }
 
-/// A profile's ledger, as `run` finds it for that config.
-fn ledger_of(profile: &Profile) -> anyhow::Result<(Config, PathBuf)> {
-    let config = Config::load_profile(&profile.path)?;
-    let path = config.ledger.path.clone().unwrap_or_else(|| {
-        profile
-            .path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(crate::ledger::DEFAULT_FILE)
-    });
-    Ok((config, path))
-}
-
 /// The runs a profile's ledger knows, newest first; none without a ledger.
 fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<LedgerRun>> {
-    let (config, path) = ledger_of(profile)?;
+    let path = profile.settings.ledger.standing();
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let endpoint = crate::client::parse_endpoint(&profile.endpoint)?.to_string();
-    let client_id = config.api.client_id.clone().unwrap_or_default();
+    let (endpoint, client_id) = profile.settings.scope()?;
     Ok(Ledger::open(&path, &endpoint, &client_id)?.runs(50)?)
 }
 
@@ -369,19 +360,19 @@ pub fn profiles(dir: &Path) -> Vec<Profile> {
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "toml"))
         .filter_map(|path| {
-            let config = Config::load_profile(&path).ok()?;
+            let settings = Settings::load_profile(&path, Overrides::default()).ok()?;
             let name = path.file_stem()?.to_string_lossy().into_owned();
-            let endpoint = config.api.endpoint.clone().unwrap_or_default();
-            let sandbox = endpoint == "sandbox" || endpoint.is_empty();
+            let (endpoint, sandbox, problem) = match settings.endpoint() {
+                Ok(endpoint) => (endpoint.name(), endpoint.is_sandbox(), None),
+                Err(problem) => (String::new(), false, Some(problem.to_string())),
+            };
             Some(Profile {
                 name,
                 path,
-                endpoint: if sandbox {
-                    crate::run::EMBEDDED_ENDPOINT.to_owned()
-                } else {
-                    endpoint
-                },
+                settings,
+                endpoint,
                 sandbox,
+                problem,
             })
         })
         .collect();
@@ -673,7 +664,7 @@ async fn home(
     let profiles = profiles(&state.settings.config_dir);
     let past: Vec<(String, Vec<LedgerRun>)> = profiles
         .iter()
-        .filter(|profile| !profile.sandbox)
+        .filter(|profile| !profile.sandbox && profile.problem.is_none())
         .filter_map(|profile| Some((profile.name.clone(), ledger_runs(profile).ok()?)))
         .collect();
     Html(pages::home(language, &profiles, &jobs, &past))
@@ -900,8 +891,9 @@ async fn take_upload(
         ));
     };
     let out = folder.join("out");
-    let (validate_input, validate_out, validate_profile) =
-        (form.input.clone(), out.clone(), profile.path.clone());
+    let (validate_input, validate_out) = (form.input.clone(), out.clone());
+    let mut validate_settings = profile.settings.clone();
+    validate_settings.language = language;
     // Checking a file takes memory and both cores: a few at a time. The
     // permit goes with the check, which runs on even if the client leaves.
     let permit = Arc::clone(&state.validations)
@@ -910,15 +902,7 @@ async fn take_upload(
         .expect("the semaphore is never closed");
     let validated = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let mut config = Config::load_profile(&validate_profile)?;
-        config.output.language = language;
-        crate::run::validate::validate_input(
-            &validate_input,
-            Some(&validate_profile),
-            &config,
-            &config.input.sheet,
-            &validate_out,
-        )
+        crate::run::validate::validate_input(&validate_input, &validate_settings, &validate_out)
     })
     .await;
     let summary = match validated {
@@ -1063,6 +1047,12 @@ async fn declare(
     else {
         return error_page(StatusCode::NOT_FOUND, "the profile is gone");
     };
+    if let Some(problem) = &profile.problem {
+        return error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("the profile {} cannot declare: {problem}", profile.name),
+        );
+    }
     if !state
         .busy_profiles
         .lock()
@@ -1083,28 +1073,16 @@ async fn declare(
         state: Arc::clone(&state),
         profile: profile.name.clone(),
     };
-    let config = match Config::load_profile(&profile.path) {
-        Ok(config) => config,
-        Err(error) => {
-            return error_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &state.without_paths(&error.to_string()),
-            );
-        }
-    };
     let options = RunOptions {
         input,
-        config_path: Some(profile.path.clone()),
         out: folder,
-        sheet: None,
-        rate: None,
-        concurrency: None,
         fresh: false,
-        ledger: None,
         resend_failed: false,
         resolve_unknown: false,
     };
-    let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, config)).await {
+    let settings = profile.settings;
+    let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, settings)).await
+    {
         Ok(Ok(plan)) => plan,
         Ok(Err(error)) => {
             return error_page(
@@ -1289,7 +1267,7 @@ struct InquireForm {
 fn known_past_run(state: &Shared, profile: &str, out: &str) -> Result<Profile, String> {
     let Some(profile) = profiles(&state.settings.config_dir)
         .into_iter()
-        .find(|p| p.name == profile && !p.sandbox)
+        .find(|p| p.name == profile && !p.sandbox && p.problem.is_none())
     else {
         return Err("no such profile".to_owned());
     };
@@ -1344,36 +1322,15 @@ async fn inquire_run(
         Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
     };
     let out = PathBuf::from(&form.out);
-    let inquired = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let (config, ledger_path) = ledger_of(&profile)?;
-        let _lock = crate::outdir::OutLock::take(&out, "inquire")?;
-        let record = crate::run::RunRecord::read(&out)
-            .ok_or_else(|| anyhow::anyhow!("{} holds no run.json", out.display()))?;
-        let settings = crate::run::inquire::InquirySettings {
-            rate_per_sec: config.run.rate_per_sec,
-            max_attempts: config.run.max_attempts.max(1),
-            backoff_base: std::time::Duration::from_millis(config.run.backoff_base_ms),
-        };
-        let client = crate::run::inquire::client_for_run(&record, config)?;
-        let ledger = Ledger::open(
-            &record.ledger.clone().unwrap_or(ledger_path),
-            &record.endpoint,
-            &record.client_id,
-        )?;
-        let (mut journal, _) = crate::declare::Journal::open(&out.join("journal.jsonl"))?;
-        let report =
-            tokio::runtime::Handle::current().block_on(crate::run::inquire::inquire_folder(
-                &out,
-                &client,
-                &ledger,
-                &mut journal,
-                &settings,
-                |notice| {
-                    tracing::info!("{notice}");
-                },
-            ))?;
-        crate::run::inquire::update_summary(&out, &report)?;
-        Ok((out, report))
+    // The ledger and the files are read and written as it goes: off the
+    // page's workers.
+    let inquired = tokio::task::spawn_blocking(move || {
+        let report = tokio::runtime::Handle::current().block_on(
+            crate::run::inquire::inquire_recorded_run(&out, &profile.settings, |notice| {
+                tracing::info!("{notice}");
+            }),
+        );
+        report.map(|report| (out, report))
     })
     .await;
     match inquired {

@@ -221,12 +221,18 @@ pub fn home(
     for profile in profiles {
         let _ = writeln!(
             body,
-            "<option value=\"{}\">{} — {} {}{}</option>",
+            "<option value=\"{}\">{} — {}</option>",
             escape(&profile.name),
             escape(&profile.name),
-            t(Text::DeclaresTo),
-            escape(&profile.endpoint),
-            if profile.sandbox { " (sandbox)" } else { "" }
+            match &profile.problem {
+                Some(problem) => escape(problem),
+                None => format!(
+                    "{} {}{}",
+                    t(Text::DeclaresTo),
+                    escape(&profile.endpoint),
+                    if profile.sandbox { " (sandbox)" } else { "" }
+                ),
+            }
         );
     }
     let _ = writeln!(
@@ -442,7 +448,9 @@ pub fn job(
         }
         body.push_str("</table>\n");
     }
-    if !started && valid_rows > 0 {
+    if let Some(problem) = profile.problem.as_ref().filter(|_| !started) {
+        let _ = writeln!(body, "<p id=\"profile-problem\">{}</p>", escape(problem));
+    } else if !started && valid_rows > 0 {
         let _ = writeln!(
             body,
             "<form method=\"post\" action=\"/jobs/{id}/declare\" id=\"declare-form\">\n\

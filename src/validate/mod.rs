@@ -11,8 +11,8 @@ mod stream;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::config::{AmountUnit, FieldSettings};
 use crate::fields::Field;
+use crate::fields::FieldSettings;
 use crate::input::{CellDamage, CellView, RowRef, a1_reference};
 use crate::messages::{Language, RowMessage, labelled};
 use crate::protocol::{
@@ -58,6 +58,15 @@ pub fn starts_like_formula(value: &str) -> Option<char> {
         other => other,
     };
     matches!(first, '=' | '+' | '-' | '@' | '\t' | '\r').then_some(first)
+}
+
+/// The unit of `declarationAmount.value` in the input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmountUnit {
+    #[default]
+    Fen,
+    Yuan,
 }
 
 /// Where each field comes from in this input.

@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use declare_batch::client::{ApiSettings, DeclareClient, parse_endpoint};
+use declare_batch::client::{ApiSettings, DeclareClient};
 use declare_batch::protocol::keys::{load_signer, load_verifier};
+use declare_batch::protocol::parse_endpoint;
 use declare_batch::protocol::{
     Amount, Customs, DECLARE_PATH, DeclareOutcome, DeclareRequest, MerchantCustomsInfo,
 };
@@ -504,7 +505,12 @@ async fn inquiry_reports_recorded_declarations_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_settings_come_from_the_config_file() {
-    use declare_batch::config::Config;
+    use declare_batch::settings::{Overrides, Settings};
+    let api_settings_of = |path: &std::path::Path| {
+        Settings::load(Some(path), Overrides::default())
+            .unwrap()
+            .remote_api()
+    };
     let work = Workdir::new();
     let sandbox = start(&work, &[]);
     let config_text = format!(
@@ -514,7 +520,7 @@ async fn api_settings_come_from_the_config_file() {
         sandbox.endpoint
     );
     let path = work.write("declare.toml", &config_text);
-    let settings = ApiSettings::from_config(&Config::load(&path).unwrap()).unwrap();
+    let settings = api_settings_of(&path).unwrap();
     assert_eq!(settings.timeout, Duration::from_millis(2500));
     assert!(settings.verifier.is_some());
     let got = client(settings)
@@ -526,7 +532,7 @@ async fn api_settings_come_from_the_config_file() {
         "no-client.toml",
         config_text.replace("client_id = \"SANDBOX_CLIENT\"\n", ""),
     );
-    let error = ApiSettings::from_config(&Config::load(&no_client).unwrap()).unwrap_err();
+    let error = api_settings_of(&no_client).unwrap_err();
     assert!(error.to_string().contains("DECLARE_CLIENT_ID"), "{error}");
     work.write(
         "keys/broken.pem",
@@ -536,13 +542,13 @@ async fn api_settings_come_from_the_config_file() {
         "broken.toml",
         config_text.replace("client_private.pem", "broken.pem"),
     );
-    let error = ApiSettings::from_config(&Config::load(&broken).unwrap()).unwrap_err();
+    let error = api_settings_of(&broken).unwrap_err();
     assert!(error.to_string().contains("broken.pem"), "{error}");
     let remote = work.write(
         "remote.toml",
         config_text.replace(&sandbox.endpoint, "http://declare.example.com"),
     );
-    let error = ApiSettings::from_config(&Config::load(&remote).unwrap()).unwrap_err();
+    let error = api_settings_of(&remote).unwrap_err();
     assert!(error.to_string().contains("https://"), "{error}");
 
     // Answers must be signed: a remote endpoint needs alipay_public_key.
@@ -550,7 +556,7 @@ async fn api_settings_come_from_the_config_file() {
         .replace(&sandbox.endpoint, "https://declare.example.com")
         .replace("alipay_public_key = \"keys/sandbox_public.pem\"\n", "");
     let path = work.write("remote-unverified.toml", &remote_unverified);
-    let error = ApiSettings::from_config(&Config::load(&path).unwrap()).unwrap_err();
+    let error = api_settings_of(&path).unwrap_err();
     let message = error.to_string();
     assert!(
         message.contains("alipay_public_key is not set"),
@@ -561,36 +567,26 @@ async fn api_settings_come_from_the_config_file() {
         "remote-opted-out.toml",
         remote_unverified.replace("[api]\n", "[api]\nverify_responses = false\n"),
     );
-    let settings = ApiSettings::from_config(&Config::load(&path).unwrap()).unwrap();
+    let settings = api_settings_of(&path).unwrap();
     assert!(settings.verifier.is_none());
     // Opting out drops the verifier even when a key is given.
     let path = work.write(
         "opted-out-with-key.toml",
         config_text.replace("[api]\n", "[api]\nverify_responses = false\n"),
     );
-    assert!(
-        ApiSettings::from_config(&Config::load(&path).unwrap())
-            .unwrap()
-            .verifier
-            .is_none()
-    );
+    assert!(api_settings_of(&path).unwrap().verifier.is_none());
     // Loopback without a key is allowed (and warned about by `run`).
     let path = work.write(
         "loopback-unverified.toml",
         config_text.replace("alipay_public_key = \"keys/sandbox_public.pem\"\n", ""),
     );
-    assert!(
-        ApiSettings::from_config(&Config::load(&path).unwrap())
-            .unwrap()
-            .verifier
-            .is_none()
-    );
+    assert!(api_settings_of(&path).unwrap().verifier.is_none());
 
     let no_endpoint = work.write(
         "no-endpoint.toml",
         config_text.replace(&format!("endpoint = \"{}\"\n", sandbox.endpoint), ""),
     );
-    let error = ApiSettings::from_config(&Config::load(&no_endpoint).unwrap()).unwrap_err();
+    let error = api_settings_of(&no_endpoint).unwrap_err();
     assert!(
         error.to_string().contains("endpoint = \"sandbox\""),
         "{error}"

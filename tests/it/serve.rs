@@ -358,6 +358,43 @@ fn what_the_server_refuses() {
 }
 
 #[test]
+fn a_profile_without_an_endpoint_is_no_sandbox_and_says_why_it_cannot_declare() {
+    let work = Workdir::new();
+    work.write("profiles/nowhere.toml", "[output]\nlanguage = \"en\"\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let home = get_text(&serve, "/").await;
+        assert!(home.contains("endpoint is not set"), "{home}");
+        assert!(!home.contains("(sandbox)"), "{home}");
+        assert!(!home.contains("class=\"sandbox\""), "{home}");
+        // Its files can still be checked.
+        let uploaded = upload(&serve, "nowhere", "orders.csv", samples()).await;
+        assert_eq!(uploaded.status(), StatusCode::SEE_OTHER);
+        let job = location(&uploaded);
+        let page = get_text(&serve, &job).await;
+        assert!(page.contains("id=\"profile-problem\""), "{page}");
+        assert!(!page.contains("id=\"declare\""), "{page}");
+        assert!(!page.contains("id=\"sandbox\""), "{page}");
+        // Declaring anyway is refused with the reason, before anything starts.
+        let declared = declare(&serve, &job).await;
+        assert_eq!(declared.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = declared.text().await.unwrap();
+        assert!(
+            text.contains("endpoint = &quot;sandbox&quot;")
+                || text.contains("endpoint = \"sandbox\""),
+            "{text}"
+        );
+    });
+    let job_folders: Vec<_> = std::fs::read_dir(work.path("data/jobs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(job_folders.len(), 1);
+    assert!(!job_folders[0].path().join("out/run.json").exists());
+}
+
+#[test]
 fn another_address_needs_the_token() {
     let work = Workdir::new();
     work.write("profiles/try.toml", "[api]\nendpoint = \"sandbox\"\n");
@@ -600,6 +637,17 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
             "every lost answer was recorded: {page}"
         );
     });
+    // The page's inquiry is recorded as a run of the ledger, as `inquire`'s is.
+    let ledger = rusqlite::Connection::open(work.path("profiles/declare-batch.db")).unwrap();
+    let (inquiries, without_run): (i64, i64) = ledger
+        .query_row(
+            "SELECT count(*), coalesce(sum(run_id IS NULL), 0) FROM inquiries",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert!(inquiries > 0);
+    assert_eq!(without_run, 0, "inquiries recorded without a run");
     let customs = crate::common::csv_records(&work, "nightly/customs.csv");
     assert_eq!(customs.len(), 20);
     let summary: serde_json::Value = work.summary_of("nightly");
