@@ -13,3 +13,15 @@ pub const SOME_FAILED: u8 = 3;
 /// Finished, interrupted, or stopped because the endpoint kept failing;
 /// some rows are in `retry.csv`.
 pub const UNFINISHED: u8 = 4;
+
+/// The exit code of a run's outcome: the one mapping, used for the
+/// process's exit and for `summary.json`'s `exit_code`.
+pub fn of_run(outcome: &crate::run::RunOutcome) -> u8 {
+    use crate::run::RunOutcome;
+    match outcome {
+        RunOutcome::AllDeclared => SUCCESS,
+        RunOutcome::SomeFailed => SOME_FAILED,
+        RunOutcome::Unfinished(_) => UNFINISHED,
+        RunOutcome::Fatal(_) => FATAL,
+    }
+}

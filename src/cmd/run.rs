@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::exit;
 use crate::messages::Language;
 use crate::report::write_problem_table;
-use crate::run::{Phase, Progress, RunOptions, RunPlan, RunSummary, execute};
+use crate::run::{Phase, Progress, RunEvent, RunOptions, RunOutcome, RunPlan, RunSummary, execute};
 use crate::say;
 use crate::settings::Overrides;
 
@@ -73,17 +73,23 @@ impl RunOpts {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let mut report = runtime.block_on(async {
+        let report = runtime.block_on(async {
             let cancel = CancellationToken::new();
             let (progress_tx, progress_rx) = watch::channel(Progress::default());
             let progress_tx = Arc::new(progress_tx);
             let reporter = (!quiet).then(|| tokio::spawn(report_progress(progress_rx.clone())));
             let interrupts = tokio::spawn(handle_interrupts(cancel.clone(), progress_rx));
-            let report = execute(plan, cancel, progress_tx, move |notice| {
-                if !quiet {
-                    say!("declare-batch: {notice}");
-                }
-            })
+            let report = execute(
+                plan,
+                cancel,
+                progress_tx,
+                Arc::new(move |event| {
+                    // A failed write is said even with --quiet: it ends the run.
+                    if !quiet || matches!(event, RunEvent::WriteFailed { .. }) {
+                        say!("declare-batch: {event}");
+                    }
+                }),
+            )
             .await;
             if let Some(reporter) = reporter {
                 reporter.abort();
@@ -94,26 +100,26 @@ impl RunOpts {
         if !quiet {
             print_summary(&report.summary, &report.out, language);
         }
-        if let Some(error) = report.fatal_error() {
-            return Err(error);
+        let code = exit::of_run(&report.outcome);
+        let retry_path = report.retry_path();
+        match report.outcome {
+            RunOutcome::Fatal(error) => return Err(error),
+            RunOutcome::Unfinished(stop) => {
+                // Printed even with --quiet: cron mail must say what to do.
+                say!(
+                    "declare-batch: {} rows are not settled{}; run the same command again to \
+                     resume ({}), or re-feed them: declare-batch run {} --out {}-retry-1",
+                    report.summary.results.unknown,
+                    stop.map(|reason| format!(" ({})", reason.describe()))
+                        .unwrap_or_default(),
+                    command_line(),
+                    retry_path.display(),
+                    report.out.display()
+                );
+            }
+            RunOutcome::AllDeclared | RunOutcome::SomeFailed => {}
         }
-        if report.exit_code == exit::UNFINISHED {
-            // Printed even with --quiet: cron mail must say what to do.
-            say!(
-                "declare-batch: {} rows are not settled{}; run the same command again to \
-                 resume ({}), or re-feed them: declare-batch run {} --out {}-retry-1",
-                report.summary.results.unknown,
-                report
-                    .stop
-                    .as_ref()
-                    .map(|reason| format!(" ({})", reason.describe()))
-                    .unwrap_or_default(),
-                command_line(),
-                report.retry_path().display(),
-                report.out.display()
-            );
-        }
-        Ok(report.exit_code)
+        Ok(code)
     }
 }
 

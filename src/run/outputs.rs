@@ -1,16 +1,12 @@
 //! What a run writes as rows settle: the result line of each settled row,
-//! the counts behind `summary.json`, the rows for `retry.csv`, and the
-//! first output that could not be written (which stops the run).
+//! the counts behind `summary.json`, and the rows for `retry.csv`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Mutex;
 
-use crate::declare::{NOT_SENT, Settled, StatusCounts, StopReason};
+use crate::declare::{NOT_SENT, Settled, StatusCounts};
 use crate::input::OwnedRow;
 use crate::protocol::{DeclareOutcome, Status};
 use crate::report::{ProblemTally, RejectedWriter, ResultRow, ResultsWriter};
-use crate::say;
 
 /// Rows listed by number in `summary.json` at most.
 pub const MAX_LISTED_ROWS: usize = 1_000;
@@ -138,28 +134,5 @@ impl Outputs {
         let written = self.results.write(row);
         self.results_failed = written.is_err();
         written
-    }
-}
-
-/// The first output that could not be written; it stops the run.
-#[derive(Default)]
-pub struct WriteFailures {
-    first: Mutex<Option<String>>,
-}
-
-impl WriteFailures {
-    /// Records that `file` cannot be written; returns the stop reason.
-    pub fn record(&self, file: &Path, error: &dyn std::error::Error) -> StopReason {
-        let what = format!("{}: {}", file.display(), crate::error_chain(error));
-        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
-        if first.is_none() {
-            say!("declare-batch: cannot write {what}; sending no more requests");
-            *first = Some(what.clone());
-        }
-        StopReason::WriteFailed(first.clone().unwrap_or(what))
-    }
-
-    pub fn first(&self) -> Option<String> {
-        self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

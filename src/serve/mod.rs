@@ -1103,17 +1103,14 @@ async fn declare(
     let run_state = Arc::clone(&state);
     let run_id = id.clone();
     tokio::spawn(async move {
-        let report = execute(plan, cancel, Arc::new(progress_tx), |notice| {
-            tracing::info!("{notice}");
-        })
-        .await;
+        let events: crate::run::Events = Arc::new(|event| tracing::info!("{event}"));
+        let report = execute(plan, cancel, Arc::new(progress_tx), events).await;
         // Shown on the job's page: without the server's folders.
-        let finished = match report {
-            Ok(mut report) => match report.fatal_error() {
-                Some(error) => Err(run_state.without_paths(&format!("{error:#}"))),
-                None => Ok(report.exit_code),
-            },
-            Err(error) => Err(run_state.without_paths(&format!("{error:#}"))),
+        let finished = match report.map(|report| report.outcome) {
+            Ok(crate::run::RunOutcome::Fatal(error)) | Err(error) => {
+                Err(run_state.without_paths(&format!("{error:#}")))
+            }
+            Ok(outcome) => Ok(crate::exit::of_run(&outcome)),
         };
         if let Some(job) = run_state
             .jobs

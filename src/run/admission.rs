@@ -1,0 +1,181 @@
+//! Admission: every row of the input read and checked on a thread of its
+//! own, then decided before anything is sent — totals and rejected rows
+//! go to the sink; a valid row is settled from the journal (a resumed run),
+//! answered or refused by the ledger (an earlier run declared it), or
+//! becomes a job for the sending pool over a bounded channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use chrono::Local;
+use tokio::sync::mpsc;
+
+use super::sink::Sink;
+use crate::declare::{Job, Replay};
+use crate::fields::Field;
+use crate::input::RowSource;
+use crate::ledger::{Decision, Earlier, Ledger, Refusal};
+use crate::messages::{EarlierRun, RowMessage};
+use crate::protocol::DeclareRequest;
+use crate::validate::{CrossRowIndex, Outcome, Problem, RowRules, Verdict, validate_stream};
+
+/// What admission needs besides the input: its rules, what the journal already
+/// holds, the ledger, and the command line's choices.
+pub struct Admission {
+    pub rules: RowRules,
+    pub replay: Replay,
+    pub ledger: Arc<Ledger>,
+    pub retransmit_wait: Duration,
+    pub resend_failed: bool,
+}
+
+impl Admission {
+    /// Starts admitting rows on a thread of its own; valid rows to send go
+    /// to `jobs`. The thread ends when the input does, or at the first
+    /// error (reading the input, or a write that failed).
+    pub fn spawn(
+        self,
+        source: RowSource,
+        sink: Arc<Sink>,
+        jobs: mpsc::Sender<Job>,
+    ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+        std::thread::Builder::new()
+            .name("validation".into())
+            .spawn(move || self.run(source, &sink, jobs))
+            .context("cannot start the validation thread")
+    }
+
+    fn run(
+        self,
+        mut source: RowSource,
+        sink: &Sink,
+        jobs: mpsc::Sender<Job>,
+    ) -> anyhow::Result<()> {
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let result = validate_stream(
+            &mut source,
+            &self.rules,
+            &mut CrossRowIndex::default(),
+            workers,
+            |outcome: Outcome| self.admit(outcome, sink, &jobs),
+        );
+        drop(jobs);
+        let blank = source.blank_rows();
+        sink.progress(|p| p.rows.blank = blank);
+        result
+    }
+
+    /// One row's admission.
+    fn admit(&self, outcome: Outcome, sink: &Sink, jobs: &mpsc::Sender<Job>) -> anyhow::Result<()> {
+        sink.row_read();
+        let valid = match outcome.verdict {
+            Verdict::Valid(valid) => valid,
+            Verdict::Totals => {
+                sink.progress(|p| p.rows.add_totals_row(outcome.row.line));
+                return Ok(());
+            }
+            Verdict::Rejected(problems) => return sink.reject(&outcome.row.as_row(), &problems),
+        };
+        let line = outcome.row.line;
+        // The exact bytes the ledger compares and the request sends.
+        let body = valid.request.to_body();
+        if let Some(result) = self
+            .replay
+            .final_result(line)
+            .context("cannot read the journal")?
+        {
+            sink.count_valid(valid.long_term_expiry);
+            // A kill may have come between the journal and the ledger.
+            self.ledger
+                .ensure_outcome(&result, &valid.request, &body)
+                .map_err(|error| sink.ledger_failed(error))?;
+            sink.replayed(&result);
+            return Ok(());
+        }
+        let decision = self
+            .ledger
+            .decide(
+                &valid.request,
+                &body,
+                chrono::Utc::now(),
+                self.retransmit_wait,
+                self.resend_failed,
+            )
+            .map_err(|error| sink.ledger_failed(error))?;
+        let retransmission = match decision {
+            Decision::Send { retransmission } => retransmission,
+            Decision::Known(mut result) => {
+                sink.count_valid(valid.long_term_expiry);
+                result.row = line;
+                return sink.known(&result);
+            }
+            Decision::Refused(refusal) => {
+                let problem = ledger_problem(&self.rules, &valid.request, refusal);
+                return sink.reject(&outcome.row.as_row(), &[problem]);
+            }
+        };
+        sink.count_valid(valid.long_term_expiry);
+        let mut job = Job::new(valid.request, body, outcome.row);
+        job.sent = self.replay.attempts.get(&line).copied().unwrap_or(0);
+        job.retransmission = retransmission;
+        // The pool drains every row, even after a stop.
+        jobs.blocking_send(job)
+            .map_err(|_| anyhow!("the run engine stopped"))
+    }
+}
+
+/// An earlier run's declaration as messages name it, its time local.
+fn earlier_run(earlier: Earlier) -> Box<EarlierRun> {
+    Box::new(EarlierRun {
+        at: local_time(&earlier.at),
+        request_id: earlier.request_id,
+        run: earlier.run,
+        row: earlier.row,
+    })
+}
+
+fn local_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |time| {
+            time.with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        },
+    )
+}
+
+/// The rejection of a row the ledger refuses.
+fn ledger_problem(rules: &RowRules, request: &DeclareRequest, refusal: Refusal) -> Problem {
+    match refusal {
+        Refusal::TooEarly {
+            earlier,
+            allowed_from,
+        } => rules.problem(
+            Field::CustomsDeclarationRequestId,
+            RowMessage::RetransmissionTooEarly {
+                earlier: earlier_run(earlier),
+                allowed_from: local_time(&crate::ledger::ledger_time(allowed_from)),
+            },
+        ),
+        Refusal::Changed { earlier } => rules.problem(
+            Field::CustomsDeclarationRequestId,
+            RowMessage::ChangedAfterDeclaration {
+                earlier: earlier_run(earlier),
+            },
+        ),
+        Refusal::OrderDeclared { earlier } => rules.problem(
+            if request.is_split == "true" {
+                Field::ReferenceOrderId
+            } else {
+                Field::PaymentRequestId
+            },
+            RowMessage::OrderDeclaredEarlier {
+                earlier: earlier_run(earlier),
+                order_id: request.declaration_order_id().to_owned(),
+                customs_code: request.customs.customs_code.clone(),
+            },
+        ),
+    }
+}

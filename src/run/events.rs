@@ -1,0 +1,62 @@
+//! What a run tells as it goes, as typed events: the command line renders
+//! them on stderr, the page logs them. The library itself never prints.
+//! Progress travels apart, as snapshots on a watch channel ([`Progress`]).
+//!
+//! [`Progress`]: super::Progress
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Something a person following a run should hear as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// The folder holds a run that stopped: these rows have a final answer
+    /// in its journal and are not sent again.
+    Resuming { out: PathBuf, final_rows: usize },
+    /// Requests go to the sandbox started in the process.
+    EmbeddedSandbox { endpoint: String },
+    /// An output could not be written (the file and the cause): the run
+    /// sends no more requests.
+    WriteFailed { what: String },
+    /// `--resolve-unknown`: the rows left unknown are being asked about.
+    Inquiring { unknown_rows: u64 },
+    /// What the inquiry found about one row.
+    Inquiry(String),
+    /// The inquiry failed; the rows stay unknown.
+    InquiryFailed { cause: String },
+}
+
+impl fmt::Display for RunEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunEvent::Resuming { out, final_rows } => write!(
+                f,
+                "resuming the run in {}: {final_rows} rows already have a final answer and are \
+                 not sent again",
+                out.display()
+            ),
+            RunEvent::EmbeddedSandbox { endpoint } => write!(
+                f,
+                "declaring to the embedded sandbox at {endpoint} — nothing is declared for real \
+                 (give --config to declare to Alipay+)"
+            ),
+            RunEvent::WriteFailed { what } => {
+                write!(f, "cannot write {what}; sending no more requests")
+            }
+            RunEvent::Inquiring { unknown_rows } => write!(
+                f,
+                "asking Alipay+ about the {unknown_rows} rows left unknown \
+                 (inquireDeclarationRequests)"
+            ),
+            RunEvent::Inquiry(text) => f.write_str(text),
+            RunEvent::InquiryFailed { cause } => write!(
+                f,
+                "the inquiry failed ({cause}); the unknown rows stay in retry.csv"
+            ),
+        }
+    }
+}
+
+/// Where a run's events go.
+pub type Events = Arc<dyn Fn(RunEvent) + Send + Sync>;
