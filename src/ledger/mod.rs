@@ -550,9 +550,9 @@ impl Ledger {
                  WHERE d.scope_id = ?1 AND d.request_id = ?2",
             )?
             .query_row(params![scope, request_id], |row| {
-                let status: String = row.get(0)?;
+                let status: Status = row.get(0)?;
                 Ok(Held {
-                    status: Status::parse(&status).unwrap_or(Status::U),
+                    status,
                     body: row.get(1)?,
                     fixed: row.get(2)?,
                     last_call_at: row.get(3)?,
@@ -568,7 +568,7 @@ impl Ledger {
                         reference_order_id: row.get(8)?,
                         customs_code: row.get(9)?,
                         declaration_amount: row.get(10)?,
-                        result_status: Status::parse(&status).unwrap_or(Status::U),
+                        result_status: status,
                         result_code: row.get(11)?,
                         result_message: row.get(12)?,
                         psp_payment_id: row.get(13)?,
@@ -1232,6 +1232,19 @@ fn write_groups(
                 (outcome.after)(failure.as_ref().map_or(Ok(()), Err));
             }
         }
+    }
+}
+
+/// A status read back from the ledger: a value that is not S, F or U is
+/// an error, never silently taken for U.
+impl rusqlite::types::FromSql for Status {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        Status::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("the status \"{text}\" is not S, F or U").into(),
+            )
+        })
     }
 }
 

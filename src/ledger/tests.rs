@@ -385,3 +385,23 @@ fn a_cause_is_said_once() {
     assert_eq!(shown.matches(cause).count(), 1, "{shown}");
     assert!(shown.starts_with("cannot open the ledger l.db"), "{shown}");
 }
+
+#[test]
+fn a_damaged_status_is_an_error_not_an_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    declare(&ledger, &first, Status::S, 2);
+    ledger
+        .with(|c| {
+            // A file damaged past its CHECK constraint.
+            c.execute_batch("PRAGMA ignore_check_constraints = ON")?;
+            c.execute("UPDATE declarations SET status = 'X'", [])
+        })
+        .unwrap();
+    let error = ledger
+        .decide(&first, &first.to_body(), Utc::now(), WAIT, false)
+        .unwrap_err();
+    let text = crate::error_chain(&error);
+    assert!(text.contains("\"X\" is not S, F or U"), "{text}");
+}
