@@ -17,11 +17,23 @@
 //!
 //! This module is the whole interface to storage: moving the ledger to a
 //! shared database (several workers on one client ID) means another
-//! implementation of these methods, nothing else.
+//! implementation of these methods, nothing else. By responsibility: the
+//! tables and their migrations (`schema.rs`), the fingerprint key and
+//! masking (`keys.rs`), the writer thread of a run (`writer.rs`), reading
+//! back (`export.rs`); opening, the send decision and the single writes of
+//! inquiries are here.
 
+mod export;
+mod keys;
 mod schema;
+mod writer;
 
-use std::io::Write;
+pub use export::{EXPORT_HEADER, ExportRow, LedgerRun};
+pub use keys::{Fingerprints, key_path, mask_certificate};
+use keys::{fingerprints, load_key};
+use writer::Writes;
+pub use writer::{AfterCommit, LedgerWriter};
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,7 +41,6 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ring::hmac;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use crate::protocol::{DeclareRequest, Status};
 use crate::report::{ResultRow, ResultSource};
@@ -108,14 +119,6 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
-/// Keyed fingerprints of a request: of its exact bytes, and of its bytes
-/// with the fields a retransmission may change left out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprints {
-    pub body: Vec<u8>,
-    pub fixed: Vec<u8>,
-}
-
 /// An earlier declaration, as messages name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Earlier {
@@ -165,73 +168,6 @@ pub struct CustomsOutcome {
     pub modified_time: String,
 }
 
-/// The columns of `ledger export`, for an export with no row.
-pub const EXPORT_HEADER: [&str; 23] = [
-    "customsDeclarationRequestId",
-    "paymentRequestId",
-    "referenceOrderId",
-    "customsCode",
-    "merchantCustomsCode",
-    "merchantCustomsName",
-    "declarationAmount",
-    "certificateNo",
-    "resultStatus",
-    "resultCode",
-    "resultMessage",
-    "pspDeclarationRequestId",
-    "identityCheckResult",
-    "declarationRequestStatus",
-    "customsResultCode",
-    "customsResultDescription",
-    "calls",
-    "firstCallAt",
-    "lastCallAt",
-    "settledAt",
-    "inquiredAt",
-    "run",
-    "row",
-];
-
-/// A run as the ledger knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerRun {
-    pub out_dir: PathBuf,
-    pub input: String,
-    pub started_at: String,
-    pub success: u64,
-    pub failed: u64,
-    pub unknown: u64,
-}
-
-/// One declaration as `ledger export` writes it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportRow {
-    pub customs_declaration_request_id: String,
-    pub payment_request_id: String,
-    pub reference_order_id: String,
-    pub customs_code: String,
-    pub merchant_customs_code: String,
-    pub merchant_customs_name: String,
-    pub declaration_amount: String,
-    pub certificate_no: String,
-    pub result_status: String,
-    pub result_code: String,
-    pub result_message: String,
-    pub psp_declaration_request_id: String,
-    pub identity_check_result: String,
-    pub declaration_request_status: String,
-    pub customs_result_code: String,
-    pub customs_result_description: String,
-    pub calls: u64,
-    pub first_call_at: String,
-    pub last_call_at: String,
-    pub settled_at: String,
-    pub inquired_at: String,
-    pub run: String,
-    pub row: u64,
-}
-
 /// The ledger of one scope (endpoint + client ID), opened for one run or
 /// one command.
 pub struct Ledger {
@@ -244,19 +180,6 @@ pub struct Ledger {
     identity: Option<(u64, u64)>,
 }
 
-/// A certificate number as messages and the ledger keep it: the first 6
-/// and the last 4 characters, e.g. `110105********002X`.
-pub fn mask_certificate(number: &str) -> String {
-    let chars: Vec<char> = number.chars().collect();
-    if chars.len() <= 10 {
-        return "*".repeat(chars.len());
-    }
-    let mut masked: String = chars[..6].iter().collect();
-    masked.extend(std::iter::repeat_n('*', chars.len() - 10));
-    masked.extend(&chars[chars.len() - 4..]);
-    masked
-}
-
 /// Now as the ledger writes times: RFC 3339 in UTC with milliseconds,
 /// which sorts as text.
 pub fn ledger_time(time: DateTime<Utc>) -> String {
@@ -267,97 +190,6 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|time| time.with_timezone(&Utc))
-}
-
-/// The fingerprint key beside a ledger: `<ledger>.key`.
-pub fn key_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".key");
-    PathBuf::from(name)
-}
-
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
-/// Reads the fingerprint key, making it (and an empty, owner-only ledger
-/// file) when the ledger is new.
-fn load_key(path: &Path) -> Result<hmac::Key, LedgerError> {
-    let key_file = key_path(path);
-    let key_error = |source| LedgerError::Key {
-        path: key_file.clone(),
-        source,
-    };
-    let ledger_exists = path.exists();
-    let read_key = |text: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .ok()
-            .filter(|bytes| bytes.len() == 32)
-            .map(|bytes| hmac::Key::new(hmac::HMAC_SHA256, &bytes))
-            .ok_or_else(|| {
-                key_error(std::io::Error::other(
-                    "not a 32-byte key in Base64; restore it from a backup",
-                ))
-            })
-    };
-    match std::fs::read_to_string(&key_file) {
-        Ok(text) => read_key(&text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            if ledger_exists {
-                return Err(LedgerError::KeyMissing {
-                    path: path.to_owned(),
-                    key: key_file,
-                });
-            }
-            // Written whole beside it, then linked into place: a second
-            // process making the same ledger at the same moment reads one
-            // complete key, whichever came first.
-            let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes).map_err(|e| key_error(std::io::Error::other(e)))?;
-            let mut salt = [0u8; 8];
-            getrandom::fill(&mut salt).map_err(|e| key_error(std::io::Error::other(e)))?;
-            let mut partial = key_file.clone().into_os_string();
-            partial.push(format!(".{}", crate::report::hex(&salt)));
-            let partial = PathBuf::from(partial);
-            let written = (|| {
-                use base64::Engine;
-                let mut file = create_private(&partial)?;
-                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-                file.write_all(text.as_bytes())?;
-                file.write_all(b"\n")?;
-                file.sync_all()?;
-                std::fs::hard_link(&partial, &key_file)
-            })();
-            let _ = std::fs::remove_file(&partial);
-            let key = match written {
-                Ok(()) => hmac::Key::new(hmac::HMAC_SHA256, &bytes),
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    read_key(&std::fs::read_to_string(&key_file).map_err(key_error)?)?
-                }
-                Err(error) => return Err(key_error(error)),
-            };
-            // The ledger file itself, owner-only before SQLite opens it
-            // (its -wal and -shm files take the same permissions).
-            match create_private(path) {
-                Ok(_) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(LedgerError::Key {
-                        path: path.to_owned(),
-                        source,
-                    });
-                }
-            }
-            Ok(key)
-        }
-        Err(error) => Err(key_error(error)),
-    }
 }
 
 /// Reads share a read transaction for this many queries at most, or this
@@ -720,22 +552,7 @@ impl Ledger {
         connection
             .execute_batch(CONNECTION_PRAGMAS)
             .map_err(open_error)?;
-        let (sender, receiver) = std::sync::mpsc::channel::<Queued>();
-        let writes = self.writes();
-        let path = self.path.clone();
-        let identity = self.identity;
-        let thread = std::thread::Builder::new()
-            .name("ledger".into())
-            .spawn(move || write_groups(connection, &writes, &path, identity, &receiver))
-            .map_err(|source| LedgerError::Key {
-                path: self.path.clone(),
-                source,
-            })?;
-        Ok(LedgerWriter {
-            sender: Some(sender),
-            thread: Some(thread),
-            path: self.path.clone(),
-        })
+        LedgerWriter::start(connection, self.writes(), self.path.clone(), self.identity)
     }
 
     /// Makes sure a final outcome replayed from a run's journal is in the
@@ -827,412 +644,6 @@ impl Ledger {
             tx.commit()
         })
     }
-
-    /// The runs of this scope that declared, newest first (an out folder
-    /// once, however often it was resumed), with their rows by status.
-    pub fn runs(&self, limit: u32) -> Result<Vec<LedgerRun>, LedgerError> {
-        let scope = self.scope;
-        self.with(|c| {
-            let mut statement = c.prepare_cached(
-                "SELECT r.out_dir, max(r.input), max(r.started_at),
-                        sum(d.status = 'S'), sum(d.status = 'F'), sum(d.status = 'U')
-                 FROM runs r LEFT JOIN declarations d ON d.run_id = r.id
-                 WHERE r.scope_id = ?1 AND r.input_sha256 <> ''
-                 GROUP BY r.out_dir
-                 ORDER BY max(r.started_at) DESC
-                 LIMIT ?2",
-            )?;
-            let runs = statement
-                .query_map(params![scope, limit], |row| {
-                    Ok(LedgerRun {
-                        out_dir: PathBuf::from(row.get::<_, String>(0)?),
-                        input: row.get(1)?,
-                        started_at: row.get(2)?,
-                        success: row.get::<_, Option<u64>>(3)?.unwrap_or(0),
-                        failed: row.get::<_, Option<u64>>(4)?.unwrap_or(0),
-                        unknown: row.get::<_, Option<u64>>(5)?.unwrap_or(0),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(runs)
-        })
-    }
-
-    /// Every declaration of this scope, oldest first, for `ledger export`:
-    /// settled (or last sent) on or after `since`, with `status` when given.
-    pub fn export(
-        &self,
-        since: Option<&str>,
-        status: Option<Status>,
-        mut each: impl FnMut(ExportRow) -> std::io::Result<()>,
-    ) -> Result<u64, anyhow::Error> {
-        let scope = self.scope;
-        let mut session = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        session.end_reading()?;
-        let connection = &session.connection;
-        let mut statement = connection.prepare(
-            "SELECT d.request_id, d.payment_request_id, d.reference_order_id, d.customs_code,
-                    d.merchant_customs_code, d.merchant_customs_name, d.amount,
-                    d.certificate_no, d.status, d.result_code, d.result_message,
-                    d.psp_declaration_request_id, d.identity_check_result,
-                    COALESCE(d.customs_status, ''), COALESCE(d.customs_result_code, ''),
-                    COALESCE(d.customs_result_description, ''),
-                    (SELECT count(*) FROM calls c
-                      WHERE c.scope_id = d.scope_id AND c.request_id = d.request_id),
-                    COALESCE(d.first_call_at, ''), d.last_call_at, COALESCE(d.settled_at, ''),
-                    COALESCE(d.inquired_at, ''), COALESCE(r.out_dir, ''), d.input_row
-             FROM declarations d LEFT JOIN runs r ON r.id = d.run_id
-             WHERE d.scope_id = ?1
-               AND COALESCE(d.settled_at, d.last_call_at) >= ?2
-               AND (?3 IS NULL OR d.status = ?3)
-             ORDER BY COALESCE(d.settled_at, d.last_call_at), d.request_id",
-        )?;
-        let mut rows = statement.query(params![
-            scope,
-            since.unwrap_or(""),
-            status.map(Status::as_str)
-        ])?;
-        let mut count = 0;
-        while let Some(row) = rows.next()? {
-            each(ExportRow {
-                customs_declaration_request_id: row.get(0)?,
-                payment_request_id: row.get(1)?,
-                reference_order_id: row.get(2)?,
-                customs_code: row.get(3)?,
-                merchant_customs_code: row.get(4)?,
-                merchant_customs_name: row.get(5)?,
-                declaration_amount: row.get(6)?,
-                certificate_no: row.get(7)?,
-                result_status: row.get(8)?,
-                result_code: row.get(9)?,
-                result_message: row.get(10)?,
-                psp_declaration_request_id: row.get(11)?,
-                identity_check_result: row.get(12)?,
-                declaration_request_status: row.get(13)?,
-                customs_result_code: row.get(14)?,
-                customs_result_description: row.get(15)?,
-                calls: row.get(16)?,
-                first_call_at: row.get(17)?,
-                last_call_at: row.get(18)?,
-                settled_at: row.get(19)?,
-                inquired_at: row.get(20)?,
-                run: row.get(21)?,
-                row: row.get(22)?,
-            })?;
-            count += 1;
-        }
-        Ok(count)
-    }
-}
-
-/// The writes of one scope and run, shared by the ledger's own methods and
-/// its writer thread.
-struct Writes {
-    key: hmac::Key,
-    scope: i64,
-    run: Option<i64>,
-}
-
-impl Writes {
-    fn call(
-        &self,
-        tx: &Connection,
-        line: u64,
-        request: &DeclareRequest,
-        body: &[u8],
-        retransmission: bool,
-    ) -> rusqlite::Result<()> {
-        let fingerprints = fingerprints(&self.key, request, body);
-        let now = ledger_time(Utc::now());
-        let (scope, run) = (self.scope, self.run);
-        let certificate = masked_certificate(request);
-        tx.prepare_cached(CALL_SQL)?.execute(params![
-            scope,
-            request.customs_declaration_request_id,
-            run,
-            line,
-            now,
-            fingerprints.body,
-            retransmission
-        ])?;
-        tx.prepare_cached(CALL_DECLARATION_SQL)?.execute(params![
-            scope,
-            request.customs_declaration_request_id,
-            request.payment_request_id,
-            request.reference_order_id.as_deref().unwrap_or_default(),
-            request.declaration_order_id(),
-            request.customs.customs_code.to_uppercase(),
-            request.merchant_customs_info.merchant_customs_code,
-            request.merchant_customs_info.merchant_customs_name,
-            request.declaration_amount.value,
-            certificate,
-            fingerprints.body,
-            fingerprints.fixed,
-            run,
-            line,
-            now
-        ])?;
-        Ok(())
-    }
-
-    fn outcome(
-        &self,
-        tx: &Connection,
-        result: &ResultRow,
-        request: &DeclareRequest,
-        body: &[u8],
-        answer: &str,
-    ) -> rusqlite::Result<()> {
-        let now = ledger_time(Utc::now());
-        let (scope, run) = (self.scope, self.run);
-        let status = result.result_status.as_str();
-        tx.prepare_cached(OUTCOME_CALL_SQL)?.execute(params![
-            scope,
-            result.customs_declaration_request_id,
-            status,
-            result.result_code,
-            result.result_message,
-            answer,
-            now
-        ])?;
-        if result.result_status == Status::U {
-            return Ok(());
-        }
-        let fingerprints = fingerprints(&self.key, request, body);
-        let updated = tx.prepare_cached(OUTCOME_SAME_BODY_SQL)?.execute(params![
-            scope,
-            result.customs_declaration_request_id,
-            fingerprints.body,
-            status,
-            result.result_code,
-            result.result_message,
-            result.psp_payment_id,
-            result.psp_declaration_request_id,
-            result.psp_customs_code,
-            result.clearing_channel,
-            result.clearing_transaction_id,
-            result.psp_order_amount,
-            result.identity_check_result,
-            run,
-            result.row,
-            now
-        ])?;
-        if updated > 0 {
-            return Ok(());
-        }
-        tx.prepare_cached(OUTCOME_DECLARATION_SQL)?
-            .execute(params![
-                scope,
-                result.customs_declaration_request_id,
-                request.payment_request_id,
-                request.reference_order_id.as_deref().unwrap_or_default(),
-                request.declaration_order_id(),
-                request.customs.customs_code.to_uppercase(),
-                request.merchant_customs_info.merchant_customs_code,
-                request.merchant_customs_info.merchant_customs_name,
-                request.declaration_amount.value,
-                masked_certificate(request),
-                fingerprints.body,
-                fingerprints.fixed,
-                status,
-                result.result_code,
-                result.result_message,
-                result.psp_payment_id,
-                result.psp_declaration_request_id,
-                result.psp_customs_code,
-                result.clearing_channel,
-                result.clearing_transaction_id,
-                result.psp_order_amount,
-                result.identity_check_result,
-                run,
-                result.row,
-                now
-            ])?;
-        Ok(())
-    }
-}
-
-const CALL_SQL: &str =
-    "INSERT INTO calls(scope_id, request_id, run_id, input_row, sent_at, body_hmac,
-                                   retransmission)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-/// A new request ID's row, as U; a known one only gets its last call (its
-/// body is replaced when an answer settles it), so that the indexes are not
-/// rewritten per call.
-const CALL_DECLARATION_SQL: &str =
-    "INSERT INTO declarations(scope_id, request_id, payment_request_id,
-                     reference_order_id, order_id, customs_code, merchant_customs_code,
-                     merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
-                     status, run_id, input_row, first_call_at, last_call_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'U', ?13, ?14, ?15, ?15)
-                 ON CONFLICT(scope_id, request_id) DO UPDATE SET
-                     last_call_at = excluded.last_call_at";
-const OUTCOME_CALL_SQL: &str =
-    "UPDATE calls SET status = ?3, result_code = ?4, result_message = ?5,
-                                  answer = ?6, answered_at = ?7
-                 WHERE id = (SELECT max(id) FROM calls WHERE scope_id = ?1 AND request_id = ?2)";
-/// An answer for the body the row already holds: no indexed column changes.
-const OUTCOME_SAME_BODY_SQL: &str = "UPDATE declarations SET status = ?4, result_code = ?5,
-                     result_message = ?6, psp_payment_id = ?7, psp_declaration_request_id = ?8,
-                     psp_customs_code = ?9, clearing_channel = ?10, clearing_transaction_id = ?11,
-                     psp_order_amount = ?12, identity_check_result = ?13, run_id = ?14,
-                     input_row = ?15, settled_at = ?16
-                 WHERE scope_id = ?1 AND request_id = ?2 AND body_hmac = ?3
-                   AND (status <> 'S' OR ?4 = 'S')";
-const OUTCOME_DECLARATION_SQL: &str =
-    "INSERT INTO declarations(scope_id, request_id, payment_request_id,
-                         reference_order_id, order_id, customs_code, merchant_customs_code,
-                         merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
-                         status, result_code, result_message, psp_payment_id,
-                         psp_declaration_request_id, psp_customs_code, clearing_channel,
-                         clearing_transaction_id, psp_order_amount, identity_check_result,
-                         run_id, input_row, first_call_at, last_call_at, settled_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?25, ?25)
-                     ON CONFLICT(scope_id, request_id) DO UPDATE SET
-                         payment_request_id = excluded.payment_request_id,
-                         reference_order_id = excluded.reference_order_id,
-                         order_id = excluded.order_id,
-                         customs_code = excluded.customs_code,
-                         merchant_customs_code = excluded.merchant_customs_code,
-                         merchant_customs_name = excluded.merchant_customs_name,
-                         amount = excluded.amount,
-                         certificate_no = excluded.certificate_no,
-                         body_hmac = excluded.body_hmac,
-                         fixed_hmac = excluded.fixed_hmac,
-                         status = excluded.status,
-                         result_code = excluded.result_code,
-                         result_message = excluded.result_message,
-                         psp_payment_id = excluded.psp_payment_id,
-                         psp_declaration_request_id = excluded.psp_declaration_request_id,
-                         psp_customs_code = excluded.psp_customs_code,
-                         clearing_channel = excluded.clearing_channel,
-                         clearing_transaction_id = excluded.clearing_transaction_id,
-                         psp_order_amount = excluded.psp_order_amount,
-                         identity_check_result = excluded.identity_check_result,
-                         run_id = excluded.run_id,
-                         input_row = excluded.input_row,
-                         settled_at = excluded.settled_at
-                     WHERE declarations.status <> 'S' OR excluded.status = 'S'";
-
-fn masked_certificate(request: &DeclareRequest) -> String {
-    request
-        .buyer_certificate
-        .as_ref()
-        .map(|c| mask_certificate(&c.certificate_no))
-        .unwrap_or_default()
-}
-
-/// The keyed fingerprints of a request and its exact bytes.
-fn fingerprints(key: &hmac::Key, request: &DeclareRequest, body: &[u8]) -> Fingerprints {
-    let mut fixed = request.clone();
-    // What a retransmission may change (the spec): left out.
-    fixed.merchant_customs_info.merchant_customs_code.clear();
-    fixed.merchant_customs_info.merchant_customs_name.clear();
-    fixed.customs.customs_code.clear();
-    fixed.declaration_amount.value.clear();
-    fixed.declaration_amount.currency.clear();
-    Fingerprints {
-        body: hmac::sign(key, body).as_ref().to_vec(),
-        fixed: hmac::sign(key, &fixed.to_body()).as_ref().to_vec(),
-    }
-}
-
-/// Called once an outcome's group is committed, or has failed.
-pub type AfterCommit = Box<dyn FnOnce(Result<(), &LedgerError>) + Send>;
-
-/// A write queued for the writer thread.
-enum Queued {
-    Call(Box<QueuedCall>),
-    Outcome(Box<QueuedOutcome>),
-}
-
-struct QueuedCall {
-    line: u64,
-    request: DeclareRequest,
-    body: Vec<u8>,
-    retransmission: bool,
-}
-
-struct QueuedOutcome {
-    result: ResultRow,
-    request: DeclareRequest,
-    body: Vec<u8>,
-    answer: String,
-    after: AfterCommit,
-}
-
-/// Writes queued at most in one group (one transaction), and how long a
-/// group waits for more.
-const GROUP: usize = 512;
-const GROUP_WAIT: Duration = Duration::from_millis(5);
-
-/// The writer thread: takes what is queued, writes it in one transaction,
-/// commits, then tells the outcomes. After a failure nothing more is
-/// written and every later outcome is told the failure.
-fn write_groups(
-    mut connection: Connection,
-    writes: &Writes,
-    path: &Path,
-    identity: Option<(u64, u64)>,
-    receiver: &std::sync::mpsc::Receiver<Queued>,
-) {
-    let mut failure: Option<LedgerError> = None;
-    while let Ok(first) = receiver.recv() {
-        // What arrives within a few milliseconds joins the group: one
-        // commit for many rows instead of one each.
-        let mut group = vec![first];
-        let deadline = std::time::Instant::now() + GROUP_WAIT;
-        while group.len() < GROUP {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match receiver.recv_timeout(left) {
-                Ok(write) => group.push(write),
-                Err(_) => break,
-            }
-        }
-        // SQLite goes on writing to a file that was unlinked or renamed
-        // away; each group first checks that the path still names it.
-        if failure.is_none() && identity.is_some() && file_identity(path) != identity {
-            failure = Some(LedgerError::Replaced {
-                path: path.to_owned(),
-            });
-        }
-        if failure.is_none() {
-            let written = (|| {
-                let tx = connection.transaction()?;
-                for write in &group {
-                    match write {
-                        Queued::Call(call) => writes.call(
-                            &tx,
-                            call.line,
-                            &call.request,
-                            &call.body,
-                            call.retransmission,
-                        )?,
-                        Queued::Outcome(outcome) => writes.outcome(
-                            &tx,
-                            &outcome.result,
-                            &outcome.request,
-                            &outcome.body,
-                            &outcome.answer,
-                        )?,
-                    }
-                }
-                tx.commit()
-            })();
-            if let Err(source) = written {
-                failure = Some(LedgerError::Sql {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        }
-        for write in group {
-            if let Queued::Outcome(outcome) = write {
-                (outcome.after)(failure.as_ref().map_or(Ok(()), Err));
-            }
-        }
-    }
 }
 
 /// A status read back from the ledger: a value that is not S, F or U is
@@ -1245,70 +656,6 @@ impl rusqlite::types::FromSql for Status {
                 format!("the status \"{text}\" is not S, F or U").into(),
             )
         })
-    }
-}
-
-/// The run's handle on the ledger's writer thread.
-pub struct LedgerWriter {
-    sender: Option<std::sync::mpsc::Sender<Queued>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    path: PathBuf,
-}
-
-impl LedgerWriter {
-    /// Queues a call about to be sent (the journal holds it already).
-    pub fn call(&self, line: u64, request: &DeclareRequest, body: &[u8], retransmission: bool) {
-        if let Some(sender) = &self.sender {
-            // A stopped writer has told its failure to every outcome.
-            let _ = sender.send(Queued::Call(Box::new(QueuedCall {
-                line,
-                request: request.clone(),
-                body: body.to_vec(),
-                retransmission,
-            })));
-        }
-    }
-
-    /// Queues an outcome; `after` runs once it is committed (or not).
-    pub fn outcome(
-        &self,
-        result: ResultRow,
-        request: &DeclareRequest,
-        body: &[u8],
-        answer: &str,
-        after: AfterCommit,
-    ) {
-        let write = Queued::Outcome(Box::new(QueuedOutcome {
-            result,
-            request: request.clone(),
-            body: body.to_vec(),
-            answer: answer.to_owned(),
-            after,
-        }));
-        let sent = self.sender.as_ref().map(|sender| sender.send(write));
-        if let Some(Err(std::sync::mpsc::SendError(Queued::Outcome(outcome)))) = sent {
-            (outcome.after)(Err(&LedgerError::Key {
-                path: self.path.clone(),
-                source: std::io::Error::other("the ledger's writer stopped"),
-            }));
-        }
-    }
-
-    /// Waits until everything queued is written and told.
-    pub fn finish(mut self) {
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for LedgerWriter {
-    fn drop(&mut self) {
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -1,0 +1,176 @@
+//! Reading the ledger back for people: the runs it knows (the page's past
+//! runs) and `ledger export`, every declaration of a scope as CSV rows,
+//! oldest first.
+
+use std::path::PathBuf;
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Ledger, LedgerError};
+use crate::protocol::Status;
+
+/// The columns of `ledger export`, for an export with no row.
+pub const EXPORT_HEADER: [&str; 23] = [
+    "customsDeclarationRequestId",
+    "paymentRequestId",
+    "referenceOrderId",
+    "customsCode",
+    "merchantCustomsCode",
+    "merchantCustomsName",
+    "declarationAmount",
+    "certificateNo",
+    "resultStatus",
+    "resultCode",
+    "resultMessage",
+    "pspDeclarationRequestId",
+    "identityCheckResult",
+    "declarationRequestStatus",
+    "customsResultCode",
+    "customsResultDescription",
+    "calls",
+    "firstCallAt",
+    "lastCallAt",
+    "settledAt",
+    "inquiredAt",
+    "run",
+    "row",
+];
+
+/// A run as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRun {
+    pub out_dir: PathBuf,
+    pub input: String,
+    pub started_at: String,
+    pub success: u64,
+    pub failed: u64,
+    pub unknown: u64,
+}
+
+/// One declaration as `ledger export` writes it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRow {
+    pub customs_declaration_request_id: String,
+    pub payment_request_id: String,
+    pub reference_order_id: String,
+    pub customs_code: String,
+    pub merchant_customs_code: String,
+    pub merchant_customs_name: String,
+    pub declaration_amount: String,
+    pub certificate_no: String,
+    pub result_status: String,
+    pub result_code: String,
+    pub result_message: String,
+    pub psp_declaration_request_id: String,
+    pub identity_check_result: String,
+    pub declaration_request_status: String,
+    pub customs_result_code: String,
+    pub customs_result_description: String,
+    pub calls: u64,
+    pub first_call_at: String,
+    pub last_call_at: String,
+    pub settled_at: String,
+    pub inquired_at: String,
+    pub run: String,
+    pub row: u64,
+}
+
+impl Ledger {
+    /// The runs of this scope that declared, newest first (an out folder
+    /// once, however often it was resumed), with their rows by status.
+    pub fn runs(&self, limit: u32) -> Result<Vec<LedgerRun>, LedgerError> {
+        let scope = self.scope;
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT r.out_dir, max(r.input), max(r.started_at),
+                        sum(d.status = 'S'), sum(d.status = 'F'), sum(d.status = 'U')
+                 FROM runs r LEFT JOIN declarations d ON d.run_id = r.id
+                 WHERE r.scope_id = ?1 AND r.input_sha256 <> ''
+                 GROUP BY r.out_dir
+                 ORDER BY max(r.started_at) DESC
+                 LIMIT ?2",
+            )?;
+            let runs = statement
+                .query_map(params![scope, limit], |row| {
+                    Ok(LedgerRun {
+                        out_dir: PathBuf::from(row.get::<_, String>(0)?),
+                        input: row.get(1)?,
+                        started_at: row.get(2)?,
+                        success: row.get::<_, Option<u64>>(3)?.unwrap_or(0),
+                        failed: row.get::<_, Option<u64>>(4)?.unwrap_or(0),
+                        unknown: row.get::<_, Option<u64>>(5)?.unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(runs)
+        })
+    }
+
+    /// Every declaration of this scope, oldest first, for `ledger export`:
+    /// settled (or last sent) on or after `since`, with `status` when given.
+    pub fn export(
+        &self,
+        since: Option<&str>,
+        status: Option<Status>,
+        mut each: impl FnMut(ExportRow) -> std::io::Result<()>,
+    ) -> Result<u64, anyhow::Error> {
+        let scope = self.scope;
+        let mut session = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        session.end_reading()?;
+        let connection = &session.connection;
+        let mut statement = connection.prepare(
+            "SELECT d.request_id, d.payment_request_id, d.reference_order_id, d.customs_code,
+                    d.merchant_customs_code, d.merchant_customs_name, d.amount,
+                    d.certificate_no, d.status, d.result_code, d.result_message,
+                    d.psp_declaration_request_id, d.identity_check_result,
+                    COALESCE(d.customs_status, ''), COALESCE(d.customs_result_code, ''),
+                    COALESCE(d.customs_result_description, ''),
+                    (SELECT count(*) FROM calls c
+                      WHERE c.scope_id = d.scope_id AND c.request_id = d.request_id),
+                    COALESCE(d.first_call_at, ''), d.last_call_at, COALESCE(d.settled_at, ''),
+                    COALESCE(d.inquired_at, ''), COALESCE(r.out_dir, ''), d.input_row
+             FROM declarations d LEFT JOIN runs r ON r.id = d.run_id
+             WHERE d.scope_id = ?1
+               AND COALESCE(d.settled_at, d.last_call_at) >= ?2
+               AND (?3 IS NULL OR d.status = ?3)
+             ORDER BY COALESCE(d.settled_at, d.last_call_at), d.request_id",
+        )?;
+        let mut rows = statement.query(params![
+            scope,
+            since.unwrap_or(""),
+            status.map(Status::as_str)
+        ])?;
+        let mut count = 0;
+        while let Some(row) = rows.next()? {
+            each(ExportRow {
+                customs_declaration_request_id: row.get(0)?,
+                payment_request_id: row.get(1)?,
+                reference_order_id: row.get(2)?,
+                customs_code: row.get(3)?,
+                merchant_customs_code: row.get(4)?,
+                merchant_customs_name: row.get(5)?,
+                declaration_amount: row.get(6)?,
+                certificate_no: row.get(7)?,
+                result_status: row.get(8)?,
+                result_code: row.get(9)?,
+                result_message: row.get(10)?,
+                psp_declaration_request_id: row.get(11)?,
+                identity_check_result: row.get(12)?,
+                declaration_request_status: row.get(13)?,
+                customs_result_code: row.get(14)?,
+                customs_result_description: row.get(15)?,
+                calls: row.get(16)?,
+                first_call_at: row.get(17)?,
+                last_call_at: row.get(18)?,
+                settled_at: row.get(19)?,
+                inquired_at: row.get(20)?,
+                run: row.get(21)?,
+                row: row.get(22)?,
+            })?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
