@@ -11,6 +11,7 @@ pub mod exit;
 pub mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod i18n;
 pub mod init;
 pub mod input;
 pub mod ledger;

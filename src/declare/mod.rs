@@ -253,7 +253,7 @@ async fn worker(
 
 /// Rows by status: the one count of outcomes, for the engine's tally, the
 /// outputs and `summary.json`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusCounts {
     #[serde(rename = "S")]
     pub success: u64,

@@ -1,0 +1,46 @@
+//! The page's own words (`serve`): headings, labels, buttons, the states
+//! of a job. Rows' reasons come from the rows' catalogue.
+
+use super::words;
+
+words! {
+    /// What the page says, in one language.
+    PageWords {
+        title: "Customs declarations", "海关申报";
+        profile: "Profile", "配置";
+        declares_to: "declares to", "申报到";
+        sandbox: "SANDBOX: nothing is declared for real", "沙箱：不会真实申报";
+        upload: "Order export (CSV or XLSX, 100 MB at most)", "订单导出文件（CSV 或 XLSX，最大 100 MB）";
+        drop_here: "or drop the file here", "或将文件拖放到此处";
+        check: "Check the file", "检查文件";
+        checking: "Checking the file… At most two files are checked at once: when others are \
+                   being checked, this one waits its turn.",
+                  "正在检查文件……同一时间最多检查两个文件：若有其他文件正在检查，本文件将排队等候。";
+        no_profiles: "No profile: put a config (*.toml) in the --config-dir folder",
+                     "没有配置：请把配置文件（*.toml）放到 --config-dir 目录中";
+        validation: "Validation", "校验结果";
+        valid: "valid rows", "有效行";
+        rejected: "rejected rows", "被拒绝的行";
+        rejected_rows: "Rejected rows and their reasons", "被拒绝的行及原因";
+        confirm: "I have checked the file and want to declare it", "我已检查文件，确认申报";
+        declare: "Declare", "申报";
+        rows_to: "rows to", "行到";
+        progress: "Progress", "进度";
+        downloads: "Files", "文件下载";
+        login: "Sign in", "登录";
+        token: "Token", "令牌";
+        back: "Another file", "上传其他文件";
+        row: "Row", "行";
+        field: "Field", "字段";
+        error: "Reason", "原因";
+        jobs: "Uploads and runs", "上传与申报记录";
+        past_runs: "Past runs in the ledger", "账本中的历史申报";
+        inquire: "Ask for customs outcomes", "查询海关结果";
+        state_validated: "checked, not declared", "已校验，未申报";
+        state_running: "declaring", "申报中";
+        state_interrupted: "interrupted: open it to resume", "中断：打开后可继续申报";
+        state_finished: "finished (exit", "已完成（退出码";
+        state_finished_end: ")", "）";
+        state_failed: "failed", "失败";
+    }
+}

@@ -1,0 +1,292 @@
+//! A job's handlers: its page (the validation, the button that declares,
+//! the live progress, the files), declaring it with the same engine as
+//! `run`, its progress for the page's script, and its files.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::home::LangQuery;
+use super::jobs::{ProfileClaim, RunEnd, SavedSummary, Stage, no_such_job, profiles, with_job};
+use super::views::{JobPage, error_page, files_in, rejected_rows, render};
+use super::{DOWNLOADS, FILE_POLICY, Shared, language_of};
+use crate::i18n::page::PageWords;
+use crate::run::{Phase, Progress, RunOptions, RunPlan, execute};
+
+pub async fn job_page(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let language = language_of(&headers, query.lang.as_deref());
+    let profiles = profiles(&state.settings.config_dir);
+    let job = with_job(&state, &id, |job| {
+        (
+            job.profile.clone(),
+            job.folder.clone(),
+            job.valid_rows,
+            job.started(),
+        )
+    });
+    let Some((profile_name, folder, valid_rows, started)) = job else {
+        return no_such_job();
+    };
+    let Some(profile) = profiles.into_iter().find(|p| p.name == profile_name) else {
+        return error_page(StatusCode::NOT_FOUND, "the profile is gone");
+    };
+    let t = PageWords::of(language);
+    render(&JobPage {
+        lang: language.tag(),
+        title: t.title,
+        t,
+        id: &id,
+        profile: &profile,
+        valid_rows,
+        rejected_count: SavedSummary::read(&folder).rows.rejected,
+        rejected: rejected_rows(&folder),
+        started,
+        files: files_in(&folder, &DOWNLOADS, started),
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct DeclareForm {
+    confirm: Option<String>,
+}
+
+/// Starts the run of a validated upload with the same engine as `run`.
+pub async fn declare(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    axum::Form(form): axum::Form<DeclareForm>,
+) -> Response {
+    if form.confirm.as_deref() != Some("yes") {
+        return error_page(StatusCode::BAD_REQUEST, "confirm the declaration first");
+    }
+    let job = with_job(&state, &id, |job| {
+        (
+            job.profile.clone(),
+            job.input.clone(),
+            job.folder.clone(),
+            job.started(),
+        )
+    });
+    let Some((profile_name, input, folder, started)) = job else {
+        return no_such_job();
+    };
+    if started {
+        return Redirect::to(&format!("/jobs/{id}")).into_response();
+    }
+    let Some(profile) = profiles(&state.settings.config_dir)
+        .into_iter()
+        .find(|p| p.name == profile_name)
+    else {
+        return error_page(StatusCode::NOT_FOUND, "the profile is gone");
+    };
+    if let Some(problem) = &profile.problem {
+        return error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("the profile {} cannot declare: {problem}", profile.name),
+        );
+    }
+    // Freed when the run ends, or at once when the request fails or the
+    // client leaves before the run starts.
+    let Some(claim) = ProfileClaim::take(&state, &profile.name) else {
+        return error_page(
+            StatusCode::CONFLICT,
+            &format!(
+                "a run of the profile {} is going on; wait for it to finish",
+                profile.name
+            ),
+        );
+    };
+    let options = RunOptions {
+        input,
+        out: folder,
+        fresh: false,
+        resend_failed: false,
+        resolve_unknown: false,
+    };
+    let settings = profile.settings;
+    let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, settings)).await
+    {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(error)) => {
+            return error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &state.without_paths(&format!("{error:#}")),
+            );
+        }
+        Err(error) => {
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+        }
+    };
+    let cancel = CancellationToken::new();
+    let (progress_tx, progress_rx) = watch::channel(Progress::default());
+    if let Some(job) = state.jobs.lock().expect("not poisoned").get_mut(&id) {
+        job.stage = Stage::Running(progress_rx.clone());
+    }
+    let run_state = Arc::clone(&state);
+    let run_id = id.clone();
+    tokio::spawn(async move {
+        let events: crate::run::Events = Arc::new(|event| tracing::info!("{event}"));
+        let report = execute(plan, cancel, Arc::new(progress_tx), events).await;
+        // Shown on the job's page: without the server's folders.
+        let finished = match report.map(|report| report.outcome) {
+            Ok(crate::run::RunOutcome::Fatal(error)) | Err(error) => {
+                Err(run_state.without_paths(&format!("{error:#}")))
+            }
+            Ok(outcome) => Ok(crate::exit::of_run(&outcome)),
+        };
+        if let Some(job) = run_state
+            .jobs
+            .lock()
+            .expect("not poisoned")
+            .get_mut(&run_id)
+        {
+            job.stage = Stage::Finished {
+                end: finished,
+                progress: Some(progress_rx),
+            };
+        }
+        drop(claim);
+    });
+    Redirect::to(&format!("/jobs/{id}")).into_response()
+}
+
+/// The run's progress, for the page's live view.
+#[derive(Debug, Default, serde::Serialize)]
+struct ProgressView {
+    started: bool,
+    phase: &'static str,
+    valid: u64,
+    settled: u64,
+    requests: u64,
+    #[serde(rename = "S")]
+    success: u64,
+    #[serde(rename = "F")]
+    failed: u64,
+    #[serde(rename = "U")]
+    unknown: u64,
+    from_ledger: u64,
+    done: bool,
+    exit_code: Option<u8>,
+    error: Option<String>,
+}
+
+impl ProgressView {
+    fn of(snapshot: &Progress, end: Option<&RunEnd>) -> ProgressView {
+        let counts = snapshot.tally.settled;
+        ProgressView {
+            started: true,
+            phase: match snapshot.phase {
+                Phase::Declaring => "declaring",
+                Phase::WritingOutputs => "writing",
+                Phase::Finished => "finished",
+            },
+            valid: snapshot.rows.valid,
+            settled: snapshot.settled(),
+            requests: snapshot.tally.requests,
+            success: counts.success,
+            failed: counts.failed,
+            unknown: counts.unknown,
+            from_ledger: snapshot.from_ledger,
+            done: end.is_some(),
+            exit_code: end.and_then(|end| end.as_ref().ok().copied()),
+            error: end.and_then(|end| end.as_ref().err().cloned()),
+        }
+    }
+
+    /// A run that ended before this server started: what its summary says.
+    fn saved(summary: &SavedSummary, end: &RunEnd) -> ProgressView {
+        ProgressView {
+            started: true,
+            phase: "finished",
+            valid: summary.rows.valid,
+            settled: summary.rows.valid,
+            requests: summary.requests_sent,
+            success: summary.results.success,
+            failed: summary.results.failed,
+            unknown: summary.results.unknown,
+            from_ledger: summary.from_ledger,
+            done: true,
+            exit_code: end.as_ref().ok().copied(),
+            error: end.as_ref().err().cloned(),
+        }
+    }
+}
+
+pub async fn progress(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+    let view = with_job(&state, &id, |job| match &job.stage {
+        Stage::Validated => ProgressView::default(),
+        Stage::Running(progress) => ProgressView::of(&progress.borrow(), None),
+        Stage::Finished {
+            end,
+            progress: Some(progress),
+        } => ProgressView::of(&progress.borrow(), Some(end)),
+        Stage::Finished {
+            end,
+            progress: None,
+        } => ProgressView::saved(&SavedSummary::read(&job.folder), end),
+    });
+    match view {
+        Some(view) => axum::Json(view).into_response(),
+        None => no_such_job(),
+    }
+}
+
+/// A file of the job's folder, by one of the names the page offers.
+pub async fn download(
+    State(state): State<Shared>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+) -> Response {
+    if !DOWNLOADS.contains(&name.as_str()) {
+        return error_page(StatusCode::NOT_FOUND, "no such file");
+    }
+    let Some(folder) = with_job(&state, &id, |job| job.folder.clone()) else {
+        return no_such_job();
+    };
+    serve_file(&folder, &name).await
+}
+
+/// One of the files a run folder offers (`DOWNLOADS`), as the browser
+/// should take it: HTML shown, the others saved.
+pub async fn serve_file(folder: &Path, name: &str) -> Response {
+    if !DOWNLOADS.contains(&name) {
+        return error_page(StatusCode::NOT_FOUND, "no such file");
+    }
+    // Streamed: results.csv of a large run is hundreds of megabytes.
+    match tokio::fs::File::open(folder.join(name)).await {
+        Ok(file) => {
+            let bytes = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            let kind = match name.rsplit('.').next() {
+                Some("csv") => "text/csv; charset=utf-8",
+                Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                _ => "text/html; charset=utf-8",
+            };
+            let disposition = if name.ends_with(".html") {
+                "inline".to_owned()
+            } else {
+                format!("attachment; filename=\"{name}\"")
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, kind.to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                    // A run's file: nothing in it runs or loads.
+                    (header::CONTENT_SECURITY_POLICY, FILE_POLICY.to_owned()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(_) => error_page(StatusCode::NOT_FOUND, "that file is not there (yet)"),
+    }
+}

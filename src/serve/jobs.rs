@@ -1,0 +1,266 @@
+//! What the server knows: the profiles (configs of `--config-dir`, each
+//! with its settings), the jobs (an upload, its validation, its run) with
+//! their typed stage, the jobs of earlier server runs read back from their
+//! folders, and the claim that keeps one run per profile.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::watch;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::Shared;
+use super::views::error_page;
+use crate::declare::StatusCounts;
+use crate::ledger::{Ledger, LedgerRun};
+use crate::run::Progress;
+use crate::settings::{Overrides, Settings};
+
+/// One profile: a config file of `--config-dir`.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The file's stem: what the page shows and posts.
+    pub name: String,
+    pub path: PathBuf,
+    /// Its settings (`DECLARE_*` variables ignored).
+    pub settings: Settings,
+    /// Where it declares, as the ledger names it; empty when it cannot.
+    pub endpoint: String,
+    pub sandbox: bool,
+    /// Why it cannot declare (no endpoint, or not a usable one).
+    pub problem: Option<String>,
+}
+
+/// A run (or a validation waiting to be declared) the server knows.
+pub struct Job {
+    pub profile: String,
+    pub input: PathBuf,
+    pub folder: PathBuf,
+    /// Rows valid in the validation: what "Declare N rows" declares.
+    pub valid_rows: u64,
+    pub created_at: String,
+    pub stage: Stage,
+}
+
+/// How a run ended: its exit code, or the error that stopped it (without
+/// the server's folders).
+pub type RunEnd = Result<u8, String>;
+
+/// Where a job is.
+pub enum Stage {
+    /// Checked and not declared; or declared, then cut short by a restart
+    /// (its folder holds `run.json`: declaring again resumes it).
+    Validated,
+    /// Declaring: its live progress.
+    Running(watch::Receiver<Progress>),
+    /// Ended: how, and its last progress when it ran in this server.
+    Finished {
+        end: RunEnd,
+        progress: Option<watch::Receiver<Progress>>,
+    },
+}
+
+impl Job {
+    /// Whether it has been declared (running or ended).
+    pub fn started(&self) -> bool {
+        !matches!(self.stage, Stage::Validated)
+    }
+
+    /// Its line in the list of jobs.
+    pub fn state(&self) -> JobState {
+        match &self.stage {
+            Stage::Finished { end: Ok(code), .. } => JobState::Finished(*code),
+            Stage::Finished { end: Err(_), .. } => JobState::Failed,
+            Stage::Running(_) => JobState::Running,
+            Stage::Validated if self.folder.join("run.json").exists() => JobState::Interrupted,
+            Stage::Validated => JobState::Validated,
+        }
+    }
+}
+
+/// Where a job is, as the list of jobs says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Validated,
+    Running,
+    /// Cut short by a restart: declaring again resumes it.
+    Interrupted,
+    Finished(u8),
+    Failed,
+}
+
+/// What the page reads back of a folder's `summary.json` (a validation's
+/// or a run's): typed, so that a missing or odd value is a default, not a
+/// guess at a JSON path.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SavedSummary {
+    pub command: String,
+    pub rows: SavedRows,
+    pub results: StatusCounts,
+    pub requests_sent: u64,
+    pub from_ledger: u64,
+    pub exit_code: Option<u8>,
+}
+
+/// The row counts of a saved summary that the page shows.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SavedRows {
+    pub valid: u64,
+    pub rejected: u64,
+}
+
+impl SavedSummary {
+    /// The summary in `folder`, or the defaults when there is none.
+    pub fn read(folder: &Path) -> SavedSummary {
+        std::fs::read_to_string(folder.join("summary.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether a run (not only a validation) wrote it.
+    pub fn is_run(&self) -> bool {
+        self.command == "run"
+    }
+}
+
+/// `job.json`: what a job's folder is for.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct JobRecord {
+    pub profile: String,
+    pub created_at: String,
+    /// The uploaded file's name on the client's side (no folder).
+    #[serde(default)]
+    pub input_name: Option<String>,
+}
+
+/// The jobs of earlier server runs, from their folders: validated, run to
+/// the end, or cut short by a restart (declaring again resumes the run
+/// from its journal).
+pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
+    let mut known = HashMap::new();
+    for entry in std::fs::read_dir(jobs).into_iter().flatten().flatten() {
+        let folder = entry.path();
+        let Some(record) = std::fs::read_to_string(folder.join("job.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<JobRecord>(&text).ok())
+        else {
+            continue;
+        };
+        let Some(input) = ["input.csv", "input.xlsx"]
+            .iter()
+            .map(|name| folder.join(name))
+            .find(|path| path.exists())
+        else {
+            continue;
+        };
+        let out = folder.join("out");
+        let summary = SavedSummary::read(&out);
+        // A run cut short leaves run.json beside the validation's summary.
+        let stage = if summary.is_run() {
+            Stage::Finished {
+                end: Ok(summary.exit_code.unwrap_or(crate::exit::FATAL)),
+                progress: None,
+            }
+        } else {
+            Stage::Validated
+        };
+        known.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            Job {
+                profile: record.profile,
+                input,
+                folder: out,
+                valid_rows: summary.rows.valid,
+                created_at: record.created_at,
+                stage,
+            },
+        );
+    }
+    known
+}
+
+/// The runs a profile's ledger knows, newest first; none without a ledger.
+pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<LedgerRun>> {
+    let path = profile.settings.ledger.standing();
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let (endpoint, client_id) = profile.settings.scope()?;
+    Ok(Ledger::open(&path, &endpoint, &client_id)?.runs(50)?)
+}
+
+/// The profiles in `dir`: every `*.toml`, sorted by name.
+pub fn profiles(dir: &Path) -> Vec<Profile> {
+    let mut profiles: Vec<Profile> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|path| {
+            let settings = Settings::load_profile(&path, Overrides::default()).ok()?;
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            let (endpoint, sandbox, problem) = match settings.endpoint() {
+                Ok(endpoint) => (endpoint.name(), endpoint.is_sandbox(), None),
+                Err(problem) => (String::new(), false, Some(problem.to_string())),
+            };
+            Some(Profile {
+                name,
+                path,
+                settings,
+                endpoint,
+                sandbox,
+                problem,
+            })
+        })
+        .collect();
+    profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    profiles
+}
+
+/// Reads a job the server knows.
+pub fn with_job<T>(state: &Shared, id: &str, read: impl FnOnce(&Job) -> T) -> Option<T> {
+    state.jobs.lock().expect("not poisoned").get(id).map(read)
+}
+
+pub fn no_such_job() -> Response {
+    error_page(StatusCode::NOT_FOUND, "no such upload or run")
+}
+
+/// A profile marked busy while its run is prepared and goes on: freed when
+/// dropped (the run ended, or the request failed or was left before it
+/// started).
+pub struct ProfileClaim {
+    state: Shared,
+    profile: String,
+}
+
+impl ProfileClaim {
+    /// Claims `profile`, unless a run of it is going on.
+    pub fn take(state: &Shared, profile: &str) -> Option<ProfileClaim> {
+        let claimed = state
+            .busy_profiles
+            .lock()
+            .expect("not poisoned")
+            .insert(profile.to_owned());
+        claimed.then(|| ProfileClaim {
+            state: std::sync::Arc::clone(state),
+            profile: profile.to_owned(),
+        })
+    }
+}
+
+impl Drop for ProfileClaim {
+    fn drop(&mut self) {
+        self.state
+            .busy_profiles
+            .lock()
+            .expect("not poisoned")
+            .remove(&self.profile);
+    }
+}

@@ -1,0 +1,114 @@
+//! The past runs a profile's ledger lists: a run's page (its counts and
+//! files) and asking Alipay+ for its customs outcomes. Only a folder the
+//! ledger lists is read or touched, never one a request names alone.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::job::serve_file;
+use super::jobs::{Profile, SavedSummary, ledger_runs, profiles};
+use super::views::{InquiredPage, PastRunPage, error_page, past_query, render};
+use super::{DOWNLOADS, Shared, language_of};
+use crate::i18n::page::PageWords;
+
+#[derive(serde::Deserialize)]
+pub struct InquireForm {
+    profile: String,
+    out: String,
+}
+
+/// The profile of a past run its ledger lists.
+fn known_past_run(state: &Shared, profile: &str, out: &str) -> Result<Profile, String> {
+    let Some(profile) = profiles(&state.settings.config_dir)
+        .into_iter()
+        .find(|p| p.name == profile && !p.sandbox && p.problem.is_none())
+    else {
+        return Err("no such profile".to_owned());
+    };
+    let known = ledger_runs(&profile)
+        .map(|runs| runs.into_iter().any(|run| run.out_dir == Path::new(out)))
+        .unwrap_or(false);
+    if known {
+        Ok(profile)
+    } else {
+        Err("the ledger knows no such run".to_owned())
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct PastQuery {
+    profile: String,
+    out: String,
+    file: Option<String>,
+    lang: Option<String>,
+}
+
+/// A past run the ledger lists: its counts, its files, and the button that
+/// asks for its customs outcomes; `file=` downloads one of its files.
+pub async fn past_run(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<PastQuery>,
+) -> Response {
+    let profile = match known_past_run(&state, &query.profile, &query.out) {
+        Ok(profile) => profile,
+        Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
+    };
+    let out = PathBuf::from(&query.out);
+    if let Some(name) = &query.file {
+        return serve_file(&out, name).await;
+    }
+    let language = language_of(&headers, query.lang.as_deref());
+    let t = PageWords::of(language);
+    render(&PastRunPage {
+        lang: language.tag(),
+        title: t.title,
+        t,
+        profile: &profile,
+        out: out.display().to_string(),
+        results: SavedSummary::read(&out).results,
+        files: DOWNLOADS
+            .iter()
+            .filter(|name| out.join(name).exists())
+            .map(|&name| (name, past_query(&profile.name, &out, Some(name))))
+            .collect(),
+    })
+}
+
+/// Asks Alipay+ about a past run the profile's ledger knows: customs
+/// outcomes into its `customs.csv`, unknown rows it holds settled. Only a
+/// folder the ledger lists is touched, never one the request names alone.
+pub async fn inquire_run(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<InquireForm>,
+) -> Response {
+    let language = language_of(&headers, None);
+    let profile = match known_past_run(&state, &form.profile, &form.out) {
+        Ok(profile) => profile,
+        Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
+    };
+    let out = PathBuf::from(&form.out);
+    // The ledger and the files are read and written as it goes: off the
+    // page's workers.
+    let inquired = tokio::task::spawn_blocking(move || {
+        let report = tokio::runtime::Handle::current().block_on(
+            crate::run::inquire::inquire_recorded_run(&out, &profile.settings, |notice| {
+                tracing::info!("{notice}");
+            }),
+        );
+        report.map(|report| (out, report))
+    })
+    .await;
+    match inquired {
+        Ok(Ok((out, report))) => render(&InquiredPage::new(language, &out, &report)),
+        Ok(Err(error)) => error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &state.without_paths(&format!("{error:#}")),
+        ),
+        Err(error) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}

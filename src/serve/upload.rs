@@ -1,0 +1,250 @@
+//! The upload: a profile and one file, streamed to a file of the
+//! server's naming under `--data` (limited while it streams), validated
+//! into a folder of its own (two files at a time), and kept as a job. A
+//! refused or failed upload leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use tokio::io::AsyncWriteExt;
+
+use super::jobs::{Job, JobRecord, Stage, profiles};
+use super::views::error_page;
+use super::{MAX_FIELD_BYTES, MAX_UPLOAD, Shared, create_private_dir, language_of, new_id};
+
+/// Takes an upload (a profile and a file), streams it to a file of the
+/// server's naming under `--data` (at most `MAX_UPLOAD` bytes), validates
+/// it into a folder of its own (at most `MAX_VALIDATIONS` at once), and
+/// shows the validation. A refused or failed upload leaves nothing behind.
+pub async fn upload(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Response {
+    let id = new_id();
+    let folder = state.settings.data.join("jobs").join(&id);
+    if let Err(error) = create_private_dir(&folder) {
+        return error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &state.without_paths(&error.to_string()),
+        );
+    }
+    // Removed unless the upload becomes a job, also when the client goes
+    // away mid-way (the handler is then dropped).
+    let mut leftover = Leftover(Some(folder.clone()));
+    match take_upload(&state, &headers, multipart, &id, &folder).await {
+        Ok(response) => {
+            leftover.0 = None;
+            response
+        }
+        Err((status, message)) => error_page(status, &state.without_paths(&message)),
+    }
+}
+
+/// A folder removed when this is dropped, unless taken out first.
+struct Leftover(Option<PathBuf>);
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if let Some(folder) = self.0.take() {
+            let _ = std::fs::remove_dir_all(folder);
+        }
+    }
+}
+
+/// What an upload's form gave.
+struct UploadForm {
+    profile: String,
+    input: PathBuf,
+    /// The file's name on the client, for `job.json`.
+    input_name: String,
+}
+
+/// Reads the form: one profile name (at most `MAX_FIELD_BYTES`), exactly
+/// one file; any other field is refused.
+async fn read_upload_form(
+    mut multipart: Multipart,
+    folder: &Path,
+) -> Result<UploadForm, (StatusCode, String)> {
+    let mut profile = None;
+    let mut input: Option<(PathBuf, String)> = None;
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) => return Err((error.status(), error.body_text())),
+        };
+        match field.name() {
+            Some("profile") if profile.is_none() => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|error| (error.status(), error.body_text()))?
+                {
+                    if text.len() + chunk.len() > MAX_FIELD_BYTES {
+                        return Err((
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("the profile's name is longer than {MAX_FIELD_BYTES} bytes"),
+                        ));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                profile = Some(String::from_utf8_lossy(&text).into_owned());
+            }
+            Some("file") if input.is_none() => {
+                // The client's name gives the kind of file, never a path.
+                let client_name = field.file_name().unwrap_or_default();
+                let client_name = client_name
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>();
+                let extension = client_name
+                    .rsplit('.')
+                    .next()
+                    .map(str::to_ascii_lowercase)
+                    .filter(|ext| ext == "csv" || ext == "xlsx");
+                let Some(extension) = extension else {
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        "upload a .csv or .xlsx export of the orders".to_owned(),
+                    ));
+                };
+                let path = folder.join(format!("input.{extension}"));
+                save(field, &path).await?;
+                input = Some((path, client_name));
+            }
+            Some("file") => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "upload one file at a time".to_owned(),
+                ));
+            }
+            _ => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "the form has a field the page does not send".to_owned(),
+                ));
+            }
+        }
+    }
+    match (profile, input) {
+        (Some(profile), Some((input, input_name))) => Ok(UploadForm {
+            profile,
+            input,
+            input_name,
+        }),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            "choose a profile and a file".to_owned(),
+        )),
+    }
+}
+
+async fn take_upload(
+    state: &Shared,
+    headers: &HeaderMap,
+    multipart: Multipart,
+    id: &str,
+    folder: &Path,
+) -> Result<Response, (StatusCode, String)> {
+    // The rows' messages in the language of the person who uploads.
+    let language = language_of(headers, None);
+    let form = read_upload_form(multipart, folder).await?;
+    let Some(profile) = profiles(&state.settings.config_dir)
+        .into_iter()
+        .find(|p| p.name == form.profile)
+    else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "choose a profile and a file".to_owned(),
+        ));
+    };
+    let out = folder.join("out");
+    let (validate_input, validate_out) = (form.input.clone(), out.clone());
+    let mut validate_settings = profile.settings.clone();
+    validate_settings.language = language;
+    // Checking a file takes memory and both cores: a few at a time. The
+    // permit goes with the check, which runs on even if the client leaves.
+    let permit = Arc::clone(&state.validations)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let validated = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        crate::run::validate::validate_input(&validate_input, &validate_settings, &validate_out)
+    })
+    .await;
+    let summary = match validated {
+        Ok(Ok(summary)) => summary,
+        Ok(Err(error)) => {
+            let message = format!("{error:#}").replace(
+                &form.input.display().to_string(),
+                &format!("\"{}\"", form.input_name),
+            );
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, message));
+        }
+        Err(error) => return Err((StatusCode::INTERNAL_SERVER_ERROR, error.to_string())),
+    };
+    // Kept beside the upload, so that a restarted server knows the job.
+    let record = JobRecord {
+        profile: profile.name.clone(),
+        created_at: crate::report::timestamp(chrono::Local::now()),
+        input_name: Some(form.input_name),
+    };
+    crate::report::write_json(&folder.join("job.json"), &record)
+        .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+    state.jobs.lock().expect("not poisoned").insert(
+        id.to_owned(),
+        Job {
+            profile: profile.name,
+            input: form.input,
+            folder: out,
+            valid_rows: summary.rows.valid,
+            created_at: record.created_at,
+            stage: Stage::Validated,
+        },
+    );
+    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+}
+
+/// Streams a multipart field to `path`, refusing it once it passes
+/// `MAX_UPLOAD` bytes.
+async fn save(
+    mut field: axum::extract::multipart::Field<'_>,
+    path: &Path,
+) -> Result<(), (StatusCode, String)> {
+    let internal = |error: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string());
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await.map_err(internal)?;
+    let mut written = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        // The body limit past MAX_UPLOAD says 413 too.
+        .map_err(|error| (error.status(), error.body_text()))?
+    {
+        written += chunk.len() as u64;
+        if written > MAX_UPLOAD {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the file is larger than {} MB; split the export",
+                    MAX_UPLOAD / 1024 / 1024
+                ),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(internal)?;
+    }
+    file.sync_all().await.map_err(internal)
+}

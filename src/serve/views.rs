@@ -1,0 +1,286 @@
+//! The page's views: one struct per page, rendered by its template in
+//! `templates/page/` (askama, which escapes every value by default with
+//! the report's escaper), and the small view models the templates read.
+
+use std::path::Path;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::jobs::{JobState, Profile};
+use crate::declare::StatusCounts;
+use crate::i18n::page::PageWords;
+use crate::ledger::LedgerRun;
+use crate::messages::Language;
+use crate::run::inquire::InquiryReport;
+
+/// A rendered page as a response; a template that fails (it cannot, with
+/// these types) is a plain 500.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+/// An error page with `status`.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let mut response = render(&ErrorPage {
+        lang: Language::En.tag(),
+        title: "declare-batch",
+        message,
+    });
+    *response.status_mut() = status;
+    response
+}
+
+#[derive(Template)]
+#[template(path = "page/error.html")]
+pub struct ErrorPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "page/login.html")]
+pub struct LoginPage {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+}
+
+impl LoginPage {
+    pub fn new(language: Language) -> LoginPage {
+        let t = PageWords::of(language);
+        LoginPage {
+            lang: language.tag(),
+            title: t.login,
+            t,
+        }
+    }
+}
+
+/// One line of the list of jobs.
+pub struct JobLine {
+    pub id: String,
+    pub profile: String,
+    pub created_at: String,
+    pub state: JobState,
+}
+
+impl JobLine {
+    pub fn state_text(&self, t: &PageWords) -> String {
+        match self.state {
+            JobState::Validated => t.state_validated.to_owned(),
+            JobState::Running => t.state_running.to_owned(),
+            JobState::Interrupted => t.state_interrupted.to_owned(),
+            JobState::Finished(code) => {
+                format!("{} {code}{}", t.state_finished, t.state_finished_end)
+            }
+            JobState::Failed => t.state_failed.to_owned(),
+        }
+    }
+}
+
+/// The past runs a profile's ledger knows.
+pub struct PastRuns {
+    pub profile: String,
+    pub runs: Vec<LedgerRun>,
+}
+
+impl PastRuns {
+    /// The query of a run's page.
+    pub fn query(&self, run: &LedgerRun) -> String {
+        past_query(&self.profile, &run.out_dir, None)
+    }
+}
+
+/// The query that names a past run (and one of its files).
+pub fn past_query(profile: &str, out: &Path, file: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("profile", profile)
+        .append_pair("out", &out.display().to_string());
+    if let Some(file) = file {
+        query.append_pair("file", file);
+    }
+    query.finish()
+}
+
+#[derive(Template)]
+#[template(path = "page/home.html")]
+pub struct HomePage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub profiles: &'a [Profile],
+    pub sandbox_profiles: Vec<&'a str>,
+    pub jobs: Vec<JobLine>,
+    pub past_runs: Vec<PastRuns>,
+}
+
+#[derive(Template)]
+#[template(path = "page/job.html")]
+pub struct JobPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub id: &'a str,
+    pub profile: &'a Profile,
+    pub valid_rows: u64,
+    pub rejected_count: u64,
+    /// Row, field, reason of the first rejected rows.
+    pub rejected: Vec<[String; 3]>,
+    pub started: bool,
+    pub files: Vec<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "page/past_run.html")]
+pub struct PastRunPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub profile: &'a Profile,
+    pub out: String,
+    pub results: StatusCounts,
+    /// Each file there, with the query that downloads it.
+    pub files: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "page/inquired.html")]
+pub struct InquiredPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub out: String,
+    pub statuses: String,
+    pub report: &'a InquiryReport,
+    pub customs_csv: String,
+}
+
+impl<'a> InquiredPage<'a> {
+    pub fn new(language: Language, out: &Path, report: &'a InquiryReport) -> InquiredPage<'a> {
+        let t = PageWords::of(language);
+        let statuses: Vec<String> = report
+            .by_status
+            .iter()
+            .map(|(status, count)| format!("{status} {count}"))
+            .collect();
+        InquiredPage {
+            lang: language.tag(),
+            title: t.title,
+            t,
+            out: out.display().to_string(),
+            statuses: if statuses.is_empty() {
+                "-".to_owned()
+            } else {
+                statuses.join(", ")
+            },
+            report,
+            customs_csv: out.join("customs.csv").display().to_string(),
+        }
+    }
+}
+
+/// The rows of `rejected.csv`: row, field, error.
+pub fn rejected_rows(folder: &Path) -> Vec<[String; 3]> {
+    let Ok(mut reader) = crate::report::read_output_csv(&folder.join("rejected.csv")) else {
+        return Vec::new();
+    };
+    reader
+        .records()
+        .flatten()
+        .take(crate::report::html::MAX_LISTED)
+        .map(|record| [0, 1, 2].map(|i| record.get(i).unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// The files of `folder` among `names` (all of them once a run started:
+/// they appear as it goes).
+pub fn files_in(folder: &Path, names: &[&'static str], all: bool) -> Vec<&'static str> {
+    names
+        .iter()
+        .copied()
+        .filter(|name| all || folder.join(name).exists())
+        .collect()
+}
+
+/// The pages' stylesheet, served as `/static/page.css`.
+pub const STYLE: &str = "body { font-family: system-ui, 'PingFang SC', 'Microsoft YaHei', \
+'WenQuanYi Micro Hei', sans-serif; max-width: 60em; margin: 1.5em auto; padding: 0 1em; \
+color: #1f2328; } .sandbox { background: #fff8c5; border: 1px solid #d4a72c; padding: .4em 1em; } \
+table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: .2em .5em; \
+text-align: left; vertical-align: top; } #drop { border: 2px dashed #8c959f; padding: 1.5em; \
+margin: .5em 0; } #drop.over { background: #ddf4ff; } button { font-size: 1.1em; padding: .3em 1em; } \
+nav { float: right; }";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Overrides, Settings};
+
+    fn profile(name: &str) -> Profile {
+        Profile {
+            name: name.to_owned(),
+            path: "p.toml".into(),
+            settings: Settings::resolve(
+                crate::config::Config::default(),
+                None,
+                Overrides::default(),
+            ),
+            endpoint: "embedded-sandbox".to_owned(),
+            sandbox: true,
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn every_value_is_escaped() {
+        let hostile = "<script>alert('x')</script>&\"";
+        let profiles = [profile(hostile)];
+        let t = PageWords::of(Language::En);
+        let html = HomePage {
+            lang: "en",
+            title: t.title,
+            t,
+            profiles: &profiles,
+            sandbox_profiles: vec![hostile],
+            jobs: vec![JobLine {
+                id: hostile.to_owned(),
+                profile: hostile.to_owned(),
+                created_at: hostile.to_owned(),
+                state: JobState::Finished(3),
+            }],
+            past_runs: Vec::new(),
+        }
+        .render()
+        .unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"),
+            "{html}"
+        );
+        assert!(html.contains("finished (exit 3)"), "{html}");
+        let page = JobPage {
+            lang: "zh-CN",
+            title: "t",
+            t: PageWords::of(Language::ZhCn),
+            id: "abc",
+            profile: &profiles[0],
+            valid_rows: 2,
+            rejected_count: 1,
+            rejected: vec![[hostile.to_owned(), "f".to_owned(), hostile.to_owned()]],
+            started: false,
+            files: vec!["rejected.csv"],
+        }
+        .render()
+        .unwrap();
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(page.contains("申报 2 行到 embedded-sandbox"), "{page}");
+        assert!(page.contains("id=\"sandbox\""), "{page}");
+    }
+}
