@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{FixedOffset, Utc};
 use reqwest::Url;
 
 use crate::protocol::endpoint::{EndpointError, is_loopback};
@@ -77,15 +76,6 @@ impl ResponseVerification {
             )),
         }
     }
-}
-
-/// `Request-Time`: now, in China Standard Time, with milliseconds.
-pub fn request_time() -> String {
-    let beijing = FixedOffset::east_opt(8 * 3600).expect("valid offset");
-    Utc::now()
-        .with_timezone(&beijing)
-        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
-        .to_string()
 }
 
 /// A connection pool to one endpoint.
@@ -158,7 +148,7 @@ impl DeclareClient {
     /// Signs and posts `body` to `url`; returns the classified outcome and
     /// the answer's bytes.
     async fn exchange_raw(&self, url: &Url, body: &[u8]) -> (DeclareOutcome, Vec<u8>) {
-        let time = request_time();
+        let time = crate::protocol::signing::request_time();
         // Signed over the path actually requested: the API path, after any
         // prefix the endpoint has. RSA signing is milliseconds of CPU: it
         // runs on the blocking pool so that concurrent requests sign on
@@ -294,20 +284,5 @@ fn transport_outcome(error: &reqwest::Error) -> DeclareOutcome {
         DeclareOutcome::unknown("TIMEOUT", format!("no answer in time: {message}"))
     } else {
         DeclareOutcome::unknown("CONNECTION_ERROR", format!("the request failed: {message}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_time_is_iso_8601_with_offset() {
-        let time = request_time();
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(&time).is_ok(),
-            "{time}"
-        );
-        assert!(time.ends_with("+08:00"), "{time}");
     }
 }

@@ -14,14 +14,22 @@ pub const SOME_FAILED: u8 = 3;
 /// some rows are in `retry.csv`.
 pub const UNFINISHED: u8 = 4;
 
-/// The exit code of a run's outcome: the one mapping, used for the
-/// process's exit and for `summary.json`'s `exit_code`.
-pub fn of_run(outcome: &crate::run::RunOutcome) -> u8 {
-    use crate::run::RunOutcome;
-    match outcome {
-        RunOutcome::AllDeclared => SUCCESS,
-        RunOutcome::SomeFailed => SOME_FAILED,
-        RunOutcome::Unfinished(_) => UNFINISHED,
-        RunOutcome::Fatal(_) => FATAL,
+/// What a run came to, as far as its exit code goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conclusion {
+    AllDeclared,
+    SomeFailed,
+    Unfinished,
+    Fatal,
+}
+
+/// The exit code of a run's end: the one mapping, used for the process's
+/// exit and for `summary.json`'s `exit_code`.
+pub fn of_run(end: Conclusion) -> u8 {
+    match end {
+        Conclusion::AllDeclared => SUCCESS,
+        Conclusion::SomeFailed => SOME_FAILED,
+        Conclusion::Unfinished => UNFINISHED,
+        Conclusion::Fatal => FATAL,
     }
 }

@@ -16,6 +16,7 @@ pub mod init;
 pub mod input;
 pub mod ledger;
 pub mod messages;
+pub mod outcome;
 pub mod outdir;
 pub mod protocol;
 pub mod report;

@@ -8,7 +8,7 @@ use chrono::{Local, NaiveDate, TimeZone};
 
 use crate::exit;
 use crate::ledger::{Ledger, ledger_time};
-use crate::protocol::Status;
+use crate::outcome::Status;
 use crate::settings::{Overrides, Settings};
 
 #[derive(Debug, clap::Subcommand)]

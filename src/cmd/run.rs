@@ -100,7 +100,7 @@ impl RunOpts {
         if !quiet {
             print_summary(&report.summary, &report.out, language);
         }
-        let code = exit::of_run(&report.outcome);
+        let code = exit::of_run(report.outcome.conclusion());
         let retry_path = report.retry_path();
         match report.outcome {
             RunOutcome::Fatal(error) => return Err(error),

@@ -20,10 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::outcome::ResultRow;
 use serde::{Deserialize, Serialize};
-
-use crate::protocol::Status;
-use crate::report::{ResultRow, ResultSource};
 
 /// The version of the records this code writes.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -60,30 +58,14 @@ impl Entry {
     }
 }
 
-/// A final outcome as the journal keeps it. Every field has a default, so
+/// A final outcome as the journal keeps it: the result line, and the raw
+/// answer it came from. Every field has a default (`ResultRow`'s too), so
 /// that a record written before a field existed still reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(default)]
 pub struct FinalRecord {
-    pub row: u64,
-    pub payment_request_id: String,
-    pub customs_declaration_request_id: String,
-    pub reference_order_id: String,
-    pub customs_code: String,
-    pub declaration_amount: String,
-    pub result_status: Status,
-    pub result_code: String,
-    pub result_message: String,
-    pub psp_payment_id: String,
-    pub psp_declaration_request_id: String,
-    pub psp_customs_code: String,
-    pub clearing_channel: String,
-    pub clearing_transaction_id: String,
-    pub psp_order_amount: String,
-    pub identity_check_result: String,
-    pub attempts: u32,
-    pub source: ResultSource,
-    pub retransmission: bool,
+    #[serde(flatten)]
+    pub result: ResultRow,
     /// The answer's body as received (empty in version 0 records).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub answer: String,
@@ -93,52 +75,14 @@ impl FinalRecord {
     /// The record of a result, with the raw answer it came from.
     pub fn new(result: &ResultRow, answer: &str) -> FinalRecord {
         FinalRecord {
-            row: result.row,
-            payment_request_id: result.payment_request_id.clone(),
-            customs_declaration_request_id: result.customs_declaration_request_id.clone(),
-            reference_order_id: result.reference_order_id.clone(),
-            customs_code: result.customs_code.clone(),
-            declaration_amount: result.declaration_amount.clone(),
-            result_status: result.result_status,
-            result_code: result.result_code.clone(),
-            result_message: result.result_message.clone(),
-            psp_payment_id: result.psp_payment_id.clone(),
-            psp_declaration_request_id: result.psp_declaration_request_id.clone(),
-            psp_customs_code: result.psp_customs_code.clone(),
-            clearing_channel: result.clearing_channel.clone(),
-            clearing_transaction_id: result.clearing_transaction_id.clone(),
-            psp_order_amount: result.psp_order_amount.clone(),
-            identity_check_result: result.identity_check_result.clone(),
-            attempts: result.attempts,
-            source: result.source,
-            retransmission: result.retransmission,
+            result: result.clone(),
             answer: answer.to_owned(),
         }
     }
 
     /// The `results.csv` line this record stands for.
     pub fn to_result(&self) -> ResultRow {
-        ResultRow {
-            row: self.row,
-            payment_request_id: self.payment_request_id.clone(),
-            customs_declaration_request_id: self.customs_declaration_request_id.clone(),
-            reference_order_id: self.reference_order_id.clone(),
-            customs_code: self.customs_code.clone(),
-            declaration_amount: self.declaration_amount.clone(),
-            result_status: self.result_status,
-            result_code: self.result_code.clone(),
-            result_message: self.result_message.clone(),
-            psp_payment_id: self.psp_payment_id.clone(),
-            psp_declaration_request_id: self.psp_declaration_request_id.clone(),
-            psp_customs_code: self.psp_customs_code.clone(),
-            clearing_channel: self.clearing_channel.clone(),
-            clearing_transaction_id: self.clearing_transaction_id.clone(),
-            psp_order_amount: self.psp_order_amount.clone(),
-            identity_check_result: self.identity_check_result.clone(),
-            attempts: self.attempts,
-            source: self.source,
-            retransmission: self.retransmission,
-        }
+        self.result.clone()
     }
 }
 
@@ -308,7 +252,7 @@ impl Journal {
                                     let len = u32::try_from(text.len())
                                         .map_err(io::Error::other)
                                         .map_err(io_error)?;
-                                    replay.finals.insert(result.row, (offset, len));
+                                    replay.finals.insert(result.result.row, (offset, len));
                                 }
                             }
                             needs_newline = !line.ends_with(b"\n");
@@ -428,6 +372,7 @@ fn private_append(path: &Path) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Status;
 
     fn result(row: u64, status: &str) -> ResultRow {
         ResultRow {

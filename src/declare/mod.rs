@@ -25,7 +25,8 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::client::DeclareClient;
 use crate::input::OwnedRow;
-use crate::protocol::{DeclareOutcome, DeclareRequest, Status};
+use crate::outcome::{Status, StatusCounts, codes};
+use crate::protocol::{DeclareOutcome, DeclareRequest};
 
 mod journal;
 
@@ -45,7 +46,7 @@ pub const CONFIGURATION_CODES: [&str; 8] = [
 ];
 
 /// The code of a row that was never sent.
-pub const NOT_SENT: &str = "NOT_SENT";
+pub use crate::outcome::codes::NOT_SENT;
 
 /// PARAM_ILLEGAL also covers the request's headers: when the first this
 /// many answers of a run all say it for rows that passed validation, the
@@ -248,32 +249,6 @@ async fn worker(
         if done.send(message).await.is_err() {
             return;
         }
-    }
-}
-
-/// Rows by status: the one count of outcomes, for the engine's tally, the
-/// outputs and `summary.json`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StatusCounts {
-    #[serde(rename = "S")]
-    pub success: u64,
-    #[serde(rename = "F")]
-    pub failed: u64,
-    #[serde(rename = "U")]
-    pub unknown: u64,
-}
-
-impl StatusCounts {
-    pub fn add(&mut self, status: Status) {
-        match status {
-            Status::S => self.success += 1,
-            Status::F => self.failed += 1,
-            Status::U => self.unknown += 1,
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.success + self.failed + self.unknown
     }
 }
 
@@ -554,7 +529,7 @@ impl Decisions {
         }
         match &outcome {
             DeclareOutcome::Failed { code, message, .. }
-                if code == "PARAM_ILLEGAL"
+                if code == codes::PARAM_ILLEGAL
                     && matches!(stop, Some(StopReason::RequestRejected(_))) =>
             {
                 // Sent before the rule fired: the same fault.
@@ -562,7 +537,7 @@ impl Decisions {
                 vec![Action::Settle(job, Some(outcome))]
             }
             DeclareOutcome::Failed { code, message, .. }
-                if code == "PARAM_ILLEGAL" && self.verdict_pending =>
+                if code == codes::PARAM_ILLEGAL && self.verdict_pending =>
             {
                 self.failures_in_a_row = 0;
                 let mut actions = vec![Action::Provisional(job.clone(), outcome.clone())];
@@ -613,7 +588,7 @@ impl Decisions {
                 let outcome = DeclareOutcome::unknown(code.clone(), message.clone());
                 vec![Action::Settle(job, Some(outcome))]
             }
-            DeclareOutcome::Unknown { code, .. } if code == "REQUEST_TRAFFIC_EXCEED_LIMIT" => {
+            DeclareOutcome::Unknown { code, .. } if code == codes::REQUEST_TRAFFIC_EXCEED_LIMIT => {
                 remember(&mut job, &outcome);
                 vec![Action::SlowDown(job)]
             }

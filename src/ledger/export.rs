@@ -8,7 +8,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Ledger, LedgerError};
-use crate::protocol::Status;
+use crate::outcome::Status;
 
 /// The columns of `ledger export`, for an export with no row.
 pub const EXPORT_HEADER: [&str; 23] = [

@@ -42,8 +42,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ring::hmac;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::protocol::{DeclareRequest, Status};
-use crate::report::{ResultRow, ResultSource};
+use crate::outcome::{ResultRow, ResultSource, Status};
+use crate::protocol::DeclareRequest;
 
 /// The ledger's file name where no path is configured.
 pub const DEFAULT_FILE: &str = "declare-batch.db";

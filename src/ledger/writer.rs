@@ -13,8 +13,8 @@ use rusqlite::{Connection, params};
 
 use super::keys::{fingerprints, masked_certificate};
 use super::{LedgerError, file_identity, ledger_time};
-use crate::protocol::{DeclareRequest, Status};
-use crate::report::ResultRow;
+use crate::outcome::{ResultRow, Status};
+use crate::protocol::DeclareRequest;
 
 /// The writes of one scope and run, shared by the ledger's own methods and
 /// its writer thread.

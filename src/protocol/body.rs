@@ -20,12 +20,66 @@ pub struct DeclareRequest {
     pub customs: Customs,
     pub merchant_customs_info: MerchantCustomsInfo,
     pub declaration_amount: Amount,
-    /// `"true"` or `"false"`.
-    pub is_split: String,
+    pub is_split: IsSplit,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_order_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer_certificate: Option<BuyerCertificate>,
+}
+
+/// `isSplit`: whether the payment is split across orders, so that the
+/// order is `referenceOrderId`. On the wire the string `"true"` or
+/// `"false"`; any other text read from the wire is kept as it came
+/// (`Invalid`), so that the sandbox refuses it as Alipay+ does. Built from a
+/// row it is always `Yes` or `No`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IsSplit {
+    Yes,
+    No,
+    Invalid(String),
+}
+
+impl IsSplit {
+    pub fn as_str(&self) -> &str {
+        match self {
+            IsSplit::Yes => "true",
+            IsSplit::No => "false",
+            IsSplit::Invalid(text) => text,
+        }
+    }
+
+    pub fn is_yes(&self) -> bool {
+        *self == IsSplit::Yes
+    }
+}
+
+impl From<bool> for IsSplit {
+    fn from(split: bool) -> IsSplit {
+        if split { IsSplit::Yes } else { IsSplit::No }
+    }
+}
+
+impl From<&str> for IsSplit {
+    fn from(text: &str) -> IsSplit {
+        match text {
+            "true" => IsSplit::Yes,
+            "false" => IsSplit::No,
+            other => IsSplit::Invalid(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for IsSplit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for IsSplit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<IsSplit, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(IsSplit::from(text.as_ref()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -87,8 +141,8 @@ impl DeclareRequest {
     /// The order this declaration is for: `referenceOrderId` when split,
     /// else `paymentRequestId`.
     pub fn declaration_order_id(&self) -> &str {
-        match (&self.reference_order_id, self.is_split.as_str()) {
-            (Some(reference), "true") => reference,
+        match (&self.reference_order_id, &self.is_split) {
+            (Some(reference), IsSplit::Yes) => reference,
             _ => &self.payment_request_id,
         }
     }
@@ -97,6 +151,21 @@ impl DeclareRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_split_is_a_type_with_the_wire_text() {
+        assert_eq!(serde_json::to_string(&IsSplit::Yes).unwrap(), "\"true\"");
+        assert_eq!(
+            serde_json::to_string(&IsSplit::from(false)).unwrap(),
+            "\"false\""
+        );
+        let read: IsSplit = serde_json::from_str("\"yes\"").unwrap();
+        // Kept as it came, for the sandbox to refuse.
+        assert_eq!(read, IsSplit::Invalid("yes".into()));
+        assert_eq!(read.as_str(), "yes");
+        assert!(!read.is_yes());
+        assert!(IsSplit::from("true").is_yes());
+    }
 
     /// The request of `tests/fixtures/vectors/vectors.json`.
     pub(crate) fn vector_request() -> DeclareRequest {

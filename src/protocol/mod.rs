@@ -10,7 +10,7 @@ mod response;
 pub mod signing;
 
 pub use body::{
-    Amount, BODY_FORMAT_VERSION, BuyerCertificate, Customs, DeclareRequest, HolderName,
+    Amount, BODY_FORMAT_VERSION, BuyerCertificate, Customs, DeclareRequest, HolderName, IsSplit,
     MerchantCustomsInfo,
 };
 pub use endpoint::{
@@ -18,7 +18,7 @@ pub use endpoint::{
 };
 pub use response::{
     DeclarationRecord, DeclareOutcome, DeclareResponse, InquiryResponse, ReceivedResponse,
-    ResultInfo, Status, classify,
+    ResultInfo, classify,
 };
 pub use signing::{MessageSigner, MessageVerifier};
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Amount;
 use super::signing::MessageVerifier;
+use crate::outcome::Status;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", from = "WireResultInfo")]
@@ -160,44 +161,6 @@ impl DeclareResponse {
             },
             ..DeclareResponse::default()
         }
-    }
-}
-
-/// A row's declaration status as the API spells it: accepted (S), refused
-/// (F, final) or unknown (U, to settle by sending again or inquiring).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-pub enum Status {
-    S,
-    F,
-    #[default]
-    U,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::S => "S",
-            Status::F => "F",
-            Status::U => "U",
-        }
-    }
-
-    /// `S`, `F` or `U`, any case.
-    pub fn parse(text: &str) -> Option<Status> {
-        match text.trim() {
-            "S" | "s" => Some(Status::S),
-            "F" | "f" => Some(Status::F),
-            "U" | "u" => Some(Status::U),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -210,11 +210,30 @@ fn spki_subject_public_key(spki: &[u8]) -> Option<Vec<u8>> {
     info.subject_public_key.as_bytes().map(<[u8]>::to_vec)
 }
 
+/// `Request-Time`: now, in China Standard Time, with milliseconds.
+pub fn request_time() -> String {
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    chrono::Utc::now()
+        .with_timezone(&beijing)
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
+
+    #[test]
+    fn request_time_is_iso_8601_with_offset() {
+        let time = request_time();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&time).is_ok(),
+            "{time}"
+        );
+        assert!(time.ends_with("+08:00"), "{time}");
+    }
     use crate::protocol::keys::{
         load_private_key, load_public_key, load_signer, load_verifier, parse_private_key,
     };

@@ -13,8 +13,8 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::{AtomicFile, ProblemCount, RowCounts};
-use crate::declare::StatusCounts;
 use crate::messages::{Language, describe_code};
+use crate::outcome::StatusCounts;
 
 /// Rows listed per kind at most; the CSV files hold them all.
 pub const MAX_LISTED: usize = 500;

@@ -9,50 +9,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::AtomicFile;
 use crate::input::{OwnedRow, UTF8_BOM};
-use crate::protocol::Status;
-
-/// Where a row's result came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResultSource {
-    /// An answer of the declare API (or none: `NOT_SENT`).
-    #[default]
-    Api,
-    /// Not sent: the ledger holds the identical request's answer.
-    Ledger,
-    /// A U row settled by `inquireDeclarationRequests`.
-    Inquiry,
-}
-
-/// One line of `results.csv`, in the contract's column order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResultRow {
-    pub row: u64,
-    pub payment_request_id: String,
-    pub customs_declaration_request_id: String,
-    pub reference_order_id: String,
-    pub customs_code: String,
-    pub declaration_amount: String,
-    pub result_status: Status,
-    pub result_code: String,
-    pub result_message: String,
-    pub psp_payment_id: String,
-    pub psp_declaration_request_id: String,
-    pub psp_customs_code: String,
-    pub clearing_channel: String,
-    pub clearing_transaction_id: String,
-    pub psp_order_amount: String,
-    pub identity_check_result: String,
-    pub attempts: u32,
-    pub source: ResultSource,
-    /// A changed row sent again under its declared request ID.
-    pub retransmission: bool,
-}
+use crate::outcome::ResultRow;
 
 /// Writes `results.csv` as answers arrive and sorts it at the end.
 pub struct ResultsWriter {
@@ -200,6 +159,7 @@ pub fn write_retry(path: &Path, headers: &[String], mut rows: Vec<OwnedRow>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Status;
 
     #[test]
     fn results_are_sorted_by_row_with_the_contract_header() {

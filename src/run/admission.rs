@@ -166,7 +166,7 @@ fn ledger_problem(rules: &RowRules, request: &DeclareRequest, refusal: Refusal) 
             },
         ),
         Refusal::OrderDeclared { earlier } => rules.problem(
-            if request.is_split == "true" {
+            if request.is_split.is_yes() {
                 Field::ReferenceOrderId
             } else {
                 Field::PaymentRequestId

@@ -152,7 +152,7 @@ impl Closing {
             counts.rejected,
             &retry_path,
         );
-        let exit_code = crate::exit::of_run(&outcome);
+        let exit_code = crate::exit::of_run(outcome.conclusion());
         let elapsed = self.clock.elapsed();
         let summary = RunSummary {
             command: "run",

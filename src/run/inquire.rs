@@ -16,16 +16,14 @@ use governor::{Quota, RateLimiter};
 use serde::Serialize;
 
 use crate::client::DeclareClient;
-use crate::declare::{Journal, StatusCounts, backoff};
+use crate::declare::{Journal, backoff};
 use crate::input::{OwnedRow, UTF8_BOM};
 use crate::ledger::{CustomsOutcome, Ledger};
+use crate::outcome::{ResultRow, ResultSource, Status, StatusCounts, codes};
 use crate::outdir::OutLock;
-use crate::protocol::{DeclarationRecord, DeclareOutcome, Status};
+use crate::protocol::{DeclarationRecord, DeclareOutcome};
 use crate::protocol::{EMBEDDED_ENDPOINT, parse_endpoint};
-use crate::report::{
-    AtomicFile, RESULT_HEADER, ResultRow, ResultSource, read_output_csv, timestamp,
-    write_retry_xlsx,
-};
+use crate::report::{AtomicFile, RESULT_HEADER, read_output_csv, timestamp, write_retry_xlsx};
 use crate::run::RunRecord;
 pub use crate::settings::InquirySettings;
 use crate::settings::Settings;
@@ -269,7 +267,7 @@ pub async fn inquire_folder(
                     continue;
                 }
                 row.result_status = Status::S;
-                row.result_code = "SUCCESS".to_owned();
+                row.result_code = codes::SUCCESS.to_owned();
                 row.result_message = format!(
                     "declared: Alipay+ holds this request (inquireDeclarationRequests: {})",
                     outcome.status

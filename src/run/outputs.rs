@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::declare::{NOT_SENT, Settled, StatusCounts};
+use crate::declare::{NOT_SENT, Settled};
 use crate::input::OwnedRow;
-use crate::protocol::{DeclareOutcome, Status};
-use crate::report::{ProblemTally, RejectedWriter, ResultRow, ResultsWriter};
+use crate::outcome::{CHECK_NOT_PASSED, ResultRow, Status, StatusCounts};
+use crate::protocol::DeclareOutcome;
+use crate::report::{ProblemTally, RejectedWriter, ResultsWriter};
 
 /// Rows listed by number in `summary.json` at most.
 pub const MAX_LISTED_ROWS: usize = 1_000;
@@ -122,7 +123,7 @@ impl Outputs {
                 .entry(row.identity_check_result.clone())
                 .or_default() += 1;
             // The rows are listed up to a bound; results.csv has them all.
-            if row.identity_check_result == "CHECK_NOT_PASSED"
+            if row.identity_check_result == CHECK_NOT_PASSED
                 && self.identity_not_passed.len() < MAX_LISTED_ROWS
             {
                 self.identity_not_passed.push(row.row);

@@ -15,8 +15,7 @@ use super::outputs::{Outputs, raw_answer, result_row};
 use crate::declare::{Job, Journal, Settled, StopReason, Tally};
 use crate::input::RowRef;
 use crate::ledger::{LedgerError, LedgerWriter};
-use crate::protocol::Status;
-use crate::report::ResultRow;
+use crate::outcome::{ResultRow, Status};
 use crate::validate::Problem;
 
 /// The files the sink writes, for messages.

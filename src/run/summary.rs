@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::inquire;
 use crate::client::ResponseVerification;
-use crate::declare::{StatusCounts, StopReason};
+use crate::declare::StopReason;
+use crate::outcome::StatusCounts;
 use crate::report::{ProblemCount, RowCounts};
 
 /// `summary.json` of a run.
@@ -75,6 +76,19 @@ pub enum RunOutcome {
     /// written, or an answer that says the configuration or the request is
     /// wrong.
     Fatal(anyhow::Error),
+}
+
+impl RunOutcome {
+    /// What it is, as far as the exit code goes.
+    pub fn conclusion(&self) -> crate::exit::Conclusion {
+        use crate::exit::Conclusion;
+        match self {
+            RunOutcome::AllDeclared => Conclusion::AllDeclared,
+            RunOutcome::SomeFailed => Conclusion::SomeFailed,
+            RunOutcome::Unfinished(_) => Conclusion::Unfinished,
+            RunOutcome::Fatal(_) => Conclusion::Fatal,
+        }
+    }
 }
 
 /// A run's end: its summary, its outcome, its folder.

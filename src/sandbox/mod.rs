@@ -30,12 +30,12 @@ pub use ledger::Ledger;
 pub use payments::{Payment, Payments};
 pub use stats::StatsReport;
 
-use crate::client::request_time;
 use crate::protocol::SPEC_CUSTOMS_CODES;
 use crate::protocol::keys::{
     KeyError, generate_key_pair, load_signer, load_verifier, write_key_pair,
 };
 use crate::protocol::signing::parse_signature_header;
+use crate::protocol::signing::request_time;
 use crate::protocol::{
     DECLARE_PATH, DeclareResponse, INQUIRE_PATH, MessageSigner, MessageVerifier,
 };

@@ -143,7 +143,7 @@ pub async fn declare(
             Ok(crate::run::RunOutcome::Fatal(error)) | Err(error) => {
                 Err(run_state.without_paths(&format!("{error:#}")))
             }
-            Ok(outcome) => Ok(crate::exit::of_run(&outcome)),
+            Ok(outcome) => Ok(crate::exit::of_run(outcome.conclusion())),
         };
         if let Some(job) = run_state
             .jobs

@@ -13,8 +13,8 @@ use axum::response::Response;
 
 use super::Shared;
 use super::views::error_page;
-use crate::declare::StatusCounts;
 use crate::ledger::{Ledger, LedgerRun};
+use crate::outcome::StatusCounts;
 use crate::run::Progress;
 use crate::settings::{Overrides, Settings};
 

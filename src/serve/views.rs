@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::jobs::{JobState, Profile};
-use crate::declare::StatusCounts;
 use crate::i18n::page::PageWords;
 use crate::ledger::LedgerRun;
 use crate::messages::Language;
+use crate::outcome::StatusCounts;
 use crate::run::inquire::InquiryReport;
 
 /// A rendered page as a response; a template that fails (it cannot, with

@@ -653,7 +653,7 @@ impl RowRules {
                 currency: currency?,
                 value: amount?.to_string(),
             },
-            is_split: is_split?.to_string(),
+            is_split: is_split?.into(),
             reference_order_id,
             buyer_certificate: buyer_certificate?,
         })
@@ -772,7 +772,7 @@ impl RowRules {
                 },
             ),
             Conflict::OrderAlreadyDeclared { first_row } => {
-                let field = if request.is_split == "true" {
+                let field = if request.is_split.is_yes() {
                     Field::ReferenceOrderId
                 } else {
                     Field::PaymentRequestId
@@ -1231,7 +1231,7 @@ mod body_properties {
                     merchant_customs_name: merchant_name,
                 },
                 declaration_amount: Amount { currency: "CNY".into(), value: fen.to_string() },
-                is_split: (split && reference_order_id.is_some()).to_string(),
+                is_split: (split && reference_order_id.is_some()).into(),
                 reference_order_id,
                 buyer_certificate,
             }
@@ -1249,7 +1249,7 @@ mod body_properties {
             Some(&request.merchant_customs_info.merchant_customs_code),
             Some(&request.merchant_customs_info.merchant_customs_name),
             Some(&request.declaration_amount.value),
-            Some(&request.is_split),
+            Some(request.is_split.as_str()),
             request.reference_order_id.as_deref(),
             certificate.map(|c| c.certificate_type.as_str()),
             certificate.map(|c| c.certificate_no.as_str()),
