@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::fields::{Field, FieldSettings};
+use crate::i18n::Language;
 use crate::input::EncodingChoice;
-use crate::messages::Language;
 use crate::protocol::SPEC_CUSTOMS_CODES;
 use crate::validate::AmountUnit;
 

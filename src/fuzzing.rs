@@ -94,7 +94,7 @@ fn check_file(input: PathBuf) -> Result<InputVerdict, String> {
                     assert!(!problems.is_empty(), "a rejected row without a reason");
                     for problem in &problems {
                         assert!(
-                            !problem.text(crate::messages::Language::En).is_empty(),
+                            !problem.text(crate::i18n::Language::En).is_empty(),
                             "{problem:?} has no message"
                         );
                     }

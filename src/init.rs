@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(config.columns["paymentRequestId"], "支付单号");
         assert_eq!(
             config.output.language,
-            crate::messages::Language::ZhCn,
+            crate::i18n::Language::ZhCn,
             "Chinese headers"
         );
         assert!(text.contains("# \"customs.customsCode\" = \"\""), "{text}");
@@ -403,6 +403,6 @@ mod tests {
         let mapping = Mapping::of(&strings(&["paymentRequestId", "declarationAmount.value"]));
         let text = config_text("a.csv", None, 1, &mapping, "fen", "whole numbers");
         let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        assert_eq!(config.output.language, crate::messages::Language::En);
+        assert_eq!(config.output.language, crate::i18n::Language::En);
     }
 }

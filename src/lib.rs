@@ -15,7 +15,6 @@ pub mod i18n;
 pub mod init;
 pub mod input;
 pub mod ledger;
-pub mod messages;
 pub mod outcome;
 pub mod outdir;
 pub mod protocol;

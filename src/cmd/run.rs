@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::exit;
-use crate::messages::Language;
+use crate::i18n::Language;
 use crate::report::write_problem_table;
 use crate::run::{Phase, Progress, RunEvent, RunOptions, RunOutcome, RunPlan, RunSummary, execute};
 use crate::say;

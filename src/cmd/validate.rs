@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::messages::Language;
+use crate::i18n::Language;
 use crate::report::write_problem_table;
 use crate::run::validate::{ValidateSummary, validate_input};
 use crate::settings::Overrides;

@@ -4,12 +4,74 @@
 //! one language only (it would not compile), and [`every_text`] lists them
 //! all for the test that each is really said in both.
 //!
-//! The rows' messages and the API's codes are in `crate::messages`; the
-//! report's words in `crate::report::html`; the page's in [`page`].
+//! The areas: the rows' messages and what each rejection code means
+//! ([`rows`]), the report's words ([`report`]), the page's ([`page`]).
 
 pub mod page;
+pub mod report;
+pub mod rows;
 
-pub use crate::messages::Language;
+use serde::Deserialize;
+
+pub use rows::{EarlierRun, REJECTION_CODES, RowMessage, describe_code, labelled};
+
+/// The language of row messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Language {
+    #[default]
+    En,
+    ZhCn,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::En, Language::ZhCn];
+
+    /// The language of a tag as configs and browsers write it: `en`,
+    /// `en-US`, `zh-CN`, `zh-Hans`, `zh` (any case).
+    pub fn from_tag(tag: &str) -> Option<Language> {
+        let tag = tag.trim().to_ascii_lowercase();
+        let primary = tag.split(['-', '_']).next().unwrap_or_default();
+        match primary {
+            "en" => Some(Language::En),
+            // Traditional Chinese readers read Simplified more easily than English.
+            "zh" => Some(Language::ZhCn),
+            _ => None,
+        }
+    }
+
+    /// The tag as the contract spells it.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::ZhCn => "zh-CN",
+        }
+    }
+
+    /// What separates several messages in one cell.
+    pub fn list_separator(self) -> &'static str {
+        match self {
+            Language::En => "; ",
+            Language::ZhCn => "；",
+        }
+    }
+
+    pub fn pick(self, en: &'static str, zh: &'static str) -> &'static str {
+        match self {
+            Language::En => en,
+            Language::ZhCn => zh,
+        }
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = String;
+
+    fn try_from(tag: String) -> Result<Language, String> {
+        Language::from_tag(&tag)
+            .ok_or_else(|| format!("language \"{tag}\" is not offered; use \"en\" or \"zh-CN\""))
+    }
+}
 
 /// Defines an area's texts: `words! { Name { field: "English", "中文"; } }`
 /// gives `Name::of(language)` and `Name::pairs()`.
@@ -44,9 +106,18 @@ pub(crate) use words;
 
 /// Every text of every area as (area.name, English, Chinese).
 pub fn every_text() -> Vec<(String, &'static str, &'static str)> {
-    page::PageWords::pairs()
+    let areas = [
+        ("page", page::PageWords::pairs()),
+        ("report", report::ReportWords::pairs()),
+        ("rows", rows::REJECTION_CODES.to_vec()),
+    ];
+    areas
         .into_iter()
-        .map(|(name, en, zh)| (format!("page.{name}"), en, zh))
+        .flat_map(|(area, texts)| {
+            texts
+                .into_iter()
+                .map(move |(name, en, zh)| (format!("{area}.{name}"), en, zh))
+        })
         .collect()
 }
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use chrono::NaiveDateTime;
 
 use crate::fields::Field;
-use crate::messages::RowMessage;
+use crate::i18n::RowMessage;
 
 /// An owned spreadsheet cell (the XLSX reader's row buffer).
 #[derive(Debug, Clone, PartialEq)]
@@ -350,7 +350,7 @@ mod tests {
         assert!(
             error
                 .message(None)
-                .text(crate::messages::Language::En)
+                .text(crate::i18n::Language::En)
                 .contains("#N/A")
         );
     }

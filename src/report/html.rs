@@ -13,7 +13,8 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::{AtomicFile, ProblemCount, RowCounts};
-use crate::messages::{Language, describe_code};
+use crate::i18n::report::ReportWords;
+use crate::i18n::{Language, describe_code};
 use crate::outcome::StatusCounts;
 
 /// Rows listed per kind at most; the CSV files hold them all.
@@ -70,145 +71,6 @@ pub struct ReportData<'a> {
     pub stopped: Option<&'a str>,
     pub exit_code: u8,
     pub language: Language,
-}
-
-/// The page's own words, in both languages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Label {
-    Title,
-    Input,
-    Endpoint,
-    Started,
-    Duration,
-    ExitCode,
-    Stopped,
-    Rows,
-    Read,
-    Valid,
-    Rejected,
-    Blank,
-    AboveHeader,
-    Totals,
-    Outcomes,
-    ResultCode,
-    Count,
-    ErrorsByField,
-    Field,
-    Code,
-    Meaning,
-    RequestsPerSecond,
-    Second,
-    Latency,
-    Requests,
-    IdentityChecks,
-    NeedAction,
-    RejectedRows,
-    FailedRows,
-    UnknownRows,
-    Row,
-    Error,
-    Message,
-    Status,
-    AndMore,
-    Nothing,
-    Sandbox,
-}
-
-impl Label {
-    pub const ALL: [Label; 37] = [
-        Label::Title,
-        Label::Input,
-        Label::Endpoint,
-        Label::Started,
-        Label::Duration,
-        Label::ExitCode,
-        Label::Stopped,
-        Label::Rows,
-        Label::Read,
-        Label::Valid,
-        Label::Rejected,
-        Label::Blank,
-        Label::AboveHeader,
-        Label::Totals,
-        Label::Outcomes,
-        Label::ResultCode,
-        Label::Count,
-        Label::ErrorsByField,
-        Label::Field,
-        Label::Code,
-        Label::Meaning,
-        Label::RequestsPerSecond,
-        Label::Second,
-        Label::Latency,
-        Label::Requests,
-        Label::IdentityChecks,
-        Label::NeedAction,
-        Label::RejectedRows,
-        Label::FailedRows,
-        Label::UnknownRows,
-        Label::Row,
-        Label::Error,
-        Label::Message,
-        Label::Status,
-        Label::AndMore,
-        Label::Nothing,
-        Label::Sandbox,
-    ];
-
-    pub fn text(self, language: Language) -> &'static str {
-        let (en, zh) = match self {
-            Label::Title => ("declare-batch report", "declare-batch 报告"),
-            Label::Input => ("Input", "输入文件"),
-            Label::Endpoint => ("Declared to", "申报到"),
-            Label::Started => ("Started", "开始时间"),
-            Label::Duration => ("Duration", "用时"),
-            Label::ExitCode => ("Exit code", "退出码"),
-            Label::Stopped => ("Stopped early", "提前停止"),
-            Label::Rows => ("Rows", "行数"),
-            Label::Read => ("read", "已读取"),
-            Label::Valid => ("valid", "有效"),
-            Label::Rejected => ("rejected", "被拒绝"),
-            Label::Blank => ("blank, skipped", "空行（已跳过）"),
-            Label::AboveHeader => ("above the header, skipped", "表头上方（已跳过）"),
-            Label::Totals => ("totals rows, skipped", "合计行（已跳过）"),
-            Label::Outcomes => ("Outcomes", "申报结果"),
-            Label::ResultCode => ("Result code", "结果码"),
-            Label::Count => ("Count", "数量"),
-            Label::ErrorsByField => ("Errors by field", "按字段统计的错误"),
-            Label::Field => ("Field", "字段"),
-            Label::Code => ("Code", "代码"),
-            Label::Meaning => ("Meaning", "含义"),
-            Label::RequestsPerSecond => ("Requests per second", "每秒请求数"),
-            Label::Second => ("second", "秒"),
-            Label::Latency => ("Latency (ms)", "延迟（毫秒）"),
-            Label::Requests => ("requests", "请求"),
-            Label::IdentityChecks => ("Identity checks", "身份核验"),
-            Label::NeedAction => ("Rows that need action", "需要处理的行"),
-            Label::RejectedRows => (
-                "Rejected: fix them in rejected.xlsx and feed it back",
-                "被拒绝：在 rejected.xlsx 中修正后重新导入",
-            ),
-            Label::FailedRows => ("Failed (F): final answers", "失败（F）：最终结果"),
-            Label::UnknownRows => (
-                "Unknown (U): in retry.csv, to send again or inquire",
-                "未知（U）：在 retry.csv 中，可重新申报或查询",
-            ),
-            Label::Row => ("Row", "行"),
-            Label::Error => ("Error", "错误"),
-            Label::Message => ("Message", "说明"),
-            Label::Status => ("Status", "状态"),
-            Label::AndMore => ("more: see the file", "更多：见文件"),
-            Label::Nothing => ("None.", "无。"),
-            Label::Sandbox => (
-                "Sandbox: nothing was declared for real",
-                "沙箱：没有真实申报",
-            ),
-        };
-        match language {
-            Language::En => en,
-            Language::ZhCn => zh,
-        }
-    }
 }
 
 /// Text made safe for HTML, attributes included.
@@ -279,79 +141,87 @@ pub fn write_report(out: &Path, data: &ReportData<'_>) -> io::Result<()> {
 }
 
 fn render(out: &Path, data: &ReportData<'_>) -> io::Result<String> {
-    let language = data.language;
-    let label = |label: Label| escape(label.text(language));
+    let w = ReportWords::of(data.language);
     let mut page = String::with_capacity(64 * 1024);
-    let lang = match language {
-        Language::En => "en",
-        Language::ZhCn => "zh-CN",
-    };
     // Writing to a String cannot fail.
+    write_facts(&mut page, data, w);
+    write_row_cards(&mut page, data, w);
+    write_outcomes_and_errors(&mut page, data, w);
+    if data.results.is_some() {
+        write_timing(&mut page, data, w);
+    }
+    write_rows_to_act_on(&mut page, data, w, out)?;
+    page.push_str("</body>\n</html>\n");
+    Ok(page)
+}
+
+/// The head, the title and the run's facts.
+fn write_facts(page: &mut String, data: &ReportData<'_>, w: &ReportWords) {
+    let lang = data.language.tag();
     let _ = write!(
         page,
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{} — {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        label(Label::Title),
+        escape(w.title),
         escape(data.input),
-        label(Label::Title)
+        escape(w.title)
     );
     if data.endpoint == Some(crate::protocol::EMBEDDED_ENDPOINT) {
-        let _ = writeln!(page, "<p class=\"sandbox\">{}</p>", label(Label::Sandbox));
+        let _ = writeln!(page, "<p class=\"sandbox\">{}</p>", escape(w.sandbox));
     }
     page.push_str("<table>\n");
-    let mut fact = |name: Label, value: &str| {
+    let mut fact = |name: &str, value: &str| {
         let _ = writeln!(
             page,
             "<tr><th>{}</th><td>{}</td></tr>",
-            label(name),
+            escape(name),
             escape(value)
         );
     };
-    fact(Label::Input, data.input);
+    fact(w.input, data.input);
     if let Some(endpoint) = data.endpoint {
-        fact(Label::Endpoint, endpoint);
+        fact(w.endpoint, endpoint);
     }
-    fact(Label::Started, data.started_at);
+    fact(w.started, data.started_at);
     fact(
-        Label::Duration,
+        w.duration,
         &format!("{:.1} s", data.duration_ms as f64 / 1000.0),
     );
-    fact(Label::ExitCode, &data.exit_code.to_string());
+    fact(w.exit_code, &data.exit_code.to_string());
     if let Some(stopped) = data.stopped {
-        fact(Label::Stopped, stopped);
+        fact(w.stopped, stopped);
     }
     page.push_str("</table>\n");
+}
 
-    let _ = writeln!(
-        page,
-        "<h2>{}</h2>\n<div class=\"cards\">",
-        label(Label::Rows)
-    );
+/// The row counts, and the outcomes by status.
+fn write_row_cards(page: &mut String, data: &ReportData<'_>, w: &ReportWords) {
+    let _ = writeln!(page, "<h2>{}</h2>\n<div class=\"cards\">", escape(w.rows));
     let rows = data.rows;
-    let mut card = |name: Label, value: u64, class: &str| {
+    let mut card = |name: &str, value: u64, class: &str| {
         let _ = writeln!(
             page,
             "<div class=\"card {class}\"><b>{value}</b>{}</div>",
-            label(name)
+            escape(name)
         );
     };
-    card(Label::Read, rows.read, "");
-    card(Label::Valid, rows.valid, "");
+    card(w.read, rows.read, "");
+    card(w.valid, rows.valid, "");
     card(
-        Label::Rejected,
+        w.rejected,
         rows.rejected,
         if rows.rejected > 0 { "f" } else { "" },
     );
-    card(Label::Blank, rows.blank, "");
+    card(w.blank, rows.blank, "");
     if rows.above_header > 0 {
-        card(Label::AboveHeader, rows.above_header, "");
+        card(w.above_header, rows.above_header, "");
     }
     if rows.totals > 0 {
-        card(Label::Totals, rows.totals, "");
+        card(w.totals, rows.totals, "");
     }
     if let Some(results) = data.results {
-        card(Label::Outcomes, results.total(), "");
+        card(w.outcomes, results.total(), "");
         let _ = writeln!(
             page,
             "<div class=\"card s\"><b>{}</b>S</div><div class=\"card f\"><b>{}</b>F</div>\
@@ -360,28 +230,32 @@ fn render(out: &Path, data: &ReportData<'_>) -> io::Result<String> {
         );
     }
     page.push_str("</div>\n");
+}
 
+/// The outcomes by result code and the errors by field.
+fn write_outcomes_and_errors(page: &mut String, data: &ReportData<'_>, w: &ReportWords) {
+    let language = data.language;
     if data.results.is_some() {
-        let _ = writeln!(page, "<h2>{}</h2>", label(Label::Outcomes));
+        let _ = writeln!(page, "<h2>{}</h2>", escape(w.outcomes));
         counts_table(
-            &mut page,
-            &[label(Label::ResultCode), label(Label::Count)],
+            page,
+            &[escape(w.result_code), escape(w.count)],
             data.codes
                 .iter()
                 .map(|(code, &count)| (vec![escape(code)], count)),
         );
     }
-    let _ = writeln!(page, "<h2>{}</h2>", label(Label::ErrorsByField));
+    let _ = writeln!(page, "<h2>{}</h2>", escape(w.errors_by_field));
     if data.problems.is_empty() {
-        let _ = writeln!(page, "<p>{}</p>", label(Label::Nothing));
+        let _ = writeln!(page, "<p>{}</p>", escape(w.nothing));
     } else {
         counts_table(
-            &mut page,
+            page,
             &[
-                label(Label::Field),
-                label(Label::Code),
-                label(Label::Meaning),
-                label(Label::Count),
+                escape(w.field),
+                escape(w.code),
+                escape(w.meaning),
+                escape(w.count),
             ],
             data.problems.iter().map(|problem| {
                 (
@@ -395,44 +269,54 @@ fn render(out: &Path, data: &ReportData<'_>) -> io::Result<String> {
             }),
         );
     }
-    if data.results.is_some() {
-        let _ = writeln!(page, "<h2>{}</h2>", label(Label::RequestsPerSecond));
-        rate_chart(&mut page, data.per_second, &label(Label::Second));
-        let _ = writeln!(page, "<h2>{}</h2>", label(Label::Latency));
-        match data.latency {
-            None => {
-                let _ = writeln!(page, "<p>{}</p>", label(Label::Nothing));
-            }
-            Some(latency) => {
-                let _ = writeln!(
-                    page,
-                    "<table><tr><th>{}</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\
-                     <tr><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td>\
-                     <td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td></tr></table>",
-                    label(Label::Requests),
-                    latency.requests,
-                    latency.p50,
-                    latency.p90,
-                    latency.p99,
-                    latency.max
-                );
-            }
+}
+
+/// Requests per second, latency and identity checks of a run.
+fn write_timing(page: &mut String, data: &ReportData<'_>, w: &ReportWords) {
+    let _ = writeln!(page, "<h2>{}</h2>", escape(w.requests_per_second));
+    rate_chart(page, data.per_second, &escape(w.second));
+    let _ = writeln!(page, "<h2>{}</h2>", escape(w.latency));
+    match data.latency {
+        None => {
+            let _ = writeln!(page, "<p>{}</p>", escape(w.nothing));
         }
-        let _ = writeln!(page, "<h2>{}</h2>", label(Label::IdentityChecks));
-        if data.identity_checks.is_empty() {
-            let _ = writeln!(page, "<p>{}</p>", label(Label::Nothing));
-        } else {
-            counts_table(
-                &mut page,
-                &[label(Label::Status), label(Label::Count)],
-                data.identity_checks
-                    .iter()
-                    .map(|(result, &count)| (vec![escape(result)], count)),
+        Some(latency) => {
+            let _ = writeln!(
+                page,
+                "<table><tr><th>{}</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\
+                 <tr><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td>\
+                 <td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td></tr></table>",
+                escape(w.requests),
+                latency.requests,
+                latency.p50,
+                latency.p90,
+                latency.p99,
+                latency.max
             );
         }
     }
+    let _ = writeln!(page, "<h2>{}</h2>", escape(w.identity_checks));
+    if data.identity_checks.is_empty() {
+        let _ = writeln!(page, "<p>{}</p>", escape(w.nothing));
+    } else {
+        counts_table(
+            page,
+            &[escape(w.status), escape(w.count)],
+            data.identity_checks
+                .iter()
+                .map(|(result, &count)| (vec![escape(result)], count)),
+        );
+    }
+}
 
-    let _ = writeln!(page, "<h2>{}</h2>", label(Label::NeedAction));
+/// The rows that need action: rejected, F and U.
+fn write_rows_to_act_on(
+    page: &mut String,
+    data: &ReportData<'_>,
+    w: &ReportWords,
+    out: &Path,
+) -> io::Result<()> {
+    let _ = writeln!(page, "<h2>{}</h2>", escape(w.need_action));
     let rejected = read_rows(&out.join("rejected.csv"), |record| {
         Some(vec![
             record.get(0)?.to_owned(),
@@ -441,15 +325,15 @@ fn render(out: &Path, data: &ReportData<'_>) -> io::Result<String> {
         ])
     })?;
     action_table(
-        &mut page,
-        &label(Label::RejectedRows),
-        &[label(Label::Row), label(Label::Field), label(Label::Error)],
+        page,
+        &escape(w.rejected_rows),
+        &[escape(w.row), escape(w.field), escape(w.error)],
         rejected,
-        &label(Label::AndMore),
-        &label(Label::Nothing),
+        &escape(w.and_more),
+        &escape(w.nothing),
     );
     if data.results.is_some() {
-        for (status, title) in [("F", Label::FailedRows), ("U", Label::UnknownRows)] {
+        for (status, title) in [("F", w.failed_rows), ("U", w.unknown_rows)] {
             let rows = read_rows(&out.join("results.csv"), |record| {
                 // row, paymentRequestId, customsDeclarationRequestId, …,
                 // resultStatus (6), resultCode, resultMessage.
@@ -461,23 +345,22 @@ fn render(out: &Path, data: &ReportData<'_>) -> io::Result<String> {
                 })
             })?;
             action_table(
-                &mut page,
-                &label(title),
+                page,
+                &escape(title),
                 &[
-                    label(Label::Row),
+                    escape(w.row),
                     "paymentRequestId".to_owned(),
                     "customsDeclarationRequestId".to_owned(),
-                    label(Label::ResultCode),
-                    label(Label::Message),
+                    escape(w.result_code),
+                    escape(w.message),
                 ],
                 rows,
-                &label(Label::AndMore),
-                &label(Label::Nothing),
+                &escape(w.and_more),
+                &escape(w.nothing),
             );
         }
     }
-    page.push_str("</body>\n</html>\n");
-    Ok(page)
+    Ok(())
 }
 
 /// A table of labelled counts with a bar each, the largest first.
@@ -620,18 +503,6 @@ fn action_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_label_has_both_languages() {
-        for label in Label::ALL {
-            let (en, zh) = (label.text(Language::En), label.text(Language::ZhCn));
-            assert!(!en.is_empty() && en != zh, "{label:?}");
-            assert!(
-                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
-                "{label:?}: {zh}"
-            );
-        }
-    }
 
     #[test]
     fn latency_percentiles() {

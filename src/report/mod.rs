@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::i18n::Language;
 use crate::input::{RowRef, UTF8_BOM};
-use crate::messages::Language;
 
 pub mod html;
 mod rejected_xlsx;
@@ -271,10 +271,7 @@ pub fn write_problem_table(
     if counts.is_empty() {
         return Ok(());
     }
-    let heading = match language {
-        Language::En => "most frequent errors:",
-        Language::ZhCn => "最常见的错误：",
-    };
+    let heading = crate::i18n::report::ReportWords::of(language).most_frequent_errors;
     writeln!(out, "{heading}")?;
     for count in counts.iter().take(5) {
         writeln!(
@@ -283,7 +280,7 @@ pub fn write_problem_table(
             count.count,
             count.field,
             count.code,
-            crate::messages::describe_code(count.code, language)
+            crate::i18n::describe_code(count.code, language)
         )?;
     }
     Ok(())

@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use super::sink::Sink;
 use crate::declare::{Job, Replay};
 use crate::fields::Field;
+use crate::i18n::{EarlierRun, RowMessage};
 use crate::input::RowSource;
 use crate::ledger::{Decision, Earlier, Ledger, Refusal};
-use crate::messages::{EarlierRun, RowMessage};
 use crate::protocol::DeclareRequest;
 use crate::validate::{CrossRowIndex, Outcome, Problem, RowRules, Verdict, validate_stream};
 

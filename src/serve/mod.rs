@@ -46,7 +46,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware;
 use axum::routing::{get, post};
 
-use crate::messages::Language;
+use crate::i18n::Language;
 use auth::SignInFailures;
 use jobs::Job;
 

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::jobs::{JobState, Profile};
+use crate::i18n::Language;
 use crate::i18n::page::PageWords;
 use crate::ledger::LedgerRun;
-use crate::messages::Language;
 use crate::outcome::StatusCounts;
 use crate::run::inquire::InquiryReport;
 

@@ -19,8 +19,8 @@ use crate::client::{ApiSettings, ClientError, ResponseVerification};
 use crate::config::{Config, ConfigError};
 use crate::declare::RunSettings;
 use crate::fields::{Field, FieldSettings};
+use crate::i18n::Language;
 use crate::input::{EncodingChoice, HeaderSearch, InputOptions};
-use crate::messages::Language;
 use crate::protocol::{EMBEDDED_CLIENT_ID, EMBEDDED_ENDPOINT, Endpoint, EndpointError};
 use crate::validate::AmountUnit;
 

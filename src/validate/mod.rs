@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::fields::Field;
 use crate::fields::FieldSettings;
+use crate::i18n::{Language, RowMessage, labelled};
 use crate::input::{CellDamage, CellView, RowRef, a1_reference};
-use crate::messages::{Language, RowMessage, labelled};
 use crate::protocol::{
     Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
 };

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 
-use crate::messages::RowMessage;
+use crate::i18n::RowMessage;
 
 /// Full-width ASCII forms (ＮＩＮＧＢＯ, １２３, ２０２０－０１－０１) and the
 /// ideographic space read as their half-width forms; other text is
@@ -314,7 +314,7 @@ pub fn check_resident_id(text: &str) -> Result<String, RowMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Language;
+    use crate::i18n::Language;
 
     #[test]
     fn fen_amounts_are_natural_numbers() {

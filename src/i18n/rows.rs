@@ -1,70 +1,12 @@
-//! The one catalogue of messages about rows, in English and Simplified
-//! Chinese (`[output] language`). Validation records what is wrong as a
+//! The messages about rows, in English and Simplified Chinese
+//! (`[output] language`), and what each rejection code means. Validation records what is wrong as a
 //! [`RowMessage`] with its parameters; the text is made only where a person
 //! reads it — `rejected.csv`, `rejected.xlsx`, the end-of-run table — in the
 //! language asked for. Codes stay as they are spelled, in every language.
 
 use std::fmt::Write;
 
-use serde::Deserialize;
-
-/// The language of row messages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum Language {
-    #[default]
-    En,
-    ZhCn,
-}
-
-impl Language {
-    pub const ALL: [Language; 2] = [Language::En, Language::ZhCn];
-
-    /// The language of a tag as configs and browsers write it: `en`,
-    /// `en-US`, `zh-CN`, `zh-Hans`, `zh` (any case).
-    pub fn from_tag(tag: &str) -> Option<Language> {
-        let tag = tag.trim().to_ascii_lowercase();
-        let primary = tag.split(['-', '_']).next().unwrap_or_default();
-        match primary {
-            "en" => Some(Language::En),
-            // Traditional Chinese readers read Simplified more easily than English.
-            "zh" => Some(Language::ZhCn),
-            _ => None,
-        }
-    }
-
-    /// The tag as the contract spells it.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::ZhCn => "zh-CN",
-        }
-    }
-
-    /// What separates several messages in one cell.
-    pub fn list_separator(self) -> &'static str {
-        match self {
-            Language::En => "; ",
-            Language::ZhCn => "；",
-        }
-    }
-
-    pub fn pick(self, en: &'static str, zh: &'static str) -> &'static str {
-        match self {
-            Language::En => en,
-            Language::ZhCn => zh,
-        }
-    }
-}
-
-impl TryFrom<String> for Language {
-    type Error = String;
-
-    fn try_from(tag: String) -> Result<Language, String> {
-        Language::from_tag(&tag)
-            .ok_or_else(|| format!("language \"{tag}\" is not offered; use \"en\" or \"zh-CN\""))
-    }
-}
+use super::Language;
 
 /// Every code a row can be rejected with, and what it means in a few words
 /// (English, Chinese), for tables that count them.
@@ -349,6 +291,43 @@ impl RowMessage {
     /// Writes the message; English and Chinese side by side, so that a
     /// message cannot be added in one language only.
     pub fn write(&self, out: &mut impl Write, language: Language) -> std::fmt::Result {
+        use RowMessage::*;
+        match self {
+            RowTooLarge { .. }
+            | FieldCount { .. }
+            | Required { .. }
+            | StartsLikeFormula { .. }
+            | TooLong { .. }
+            | IdStoredAsNumber { .. }
+            | IdInScientificNotation { .. }
+            | CellError { .. }
+            | FormulaWithoutValue { .. } => self.write_reading(out, language),
+            RegionNotCn { .. }
+            | CurrencyNotCny { .. }
+            | CustomsCodeNotAccepted { .. }
+            | AmountNotFen { .. }
+            | AmountNotYuan { .. }
+            | AmountTooManyDecimals { .. }
+            | AmountTooLarge { .. }
+            | AmountZero { .. }
+            | IsSplitInvalid { .. }
+            | RequiredWhenSplit
+            | CertificateTypeInvalid { .. }
+            | CertificateNoShape { .. }
+            | CertificateNoCheckCharacter
+            | FullNameRequired
+            | DateInvalid { .. } => self.write_value(out, language),
+            DuplicateRow { .. }
+            | RequestIdReused { .. }
+            | OrderAlreadyDeclared { .. }
+            | RetransmissionTooEarly { .. }
+            | ChangedAfterDeclaration { .. }
+            | OrderDeclaredEarlier { .. } => self.write_other_rows(out, language),
+        }
+    }
+
+    /// How the row and its cells were read: their shape, what a spreadsheet did to them.
+    fn write_reading(&self, out: &mut impl Write, language: Language) -> std::fmt::Result {
         use Language::*;
         use RowMessage::*;
         match (self, language) {
@@ -419,6 +398,66 @@ impl RowMessage {
             (TooLong { length, max }, ZhCn) => {
                 write!(out, "长度为 {length} 个字符，接口最多允许 {max} 个")
             }
+            (IdStoredAsNumber { digits }, En) => write!(
+                out,
+                "the cell holds a number with {digits} digits, but a spreadsheet keeps only 15 \
+                 significant digits, so this ID may already be corrupted; format the column as \
+                 text and re-enter or re-export the IDs"
+            ),
+            (IdStoredAsNumber { digits }, ZhCn) => write!(
+                out,
+                "单元格中是一个 {digits} 位的数字，但电子表格只保留 15 位有效数字，此编号可能已经损坏；请把该列设为文本格式，重新输入或重新导出编号"
+            ),
+            (IdInScientificNotation { text }, En) if text.is_empty() => out.write_str(
+                "is an ID in scientific notation: the spreadsheet has already lost its digits; \
+                 format the column as text and re-export",
+            ),
+            (IdInScientificNotation { text }, ZhCn) if text.is_empty() => out.write_str(
+                "是科学计数法表示的编号：电子表格已丢失其中的数字；请把该列设为文本格式并重新导出",
+            ),
+            (IdInScientificNotation { text }, En) => write!(
+                out,
+                "\"{text}\" is an ID in scientific notation: the spreadsheet has already lost its \
+                 digits; format the column as text and re-export"
+            ),
+            (IdInScientificNotation { text }, ZhCn) => write!(
+                out,
+                "“{text}”是科学计数法表示的编号：电子表格已丢失其中的数字；请把该列设为文本格式并重新导出"
+            ),
+            (CellError { text }, En) => write!(
+                out,
+                "the cell holds the spreadsheet error {text}; fix the formula or type the value"
+            ),
+            (CellError { text }, ZhCn) => {
+                write!(out, "单元格中是表格错误值 {text}；请修正公式或直接输入数值")
+            }
+            (FormulaWithoutValue { cell }, En) => {
+                if let Some(cell) = cell {
+                    write!(out, "cell {cell}: ")?;
+                }
+                out.write_str(
+                    "the cell holds a formula whose value was never saved (the file was written \
+                     by a program that does not calculate formulas); open the file in Excel or \
+                     LibreOffice and save it, so that the values are stored",
+                )
+            }
+            (FormulaWithoutValue { cell }, ZhCn) => {
+                if let Some(cell) = cell {
+                    write!(out, "单元格 {cell}：")?;
+                }
+                out.write_str(
+                    "单元格中的公式从未保存计算结果（文件由不计算公式的程序生成）；请用 Excel 或 LibreOffice 打开并保存该文件，以保存计算结果",
+                )
+            }
+            _ => unreachable!("{self:?} is written by another group"),
+        }
+    }
+
+    /// The spec's rules on one value.
+    fn write_value(&self, out: &mut impl Write, language: Language) -> std::fmt::Result {
+        use Language::*;
+        use RowMessage::*;
+        match (self, language) {
             (RegionNotCn { value }, En) => write!(
                 out,
                 "must be CN (only declarations to Chinese customs are made), not \"{value}\""
@@ -547,57 +586,15 @@ impl RowMessage {
                 out,
                 "“{value}”不是日期时间；请使用 ISO 8601 格式，例如 2019-11-27T12:01:01+08:00 或 2019-11-27（也能识别 2019年11月27日、2019/11/27 和 2019.11.27）"
             ),
-            (IdStoredAsNumber { digits }, En) => write!(
-                out,
-                "the cell holds a number with {digits} digits, but a spreadsheet keeps only 15 \
-                 significant digits, so this ID may already be corrupted; format the column as \
-                 text and re-enter or re-export the IDs"
-            ),
-            (IdStoredAsNumber { digits }, ZhCn) => write!(
-                out,
-                "单元格中是一个 {digits} 位的数字，但电子表格只保留 15 位有效数字，此编号可能已经损坏；请把该列设为文本格式，重新输入或重新导出编号"
-            ),
-            (IdInScientificNotation { text }, En) if text.is_empty() => out.write_str(
-                "is an ID in scientific notation: the spreadsheet has already lost its digits; \
-                 format the column as text and re-export",
-            ),
-            (IdInScientificNotation { text }, ZhCn) if text.is_empty() => out.write_str(
-                "是科学计数法表示的编号：电子表格已丢失其中的数字；请把该列设为文本格式并重新导出",
-            ),
-            (IdInScientificNotation { text }, En) => write!(
-                out,
-                "\"{text}\" is an ID in scientific notation: the spreadsheet has already lost its \
-                 digits; format the column as text and re-export"
-            ),
-            (IdInScientificNotation { text }, ZhCn) => write!(
-                out,
-                "“{text}”是科学计数法表示的编号：电子表格已丢失其中的数字；请把该列设为文本格式并重新导出"
-            ),
-            (CellError { text }, En) => write!(
-                out,
-                "the cell holds the spreadsheet error {text}; fix the formula or type the value"
-            ),
-            (CellError { text }, ZhCn) => {
-                write!(out, "单元格中是表格错误值 {text}；请修正公式或直接输入数值")
-            }
-            (FormulaWithoutValue { cell }, En) => {
-                if let Some(cell) = cell {
-                    write!(out, "cell {cell}: ")?;
-                }
-                out.write_str(
-                    "the cell holds a formula whose value was never saved (the file was written \
-                     by a program that does not calculate formulas); open the file in Excel or \
-                     LibreOffice and save it, so that the values are stored",
-                )
-            }
-            (FormulaWithoutValue { cell }, ZhCn) => {
-                if let Some(cell) = cell {
-                    write!(out, "单元格 {cell}：")?;
-                }
-                out.write_str(
-                    "单元格中的公式从未保存计算结果（文件由不计算公式的程序生成）；请用 Excel 或 LibreOffice 打开并保存该文件，以保存计算结果",
-                )
-            }
+            _ => unreachable!("{self:?} is written by another group"),
+        }
+    }
+
+    /// Other rows of this input, and earlier runs the ledger knows.
+    fn write_other_rows(&self, out: &mut impl Write, language: Language) -> std::fmt::Result {
+        use Language::*;
+        use RowMessage::*;
+        match (self, language) {
             (
                 DuplicateRow {
                     first_row,
@@ -728,6 +725,8 @@ impl RowMessage {
                 "订单“{order_id}”已由 {} 中的运行（第 {} 行）于 {} 以 customsDeclarationRequestId“{}”向海关 {customs_code} 申报；同一订单在同一海关只申报一次（否则接口会返回 DUPLICATED_DECLARATION）",
                 earlier.run, earlier.row, earlier.at, earlier.request_id
             ),
+
+            _ => unreachable!("{self:?} is written by another group"),
         }
     }
 }
