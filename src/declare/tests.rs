@@ -1,0 +1,207 @@
+//! The engine's decisions checked as plain state, and the engine against
+//! a stand-in client.
+
+use super::*;
+use crate::protocol::{Amount, Customs, DeclareResponse, MerchantCustomsInfo};
+
+fn job(line: u64) -> Job {
+    let request = DeclareRequest {
+        payment_request_id: format!("P{line}"),
+        customs_declaration_request_id: format!("D{line}"),
+        customs: Customs {
+            customs_code: "ZONGSHU".into(),
+            region: "CN".into(),
+        },
+        merchant_customs_info: MerchantCustomsInfo {
+            merchant_customs_code: "M".into(),
+            merchant_customs_name: "N".into(),
+        },
+        declaration_amount: Amount {
+            currency: "CNY".into(),
+            value: "100".into(),
+        },
+        is_split: "false".into(),
+        reference_order_id: None,
+        buyer_certificate: None,
+    };
+    let body = request.to_body();
+    Job::new(request, body, OwnedRow::from_texts(line, &["x"]))
+}
+
+fn settings() -> RunSettings {
+    RunSettings {
+        rate_per_sec: 0,
+        burst: 1,
+        concurrency: 1,
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(1),
+        breaker_threshold: 4,
+    }
+}
+
+fn success() -> DeclareOutcome {
+    DeclareOutcome::Success(DeclareResponse::result("S", "SUCCESS", "ok"))
+}
+
+fn failed(code: &str) -> DeclareOutcome {
+    DeclareOutcome::Failed {
+        code: code.into(),
+        message: format!("{code} message"),
+        response: DeclareResponse::result("F", code, "no"),
+    }
+}
+
+/// The actions as (kind, row, status of the outcome settled).
+fn kinds(actions: &[Action]) -> Vec<(&'static str, u64, Option<Status>)> {
+    actions
+        .iter()
+        .map(|action| match action {
+            Action::Settle(job, outcome) => (
+                "settle",
+                job.row.line,
+                outcome.as_ref().map(DeclareOutcome::status),
+            ),
+            Action::Provisional(job, _) => ("provisional", job.row.line, None),
+            Action::RecoverPace => ("recover", 0, None),
+            Action::SlowDown(job) => ("slow", job.row.line, None),
+            Action::Retry(job) => ("retry", job.row.line, None),
+        })
+        .collect()
+}
+
+fn take_job(mut actions: Vec<Action>) -> Job {
+    match actions.pop() {
+        Some(Action::Retry(job) | Action::SlowDown(job) | Action::Settle(job, _)) => job,
+        other => panic!("no job in {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_answers_are_retried_until_the_attempts_are_used_up() {
+    let mut decisions = Decisions::new(&settings());
+    let mut stop = None;
+    let mut row = job(2);
+    // A success between keeps the breaker closed.
+    for attempt in 1..=2 {
+        let actions = decisions.answer(row, DeclareOutcome::unknown("TIMEOUT", "slow"), &mut stop);
+        assert_eq!(kinds(&actions), [("retry", 2, None)], "attempt {attempt}");
+        row = take_job(actions);
+        assert_eq!(row.attempts_used, attempt);
+        decisions.answer(job(9), success(), &mut stop);
+    }
+    let actions = decisions.answer(row, DeclareOutcome::unknown("TIMEOUT", "slow"), &mut stop);
+    assert_eq!(kinds(&actions), [("settle", 2, Some(Status::U))]);
+    assert_eq!(stop, None);
+}
+
+#[test]
+fn the_traffic_limit_slows_down_without_using_an_attempt() {
+    let mut decisions = Decisions::new(&settings());
+    let mut stop = None;
+    let mut row = job(2);
+    for _ in 0..10 {
+        let actions = decisions.answer(
+            row,
+            DeclareOutcome::unknown("REQUEST_TRAFFIC_EXCEED_LIMIT", "too fast"),
+            &mut stop,
+        );
+        assert_eq!(kinds(&actions), [("slow", 2, None)]);
+        row = take_job(actions);
+    }
+    assert_eq!(row.attempts_used, 0);
+    assert_eq!(stop, None, "traffic limits never trip the breaker");
+}
+
+#[test]
+fn the_breaker_opens_after_unknowns_in_a_row_and_names_the_last_cause() {
+    let mut decisions = Decisions::new(&settings());
+    let mut stop = None;
+    for line in 2..5 {
+        decisions.answer(
+            job(line),
+            DeclareOutcome::unknown("TIMEOUT", "t"),
+            &mut stop,
+        );
+    }
+    decisions.answer(job(5), failed("ORDER_NOT_EXIST"), &mut stop);
+    for line in 6..9 {
+        decisions.answer(
+            job(line),
+            DeclareOutcome::unknown("TIMEOUT", "t"),
+            &mut stop,
+        );
+    }
+    assert_eq!(stop, None, "an answer in between closes it again");
+    let actions = decisions.answer(
+        job(9),
+        DeclareOutcome::unknown("HTTP_502", "bad gateway"),
+        &mut stop,
+    );
+    assert_eq!(
+        stop,
+        Some(StopReason::EndpointFailing {
+            count: 4,
+            last_cause: "HTTP_502: bad gateway".into()
+        })
+    );
+    assert_eq!(
+        kinds(&actions),
+        [("settle", 9, Some(Status::U))],
+        "no retry once stopped"
+    );
+}
+
+#[test]
+fn a_configuration_answer_stops_the_run_and_leaves_the_row_unknown() {
+    let mut decisions = Decisions::new(&settings());
+    let mut stop = None;
+    let actions = decisions.answer(job(2), failed("INVALID_SIGNATURE"), &mut stop);
+    assert_eq!(kinds(&actions), [("settle", 2, Some(Status::U))]);
+    assert_eq!(
+        stop,
+        Some(StopReason::Configuration("INVALID_SIGNATURE".into()))
+    );
+}
+
+#[test]
+fn param_illegal_answers_are_held_until_the_rule_decides() {
+    // Twenty in a row: the request is at fault, every row stays U.
+    let mut decisions = Decisions::new(&settings());
+    let mut stop = None;
+    for line in 1..PARAM_ILLEGAL_RULE {
+        let actions = decisions.answer(job(line), failed("PARAM_ILLEGAL"), &mut stop);
+        assert_eq!(kinds(&actions), [("provisional", line, None)]);
+    }
+    let actions = decisions.answer(job(20), failed("PARAM_ILLEGAL"), &mut stop);
+    assert_eq!(actions.len(), 1 + PARAM_ILLEGAL_RULE as usize);
+    assert!(
+        kinds(&actions)[1..]
+            .iter()
+            .all(|(kind, _, status)| *kind == "settle" && *status == Some(Status::U))
+    );
+    assert!(matches!(stop, Some(StopReason::RequestRejected(_))));
+    let late = decisions.answer(job(21), failed("PARAM_ILLEGAL"), &mut stop);
+    assert_eq!(kinds(&late), [("settle", 21, Some(Status::U))]);
+
+    // Another answer first: the held ones are the rows' own F.
+    let mut decisions = Decisions::new(&settings());
+    let mut stop = None;
+    decisions.answer(job(1), failed("PARAM_ILLEGAL"), &mut stop);
+    decisions.answer(job(2), failed("PARAM_ILLEGAL"), &mut stop);
+    let actions = decisions.answer(job(3), success(), &mut stop);
+    assert_eq!(
+        kinds(&actions),
+        [
+            ("recover", 0, None),
+            ("settle", 1, Some(Status::F)),
+            ("settle", 2, Some(Status::F)),
+            ("settle", 3, Some(Status::S)),
+        ]
+    );
+    assert_eq!(stop, None);
+
+    // Fewer answers than the rule needs: final at the end.
+    let mut decisions = Decisions::new(&settings());
+    decisions.answer(job(1), failed("PARAM_ILLEGAL"), &mut None);
+    assert_eq!(kinds(&decisions.finish()), [("settle", 1, Some(Status::F))]);
+}
