@@ -2,28 +2,10 @@
 //! a stand-in client.
 
 use super::*;
-use crate::protocol::{Amount, Customs, DeclareResponse, MerchantCustomsInfo};
+use crate::protocol::DeclareResponse;
 
 fn job(line: u64) -> Job {
-    let request = DeclareRequest {
-        payment_request_id: format!("P{line}"),
-        customs_declaration_request_id: format!("D{line}"),
-        customs: Customs {
-            customs_code: "ZONGSHU".into(),
-            region: "CN".into(),
-        },
-        merchant_customs_info: MerchantCustomsInfo {
-            merchant_customs_code: "M".into(),
-            merchant_customs_name: "N".into(),
-        },
-        declaration_amount: Amount {
-            currency: "CNY".into(),
-            value: "100".into(),
-        },
-        is_split: "false".into(),
-        reference_order_id: None,
-        buyer_certificate: None,
-    };
+    let request = DeclareRequest::example(&format!("D{line}"), &format!("P{line}"), "100");
     let body = request.to_body();
     Job::new(request, body, OwnedRow::from_texts(line, &["x"]))
 }

@@ -3,28 +3,12 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::*;
-use crate::protocol::{Amount, BuyerCertificate, Customs, MerchantCustomsInfo};
+use crate::protocol::BuyerCertificate;
 
 const WAIT: Duration = Duration::from_secs(300);
 
 fn request(id: &str, payment: &str, amount: &str) -> DeclareRequest {
     DeclareRequest {
-        payment_request_id: payment.into(),
-        customs_declaration_request_id: id.into(),
-        customs: Customs {
-            customs_code: "ZONGSHU".into(),
-            region: "CN".into(),
-        },
-        merchant_customs_info: MerchantCustomsInfo {
-            merchant_customs_code: "M1".into(),
-            merchant_customs_name: "Shop".into(),
-        },
-        declaration_amount: Amount {
-            currency: "CNY".into(),
-            value: amount.into(),
-        },
-        is_split: "false".into(),
-        reference_order_id: None,
         buyer_certificate: Some(BuyerCertificate {
             certificate_type: "ID_CARD".into(),
             certificate_no: "11010519491231002X".into(),
@@ -32,6 +16,7 @@ fn request(id: &str, payment: &str, amount: &str) -> DeclareRequest {
             effective_date: None,
             expire_date: None,
         }),
+        ..DeclareRequest::example(id, payment, amount)
     }
 }
 

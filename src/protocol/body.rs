@@ -138,6 +138,32 @@ impl DeclareRequest {
         body
     }
 
+    /// An example request, for tests, benchmarks and the fuzzing harness:
+    /// at customs ZONGSHU for merchant M1 "Shop", `amount` in fen, not
+    /// split, without a buyer certificate.
+    #[doc(hidden)]
+    pub fn example(request_id: &str, payment_id: &str, amount: &str) -> DeclareRequest {
+        DeclareRequest {
+            payment_request_id: payment_id.into(),
+            customs_declaration_request_id: request_id.into(),
+            customs: Customs {
+                customs_code: "ZONGSHU".into(),
+                region: "CN".into(),
+            },
+            merchant_customs_info: MerchantCustomsInfo {
+                merchant_customs_code: "M1".into(),
+                merchant_customs_name: "Shop".into(),
+            },
+            declaration_amount: Amount {
+                currency: "CNY".into(),
+                value: amount.into(),
+            },
+            is_split: IsSplit::No,
+            reference_order_id: None,
+            buyer_certificate: None,
+        }
+    }
+
     /// The order this declaration is for: `referenceOrderId` when split,
     /// else `paymentRequestId`.
     pub fn declaration_order_id(&self) -> &str {

@@ -310,7 +310,6 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Customs, MerchantCustomsInfo};
 
     fn payments() -> Payments {
         Payments::read(
@@ -322,25 +321,7 @@ mod tests {
     }
 
     fn request(id: &str, payment: &str, amount: u64) -> DeclareRequest {
-        DeclareRequest {
-            payment_request_id: payment.into(),
-            customs_declaration_request_id: id.into(),
-            customs: Customs {
-                customs_code: "ZONGSHU".into(),
-                region: "CN".into(),
-            },
-            merchant_customs_info: MerchantCustomsInfo {
-                merchant_customs_code: "M".into(),
-                merchant_customs_name: "N".into(),
-            },
-            declaration_amount: Amount {
-                currency: "CNY".into(),
-                value: amount.to_string(),
-            },
-            is_split: "false".into(),
-            reference_order_id: None,
-            buyer_certificate: None,
-        }
+        DeclareRequest::example(id, payment, &amount.to_string())
     }
 
     fn code(response: &DeclareResponse) -> &str {

@@ -8,9 +8,7 @@ use std::time::Duration;
 use declare_batch::client::{ApiSettings, DeclareClient};
 use declare_batch::protocol::keys::{load_signer, load_verifier};
 use declare_batch::protocol::parse_endpoint;
-use declare_batch::protocol::{
-    Amount, Customs, DECLARE_PATH, DeclareOutcome, DeclareRequest, MerchantCustomsInfo,
-};
+use declare_batch::protocol::{DECLARE_PATH, DeclareOutcome, DeclareRequest};
 
 use crate::common::{SandboxProcess, Workdir};
 
@@ -46,25 +44,7 @@ fn client(settings: ApiSettings) -> DeclareClient {
 }
 
 fn order(id: &str, payment: &str, amount: u64) -> DeclareRequest {
-    DeclareRequest {
-        payment_request_id: payment.into(),
-        customs_declaration_request_id: id.into(),
-        customs: Customs {
-            customs_code: "ZONGSHU".into(),
-            region: "CN".into(),
-        },
-        merchant_customs_info: MerchantCustomsInfo {
-            merchant_customs_code: "M1".into(),
-            merchant_customs_name: "Shop".into(),
-        },
-        declaration_amount: Amount {
-            currency: "CNY".into(),
-            value: amount.to_string(),
-        },
-        is_split: "false".into(),
-        reference_order_id: None,
-        buyer_certificate: None,
-    }
+    DeclareRequest::example(id, payment, &amount.to_string())
 }
 
 fn split(id: &str, payment: &str, reference: &str, amount: u64) -> DeclareRequest {

@@ -14,13 +14,11 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use crate::common::{SandboxProcess, Workdir};
-use crate::run::{config_for, orders};
+use crate::common::{DEADLINE, SandboxProcess, Workdir, config_for, orders};
 use crate::serve::ServeProcess;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const DEADLINE: Duration = Duration::from_secs(120);
 const TOKEN: &str = "a-long-random-secret-for-the-browser-test";
 
 /// chromedriver on a loopback port, killed when dropped.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::common::{SandboxProcess, Workdir, csv_records};
-use crate::run::{config_for, orders};
+use crate::common::{config_for, orders};
 
 #[test]
 fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {

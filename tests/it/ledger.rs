@@ -4,7 +4,7 @@
 //! real sandbox, judged by the sandbox's counts and the output files.
 
 use crate::common::{SandboxProcess, Workdir, csv_records};
-use crate::run::{config_for, listed_rows};
+use crate::common::{config_for, listed_rows};
 
 const HEADER: &str = "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
 merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
+use crate::common::orders;
 use crate::common::{Run, SandboxProcess, Workdir};
-use crate::run::orders;
 
 fn vectors_key() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vectors/client_private_pkcs8.pem")

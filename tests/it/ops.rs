@@ -3,8 +3,8 @@
 //! log lines fit for a file or cron mail, `--quiet` that still says what to
 //! do, usage errors, and error texts that say the fix.
 
+use crate::common::{DEADLINE, config_for, listed_rows, orders, signal, spawn_run};
 use crate::common::{SandboxProcess, Workdir, finish_with_deadline, wait_until};
-use crate::run::{DEADLINE, config_for, listed_rows, orders, signal, spawn_run};
 
 /// Every 16-character piece of a key's Base64 lines.
 fn key_pieces(pem: &str) -> Vec<String> {

@@ -4,83 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use std::time::Duration;
-
 use crate::common::{
-    SandboxProcess, WithoutDeclareEnv, Workdir, finish_with_deadline, rows, wait_until,
+    DEADLINE, SandboxProcess, WithoutDeclareEnv, Workdir, config_for, finish_with_deadline,
+    listed_rows, orders, rows, signal, spawn_run, wait_until,
 };
-
-/// How long a test waits for a child to reach a point or to exit.
-pub const DEADLINE: Duration = Duration::from_secs(120);
-
-/// A config (`run.toml`) that points at a running sandbox, with `changes`
-/// to its keys' values.
-pub fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &str)]) -> String {
-    let keys = sandbox.keys.display();
-    let mut entries = vec![
-        ("[api]", String::new()),
-        ("endpoint", format!("\"{}\"", sandbox.endpoint)),
-        ("client_id", "\"SANDBOX_CLIENT\"".to_owned()),
-        ("private_key", format!("\"{keys}/client_private.pem\"")),
-        (
-            "alipay_public_key",
-            format!("\"{keys}/sandbox_public.pem\""),
-        ),
-        ("verify_responses", "true".to_owned()),
-        ("timeout_ms", "1000".to_owned()),
-        ("[run]", String::new()),
-        ("rate_per_sec", "0".to_owned()),
-        ("concurrency", "8".to_owned()),
-        ("max_attempts", "3".to_owned()),
-        ("backoff_base_ms", "10".to_owned()),
-        ("retransmit_wait_secs", "300".to_owned()),
-    ];
-    for (key, value) in changes {
-        let entry = entries
-            .iter_mut()
-            .find(|(name, _)| name == key)
-            .expect("a known key");
-        entry.1 = (*value).to_owned();
-    }
-    // An empty value leaves the key out.
-    let text: String = entries
-        .iter()
-        .filter(|(key, value)| key.starts_with('[') || !value.is_empty())
-        .map(|(key, value)| match key.starts_with('[') {
-            true => format!("{key}\n"),
-            false => format!("{key} = {value}\n"),
-        })
-        .collect();
-    work.write("run.toml", text).display().to_string()
-}
-
-/// An export of `count` declarable orders, with payments to match.
-pub fn orders(work: &Workdir, count: usize) -> (String, String) {
-    let mut orders = String::from(
-        "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
-         merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
-         declarationAmount.value,isSplit,note\n",
-    );
-    let mut payments =
-        String::from("paymentRequestId,amount,payerCertificateNo,payerName,status\n");
-    for n in 0..count {
-        orders.push_str(&format!("P{n},D{n},ZONGSHU,M1,Shop,100,false,kept {n}\n"));
-        payments.push_str(&format!("P{n},100,,,OK\n"));
-    }
-    let orders_path = work.write("orders.csv", orders).display().to_string();
-    let payments_path = work.write("payments.csv", payments).display().to_string();
-    (orders_path, payments_path)
-}
-
-/// The rows listed in a CSV output (first column), after its header.
-pub fn listed_rows(work: &Workdir, name: &str) -> Vec<u64> {
-    let text = work.read_csv_output(name);
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    reader
-        .records()
-        .map(|r| r.unwrap()[0].parse().unwrap())
-        .collect()
-}
 
 fn results(work: &Workdir, name: &str) -> Vec<csv::StringRecord> {
     let text = work.read_csv_output(name);
@@ -882,26 +809,6 @@ fn a_closed_stderr_and_stdout_never_panic() {
     let status = crate::common::wait_with_deadline(&mut child, DEADLINE);
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert_eq!(listed_rows(&work, "out/results.csv").len(), 5);
-}
-
-pub fn signal(child: &std::process::Child, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-pub fn spawn_run(work: &Workdir, args: &[&str]) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_declare-batch"))
-        .arg("run")
-        .args(args)
-        .current_dir(work.path(""))
-        .without_declare_env()
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 #[test]

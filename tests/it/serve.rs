@@ -11,7 +11,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode, redirect};
 
 use crate::common::{SandboxProcess, WithoutDeclareEnv, Workdir};
-use crate::run::{config_for, orders};
+use crate::common::{config_for, orders};
 
 /// `declare-batch serve` as a child process, killed when dropped.
 pub struct ServeProcess {
