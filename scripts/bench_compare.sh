@@ -6,33 +6,12 @@
 # CSV of many rows.
 #   BEFORE=/path/to/old/declare-batch ROWS=10000 VALIDATE_ROWS=1000000 ROUNDS=3 scripts/bench_compare.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --bins --examples --quiet
-after=target/release/declare-batch
-gen=target/release/examples/gen_bench
 before=${BEFORE:?set BEFORE to the declare-batch binary to compare with}
-rows=${ROWS:-10000}
 validate_rows=${VALIDATE_ROWS:-1000000}
 rounds=${ROUNDS:-3}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-"$gen" csv "$rows" "$work/orders.csv"
-"$gen" payments "$rows" "$work/payments.csv"
+source "$(dirname "$0")/bench_setup.sh"
+after=$bin
 "$gen" csv "$validate_rows" "$work/big.csv"
-"$after" sandbox --addr 127.0.0.1:0 --keys "$work/keys" --payments "$work/payments.csv" \
-    --unsigned-answers > "$work/endpoint" 2> /dev/null &
-until [ -s "$work/endpoint" ]; do sleep 0.1; done
-cat > "$work/fast.toml" <<TOML
-[api]
-endpoint = "$(head -1 "$work/endpoint")"
-client_id = "SANDBOX_CLIENT"
-private_key = "$work/keys/client_private.pem"
-timeout_ms = 10000
-[run]
-rate_per_sec = 0
-concurrency = 32
-TOML
 
 measure() { # label round command...
     local label=$1 round=$2; shift 2

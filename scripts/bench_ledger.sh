@@ -6,31 +6,9 @@
 # ledger; then the ledger's size after the run.
 #   BASE=/path/to/old/declare-batch ROWS=10000 ROUNDS=3 scripts/bench_ledger.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --bins --examples --quiet
-bin=target/release/declare-batch
-gen=target/release/examples/gen_bench
 base=${BASE:?set BASE to a declare-batch binary without the ledger}
-rows=${ROWS:-10000}
 rounds=${ROUNDS:-3}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-"$gen" csv "$rows" "$work/orders.csv"
-"$gen" payments "$rows" "$work/payments.csv"
-"$bin" sandbox --addr 127.0.0.1:0 --keys "$work/keys" --payments "$work/payments.csv" \
-    --unsigned-answers > "$work/endpoint" 2> /dev/null &
-until [ -s "$work/endpoint" ]; do sleep 0.1; done
-cat > "$work/fast.toml" <<TOML
-[api]
-endpoint = "$(head -1 "$work/endpoint")"
-client_id = "SANDBOX_CLIENT"
-private_key = "$work/keys/client_private.pem"
-timeout_ms = 10000
-[run]
-rate_per_sec = 0
-concurrency = 32
-TOML
+source "$(dirname "$0")/bench_setup.sh"
 
 for round in $(seq "$rounds"); do
     for which in base ledger; do

@@ -5,8 +5,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use crate::exit;
 use crate::run::inquire::inquire_recorded_run;
 use crate::say;
@@ -30,15 +28,9 @@ impl InquireOpts {
         let out = self.out.as_path();
         let settings = Settings::load(
             self.config.as_deref(),
-            Overrides {
-                ledger: self.ledger.clone(),
-                ..Overrides::default()
-            },
+            Overrides::with_ledger(self.ledger.clone()),
         )?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
+        let runtime = super::runtime()?;
         let report = runtime.block_on(inquire_recorded_run(out, &settings, |notice| {
             if !quiet {
                 say!("declare-batch: {notice}");

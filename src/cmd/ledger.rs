@@ -58,10 +58,7 @@ impl ExportOpts {
     fn exec(self) -> anyhow::Result<u8> {
         let settings = Settings::load(
             self.config.as_deref(),
-            Overrides {
-                ledger: self.ledger.clone(),
-                ..Overrides::default()
-            },
+            Overrides::with_ledger(self.ledger.clone()),
         )?;
         let (endpoint, client_id) = settings.scope().context(
             "the ledger keeps declarations by endpoint and client ID: give the --config the \

@@ -119,6 +119,15 @@ macro_rules! say {
     };
 }
 
+/// The async runtime a command runs its work on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// Waits for Ctrl-C (SIGINT) or SIGTERM.
 pub async fn interrupt_signal() {
     #[cfg(unix)]

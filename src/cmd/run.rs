@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -69,10 +68,7 @@ impl RunOpts {
         };
         let language = settings.language;
         let plan = RunPlan::prepare(options, settings)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
+        let runtime = super::runtime()?;
         let report = runtime.block_on(async {
             let cancel = CancellationToken::new();
             let (progress_tx, progress_rx) = watch::channel(Progress::default());

@@ -113,10 +113,7 @@ impl SandboxOpts {
             slow: self.slow,
             latency: Duration::from_millis(self.latency_ms),
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
+        let runtime = super::runtime()?;
         runtime.block_on(async move {
             let sandbox = Arc::new(Sandbox::new(settings));
             let running = RunningSandbox::start(sandbox, self.addr)

@@ -58,10 +58,7 @@ impl ServeOpts {
                 self.addr
             );
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
+        let runtime = super::runtime()?;
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(self.addr)
                 .await

@@ -42,6 +42,16 @@ pub struct Overrides {
     pub language: Option<Language>,
 }
 
+impl Overrides {
+    /// Only `--ledger` (or nothing), as the commands that read a ledger give.
+    pub fn with_ledger(ledger: Option<PathBuf>) -> Overrides {
+        Overrides {
+            ledger,
+            ..Overrides::default()
+        }
+    }
+}
+
 /// How inquiries are paced and retried.
 #[derive(Debug, Clone)]
 pub struct InquirySettings {
