@@ -15,7 +15,7 @@ use std::path::Path;
 use super::{AtomicFile, ProblemCount, RowCounts};
 use crate::i18n::report::ReportWords;
 use crate::i18n::{Language, describe_code};
-use crate::outcome::StatusCounts;
+use crate::outcome::{ResultRow, Status, StatusCounts};
 
 /// Rows listed per kind at most; the CSV files hold them all.
 pub const MAX_LISTED: usize = 500;
@@ -333,15 +333,17 @@ fn write_rows_to_act_on(
         &escape(w.nothing),
     );
     if data.results.is_some() {
-        for (status, title) in [("F", w.failed_rows), ("U", w.unknown_rows)] {
+        for (status, title) in [(Status::F, w.failed_rows), (Status::U, w.unknown_rows)] {
             let rows = read_rows(&out.join("results.csv"), |record| {
-                // row, paymentRequestId, customsDeclarationRequestId, …,
-                // resultStatus (6), resultCode, resultMessage.
-                (record.get(6)? == status).then(|| {
-                    [0, 1, 2, 7, 8]
-                        .iter()
-                        .map(|&i| record.get(i).unwrap_or_default().to_owned())
-                        .collect()
+                let result: ResultRow = record.deserialize(None).ok()?;
+                (result.result_status == status).then(|| {
+                    vec![
+                        result.row.to_string(),
+                        result.payment_request_id,
+                        result.customs_declaration_request_id,
+                        result.result_code,
+                        result.result_message,
+                    ]
                 })
             })?;
             action_table(
