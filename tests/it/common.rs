@@ -93,6 +93,41 @@ impl Run {
 }
 
 impl Workdir {
+    /// `declare-batch validate ARGS` checked in this process, without
+    /// starting the binary: the arguments parsed by the command's own
+    /// parser, paths taken relative to this folder, then the same settings
+    /// and library call the command makes. Stdout stays empty (the table is
+    /// the binary's); a fatal error is stderr's `error:` line and exit 1.
+    pub fn validate_in_process(&self, args: &[&str]) -> Run {
+        use clap::Parser;
+        use declare_batch::cmd::{Cli, Command};
+        use declare_batch::settings::Overrides;
+        let cli = Cli::try_parse_from(std::iter::once("declare-batch").chain(args.iter().copied()))
+            .expect("arguments of validate");
+        let Command::Validate(opts) = cli.command else {
+            panic!("only validate is checked in this process")
+        };
+        let mut input = opts.input;
+        input.input = self.dir.path().join(&input.input);
+        input.config = input.config.map(|config| self.dir.path().join(config));
+        input.out = self.dir.path().join(&input.out);
+        let validated = input.settings(Overrides::default()).and_then(|settings| {
+            declare_batch::run::validate::validate_input(&input.input, &settings, &input.out)
+        });
+        match validated {
+            Ok(summary) => Run {
+                code: i32::from(summary.exit_code),
+                stdout: String::new(),
+                stderr: String::new(),
+            },
+            Err(error) => Run {
+                code: 1,
+                stdout: String::new(),
+                stderr: format!("error: {error:#}"),
+            },
+        }
+    }
+
     pub fn new() -> Workdir {
         Workdir {
             dir: tempfile::tempdir().expect("temporary folder"),

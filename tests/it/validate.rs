@@ -1,4 +1,9 @@
 //! `declare-batch validate` and `keygen` on fixture files each test writes.
+//! What the command line itself does (exit codes, the table on stdout,
+//! `--quiet`, usage) runs the binary; what the reading and the rules make
+//! of a file is checked in this process (`Workdir::validate_in_process`):
+//! the same arguments, settings and library call, without a process per
+//! check.
 
 use std::path::Path;
 
@@ -201,7 +206,7 @@ P1,D1,ZONGSHU,M1,店铺,100,否\r\n\r\n\r\n\
 P2,D2,ZONGSHU,M1,店铺,-5,是\r\n"
     );
     work.write("orders.csv", text);
-    let run = work.run(&["validate", "orders.csv", "--out", "result"]);
+    let run = work.validate_in_process(&["validate", "orders.csv", "--out", "result"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let rejected = work.read_csv_output("result/rejected.csv");
     assert_eq!(
@@ -236,7 +241,7 @@ fn gb18030_export_with_chinese_headers() {
          \"buyerCertificate.certificateNo\" = \"证件号码\"\n\"buyerCertificate.holderName.fullName\" = \"姓名\"\n\
          [defaults]\n\"buyerCertificate.certificateType\" = \"ID_CARD\"\n",
     );
-    let run = work.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
+    let run = work.validate_in_process(&["validate", "orders.csv", "--config", "gbk.toml"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(
         work.read_csv_output("out/rejected.csv"),
@@ -260,7 +265,7 @@ fn utf8_with_a_few_bad_bytes_is_refused_naming_the_line() {
         format!("{HEADER}\nP1,D1,ZONGSHU,M1,杭州优选跨境贸易,100,false,,,,,,\n").into_bytes();
     bytes.extend_from_slice(b"P2,D2,ZONGSHU,M1,\xE6\x9D\xAD\xFF,100,false,,,,,,\n");
     work.write("orders.csv", &bytes);
-    let run = work.run(&["validate", "orders.csv"]);
+    let run = work.validate_in_process(&["validate", "orders.csv"]);
     run.expect_fatal(&["orders.csv, line 3", "not"]);
     assert!(
         !work.path("out/rejected.csv").exists(),
@@ -268,7 +273,7 @@ fn utf8_with_a_few_bad_bytes_is_refused_naming_the_line() {
     );
     // Forcing UTF-8 still refuses, naming the line.
     work.write("utf8.toml", "[input]\nencoding = \"utf-8\"\n");
-    let run = work.run(&["validate", "orders.csv", "--config", "utf8.toml"]);
+    let run = work.validate_in_process(&["validate", "orders.csv", "--config", "utf8.toml"]);
     run.expect_fatal(&["line 3", "UTF-8"]);
 }
 
@@ -279,7 +284,7 @@ fn missing_required_columns_are_fatal_before_any_row() {
         "orders.csv",
         "支付单号,customsDeclarationRequestId,customs.customsCode,isSplit\nP1,D1,ZONGSHU,false\n",
     );
-    let run = work.run(&["validate", "orders.csv"]);
+    let run = work.validate_in_process(&["validate", "orders.csv"]);
     run.expect_fatal(&[
         "orders.csv",
         "paymentRequestId",
@@ -302,7 +307,7 @@ fn all_valid_and_header_only_inputs_exit_zero() {
         "orders.csv",
         format!("{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\n,,,,,,,,,,,,\n\n"),
     );
-    let run = work.run(&["validate", "orders.csv"]);
+    let run = work.validate_in_process(&["validate", "orders.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rows(&work.summary()), (1, 1, 0, 1));
     assert_eq!(
@@ -318,7 +323,7 @@ fn all_valid_and_header_only_inputs_exit_zero() {
     assert_eq!(rows(&work.summary()), (0, 0, 0, 0));
 
     work.write("nothing.csv", "");
-    let run = work.run(&["validate", "nothing.csv"]);
+    let run = work.validate_in_process(&["validate", "nothing.csv"]);
     run.expect_fatal(&["no header row"]);
 }
 
@@ -411,11 +416,11 @@ fn xlsx_typed_cells_are_converted_or_refused() {
 
     // The first sheet holds no orders: without --sheet the first sheet
     // whose header row is found is read; named, it has no header row.
-    let run = work.run(&["validate", "orders.xlsx", "--out", "found"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx", "--out", "found"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let found: serde_json::Value = work.summary_of("found");
     assert_eq!(found["sheet"], "Orders");
-    let run = work.run(&["validate", "orders.xlsx", "--sheet", "Notes"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx", "--sheet", "Notes"]);
     run.expect_fatal(&[
         "no header row",
         "sheet \"Notes\"",
@@ -423,7 +428,7 @@ fn xlsx_typed_cells_are_converted_or_refused() {
         "lacks",
     ]);
 
-    let run = work.run(&["validate", "orders.xlsx", "--sheet", "Orders"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx", "--sheet", "Orders"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(
         work.read_csv_output("out/rejected.csv"),
@@ -450,7 +455,7 @@ P6,D6,ZONGSHU,M1,Shop,12.3,false,,,,,\n"
 
     // In yuan, 12.300000000000002 is exactly ¥12.30; the config's sheet is
     // overridden by --sheet.
-    let run = work.run(&[
+    let run = work.validate_in_process(&[
         "validate",
         "orders.xlsx",
         "--config",
@@ -463,7 +468,7 @@ P6,D6,ZONGSHU,M1,Shop,12.3,false,,,,,\n"
     assert!(!rejected.contains("\n6,"), "{rejected}");
     assert_eq!(rows(&work.summary()), (4, 2, 2, 1));
 
-    let run = work.run(&["validate", "orders.xlsx", "--sheet", "Sheet9"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx", "--sheet", "Sheet9"]);
     run.expect_fatal(&["no sheet named \"Sheet9\"", "Notes, Orders"]);
 }
 
@@ -500,7 +505,7 @@ fn excel_numbers_read_at_15_digits_whatever_the_display_format() {
     }
     workbook.save(work.path("orders.xlsx")).unwrap();
     work.write("yuan.toml", "[input]\namount_unit = \"yuan\"\n");
-    let run = work.run(&["validate", "orders.xlsx", "--config", "yuan.toml"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx", "--config", "yuan.toml"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let rejected = work.read_csv_output("out/rejected.csv");
     assert_eq!(rejected.lines().count(), 2, "{rejected}");
@@ -568,7 +573,7 @@ fn bad_config_is_fatal_and_names_the_file() {
     let work = Workdir::new();
     work.write("orders.csv", format!("{HEADER}\n"));
     work.write("bad.toml", "[columns]\n\"customsCode\" = \"海关\"\n");
-    let run = work.run(&["validate", "orders.csv", "--config", "bad.toml"]);
+    let run = work.validate_in_process(&["validate", "orders.csv", "--config", "bad.toml"]);
     run.expect_fatal(&["bad.toml", "customsCode"]);
 }
 
@@ -622,7 +627,7 @@ fn many_rows_keep_their_order_and_first_claims() {
         ));
     }
     work.write("orders.csv", &text);
-    let run = work.run(&["validate", "orders.csv"]);
+    let run = work.validate_in_process(&["validate", "orders.csv"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(rows(&work.summary()), (3000, 1000, 2000, 0));
     let rejected = work.read_csv_output("out/rejected.csv");
@@ -662,7 +667,7 @@ fn a_decoding_error_deep_in_the_file_names_its_line() {
          \"merchantCustomsInfo.merchantCustomsName\" = \"Shop\"\n\
          \"declarationAmount.value\" = \"100\"\n\"isSplit\" = \"false\"\n",
     );
-    let run = work.run(&["validate", "orders.csv", "--config", "gbk.toml"]);
+    let run = work.validate_in_process(&["validate", "orders.csv", "--config", "gbk.toml"]);
     run.expect_fatal(&["line 20002", "GB18030"]);
     assert!(!run.stderr.contains("required fields"), "{}", run.stderr);
     // Part-written outputs are removed, not left as temporary files.
@@ -731,14 +736,14 @@ fn a_quote_that_is_never_closed_is_fatal_and_names_its_line() {
              P3,D3,ZONGSHU,M1,Shop,100,false,,,,,,\nP4,D4,ZONGSHU,M1,Shop,100,false,,,,,,\n"
         ),
     );
-    let run = work.run(&["validate", "orders.csv"]);
+    let run = work.validate_in_process(&["validate", "orders.csv"]);
     run.expect_fatal(&["orders.csv, line 3", "never closed", "stray quote"]);
     // A quoted value with line breaks that is closed is fine.
     work.write(
         "closed.csv",
         format!("{HEADER}\nP1,D1,ZONGSHU,M1,\"Shop\nline two\",100,false,,,,,,\n"),
     );
-    let run = work.run(&["validate", "closed.csv"]);
+    let run = work.validate_in_process(&["validate", "closed.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -776,7 +781,7 @@ fn xlsx_rows_stored_out_of_order_are_fatal_and_name_the_row() {
         writer.write_all(text.as_bytes()).unwrap();
     }
     writer.finish().unwrap();
-    let run = work.run(&["validate", "orders.xlsx"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx"]);
     run.expect_fatal(&["orders.xlsx, line 2", "row 2 after row 3", "save it again"]);
 }
 
@@ -860,7 +865,7 @@ fn a_finance_workbook_is_read_as_a_clerk_sees_it() {
     let work = Workdir::new();
     write_finance_workbook(&work.path("export.xlsx"));
     work.write("finance.toml", FINANCE_CONFIG);
-    let run = work.run(&["validate", "export.xlsx", "--config", "finance.toml"]);
+    let run = work.validate_in_process(&["validate", "export.xlsx", "--config", "finance.toml"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let summary = work.summary();
     assert_eq!(
@@ -897,7 +902,7 @@ fn a_finance_workbook_is_read_as_a_clerk_sees_it() {
         "wrong.toml",
         FINANCE_CONFIG.replace("= \"海关\"", "= \"关区\""),
     );
-    let run = work.run(&[
+    let run = work.validate_in_process(&[
         "validate",
         "export.xlsx",
         "--config",
@@ -920,7 +925,7 @@ fn a_finance_workbook_is_read_as_a_clerk_sees_it() {
             "[input]\nheader_row = 4\nsheet = \"订单明细\"\n",
         ),
     );
-    let run = work.run(&[
+    let run = work.validate_in_process(&[
         "validate",
         "export.xlsx",
         "--config",
@@ -938,7 +943,7 @@ fn title_lines_above_a_csv_header_are_skipped_and_lines_keep_their_numbers() {
         "orders.csv",
         format!("Orders of November\nexported,2026-11-24\n\n{HEADER}\nP1,D1,ZONGSHU,M1,Shop,100,false,,,,,,\nP2,D2,XIAN,M1,Shop,100,false,,,,,,\n"),
     );
-    let run = work.run(&["validate", "orders.csv"]);
+    let run = work.validate_in_process(&["validate", "orders.csv"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let summary = work.summary();
     assert_eq!(summary["header_row"], 4);
@@ -1008,7 +1013,7 @@ fn a_formula_without_a_saved_value_rejects_its_row_naming_the_cell() {
         "xl/worksheets/sheet1.xml",
         without_formula_values,
     );
-    let run = work.run(&["validate", "orders.xlsx"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let rejected = work.read_csv_output("out/rejected.csv");
     assert_eq!(rejected.lines().count(), 2, "{rejected}");
@@ -1052,7 +1057,7 @@ fn merged_cells_read_as_the_range_value() {
     }
     // Row 4 is outside the merchant range: its own (empty) cells.
     workbook.save(work.path("orders.xlsx")).unwrap();
-    let run = work.run(&["validate", "orders.xlsx"]);
+    let run = work.validate_in_process(&["validate", "orders.xlsx"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let rejected = work.read_csv_output("out/rejected.csv");
     assert_eq!(rejected.lines().count(), 2, "only row 4: {rejected}");
@@ -1072,7 +1077,7 @@ fn rejected_xlsx_marks_each_bad_cell_and_feeds_back() {
     let work = Workdir::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let input = root.join("samples/orders.xlsx");
-    let run = work.run(&["validate", input.to_str().unwrap()]);
+    let run = work.validate_in_process(&["validate", input.to_str().unwrap()]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let path = work.path("out/rejected.xlsx");
     #[cfg(unix)]
@@ -1122,7 +1127,7 @@ fn rejected_xlsx_marks_each_bad_cell_and_feeds_back() {
     assert!(sheet.contains("state=\"frozen\""), "the header frozen");
     // Fed back as it is: `row` and `errors` are ignored, and the rows are
     // checked again, alone (the reused request ID has no earlier row now).
-    let run = work.run(&["validate", path.to_str().unwrap(), "--out", "again"]);
+    let run = work.validate_in_process(&["validate", path.to_str().unwrap(), "--out", "again"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let again: serde_json::Value = work.summary_of("again");
     assert_eq!(rows_of(&again), (5, 1, 4));
@@ -1131,7 +1136,7 @@ fn rejected_xlsx_marks_each_bad_cell_and_feeds_back() {
         "original.toml",
         "[input]\nsheet = \"Orders\"\nheader_row = 3\n",
     );
-    let run = work.run(&[
+    let run = work.validate_in_process(&[
         "validate",
         path.to_str().unwrap(),
         "--config",
