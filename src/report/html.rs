@@ -239,10 +239,10 @@ fn write_outcomes_and_errors(page: &mut String, data: &ReportData<'_>, w: &Repor
         let _ = writeln!(page, "<h2>{}</h2>", escape(w.outcomes));
         counts_table(
             page,
-            &[escape(w.result_code), escape(w.count)],
+            &[w.result_code, w.count],
             data.codes
                 .iter()
-                .map(|(code, &count)| (vec![escape(code)], count)),
+                .map(|(code, &count)| (vec![code.clone()], count)),
         );
     }
     let _ = writeln!(page, "<h2>{}</h2>", escape(w.errors_by_field));
@@ -251,18 +251,13 @@ fn write_outcomes_and_errors(page: &mut String, data: &ReportData<'_>, w: &Repor
     } else {
         counts_table(
             page,
-            &[
-                escape(w.field),
-                escape(w.code),
-                escape(w.meaning),
-                escape(w.count),
-            ],
+            &[w.field, w.code, w.meaning, w.count],
             data.problems.iter().map(|problem| {
                 (
                     vec![
-                        escape(problem.field),
-                        escape(problem.code),
-                        escape(describe_code(problem.code, language)),
+                        problem.field.to_owned(),
+                        problem.code.to_owned(),
+                        describe_code(problem.code, language).to_owned(),
                     ],
                     problem.count,
                 )
@@ -301,10 +296,10 @@ fn write_timing(page: &mut String, data: &ReportData<'_>, w: &ReportWords) {
     } else {
         counts_table(
             page,
-            &[escape(w.status), escape(w.count)],
+            &[w.status, w.count],
             data.identity_checks
                 .iter()
-                .map(|(result, &count)| (vec![escape(result)], count)),
+                .map(|(result, &count)| (vec![result.clone()], count)),
         );
     }
 }
@@ -326,11 +321,11 @@ fn write_rows_to_act_on(
     })?;
     action_table(
         page,
-        &escape(w.rejected_rows),
-        &[escape(w.row), escape(w.field), escape(w.error)],
+        w.rejected_rows,
+        &[w.row, w.field, w.error],
         rejected,
-        &escape(w.and_more),
-        &escape(w.nothing),
+        w.and_more,
+        w.nothing,
     );
     if data.results.is_some() {
         for (status, title) in [(Status::F, w.failed_rows), (Status::U, w.unknown_rows)] {
@@ -348,17 +343,17 @@ fn write_rows_to_act_on(
             })?;
             action_table(
                 page,
-                &escape(title),
+                title,
                 &[
-                    escape(w.row),
-                    "paymentRequestId".to_owned(),
-                    "customsDeclarationRequestId".to_owned(),
-                    escape(w.result_code),
-                    escape(w.message),
+                    w.row,
+                    "paymentRequestId",
+                    "customsDeclarationRequestId",
+                    w.result_code,
+                    w.message,
                 ],
                 rows,
-                &escape(w.and_more),
-                &escape(w.nothing),
+                w.and_more,
+                w.nothing,
             );
         }
     }
@@ -366,9 +361,11 @@ fn write_rows_to_act_on(
 }
 
 /// A table of labelled counts with a bar each, the largest first.
+/// A table of counts with a bar each, most first. Every text is escaped
+/// here: callers pass text as it is.
 fn counts_table(
     page: &mut String,
-    header: &[String],
+    header: &[&str],
     rows: impl Iterator<Item = (Vec<String>, u64)>,
 ) {
     let mut rows: Vec<(Vec<String>, u64)> = rows.collect();
@@ -376,13 +373,13 @@ fn counts_table(
     let most = rows.first().map_or(1, |row| row.1.max(1));
     page.push_str("<table>\n<tr>");
     for name in header {
-        let _ = write!(page, "<th>{name}</th>");
+        let _ = write!(page, "<th>{}</th>", escape(name));
     }
     page.push_str("<th></th></tr>\n");
     for (cells, count) in rows {
         page.push_str("<tr>");
         for cell in cells {
-            let _ = write!(page, "<td>{cell}</td>");
+            let _ = write!(page, "<td>{}</td>", escape(&cell));
         }
         let width = (count as f64 / most as f64 * 12.0).max(0.1);
         let _ = writeln!(
@@ -470,22 +467,24 @@ fn read_rows(
     Ok((rows, count))
 }
 
+/// A table of rows that need action, the first `MAX_LISTED` of them. Every
+/// text is escaped here: callers pass text as it is.
 fn action_table(
     page: &mut String,
     title: &str,
-    header: &[String],
+    header: &[&str],
     (rows, count): (Vec<Vec<String>>, u64),
     and_more: &str,
     nothing: &str,
 ) {
-    let _ = writeln!(page, "<h3>{title} ({count})</h3>");
+    let _ = writeln!(page, "<h3>{} ({count})</h3>", escape(title));
     if rows.is_empty() {
-        let _ = writeln!(page, "<p>{nothing}</p>");
+        let _ = writeln!(page, "<p>{}</p>", escape(nothing));
         return;
     }
     page.push_str("<table>\n<tr>");
     for name in header {
-        let _ = write!(page, "<th>{name}</th>");
+        let _ = write!(page, "<th>{}</th>", escape(name));
     }
     page.push_str("</tr>\n");
     let listed = rows.len() as u64;
@@ -498,13 +497,37 @@ fn action_table(
     }
     page.push_str("</table>\n");
     if count > listed {
-        let _ = writeln!(page, "<p>+{} {and_more}</p>", count - listed);
+        let _ = writeln!(page, "<p>+{} {}</p>", count - listed, escape(and_more));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_escape_what_they_are_given_once() {
+        let mut page = String::new();
+        counts_table(
+            &mut page,
+            &["<code>"],
+            [(vec!["A&B <b>".to_owned()], 2)].into_iter(),
+        );
+        action_table(
+            &mut page,
+            "rows & more",
+            &["<row>"],
+            (vec![vec!["<script>".to_owned()]], 3),
+            "more: <see>",
+            "none",
+        );
+        assert!(page.contains("<th>&lt;code&gt;</th>"), "{page}");
+        assert!(page.contains("<td>A&amp;B &lt;b&gt;</td>"), "{page}");
+        assert!(page.contains("<h3>rows &amp; more (3)</h3>"), "{page}");
+        assert!(page.contains("<td>&lt;script&gt;</td>"), "{page}");
+        assert!(page.contains("+2 more: &lt;see&gt;"), "{page}");
+        assert!(!page.contains("&amp;lt;"), "escaped twice: {page}");
+    }
 
     #[test]
     fn latency_percentiles() {
