@@ -15,7 +15,7 @@ use std::path::Path;
 use super::{AtomicFile, ProblemCount, RowCounts};
 use crate::i18n::report::ReportWords;
 use crate::i18n::{Language, describe_code};
-use crate::outcome::{ResultRow, Status, StatusCounts};
+use crate::outcome::{Status, StatusCounts};
 
 /// Rows listed per kind at most; the CSV files hold them all.
 pub const MAX_LISTED: usize = 500;
@@ -330,7 +330,7 @@ fn write_rows_to_act_on(
     if data.results.is_some() {
         for (status, title) in [(Status::F, w.failed_rows), (Status::U, w.unknown_rows)] {
             let rows = read_rows(&out.join("results.csv"), |record| {
-                let result: ResultRow = record.deserialize(None).ok()?;
+                let result = super::result_from_record(record).ok()?;
                 (result.result_status == status).then(|| {
                     vec![
                         result.row.to_string(),

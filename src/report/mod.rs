@@ -20,7 +20,7 @@ pub mod spreadsheet_safe;
 
 use crate::validate::Problem;
 pub use rejected_xlsx::{RejectedWorkbook, write_results_xlsx, write_retry_xlsx};
-pub use results::{RESULT_HEADER, ResultsWriter, write_retry};
+pub use results::{RESULT_HEADER, ResultsWriter, result_from_record, write_retry};
 
 /// A file being written under `NAME.tmp`, renamed to `NAME` on commit and
 /// removed if dropped uncommitted (a fatal error part-way through).

@@ -156,9 +156,49 @@ pub fn write_retry(path: &Path, headers: &[String], mut rows: Vec<OwnedRow>) -> 
     csv.into_inner().map_err(|e| e.into_error())?.commit()
 }
 
+/// A line of `results.csv` read back. It must have every column of the
+/// contract: a short or long line is a damaged file, never a row whose
+/// missing values are made up (`ResultRow`'s defaults are for the journal's
+/// older records).
+pub fn result_from_record(record: &csv::StringRecord) -> csv::Result<ResultRow> {
+    if record.len() != RESULT_HEADER.len() {
+        let line = record.position().map_or(0, csv::Position::line);
+        return Err(csv::Error::from(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "line {line} has {} columns, not the {} of results.csv",
+                record.len(),
+                RESULT_HEADER.len()
+            ),
+        )));
+    }
+    record.deserialize(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_or_long_results_line_is_damage_not_defaults() {
+        let full: Vec<String> = (0..RESULT_HEADER.len())
+            .map(|i| match RESULT_HEADER[i] {
+                "row" | "attempts" => "2".to_owned(),
+                "resultStatus" => "S".to_owned(),
+                "source" => "api".to_owned(),
+                "retransmission" => "false".to_owned(),
+                _ => "x".to_owned(),
+            })
+            .collect();
+        let row = result_from_record(&csv::StringRecord::from(full.clone())).unwrap();
+        assert_eq!(row.row, 2);
+        let short = csv::StringRecord::from(full[..6].to_vec());
+        let error = result_from_record(&short).unwrap_err().to_string();
+        assert!(error.contains("has 6 columns, not the 19"), "{error}");
+        let mut long = full;
+        long.push("extra".to_owned());
+        assert!(result_from_record(&csv::StringRecord::from(long)).is_err());
+    }
     use crate::outcome::Status;
 
     #[test]

@@ -23,7 +23,9 @@ use crate::outcome::{ResultRow, ResultSource, Status, StatusCounts, codes};
 use crate::outdir::OutLock;
 use crate::protocol::{DeclarationRecord, DeclareOutcome};
 use crate::protocol::{EMBEDDED_ENDPOINT, parse_endpoint};
-use crate::report::{AtomicFile, RESULT_HEADER, read_output_csv, timestamp, write_retry_xlsx};
+use crate::report::{
+    AtomicFile, RESULT_HEADER, read_output_csv, result_from_record, timestamp, write_retry_xlsx,
+};
 use crate::run::RunRecord;
 pub use crate::settings::InquirySettings;
 use crate::settings::Settings;
@@ -87,8 +89,12 @@ fn read_results(path: &Path) -> anyhow::Result<Vec<ResultRow>> {
         )
     })?;
     reader
-        .deserialize()
-        .map(|row| row.with_context(|| format!("{} is damaged", path.display())))
+        .records()
+        .map(|record| {
+            record
+                .and_then(|record| result_from_record(&record))
+                .with_context(|| format!("{} is damaged", path.display()))
+        })
         .collect()
 }
 
@@ -457,7 +463,9 @@ pub fn client_for_run(record: &RunRecord, settings: &Settings) -> anyhow::Result
             "the config declares to the embedded sandbox, but the run declared to {run_base}; \
              give the config the run was made with"
         ),
-        _ => {}
+        // No endpoint in the config: the run's is used.
+        Ok(_) | Err(crate::protocol::EndpointError::NotSet) => {}
+        Err(unusable) => return Err(unusable.into()),
     }
     if let Some(client_id) = settings.api.client_id.as_deref()
         && client_id != record.client_id

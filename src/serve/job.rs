@@ -136,7 +136,11 @@ pub async fn declare(
     let run_state = Arc::clone(&state);
     let run_id = id.clone();
     tokio::spawn(async move {
-        let events: crate::run::Events = Arc::new(|event| tracing::info!("{event}"));
+        let events: crate::run::Events = Arc::new(|event| match event {
+            // The operator must hear that the run stopped writing.
+            crate::run::RunEvent::WriteFailed { .. } => tracing::warn!("{event}"),
+            _ => tracing::info!("{event}"),
+        });
         let report = execute(plan, cancel, Arc::new(progress_tx), events).await;
         // Shown on the job's page: without the server's folders.
         let finished = match report.map(|report| report.outcome) {

@@ -42,6 +42,14 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sent_before = runtime.block_on(sandbox.stats());
 
+    // A config whose endpoint cannot be used is refused, not ignored.
+    let unusable = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&sandbox.endpoint, "http://declare.example.com");
+    let unusable = work.write("unusable.toml", unusable);
+    let run = work.run(&["inquire", "out", "--config", unusable.to_str().unwrap()]);
+    run.expect_fatal(&["http://declare.example.com", "https://"]);
+
     let run = work.run(&["inquire", "out", "--config", &config]);
     assert_eq!(
         run.code, 4,
