@@ -14,6 +14,19 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A file-size limit (`ulimit -f` in a cron job) kills a process with
+/// SIGXFSZ by default, mid-write and without a word. Ignored, the write
+/// fails with EFBIG instead, and the run stops like on a full disk: exit 1,
+/// naming the file, every output it still can written.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: at the start of main, before any thread exists; SIG_IGN is a
+    // valid disposition for SIGXFSZ.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Log lines on stderr: on a terminal, coloured and without a time; into a
 /// file or cron mail, plain and each with its timestamp.
 struct LogTime;
@@ -25,6 +38,7 @@ impl tracing_subscriber::fmt::time::FormatTime for LogTime {
 }
 
 fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = Cli::parse();
     let default_level = if cli.quiet { "error" } else { "warn" };
     let filter =

@@ -262,3 +262,45 @@ fn usage_errors_help_and_error_texts() {
     let run = work.run(&["run", &orders, "--config", config.to_str().unwrap()]);
     run.expect_fatal(&["endpoint is not set", "\"sandbox\""]);
 }
+
+/// A cron job with `ulimit -f`: the limit is a write failure like a full
+/// disk (exit 1 naming the file), not a kill by SIGXFSZ (exit 153, an
+/// empty log).
+#[test]
+fn a_file_size_limit_is_a_write_failure_naming_the_file() {
+    use crate::common::WithoutDeclareEnv;
+    use std::os::unix::process::ExitStatusExt;
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3000);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    // 200 blocks (100 or 200 KB, by the shell's block): far less than the
+    // journal and results of 3,000 rows.
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 200 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_declare-batch"))
+        .args(["run", &orders, "--config", &config, "--out", "out"])
+        .current_dir(work.path(""))
+        .without_declare_env()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, stderr) = finish_with_deadline(child, DEADLINE);
+    assert_eq!(status.signal(), None, "killed by a signal: {stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write"), "{stderr}");
+    // Named: the ledger (SQLite says "Error writing to disk") or an output.
+    assert!(
+        ["File too large", "Error writing to disk", "disk is full"]
+            .iter()
+            .any(|cause| stderr.contains(cause)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("declare-batch.db") || stderr.contains("out/"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
