@@ -22,6 +22,9 @@ pub mod codes {
     pub const REQUEST_TRAFFIC_EXCEED_LIMIT: &str = "REQUEST_TRAFFIC_EXCEED_LIMIT";
     /// A row not sent because the run stopped first (U).
     pub const NOT_SENT: &str = "NOT_SENT";
+    /// A correction of a declared request not sent yet: the retransmission
+    /// wait is not over (U, in `retry.csv`, with the time it may go from).
+    pub const RETRANSMIT_LATER: &str = "RETRANSMIT_LATER";
 }
 
 /// The identity check result of an S answer that did not pass.

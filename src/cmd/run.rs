@@ -255,6 +255,20 @@ fn write_summary(
             summary.ledger, summary.from_ledger
         )?;
     }
+    if summary.retransmitted > 0 {
+        writeln!(
+            stdout,
+            "corrections sent again under their declared request IDs: {}",
+            summary.retransmitted
+        )?;
+    }
+    if summary.waiting_for_retransmission > 0 {
+        writeln!(
+            stdout,
+            "corrections waiting for their retransmission (RETRANSMIT_LATER, in retry.csv): {}",
+            summary.waiting_for_retransmission
+        )?;
+    }
     if !summary.identity_checks.is_empty() {
         let checks: Vec<String> = summary
             .identity_checks

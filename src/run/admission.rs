@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 use super::sink::Sink;
 use crate::declare::{Job, Replay};
 use crate::fields::Field;
-use crate::i18n::{EarlierRun, RowMessage};
+use crate::i18n::{EarlierRun, Language, RowMessage};
 use crate::input::RowSource;
 use crate::ledger::{Decision, Earlier, Ledger, Refusal};
+use crate::outcome::{ResultRow, ResultSource, Status, codes};
 use crate::protocol::DeclareRequest;
 use crate::validate::{CrossRowIndex, Outcome, Problem, RowRules, Verdict, validate_stream};
 
@@ -28,6 +29,8 @@ pub struct Admission {
     pub ledger: Arc<Ledger>,
     pub retransmit_wait: Duration,
     pub resend_failed: bool,
+    /// The language of the messages admission writes into results.
+    pub language: Language,
 }
 
 impl Admission {
@@ -110,6 +113,20 @@ impl Admission {
                 result.row = line;
                 return sink.known(&result);
             }
+            // Only too early: not a rejection but a row to send later.
+            Decision::Refused(Refusal::TooEarly {
+                earlier,
+                allowed_from,
+            }) => {
+                sink.count_valid(valid.long_term_expiry);
+                let message = RowMessage::RetransmissionTooEarly {
+                    earlier: earlier_run(earlier),
+                    allowed_from: local_time(&crate::ledger::ledger_time(allowed_from)),
+                };
+                let result = retransmit_later(line, &valid.request, &message, self.language);
+                sink.waiting(&result, outcome.row);
+                return Ok(());
+            }
             Decision::Refused(refusal) => {
                 let problem = ledger_problem(&self.rules, &valid.request, refusal);
                 return sink.reject(&outcome.row.as_row(), &[problem]);
@@ -122,6 +139,29 @@ impl Admission {
         // The pool drains every row, even after a stop.
         jobs.blocking_send(job)
             .map_err(|_| anyhow!("the run engine stopped"))
+    }
+}
+
+/// The result of a correction that waits for its retransmission: U
+/// `RETRANSMIT_LATER`, saying from when it may be sent.
+fn retransmit_later(
+    line: u64,
+    request: &DeclareRequest,
+    message: &RowMessage,
+    language: Language,
+) -> ResultRow {
+    ResultRow {
+        row: line,
+        payment_request_id: request.payment_request_id.clone(),
+        customs_declaration_request_id: request.customs_declaration_request_id.clone(),
+        reference_order_id: request.reference_order_id.clone().unwrap_or_default(),
+        customs_code: request.customs.customs_code.clone(),
+        declaration_amount: request.declaration_amount.value.clone(),
+        result_status: Status::U,
+        result_code: codes::RETRANSMIT_LATER.to_owned(),
+        result_message: message.text(language),
+        source: ResultSource::Ledger,
+        ..ResultRow::default()
     }
 }
 

@@ -77,6 +77,7 @@ impl Closing {
             rows: counts,
             replayed,
             from_ledger,
+            waiting,
             ..
         } = self.progress.borrow().clone();
         if let Err(error) = outputs.rejected.commit() {
@@ -167,6 +168,8 @@ impl Closing {
             replayed_from_journal: replayed,
             from_ledger,
             ledger: self.ledger.path().display().to_string(),
+            retransmitted: outputs.retransmitted,
+            waiting_for_retransmission: waiting,
             results: outputs.status,
             codes: outputs.codes,
             identity_checks: outputs.identity_checks,

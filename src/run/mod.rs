@@ -199,6 +199,8 @@ pub struct Progress {
     pub replayed: u64,
     /// Valid rows settled from the ledger (not sent: declared before).
     pub from_ledger: u64,
+    /// Corrections waiting for their retransmission (U, not sent).
+    pub waiting: u64,
     /// The embedded sandbox's address, once it listens.
     pub sandbox_endpoint: Option<String>,
 }
@@ -206,7 +208,7 @@ pub struct Progress {
 impl Progress {
     /// Valid rows settled so far, this invocation's and the journal's.
     pub fn settled(&self) -> u64 {
-        self.tally.settled.total() + self.replayed + self.from_ledger
+        self.tally.settled.total() + self.replayed + self.from_ledger + self.waiting
     }
 }
 
@@ -287,6 +289,7 @@ pub async fn execute(
         ledger: Arc::clone(&ledger),
         retransmit_wait: settings.retransmit_wait,
         resend_failed: options.resend_failed,
+        language: settings.language,
     }
     .spawn(source, Arc::clone(&sink), jobs_tx)?;
     let interrupted = {

@@ -96,6 +96,9 @@ pub struct Outputs {
     /// Identity check results of S rows, and the rows that did not pass.
     pub identity_checks: BTreeMap<String, u64>,
     pub identity_not_passed: Vec<u64>,
+    /// Rows sent as a retransmission (a corrected row under its declared
+    /// request ID) that Alipay+ answered.
+    pub retransmitted: u64,
 }
 
 impl Outputs {
@@ -110,6 +113,7 @@ impl Outputs {
             status: StatusCounts::default(),
             identity_checks: BTreeMap::new(),
             identity_not_passed: Vec::new(),
+            retransmitted: 0,
         }
     }
 
@@ -117,6 +121,9 @@ impl Outputs {
     pub fn record(&mut self, row: &ResultRow) -> std::io::Result<()> {
         *self.codes.entry(row.result_code.clone()).or_default() += 1;
         self.status.add(row.result_status);
+        if row.retransmission && row.result_status != Status::U {
+            self.retransmitted += 1;
+        }
         if row.result_status == Status::S && !row.identity_check_result.is_empty() {
             *self
                 .identity_checks

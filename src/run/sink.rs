@@ -13,7 +13,7 @@ use super::Progress;
 use super::events::{Events, RunEvent};
 use super::outputs::{Outputs, raw_answer, result_row};
 use crate::declare::{Job, Journal, Settled, StopReason, Tally};
-use crate::input::RowRef;
+use crate::input::{OwnedRow, RowRef};
 use crate::ledger::{LedgerError, LedgerWriter};
 use crate::outcome::{ResultRow, Status};
 use crate::validate::Problem;
@@ -74,7 +74,7 @@ impl Recorder {
     }
 
     /// A final result written out (a failed write stops the run).
-    fn write_result(&self, result: &ResultRow, retry: Option<crate::input::OwnedRow>) {
+    fn write_result(&self, result: &ResultRow, retry: Option<OwnedRow>) {
         let mut outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
         let recorded = outputs.record(result);
         // In retry.csv even when results.csv failed: the row is not lost.
@@ -196,6 +196,13 @@ impl Sink {
         }
         self.recorder.write_result(result, None);
         Ok(())
+    }
+
+    /// A correction that waits for its retransmission: written out as U and
+    /// kept for `retry.csv`, never journaled (the next run decides again).
+    pub fn waiting(&self, result: &ResultRow, row: OwnedRow) {
+        self.progress(|p| p.waiting += 1);
+        self.recorder.write_result(result, Some(row));
     }
 
     /// The ledger could not be read or written: the run stops.

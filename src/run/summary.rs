@@ -40,6 +40,11 @@ pub struct RunSummary {
     pub from_ledger: u64,
     /// The ledger the run recorded in.
     pub ledger: String,
+    /// Corrected rows sent again under their declared request ID, answered.
+    pub retransmitted: u64,
+    /// Corrections not sent yet: the retransmission wait is not over
+    /// (`RETRANSMIT_LATER`, in `retry.csv`).
+    pub waiting_for_retransmission: u64,
     pub codes: BTreeMap<String, u64>,
     /// Identity check results of the S rows (CHECK_PASSED, CHECK_NOT_PASSED).
     pub identity_checks: BTreeMap<String, u64>,

@@ -122,9 +122,10 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     ];
     let night_2 = export(&work, "night-2.csv", changed.clone());
     let run = work.run(&["run", &night_2, "--config", &config, "--out", "night-2"]);
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    // The correction only waits: it is left unknown, to send later (exit 4).
+    assert_eq!(run.code, 4, "{}", run.stderr);
     let rejected = csv_records(&work, "night-2/rejected.csv");
-    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
     let night_1_folder = std::fs::canonicalize(work.path("night-1")).unwrap();
     let night_1_folder = night_1_folder.display().to_string();
     let error_of = |row: &str| {
@@ -134,9 +135,16 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
             .map(|r| r["error"].clone())
             .unwrap_or_else(|| panic!("row {row} is not rejected: {rejected:?}"))
     };
-    let too_early = error_of("2");
+    let results = csv_records(&work, "night-2/results.csv");
+    let waiting = results
+        .iter()
+        .find(|r| r["row"] == "2")
+        .unwrap_or_else(|| panic!("row 2 is not in results.csv: {results:?}"));
+    assert_eq!(waiting["resultStatus"], "U", "{waiting:?}");
+    assert_eq!(waiting["resultCode"], "RETRANSMIT_LATER", "{waiting:?}");
+    let too_early = &waiting["resultMessage"];
     for part in [
-        "customsDeclarationRequestId: \"D0\" was declared (S) by the run in",
+        "\"D0\" was declared (S) by the run in",
         night_1_folder.as_str(),
         "(row 2)",
         "may be sent again from",
@@ -144,6 +152,9 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     ] {
         assert!(too_early.contains(part), "{part}: {too_early}");
     }
+    let retry = csv_records(&work, "night-2/retry.csv");
+    assert_eq!(retry.len(), 1, "{retry:?}");
+    assert_eq!(retry[0]["customsDeclarationRequestId"], "D0", "{retry:?}");
     let changed_error = error_of("3");
     assert!(
         changed_error.contains("REPEAT_REQ_INCONSISTENT") && changed_error.contains("(row 3)"),
@@ -161,13 +172,12 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
         .iter()
         .map(|c| c["code"].as_str().unwrap())
         .collect();
-    for code in [
-        "RETRANSMISSION_TOO_EARLY",
-        "CHANGED_AFTER_DECLARATION",
-        "ORDER_DECLARED_EARLIER",
-    ] {
+    for code in ["CHANGED_AFTER_DECLARATION", "ORDER_DECLARED_EARLIER"] {
         assert!(codes.contains(&code), "{code} in {codes:?}");
     }
+    assert!(!codes.contains(&"RETRANSMISSION_TOO_EARLY"), "{codes:?}");
+    assert_eq!(summary["waiting_for_retransmission"], 1, "{summary}");
+    assert_eq!(summary["codes"]["RETRANSMIT_LATER"], 1, "{summary}");
     let stats = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(sandbox.stats());
@@ -182,6 +192,7 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     assert_eq!(results[0]["retransmission"], "true", "{results:?}");
     assert_eq!(results[0]["resultStatus"], "S");
     assert_eq!(results[0]["declarationAmount"], "90");
+    assert_eq!(work.summary_of("night-3")["retransmitted"], 1);
     // The new body is the declaration now: the same row again is known.
     let run = work.run(&["run", &night_3, "--config", &config, "--out", "night-4"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
