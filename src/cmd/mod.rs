@@ -104,6 +104,47 @@ pub fn say_line(args: std::fmt::Arguments<'_>) {
     };
 }
 
+/// Stdout for a table a person reads: on a terminal as it is; without one
+/// (cron mail, a file), each line starts with its timestamp like every log
+/// line. Not for data (`ledger export` writes CSV to stdout).
+pub fn stamped_stdout() -> impl std::io::Write {
+    use std::io::IsTerminal;
+    let stdout = std::io::stdout();
+    StampedLines {
+        stamp: !stdout.is_terminal(),
+        inner: stdout.lock(),
+        at_line_start: true,
+    }
+}
+
+/// Writes through to `inner`, starting each line with a timestamp when
+/// `stamp` is set.
+struct StampedLines<W> {
+    inner: W,
+    stamp: bool,
+    at_line_start: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for StampedLines<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if !self.stamp {
+            return self.inner.write(bytes);
+        }
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if self.at_line_start {
+                write!(self.inner, "{} ", log_timestamp())?;
+            }
+            self.inner.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The timestamp that starts a log line written without a terminal.
 pub fn log_timestamp() -> String {
     chrono::Local::now()
@@ -172,5 +213,42 @@ impl InputArgs {
             ..overrides
         };
         Ok(Settings::load(self.config.as_deref(), overrides)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::StampedLines;
+
+    #[test]
+    fn each_line_gets_one_timestamp_however_it_is_written() {
+        let mut lines = StampedLines {
+            inner: Vec::new(),
+            stamp: true,
+            at_line_start: true,
+        };
+        write!(lines, "first\nsec").unwrap();
+        writeln!(lines, "ond").unwrap();
+        lines.write_all(b"third\n").unwrap();
+        let text = String::from_utf8(lines.inner).unwrap();
+        let written: Vec<&str> = text.lines().collect();
+        assert_eq!(written.len(), 3, "{text}");
+        for (line, content) in written.iter().zip(["first", "second", "third"]) {
+            let (stamp, rest) = line.split_once(' ').unwrap();
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+                "{line}"
+            );
+            assert_eq!(rest, content);
+        }
+        let mut plain = StampedLines {
+            inner: Vec::new(),
+            stamp: false,
+            at_line_start: true,
+        };
+        writeln!(plain, "as it is").unwrap();
+        assert_eq!(plain.inner, b"as it is\n");
     }
 }

@@ -67,6 +67,14 @@ impl RunOpts {
             resolve_unknown: self.resolve_unknown,
         };
         let language = settings.language;
+        // The first line of a night's log, even with --quiet.
+        if let Ok((endpoint, client_id)) = settings.scope() {
+            say!(
+                "declare-batch: started input={} endpoint={endpoint} client_id={client_id} out={}",
+                self.input.input.display(),
+                self.input.out.display()
+            );
+        }
         let plan = RunPlan::prepare(options, settings)?;
         let runtime = super::runtime()?;
         let report = runtime.block_on(async {
@@ -98,8 +106,14 @@ impl RunOpts {
         }
         let code = exit::of_run(report.outcome.conclusion());
         let retry_path = report.retry_path();
+        let closing = closing_line(code, &report.summary, &report.out);
         match report.outcome {
-            RunOutcome::Fatal(error) => return Err(error),
+            RunOutcome::Fatal(error) => {
+                // Said here, so that the closing line stays the last.
+                say!("error: {error:#}");
+                say!("{closing}");
+                return Ok(code);
+            }
             RunOutcome::Unfinished(stop) => {
                 // Printed even with --quiet: cron mail must say what to do.
                 say!(
@@ -115,6 +129,7 @@ impl RunOpts {
             }
             RunOutcome::AllDeclared | RunOutcome::SomeFailed => {}
         }
+        say!("{closing}");
         Ok(code)
     }
 }
@@ -205,7 +220,24 @@ async fn report_progress(progress: watch::Receiver<Progress>) {
 
 /// The end-of-run table on stdout; a closed stdout loses it silently.
 fn print_summary(summary: &RunSummary, out: &Path, language: Language) {
-    let _ = write_summary(&mut std::io::stdout().lock(), summary, out, language);
+    let _ = write_summary(&mut super::stamped_stdout(), summary, out, language);
+}
+
+/// The last line of a run's log, one line to grep in cron mail, printed
+/// even with --quiet.
+fn closing_line(code: u8, summary: &RunSummary, out: &Path) -> String {
+    format!(
+        "declare-batch: finished exit={code} S={} F={} U={} rejected={} from_ledger={} \
+         retransmitted={} waiting={} out={}",
+        summary.results.success,
+        summary.results.failed,
+        summary.results.unknown,
+        summary.rows.rejected,
+        summary.from_ledger,
+        summary.retransmitted,
+        summary.waiting_for_retransmission,
+        out.display()
+    )
 }
 
 fn write_summary(

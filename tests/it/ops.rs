@@ -187,6 +187,35 @@ fn without_a_terminal_log_lines_are_plain_and_timestamped() {
             "no timestamp: {line:?}"
         );
     }
+    // The table on stdout too, line by line.
+    assert!(!run.stdout.is_empty());
+    for line in run.stdout.lines() {
+        let stamp = line.split_whitespace().next().unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "no timestamp on stdout: {line:?}"
+        );
+    }
+    // The run starts with a line that says so and ends with one line to grep.
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(
+        lines[0].contains("declare-batch: started input="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("client_id=SANDBOX_CLIENT"),
+        "{}",
+        lines[0]
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains(
+            "declare-batch: finished exit=0 S=3 F=0 U=0 rejected=0 from_ledger=0 \
+                       retransmitted=0 waiting=0 out=out"
+        ),
+        "{last}"
+    );
 }
 
 #[test]
@@ -201,8 +230,14 @@ fn quiet_still_says_what_to_do_when_rows_are_left() {
     let run = work.run(&["run", &orders, "--config", &config, "--quiet"]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert_eq!(run.stdout, "");
+    // The start line, what to do, and the closing line: nothing else.
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert_eq!(lines.len(), 3, "{}", run.stderr);
+    assert!(
+        lines[0].contains("declare-batch: started input=") && lines[0].contains("out=out"),
+        "{}",
+        lines[0]
+    );
     for needle in [
         "40 rows are not settled",
         "HTTP_500",
@@ -210,9 +245,14 @@ fn quiet_still_says_what_to_do_when_rows_are_left() {
         "--quiet",
         "retry.csv",
     ] {
-        assert!(lines[0].contains(needle), "no {needle:?} in {}", lines[0]);
+        assert!(lines[1].contains(needle), "no {needle:?} in {}", lines[1]);
     }
-    // Exit 3 stays silent with --quiet.
+    assert!(
+        lines[2].contains("declare-batch: finished exit=4 S=0 F=0 U=40 rejected=0"),
+        "{}",
+        lines[2]
+    );
+    // Exit 3 with --quiet: just the start line and the closing line.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let run = work.run(&[
         "run",
@@ -222,7 +262,15 @@ fn quiet_still_says_what_to_do_when_rows_are_left() {
         "samples",
     ]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(run.stderr, "");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert!(lines[0].contains("started"), "{}", lines[0]);
+    assert!(
+        lines[1].contains("finished exit=3 S=17 F=3 U=0 rejected=5")
+            && lines[1].ends_with("out=samples"),
+        "{}",
+        lines[1]
+    );
 }
 
 #[test]
