@@ -202,6 +202,11 @@ pub struct InputArgs {
     /// first sheet].
     #[arg(long)]
     pub sheet: Option<String>,
+    /// The header row's number; 0: found (the first row, among the first
+    /// 30 non-blank ones, holding every required header) [default:
+    /// [input] header_row of the config, else 0].
+    #[arg(long)]
+    pub header_row: Option<u64>,
 }
 
 impl InputArgs {
@@ -210,6 +215,7 @@ impl InputArgs {
     pub fn settings(&self, overrides: Overrides) -> anyhow::Result<Settings> {
         let overrides = Overrides {
             sheet: self.sheet.clone(),
+            header_row: self.header_row,
             ..overrides
         };
         Ok(Settings::load(self.config.as_deref(), overrides)?)

@@ -67,6 +67,7 @@ impl RunOpts {
             resolve_unknown: self.resolve_unknown,
         };
         let language = settings.language;
+        let continuations = Continuations::of(&self);
         // The first line of a night's log, even with --quiet.
         if let Ok((endpoint, client_id)) = settings.scope() {
             say!(
@@ -115,17 +116,31 @@ impl RunOpts {
                 return Ok(code);
             }
             RunOutcome::Unfinished(stop) => {
-                // Printed even with --quiet: cron mail must say what to do.
+                // Printed even with --quiet: cron mail must say what to do,
+                // each command complete, to run as it is printed.
                 say!(
-                    "declare-batch: {} rows are not settled{}; run the same command again to \
-                     resume ({}), or re-feed them: declare-batch run {} --out {}-retry-1",
+                    "declare-batch: {} rows are not settled{}; to resume, run the same command \
+                     again: {}",
                     report.summary.results.unknown,
                     stop.map(|reason| format!(" ({})", reason.describe()))
                         .unwrap_or_default(),
-                    command_line(),
-                    retry_path.display(),
-                    report.out.display()
+                    continuations.resume
                 );
+                say!(
+                    "declare-batch: or feed them back ({}) into a folder of their own: {}",
+                    retry_path.display(),
+                    continuations.refeed(&retry_path, &report.out)
+                );
+                if let Some(resolve) = continuations
+                    .resolve
+                    .as_ref()
+                    .filter(|_| sent_and_unknown(&report.summary))
+                {
+                    say!(
+                        "declare-batch: or first ask Alipay+ which of those it holds \
+                         (inquireDeclarationRequests): {resolve}"
+                    );
+                }
             }
             RunOutcome::AllDeclared | RunOutcome::SomeFailed => {}
         }
@@ -156,22 +171,117 @@ async fn handle_interrupts(cancel: CancellationToken, progress: watch::Receiver<
     }
 }
 
-/// This process's command line, quoted for a shell where needed.
-fn command_line() -> String {
-    std::env::args()
-        .map(|arg| {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || "-_./=:@,+".contains(c));
-            if plain {
-                arg
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
+/// An argument quoted for a shell where it needs it.
+fn shell_word(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_./=:@,+".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// The commands an unfinished run prints, each complete and correct.
+struct Continuations {
+    /// This command again, without `--fresh` (which would start over).
+    resume: String,
+    /// This command again with `--resolve-unknown`, when it lacks it.
+    resolve: Option<String>,
+    /// Everything but the input and the out folder that shapes the requests
+    /// and where they go: the config, the ledger, the pace, the choices.
+    shaping: Vec<String>,
+    program: String,
+}
+
+impl Continuations {
+    fn of(opts: &RunOpts) -> Continuations {
+        let args: Vec<String> = std::env::args().collect();
+        let resume: Vec<String> = args.iter().filter(|a| *a != "--fresh").cloned().collect();
+        let join = |words: &[String]| {
+            words
+                .iter()
+                .map(|word| shell_word(word))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let resolve = (!opts.resolve_unknown).then(|| {
+            let mut words = resume.clone();
+            words.push("--resolve-unknown".to_owned());
+            join(&words)
+        });
+        let mut shaping = Vec::new();
+        let mut pair = |flag: &str, value: String| {
+            shaping.push(flag.to_owned());
+            shaping.push(value);
+        };
+        if let Some(config) = &opts.input.config {
+            pair("--config", config.display().to_string());
+        }
+        if let Some(ledger) = &opts.ledger {
+            pair("--ledger", ledger.display().to_string());
+        }
+        if let Some(rate) = opts.rate {
+            pair("--rate", rate.to_string());
+        }
+        if let Some(concurrency) = opts.concurrency {
+            pair("--concurrency", concurrency.to_string());
+        }
+        // retry.csv has its header on row 1, whatever row the input's was
+        // (and whatever [input] header_row says).
+        pair("--header-row", "0".to_owned());
+        for (flag, set) in [
+            ("--resend-failed", opts.resend_failed),
+            ("--resolve-unknown", opts.resolve_unknown),
+        ] {
+            if set {
+                shaping.push(flag.to_owned());
             }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        }
+        if args.iter().any(|a| a == "--quiet" || a == "-q") {
+            shaping.push("--quiet".to_owned());
+        }
+        Continuations {
+            resume: join(&resume),
+            resolve,
+            shaping,
+            program: args
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "declare-batch".to_owned()),
+        }
+    }
+
+    /// The command that feeds `retry` back into a folder beside `out`.
+    fn refeed(&self, retry: &Path, out: &Path) -> String {
+        let mut words = vec![
+            self.program.clone(),
+            "run".to_owned(),
+            retry.display().to_string(),
+            "--out".to_owned(),
+            format!("{}-retry-1", out.display()),
+        ];
+        words.extend(self.shaping.iter().cloned());
+        words
+            .iter()
+            .map(|word| shell_word(word))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Whether rows left unknown were sent (an answer may be held by
+/// Alipay+), not only left unsent.
+fn sent_and_unknown(summary: &RunSummary) -> bool {
+    let not_sent = summary
+        .codes
+        .get(crate::outcome::codes::NOT_SENT)
+        .copied()
+        .unwrap_or(0)
+        + summary.waiting_for_retransmission;
+    summary.requests_sent > 0 && summary.results.unknown > not_sent
 }
 
 /// On a terminal, a progress bar; without one (cron), a line every 10 s.

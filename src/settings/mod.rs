@@ -32,6 +32,8 @@ const BREAKER_THRESHOLD: u32 = 20;
 pub struct Overrides {
     /// `--sheet`, over `[input] sheet`.
     pub sheet: Option<String>,
+    /// `--header-row`, over `[input] header_row`.
+    pub header_row: Option<u64>,
     /// `--rate`, over `[run] rate_per_sec`.
     pub rate: Option<u32>,
     /// `--concurrency`, over `[run] concurrency`.
@@ -244,7 +246,7 @@ impl Settings {
                 encoding: config.input.encoding,
                 amount_unit: config.input.amount_unit,
                 customs_codes: config.customs_codes(),
-                header_row: config.input.header_row,
+                header_row: overrides.header_row.unwrap_or(config.input.header_row),
                 fields,
                 columns_as_written: config.columns,
                 defaults_as_written: config.defaults,
@@ -339,6 +341,7 @@ mod tests {
             Some(Path::new("dir/c.toml")),
             Overrides {
                 sheet: Some("B".into()),
+                header_row: Some(2),
                 rate: Some(0),
                 concurrency: NonZeroUsize::new(3),
                 ledger: None,
@@ -346,6 +349,7 @@ mod tests {
             },
         );
         assert_eq!(settings.input.sheet, "B");
+        assert_eq!(settings.input.header_row, 2);
         assert_eq!(settings.run.rate_per_sec, 0);
         assert_eq!(settings.inquiry.rate_per_sec, 0);
         assert_eq!(settings.run.concurrency, 3);

@@ -232,25 +232,27 @@ fn quiet_still_says_what_to_do_when_rows_are_left() {
     assert_eq!(run.stdout, "");
     // The start line, what to do, and the closing line: nothing else.
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 3, "{}", run.stderr);
     assert!(
         lines[0].contains("declare-batch: started input=") && lines[0].contains("out=out"),
         "{}",
         lines[0]
     );
+    let advice = lines[1..lines.len() - 1].join("\n");
+    assert_eq!(lines.len(), 5, "resume, feed back, inquire: {}", run.stderr);
     for needle in [
         "40 rows are not settled",
         "HTTP_500",
         "run the same command again",
         "--quiet",
         "retry.csv",
+        "--resolve-unknown",
     ] {
-        assert!(lines[1].contains(needle), "no {needle:?} in {}", lines[1]);
+        assert!(advice.contains(needle), "no {needle:?} in {advice}");
     }
+    let last = lines.last().unwrap();
     assert!(
-        lines[2].contains("declare-batch: finished exit=4 S=0 F=0 U=40 rejected=0"),
-        "{}",
-        lines[2]
+        last.contains("declare-batch: finished exit=4 S=0 F=0 U=40 rejected=0"),
+        "{last}"
     );
     // Exit 3 with --quiet: just the start line and the closing line.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -351,4 +353,108 @@ fn a_file_size_limit_is_a_write_failure_naming_the_file() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The commands an unfinished run prints, run exactly as printed: the
+/// re-feed goes where the run went (not to the embedded sandbox), with its
+/// ledger and its header row, until every row is settled.
+#[test]
+fn every_printed_command_runs_as_printed() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 60);
+    // A title line above the header: `header_row = 2`.
+    let export = std::fs::read_to_string(work.path("orders.csv")).unwrap();
+    work.write("night.csv", format!("Orders of the night\n{export}"));
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--seed",
+            "7",
+            "--fail-u-before",
+            "0.3",
+        ],
+    );
+    let config = config_for(&work, &sandbox, &[("max_attempts", "1")]);
+    let config_text = std::fs::read_to_string(&config).unwrap();
+    work.write(
+        "prod.toml",
+        format!("{config_text}[input]\nheader_row = 2\n"),
+    );
+    let run = work.run(&[
+        "run",
+        "night.csv",
+        "--config",
+        "prod.toml",
+        "--ledger",
+        "nights.db",
+        "--out",
+        "night",
+    ]);
+    assert_eq!(run.code, 4, "some answers are U: {}", run.stderr);
+    let printed = |stderr: &str, after: &str| -> String {
+        let line = stderr
+            .lines()
+            .find(|line| line.contains(after))
+            .unwrap_or_else(|| panic!("no {after:?} in {stderr}"));
+        line.split_once(after).unwrap().1.trim().to_owned()
+    };
+    let resolve = printed(&run.stderr, "(inquireDeclarationRequests): ");
+    assert!(resolve.ends_with("--resolve-unknown"), "{resolve}");
+    let mut refeed = printed(&run.stderr, "into a folder of their own: ");
+    for needed in ["--config prod.toml", "--ledger nights.db", "--header-row 0"] {
+        assert!(refeed.contains(needed), "no {needed:?} in {refeed}");
+    }
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 10, "retry.csv does not converge");
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&refeed)
+            .current_dir(work.path(""))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (status, stderr) = finish_with_deadline(output, DEADLINE);
+        let code = status.code().unwrap_or(-1);
+        assert!(code == 0 || code == 4, "{refeed}: {stderr}");
+        let out = refeed
+            .split(" --out ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let summary = work.summary_of(out);
+        assert_eq!(summary["endpoint"], format!("{}/", sandbox.endpoint));
+        assert!(
+            summary["ledger"].as_str().unwrap().ends_with("nights.db"),
+            "{summary}"
+        );
+        if code == 0 {
+            break;
+        }
+        refeed = printed(&stderr, "into a folder of their own: ");
+    }
+    // The resume command, as printed, finds the night's folder its own.
+    let resume = printed(&run.stderr, "run the same command again: ");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&resume)
+        .current_dir(work.path(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, stderr) = finish_with_deadline(child, DEADLINE);
+    assert!(matches!(status.code(), Some(0 | 4)), "{resume}: {stderr}");
+    let stats = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sandbox.stats());
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0, "one body per ID");
+    assert!(!stats.by_code.contains_key("REPEAT_REQ_INCONSISTENT"));
+    assert!(!stats.by_code.contains_key("DUPLICATED_DECLARATION"));
 }
