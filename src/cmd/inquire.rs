@@ -53,6 +53,7 @@ impl InquireOpts {
                 },
                 report.not_found
             );
+            println!("customs results: {}", report.customs_results_line());
             println!(
                 "unknown rows settled as S: {}; still unknown: {}; customs outcomes: {}",
                 report.settled,

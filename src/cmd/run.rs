@@ -380,14 +380,16 @@ fn write_summary(
             .collect();
         writeln!(
             stdout,
-            "inquired about the unknown rows: {} settled as S, {} still unknown; customs: {}",
+            "inquired about the unknown rows: {} settled as S, {} still unknown; customs: {}; \
+             customs results: {}",
             inquiry.settled,
             inquiry.still_unknown,
             if statuses.is_empty() {
                 "-".to_owned()
             } else {
                 statuses.join(", ")
-            }
+            },
+            inquiry.customs_results_line()
         )?;
     }
     if summary.from_ledger > 0 {

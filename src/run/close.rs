@@ -126,6 +126,7 @@ impl Closing {
                 &self.ledger,
                 &mut journal,
                 &self.settings.inquiry,
+                inquire::InquiryScope::UnknownSent,
                 |text| events(RunEvent::Inquiry(text.to_owned())),
             )
             .await;

@@ -59,6 +59,10 @@ pub struct InquiryReport {
     pub calls: u64,
     /// IDs Alipay+ knows, by `declarationRequestStatus`.
     pub by_status: BTreeMap<String, u64>,
+    /// Customs results among them, by `customsResultCode` (with its
+    /// description where Alipay+ gives one).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub customs_results: BTreeMap<String, CustomsResultCount>,
     pub not_found: u64,
     /// U rows settled as S.
     pub settled: u64,
@@ -77,6 +81,32 @@ pub struct InquiryReport {
     pub codes: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
+}
+
+/// How many declarations customs answered with one result code, and what
+/// the code says.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CustomsResultCount {
+    pub count: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl InquiryReport {
+    /// The customs results as one line: `CODE n (description), …`.
+    pub fn customs_results_line(&self) -> String {
+        if self.customs_results.is_empty() {
+            return "none yet".to_owned();
+        }
+        self.customs_results
+            .iter()
+            .map(|(code, result)| match result.description.as_str() {
+                "" => format!("{code} {}", result.count),
+                description => format!("{code} {} ({description})", result.count),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The results of a run's folder, as written.
@@ -114,6 +144,29 @@ fn matches_row(record: &DeclarationRecord, row: &ResultRow) -> bool {
         _ => true,
     };
     customs && amount && reference
+}
+
+/// Which rows of a run an inquiry asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InquiryScope {
+    /// Every row declared (S) or sent and left unknown, for their customs
+    /// outcomes (`inquire`, the page).
+    Declared,
+    /// Only the rows sent and left unknown, to settle them
+    /// (`run --resolve-unknown`).
+    UnknownSent,
+}
+
+impl InquiryScope {
+    /// Whether `row` is asked about. A row never sent (not sent because the
+    /// run stopped, or a correction waiting) has nothing to ask.
+    pub fn asks_about(self, row: &ResultRow) -> bool {
+        let sent_unknown = row.result_status == Status::U && row.attempts > 0;
+        match self {
+            InquiryScope::Declared => row.result_status == Status::S || sent_unknown,
+            InquiryScope::UnknownSent => sent_unknown,
+        }
+    }
 }
 
 /// The inquiry of a run's folder as `inquire` and the page make it: the
@@ -160,6 +213,7 @@ pub async fn inquire_recorded_run(
         &ledger,
         &mut journal,
         &settings.inquiry,
+        InquiryScope::Declared,
         notice,
     )
     .await?;
@@ -175,16 +229,17 @@ pub async fn inquire_folder(
     ledger: &Ledger,
     journal: &mut Journal,
     settings: &InquirySettings,
+    scope: InquiryScope,
     mut notice: impl FnMut(&str),
 ) -> anyhow::Result<InquiryReport> {
     let results_path = out.join("results.csv");
     let mut results = read_results(&results_path)?;
     let mut report = InquiryReport::default();
-    // Every S and U row, by request ID (a request ID is one row of a run).
+    // The rows asked about, by request ID (a request ID is one row of a run).
     let mut rows_of: HashMap<String, Vec<usize>> = HashMap::new();
     let mut ids: Vec<String> = Vec::new();
     for (index, row) in results.iter().enumerate() {
-        if row.result_status == Status::F {
+        if !scope.asks_about(row) {
             continue;
         }
         let id = row.customs_declaration_request_id.clone();
@@ -256,6 +311,16 @@ pub async fn inquire_folder(
                     .unwrap_or_default(),
                 modified_time: record.modified_time.clone().unwrap_or_default(),
             };
+            if !outcome.result_code.is_empty() {
+                let count = report
+                    .customs_results
+                    .entry(outcome.result_code.clone())
+                    .or_default();
+                count.count += 1;
+                if count.description.is_empty() {
+                    count.description.clone_from(&outcome.result_description);
+                }
+            }
             ledger.record_inquiry(&outcome)?;
             for &index in indexes {
                 let row = &mut results[index];

@@ -57,6 +57,13 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
         run.stdout, run.stderr
     );
     assert!(run.stdout.contains("customs.csv"), "{}", run.stdout);
+    // Every customs result code, counted, with what it says.
+    assert!(
+        run.stdout.contains("customs results: ACCEPTED ")
+            && run.stdout.contains("accepted by customs"),
+        "{}",
+        run.stdout
+    );
     let after = csv_records(&work, "out/results.csv");
     assert_eq!(after.len(), before.len());
     let settled: Vec<&HashMap<String, String>> =
@@ -207,7 +214,42 @@ fn run_resolve_unknown_inquires_before_finishing() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let stats = runtime.block_on(sandbox.stats());
     assert_eq!(stats.requests_per_id.values().sum::<u32>(), 40);
-    assert_eq!(stats.requests, 40 + 4, "four inquiries of ten IDs");
+    // Only the rows sent and left unknown were asked about, ten a call.
+    let asked = summary["inquiry"]["asked"].as_u64().unwrap();
+    assert_eq!(asked, summary["inquiry"]["settled"].as_u64().unwrap());
+    assert!(asked < 40, "not the S rows too: {summary}");
+    let calls = asked.div_ceil(10);
+    assert_eq!(summary["inquiry"]["calls"], calls);
+    assert_eq!(stats.requests, 40 + calls, "{calls} inquiries of ten IDs");
+}
+
+/// `inquire` asks about the rows that were declared or sent, never about a
+/// row the run stopped before sending.
+#[test]
+fn inquire_skips_rows_never_sent() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 30);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &["--payments", &payments, "--fail-http-500", "1"],
+    );
+    let config = config_for(
+        &work,
+        &sandbox,
+        &[("max_attempts", "1"), ("concurrency", "1")],
+    );
+    // Twenty failures in a row stop the run: ten rows are never sent.
+    let run = work.run(&["run", &orders, "--config", &config]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let summary = work.summary_of("out");
+    let not_sent = summary["codes"]["NOT_SENT"].as_u64().unwrap();
+    assert!(not_sent > 0, "{summary}");
+    let run = work.run(&["inquire", "out", "--config", &config]);
+    assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
+    let summary = work.summary_of("out");
+    assert_eq!(summary["inquiry"]["asked"], 30 - not_sent, "{summary}");
+    let customs = csv_records(&work, "out/customs.csv");
+    assert_eq!(customs.len() as u64, 30 - not_sent);
 }
 
 #[test]
