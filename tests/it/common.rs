@@ -153,15 +153,14 @@ impl Workdir {
     }
 
     /// Runs the binary with every file it writes capped at `kib` KiB
-    /// (RLIMIT_FSIZE, SIGXFSZ ignored): a write past the cap fails with
-    /// EFBIG, as on a full disk.
+    /// (RLIMIT_FSIZE), as a cron job with `ulimit -f` does: SIGXFSZ keeps
+    /// its default action, and the binary itself makes a write past the
+    /// cap fail with EFBIG, as on a full disk.
     pub fn run_with_file_limit(&self, kib: u32, args: &[&str]) -> Run {
         let mut command = Command::new("bash");
         command
             .arg("-c")
-            .arg(format!(
-                "ulimit -f {kib} && trap '' XFSZ && exec \"$0\" \"$@\""
-            ))
+            .arg(format!("ulimit -f {kib} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_declare-batch"))
             .args(args);
         self.finish(command)

@@ -318,41 +318,32 @@ fn usage_errors_help_and_error_texts() {
 /// empty log).
 #[test]
 fn a_file_size_limit_is_a_write_failure_naming_the_file() {
-    use crate::common::WithoutDeclareEnv;
-    use std::os::unix::process::ExitStatusExt;
     let work = Workdir::new();
     let (orders, payments) = orders(&work, 3000);
     let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
     let config = config_for(&work, &sandbox, &[]);
-    // 200 blocks (100 or 200 KB, by the shell's block): far less than the
-    // journal and results of 3,000 rows.
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -f 200 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_declare-batch"))
-        .args(["run", &orders, "--config", &config, "--out", "out"])
-        .current_dir(work.path(""))
-        .without_declare_env()
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (status, stderr) = finish_with_deadline(child, DEADLINE);
-    assert_eq!(status.signal(), None, "killed by a signal: {stderr}");
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot write"), "{stderr}");
+    // 200 KiB: far less than the journal and results of 3,000 rows.
+    let run = work.run_with_file_limit(200, &["run", &orders, "--config", &config]);
+    assert_eq!(
+        run.code, 1,
+        "killed by a signal, or not stopped: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("cannot write"), "{}", run.stderr);
     // Named: the ledger (SQLite says "Error writing to disk") or an output.
     assert!(
         ["File too large", "Error writing to disk", "disk is full"]
             .iter()
-            .any(|cause| stderr.contains(cause)),
-        "{stderr}"
+            .any(|cause| run.stderr.contains(cause)),
+        "{}",
+        run.stderr
     );
     assert!(
-        stderr.contains("declare-batch.db") || stderr.contains("out/"),
-        "{stderr}"
+        run.stderr.contains("declare-batch.db") || run.stderr.contains("out/"),
+        "{}",
+        run.stderr
     );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
 /// The commands an unfinished run prints, run exactly as printed: the
