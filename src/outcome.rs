@@ -25,6 +25,9 @@ pub mod codes {
     /// A correction of a declared request not sent yet: the retransmission
     /// wait is not over (U, in `retry.csv`, with the time it may go from).
     pub const RETRANSMIT_LATER: &str = "RETRANSMIT_LATER";
+    /// A row answered whose answer the ledger could not record (U, in
+    /// `retry.csv`): the run stopped on the ledger's failed write.
+    pub const LEDGER_NOT_RECORDED: &str = "LEDGER_NOT_RECORDED";
 }
 
 /// The identity check result of an S answer that did not pass.

@@ -5,6 +5,7 @@
 //! becomes a job for the sending pool over a bounded channel.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -31,6 +32,8 @@ pub struct Admission {
     pub resend_failed: bool,
     /// The language of the messages admission writes into results.
     pub language: Language,
+    /// Set once the ledger failed: the rows after it are not asked about.
+    pub ledger_broken: AtomicBool,
 }
 
 impl Admission {
@@ -69,6 +72,13 @@ impl Admission {
         result
     }
 
+    /// The ledger could not be read or written: the run stops (the sink
+    /// says so), and the ledger is asked nothing more.
+    fn ledger_failed(&self, sink: &Sink, error: &crate::ledger::LedgerError) {
+        self.ledger_broken.store(true, Ordering::Relaxed);
+        sink.ledger_failed(error);
+    }
+
     /// One row's admission.
     fn admit(&self, outcome: Outcome, sink: &Sink, jobs: &mpsc::Sender<Job>) -> anyhow::Result<()> {
         sink.row_read();
@@ -90,22 +100,43 @@ impl Admission {
         {
             sink.count_valid(valid.long_term_expiry);
             // A kill may have come between the journal and the ledger.
-            self.ledger
-                .ensure_outcome(&result, &valid.request, &body)
-                .map_err(|error| sink.ledger_failed(error))?;
-            sink.replayed(&result);
+            let recorded = !self.ledger_broken.load(Ordering::Relaxed)
+                && match self.ledger.ensure_outcome(&result, &valid.request, &body) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        self.ledger_failed(sink, &error);
+                        false
+                    }
+                };
+            if recorded {
+                sink.replayed(&result);
+            } else {
+                sink.replayed_unrecorded(&result, outcome.row);
+            }
             return Ok(());
         }
-        let decision = self
-            .ledger
-            .decide(
+        // Once the ledger has failed nothing is asked of it or sent: the row
+        // goes to the pool, which has stopped, and is settled not sent (U,
+        // in retry.csv), so that every row is still accounted for.
+        let decision = if self.ledger_broken.load(Ordering::Relaxed) {
+            Decision::Send {
+                retransmission: false,
+            }
+        } else {
+            let decided = self.ledger.decide(
                 &valid.request,
                 &body,
                 chrono::Utc::now(),
                 self.retransmit_wait,
                 self.resend_failed,
-            )
-            .map_err(|error| sink.ledger_failed(error))?;
+            );
+            decided.unwrap_or_else(|error| {
+                self.ledger_failed(sink, &error);
+                Decision::Send {
+                    retransmission: false,
+                }
+            })
+        };
         let retransmission = match decision {
             Decision::Send { retransmission } => retransmission,
             Decision::Known(mut result) => {

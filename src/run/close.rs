@@ -19,10 +19,21 @@ use super::{Phase, Progress, inquire};
 use crate::client::{DeclareClient, ResponseVerification};
 use crate::declare::{StopReason, Timing};
 use crate::ledger::Ledger;
+use crate::outcome::StatusCounts;
 use crate::report::html::{Latency, ReportData, write_report};
 use crate::report::{timestamp, write_json, write_results_xlsx, write_retry, write_retry_xlsx};
 use crate::sandbox::RunningSandbox;
 use crate::settings::Settings;
+
+/// This invocation's statuses as results.csv holds them: an answer the
+/// ledger could not record is written out U.
+fn as_written(settled: StatusCounts, unrecorded: StatusCounts) -> StatusCounts {
+    StatusCounts {
+        success: settled.success.saturating_sub(unrecorded.success),
+        failed: settled.failed.saturating_sub(unrecorded.failed),
+        unknown: settled.unknown + unrecorded.success + unrecorded.failed,
+    }
+}
 
 /// The input as read, for the outputs that repeat its columns.
 pub struct InputLayout {
@@ -78,6 +89,7 @@ impl Closing {
             replayed,
             from_ledger,
             waiting,
+            unrecorded,
             ..
         } = self.progress.borrow().clone();
         if let Err(error) = outputs.rejected.commit() {
@@ -165,7 +177,7 @@ impl Closing {
             sheet: self.layout.sheet,
             header_row: self.layout.header_row,
             rows: counts,
-            this_invocation: tally.settled,
+            this_invocation: as_written(tally.settled, unrecorded),
             replayed_from_journal: replayed,
             from_ledger,
             ledger: self.ledger.path().display().to_string(),

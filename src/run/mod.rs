@@ -21,6 +21,7 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -32,6 +33,7 @@ use crate::client::{DeclareClient, ResponseVerification};
 use crate::declare::{BeforeSend, Job, Journal, Replay, StopReason, Tally, declare_all};
 use crate::input::{InputFormat, RowSource};
 use crate::ledger::Ledger;
+use crate::outcome::StatusCounts;
 use crate::outdir::OutLock;
 use crate::protocol::BODY_FORMAT_VERSION;
 use crate::report::{RejectedWriter, ResultsWriter, RowCounts, hex, write_json};
@@ -201,6 +203,9 @@ pub struct Progress {
     pub from_ledger: u64,
     /// Corrections waiting for their retransmission (U, not sent).
     pub waiting: u64,
+    /// Rows settled (by the engine or from the journal) whose answer the
+    /// ledger could not record, by the status answered: written out U.
+    pub unrecorded: StatusCounts,
     /// The embedded sandbox's address, once it listens.
     pub sandbox_endpoint: Option<String>,
 }
@@ -290,6 +295,7 @@ pub async fn execute(
         retransmit_wait: settings.retransmit_wait,
         resend_failed: options.resend_failed,
         language: settings.language,
+        ledger_broken: AtomicBool::new(false),
     }
     .spawn(source, Arc::clone(&sink), jobs_tx)?;
     let interrupted = {

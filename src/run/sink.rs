@@ -15,7 +15,7 @@ use super::outputs::{Outputs, raw_answer, result_row};
 use crate::declare::{Job, Journal, Settled, StopReason, Tally};
 use crate::input::{OwnedRow, RowRef};
 use crate::ledger::{LedgerError, LedgerWriter};
-use crate::outcome::{ResultRow, Status};
+use crate::outcome::{ResultRow, Status, codes};
 use crate::validate::Problem;
 
 /// The files the sink writes, for messages.
@@ -52,6 +52,14 @@ impl WriteFailures {
         StopReason::WriteFailed(first.clone().unwrap_or(what))
     }
 
+    /// Whether any output could not be written.
+    pub fn any(&self) -> bool {
+        self.first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     pub fn first(&self) -> Option<String> {
         self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -64,6 +72,7 @@ struct Recorder {
     failures: WriteFailures,
     stop: watch::Sender<Option<StopReason>>,
     paths: SinkPaths,
+    progress: Arc<watch::Sender<Progress>>,
 }
 
 impl Recorder {
@@ -71,6 +80,26 @@ impl Recorder {
     fn fail(&self, file: &Path, error: &dyn std::error::Error) {
         self.stop
             .send_replace(Some(self.failures.record(file, error)));
+    }
+
+    /// A row answered (or settled from the journal) whose answer the ledger
+    /// could not record: an S must be in the ledger before results.csv
+    /// holds it, so the row is written out U `LEDGER_NOT_RECORDED` and kept
+    /// for `retry.csv`. Feeding that back sends the same request again,
+    /// which Alipay+ answers the same; a resume of this folder settles it
+    /// from the journal and records it then.
+    fn write_unrecorded(&self, answered: &ResultRow, row: OwnedRow) {
+        let unrecorded = ResultRow {
+            result_status: Status::U,
+            result_code: codes::LEDGER_NOT_RECORDED.to_owned(),
+            result_message: format!(
+                "answered {} {}, but the ledger could not record it: send it again (the same \
+                 request, answered the same), or run the same command again",
+                answered.result_status, answered.result_code
+            ),
+            ..answered.clone()
+        };
+        self.write_result(&unrecorded, Some(row));
     }
 
     /// A final result written out (a failed write stops the run).
@@ -116,13 +145,14 @@ impl Sink {
         Sink {
             journal: Mutex::new(journal),
             ledger,
-            progress,
             recorder: Arc::new(Recorder {
                 outputs: Mutex::new(outputs),
                 failures: WriteFailures::new(events),
                 stop,
                 paths,
+                progress: Arc::clone(&progress),
             }),
+            progress,
         }
     }
 
@@ -206,15 +236,26 @@ impl Sink {
     }
 
     /// The ledger could not be read or written: the run stops.
-    pub fn ledger_failed(&self, error: LedgerError) -> anyhow::Error {
-        self.recorder.fail(&self.recorder.paths.ledger, &error);
-        anyhow::Error::new(error)
+    pub fn ledger_failed(&self, error: &LedgerError) {
+        self.recorder.fail(&self.recorder.paths.ledger, error);
+    }
+
+    /// A row the journal holds as final whose answer the ledger could not
+    /// record: written out U, for `retry.csv` (see `write_unrecorded`).
+    pub fn replayed_unrecorded(&self, result: &ResultRow, row: OwnedRow) {
+        self.progress(|p| p.replayed += 1);
+        self.recorder.write_unrecorded(result, row);
     }
 
     /// Before a request goes on the wire: the journal must hold the
     /// attempt (else it is not sent), then the ledger records it in its
     /// group.
     pub fn before_send(&self, job: &Job) -> bool {
+        // After a failed write nothing more goes on the wire, whatever the
+        // pool has yet to see of the stop.
+        if self.recorder.failures.any() {
+            return false;
+        }
         let journaled = self
             .journal()
             .attempt(job.row.line, &job.request.customs_declaration_request_id);
@@ -247,9 +288,9 @@ impl Sink {
             self.recorder.fail(&self.recorder.paths.journal, &error);
         }
         drop(journal);
-        let retry = (row.result_status == Status::U).then_some(settled.job.row);
+        let owned_row = settled.job.row;
         if settled.outcome.is_none() {
-            self.recorder.write_result(&row, retry);
+            self.recorder.write_result(&row, Some(owned_row));
             return;
         }
         let recorder = Arc::clone(&self.recorder);
@@ -261,9 +302,18 @@ impl Sink {
             body,
             answer,
             Box::new(move |committed: Result<(), &LedgerError>| match committed {
-                Ok(()) => recorder.write_result(&written, retry),
-                // Not written out: the next run settles it from the journal.
-                Err(error) => recorder.fail(&recorder.paths.ledger, error),
+                Ok(()) => {
+                    let retry = (written.result_status == Status::U).then_some(owned_row);
+                    recorder.write_result(&written, retry);
+                }
+                Err(error) => {
+                    recorder.fail(&recorder.paths.ledger, error);
+                    // This invocation's count follows what was written.
+                    recorder
+                        .progress
+                        .send_modify(|p| p.unrecorded.add(written.result_status));
+                    recorder.write_unrecorded(&written, owned_row);
+                }
             }),
         );
     }

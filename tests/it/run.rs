@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::common::{
-    DEADLINE, SandboxProcess, WithoutDeclareEnv, Workdir, config_for, finish_with_deadline,
-    listed_rows, orders, rows, signal, spawn_run, wait_until,
+    DEADLINE, SandboxProcess, WithoutDeclareEnv, Workdir, config_for, csv_records,
+    finish_with_deadline, listed_rows, orders, rows, signal, spawn_run, wait_until,
 };
 
 fn results(work: &Workdir, name: &str) -> Vec<csv::StringRecord> {
@@ -696,6 +696,60 @@ fn a_ledger_that_cannot_be_written_stops_the_run() {
 }
 
 #[cfg(target_os = "linux")]
+/// A failed ledger write leaves every valid row once in results.csv, the
+/// unsettled ones in retry.csv, and a summary that agrees with itself:
+/// feeding retry.csv back is enough.
+#[test]
+fn after_a_failed_ledger_write_retry_csv_is_enough() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 300);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    let run = work.run_with_file_limit(256, &["run", &orders, "--config", &config]);
+    run.expect_fatal(&["declare-batch.db"]);
+    let mut listed = listed_rows(&work, "out/results.csv");
+    listed.sort();
+    assert_eq!(listed, (2..302).collect::<Vec<u64>>(), "every row once");
+    let results = csv_records(&work, "out/results.csv");
+    let unknown: Vec<&str> = results
+        .iter()
+        .filter(|r| r["resultStatus"] == "U")
+        .map(|r| r["customsDeclarationRequestId"].as_str())
+        .collect();
+    assert!(!unknown.is_empty());
+    let retry = csv_records(&work, "out/retry.csv");
+    let retried: Vec<&str> = retry
+        .iter()
+        .map(|r| r["customsDeclarationRequestId"].as_str())
+        .collect();
+    assert_eq!(retried, unknown, "retry.csv holds the U rows");
+    let summary = work.summary();
+    assert_eq!(summary["results"], summary["this_invocation"], "{summary}");
+    assert_eq!(summary["results"]["U"], unknown.len(), "{summary}");
+    // Fed back, with the ledger room again: everything is declared.
+    let run = work.run(&[
+        "run",
+        "out/retry.csv",
+        "--config",
+        &config,
+        "--out",
+        "refed",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let declared: std::collections::BTreeSet<String> = results
+        .iter()
+        .chain(&csv_records(&work, "refed/results.csv"))
+        .filter(|r| r["resultStatus"] == "S")
+        .map(|r| r["customsDeclarationRequestId"].clone())
+        .collect();
+    assert_eq!(declared.len(), 300);
+    let stats = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sandbox.stats());
+    assert_eq!(stats.request_ids, 300);
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0);
+}
+
 #[test]
 fn results_that_cannot_be_written_stop_the_run() {
     let work = Workdir::new();
