@@ -336,6 +336,17 @@ impl Ledger {
         work(&mut session.connection).map_err(sql_error)
     }
 
+    /// Ends the read transaction the decisions share, so that it does not
+    /// pin the write-ahead log while the reader waits (its rows wait for the
+    /// sending pool, or the input is read to its end).
+    pub fn pause_reading(&self) -> Result<(), LedgerError> {
+        let mut session = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        session.end_reading().map_err(|source| LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Records a run (its out folder and input); later records name it.
     pub fn begin_run(
         &mut self,

@@ -230,6 +230,10 @@ struct QueuedOutcome {
     after: AfterCommit,
 }
 
+/// A write-ahead log past this size is checkpointed and truncated after the
+/// next group, so that it stays a few MB however long the run.
+const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
+
 /// Writes queued at most in one group (one transaction), and how long a
 /// group waits for more.
 const GROUP: usize = 512;
@@ -295,11 +299,31 @@ fn write_groups(
                 });
             }
         }
+        if failure.is_none() {
+            checkpoint_when_large(&connection, path);
+        }
         for write in group {
             if let Queued::Outcome(outcome) = write {
                 (outcome.after)(failure.as_ref().map_or(Ok(()), Err));
             }
         }
+    }
+}
+
+/// Copies the write-ahead log into the database and truncates it once it
+/// has grown past `WAL_CHECKPOINT_BYTES`. It waits (within the busy timeout)
+/// for readers to leave the log; one that cannot finish now is tried again
+/// after the next group, and is never a failure of the run.
+fn checkpoint_when_large(connection: &Connection, path: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let large = std::fs::metadata(&wal).is_ok_and(|wal| wal.len() > WAL_CHECKPOINT_BYTES);
+    if large
+        && let Err(error) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            row.get::<_, i64>(0)
+        })
+    {
+        tracing::debug!("the ledger's log was not checkpointed now: {error}");
     }
 }
 

@@ -22,6 +22,11 @@ use crate::outcome::{ResultRow, ResultSource, Status, codes};
 use crate::protocol::DeclareRequest;
 use crate::validate::{CrossRowIndex, Outcome, Problem, RowRules, Verdict, validate_stream};
 
+/// How long admission waits for room in the pool's queue before it ends
+/// the ledger's shared read (which also ends by itself every 100 ms while
+/// rows flow).
+const QUEUE_WAIT_BEFORE_PAUSE: Duration = Duration::from_millis(100);
+
 /// What admission needs besides the input: its rules, what the journal already
 /// holds, the ledger, and the command line's choices.
 pub struct Admission {
@@ -67,6 +72,8 @@ impl Admission {
             |outcome: Outcome| self.admit(outcome, sink, &jobs),
         );
         drop(jobs);
+        // The input is read: the ledger is not read again in this run.
+        self.pause_ledger(sink);
         let blank = source.blank_rows();
         sink.progress(|p| p.rows.blank = blank);
         result
@@ -77,6 +84,15 @@ impl Admission {
     fn ledger_failed(&self, sink: &Sink, error: &crate::ledger::LedgerError) {
         self.ledger_broken.store(true, Ordering::Relaxed);
         sink.ledger_failed(error);
+    }
+
+    /// Ends the ledger's shared read, so that its log can be checkpointed.
+    fn pause_ledger(&self, sink: &Sink) {
+        if !self.ledger_broken.load(Ordering::Relaxed)
+            && let Err(error) = self.ledger.pause_reading()
+        {
+            self.ledger_failed(sink, &error);
+        }
     }
 
     /// One row's admission.
@@ -168,8 +184,30 @@ impl Admission {
         job.sent = self.replay.attempts.get(&line).copied().unwrap_or(0);
         job.retransmission = retransmission;
         // The pool drains every row, even after a stop.
-        jobs.blocking_send(job)
-            .map_err(|_| anyhow!("the run engine stopped"))
+        self.queue(job, sink, jobs)
+    }
+
+    /// Hands a job to the pool. A wait for room that lasts ends the ledger's
+    /// shared read first, so that it does not pin the ledger's log; a short
+    /// one (the usual, when the pool is busy) keeps it.
+    fn queue(&self, mut job: Job, sink: &Sink, jobs: &mpsc::Sender<Job>) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            match jobs.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(anyhow!("the run engine stopped"));
+                }
+                Err(mpsc::error::TrySendError::Full(back)) => job = back,
+            }
+            if started.elapsed() >= QUEUE_WAIT_BEFORE_PAUSE {
+                self.pause_ledger(sink);
+                return jobs
+                    .blocking_send(job)
+                    .map_err(|_| anyhow!("the run engine stopped"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
