@@ -21,6 +21,10 @@ pub struct InquireOpts {
     /// The ledger to record the results in [default: the run's].
     #[arg(long)]
     pub ledger: Option<PathBuf>,
+    /// Seconds to wait for a run (or inquire) holding the same ledger,
+    /// endpoint and client ID; 0: stop at once, naming it.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub wait: u64,
 }
 
 impl InquireOpts {
@@ -31,7 +35,8 @@ impl InquireOpts {
             Overrides::with_ledger(self.ledger.clone()),
         )?;
         let runtime = super::runtime()?;
-        let report = runtime.block_on(inquire_recorded_run(out, &settings, |notice| {
+        let wait = std::time::Duration::from_secs(self.wait);
+        let report = runtime.block_on(inquire_recorded_run(out, &settings, wait, |notice| {
             if !quiet {
                 say!("declare-batch: {notice}");
             }

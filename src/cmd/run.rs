@@ -49,6 +49,10 @@ pub struct RunOpts {
     /// rows still unknown and settle those it holds as declared.
     #[arg(long)]
     pub resolve_unknown: bool,
+    /// Seconds to wait for another run (or inquire) holding the same
+    /// ledger, endpoint and client ID; 0: stop at once, naming it.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub wait: u64,
 }
 
 impl RunOpts {
@@ -63,6 +67,7 @@ impl RunOpts {
             input: self.input.input.clone(),
             out: self.input.out.clone(),
             fresh: self.fresh,
+            wait: std::time::Duration::from_secs(self.wait),
             resend_failed: self.resend_failed,
             resolve_unknown: self.resolve_unknown,
         };
@@ -228,6 +233,9 @@ impl Continuations {
         }
         if let Some(concurrency) = opts.concurrency {
             pair("--concurrency", concurrency.to_string());
+        }
+        if opts.wait > 0 {
+            pair("--wait", opts.wait.to_string());
         }
         // retry.csv has its header on row 1, whatever row the input's was
         // (and whatever [input] header_row says).

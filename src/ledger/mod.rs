@@ -25,12 +25,14 @@
 
 mod export;
 mod keys;
+mod lease;
 mod schema;
 mod writer;
 
 pub use export::{EXPORT_HEADER, ExportRow, LedgerRun};
 pub use keys::{Fingerprints, key_path, mask_certificate};
 use keys::{fingerprints, load_key};
+pub use lease::{LeaseError, LedgerLease, lease_path};
 use writer::Writes;
 pub use writer::{AfterCommit, LedgerWriter};
 

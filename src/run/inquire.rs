@@ -177,6 +177,7 @@ impl InquiryScope {
 pub async fn inquire_recorded_run(
     out: &Path,
     settings: &Settings,
+    wait: std::time::Duration,
     notice: impl FnMut(&str),
 ) -> anyhow::Result<InquiryReport> {
     if !out.join("run.json").exists() {
@@ -204,6 +205,14 @@ pub async fn inquire_recorded_run(
     }
     let ledger_path = settings.ledger.for_recorded_run(record.ledger.as_deref());
     let client = client_for_run(&record, settings)?;
+    let _lease = crate::ledger::LedgerLease::take(
+        &ledger_path,
+        &record.endpoint,
+        &record.client_id,
+        "inquire",
+        out,
+        wait,
+    )?;
     let mut ledger = Ledger::open(&ledger_path, &record.endpoint, &record.client_id)?;
     ledger.begin_run(out, Path::new(&record.input), "")?;
     let (mut journal, _) = Journal::open(&out.join("journal.jsonl"))?;

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{DeclareClient, ResponseVerification};
 use crate::declare::{BeforeSend, Job, Journal, Replay, StopReason, Tally, declare_all};
 use crate::input::{InputFormat, RowSource};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerLease};
 use crate::outcome::StatusCounts;
 use crate::outdir::OutLock;
 use crate::protocol::BODY_FORMAT_VERSION;
@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub input: PathBuf,
     pub out: PathBuf,
     pub fresh: bool,
+    /// How long to wait for another run holding the ledger's scope.
+    pub wait: std::time::Duration,
     /// `--resend-failed`: send rows whose identical request the ledger
     /// holds as F.
     pub resend_failed: bool,
@@ -102,6 +104,7 @@ pub struct RunPlan {
     started_at: chrono::DateTime<Local>,
     clock: Instant,
     _lock: OutLock,
+    _lease: LedgerLease,
 }
 
 impl RunPlan {
@@ -133,6 +136,15 @@ impl RunPlan {
             folder::move_aside(out, matches!(target, Target::Embedded(_)))?;
         }
         let ledger_path = settings.ledger.for_run(settings.endpoint()?, out);
+        // One run per ledger scope: taken before the ledger is read.
+        let lease = LedgerLease::take(
+            &ledger_path,
+            &endpoint,
+            &client_id,
+            "run",
+            out,
+            options.wait,
+        )?;
         let mut ledger = Ledger::open(&ledger_path, &endpoint, &client_id)?;
         ledger.begin_run(out, &options.input, &input_sha256)?;
         let (journal, replay) = Journal::open(&out.join("journal.jsonl"))?;
@@ -162,6 +174,7 @@ impl RunPlan {
             started_at,
             clock,
             _lock: lock,
+            _lease: lease,
         })
     }
 
@@ -244,6 +257,7 @@ pub async fn execute(
         started_at,
         clock,
         _lock,
+        _lease,
     } = plan;
     let out = options.out.clone();
     if replay.finals() > 0 {

@@ -111,6 +111,8 @@ pub async fn declare(
         input,
         out: folder,
         fresh: false,
+        // The page says at once that another run holds the ledger.
+        wait: std::time::Duration::ZERO,
         resend_failed: false,
         resolve_unknown: false,
     };

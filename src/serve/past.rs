@@ -95,11 +95,15 @@ pub async fn inquire_run(
     // The ledger and the files are read and written as it goes: off the
     // page's workers.
     let inquired = tokio::task::spawn_blocking(move || {
-        let report = tokio::runtime::Handle::current().block_on(
-            crate::run::inquire::inquire_recorded_run(&out, &profile.settings, |notice| {
-                tracing::info!("{notice}");
-            }),
-        );
+        let report =
+            tokio::runtime::Handle::current().block_on(crate::run::inquire::inquire_recorded_run(
+                &out,
+                &profile.settings,
+                std::time::Duration::ZERO,
+                |notice| {
+                    tracing::info!("{notice}");
+                },
+            ));
         report.map(|report| (out, report))
     })
     .await;

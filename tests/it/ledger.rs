@@ -256,9 +256,18 @@ fn two_runs_on_one_ledger_at_once_both_finish() {
     let config = config_for(&work, &sandbox, &[]);
     let first = nightly(&work, "a.csv", 0..300);
     let second = nightly(&work, "b.csv", 300..600);
+    // One run per ledger scope at a time: each waits for the other.
     let (a, b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| work.run(&["run", &first, "--config", &config, "--out", "a"]));
-        let b = scope.spawn(|| work.run(&["run", &second, "--config", &config, "--out", "b"]));
+        let a = scope.spawn(|| {
+            work.run(&[
+                "run", &first, "--config", &config, "--out", "a", "--wait", "240",
+            ])
+        });
+        let b = scope.spawn(|| {
+            work.run(&[
+                "run", &second, "--config", &config, "--out", "b", "--wait", "240",
+            ])
+        });
         (a.join().unwrap(), b.join().unwrap())
     });
     assert_eq!(a.code, 0, "{}", a.stderr);
@@ -306,4 +315,69 @@ fn the_ledger_stays_small_while_the_run_works() {
     assert_eq!(listed_rows(&work, "out/results.csv").len(), rows);
     // Without checkpoints it reached 22 MB here (7 KB a declaration).
     assert!(peak < 8 << 20, "the -wal file reached {} KB", peak >> 10);
+}
+
+/// A second run on the same ledger, endpoint and client ID (a cron start
+/// while a manual catch-up runs) does not send the same orders: it stops at
+/// once naming the holder, or waits with --wait; a holder killed with
+/// `kill -9` loses its lease.
+#[test]
+fn one_run_per_ledger_scope_at_a_time() {
+    use crate::common::{DEADLINE, signal, spawn_run, wait_until};
+    let work = Workdir::new();
+    let payments = payments(&work, 40);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[("rate_per_sec", "4")]);
+    let export = nightly(&work, "night.csv", 0..40);
+    // An earlier night, finished, to inquire about later.
+    let earlier = nightly(&work, "earlier.csv", 0..1);
+    let run = work.run(&["run", &earlier, "--config", &config, "--out", "earlier"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut first = spawn_run(&work, &[&export, "--config", &config, "--out", "manual"]);
+    let leased = || {
+        std::fs::read_dir(work.path(""))
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".lease"))
+            .any(|entry| {
+                std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains("manual"))
+            })
+    };
+    wait_until(
+        &mut first,
+        DEADLINE,
+        "the first run holds the ledger",
+        leased,
+    );
+    let run = work.run(&["run", &export, "--config", &config, "--out", "cron"]);
+    run.expect_fatal(&[
+        "is in use",
+        "declare-batch run (process",
+        "manual",
+        "--wait",
+    ]);
+    let run = work.run(&[
+        "run", &export, "--config", &config, "--out", "cron", "--wait", "1",
+    ]);
+    run.expect_fatal(&["is in use", "waited 1 s"]);
+    // An inquiry on the same scope waits its turn too.
+    let run = work.run(&["inquire", "earlier", "--config", &config]);
+    run.expect_fatal(&["is in use", "declare-batch run (process", "manual"]);
+    // Killed: its lease goes with it, and the same command resumes.
+    signal(&first, "-KILL");
+    let _ = first.wait();
+    let run = work.run(&["run", &export, "--config", &config, "--out", "manual"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stats = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sandbox.stats());
+    assert_eq!(stats.request_ids, 40);
+    // Only the manual run sent: a request ID twice at most when the kill
+    // left it in flight (the journal knows it).
+    assert!(
+        stats.requests_per_id.values().all(|&n| n <= 2),
+        "{:?}",
+        stats.requests_per_id
+    );
+    assert_eq!(stats.request_ids_with_distinct_bodies, 0);
 }
