@@ -54,6 +54,12 @@ fn main() -> ExitCode {
     } else {
         builder.with_ansi(false).with_timer(LogTime).init();
     }
+    if let Some(path) = &cli.log
+        && let Err(error) = declare_batch::cmd::open_log(path)
+    {
+        declare_batch::say!("error: {error:#}");
+        return ExitCode::from(exit::FATAL);
+    }
     let code = match cli.exec() {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
@@ -88,6 +94,8 @@ struct LossyStderr;
 impl std::io::Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let _ = std::io::stderr().write_all(buf);
+        // Log lines (warnings) go to the --log file too.
+        declare_batch::cmd::log_text(&String::from_utf8_lossy(buf));
         Ok(buf.len())
     }
 

@@ -42,12 +42,15 @@ impl InquireOpts {
             }
         }))?;
         if !quiet {
+            use std::io::Write;
+            let mut stdout = super::stamped_stdout();
             let statuses: Vec<String> = report
                 .by_status
                 .iter()
                 .map(|(status, count)| format!("{status} {count}"))
                 .collect();
-            println!(
+            let _ = writeln!(
+                stdout,
                 "asked about {} request IDs in {} calls: {}; not found {}",
                 report.asked,
                 report.calls,
@@ -58,8 +61,9 @@ impl InquireOpts {
                 },
                 report.not_found
             );
-            println!("customs results: {}", report.customs_results_line());
-            println!(
+            let _ = writeln!(stdout, "customs results: {}", report.customs_results_line());
+            let _ = writeln!(
+                stdout,
                 "unknown rows settled as S: {}; still unknown: {}; customs outcomes: {}",
                 report.settled,
                 report.still_unknown,

@@ -43,6 +43,11 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Append every line written to stdout and stderr to FILE too, each
+    /// with its timestamp (created readable by the owner only).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -102,6 +107,58 @@ pub fn say_line(args: std::fmt::Arguments<'_>) {
     } else {
         writeln!(stderr, "{} {args}", log_timestamp())
     };
+    log_line(args);
+}
+
+/// The `--log` file, once opened.
+static LOG_FILE: std::sync::OnceLock<std::sync::Mutex<std::fs::File>> = std::sync::OnceLock::new();
+
+/// Opens `--log FILE` for appending (created owner-only): every line
+/// written to stdout and stderr goes there too.
+pub fn open_log(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(path)
+        .with_context(|| format!("cannot open the log file {} (--log)", path.display()))?;
+    let _ = LOG_FILE.set(std::sync::Mutex::new(file));
+    Ok(())
+}
+
+/// Appends one line, timestamped, to the `--log` file if there is one; a
+/// failed write loses the line, never the run.
+pub fn log_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Some(file) = LOG_FILE.get() {
+        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(file, "{} {args}", log_timestamp());
+    }
+}
+
+/// Appends text already made of whole lines to the `--log` file, each line
+/// timestamped unless it starts with one already.
+pub fn log_text(text: &str) {
+    for line in text.lines() {
+        let stamped = line
+            .split_whitespace()
+            .next()
+            .is_some_and(|first| chrono::DateTime::parse_from_rfc3339(first).is_ok());
+        if stamped {
+            if let Some(file) = LOG_FILE.get() {
+                use std::io::Write;
+                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = writeln!(file, "{line}");
+            }
+        } else {
+            log_line(format_args!("{line}"));
+        }
+    }
 }
 
 /// Stdout for a table a person reads: on a terminal as it is; without one
@@ -114,6 +171,7 @@ pub fn stamped_stdout() -> impl std::io::Write {
         stamp: !stdout.is_terminal(),
         inner: stdout.lock(),
         at_line_start: true,
+        log_pending: Vec::new(),
     }
 }
 
@@ -123,10 +181,18 @@ struct StampedLines<W> {
     inner: W,
     stamp: bool,
     at_line_start: bool,
+    /// The part of a line not yet ended, for the --log file.
+    log_pending: Vec<u8>,
 }
 
 impl<W: std::io::Write> std::io::Write for StampedLines<W> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        // Each whole line goes to the --log file too.
+        self.log_pending.extend_from_slice(bytes);
+        while let Some(end) = self.log_pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.log_pending.drain(..=end).collect();
+            log_text(&String::from_utf8_lossy(&line));
+        }
         if !self.stamp {
             return self.inner.write(bytes);
         }
@@ -234,6 +300,7 @@ mod tests {
             inner: Vec::new(),
             stamp: true,
             at_line_start: true,
+            log_pending: Vec::new(),
         };
         write!(lines, "first\nsec").unwrap();
         writeln!(lines, "ond").unwrap();
@@ -253,6 +320,7 @@ mod tests {
             inner: Vec::new(),
             stamp: false,
             at_line_start: true,
+            log_pending: Vec::new(),
         };
         writeln!(plain, "as it is").unwrap();
         assert_eq!(plain.inner, b"as it is\n");

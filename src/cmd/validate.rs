@@ -32,7 +32,7 @@ fn print_summary(
     folder: &Path,
     language: Language,
 ) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stamped_stdout();
     writeln!(out, "{}: {}", summary.input, summary.rows)?;
     if !summary.errors.is_empty() {
         write_problem_table(&mut out, &summary.errors, language)?;

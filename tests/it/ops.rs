@@ -449,3 +449,57 @@ fn every_printed_command_runs_as_printed() {
     assert!(!stats.by_code.contains_key("REPEAT_REQ_INCONSISTENT"));
     assert!(!stats.by_code.contains_key("DUPLICATED_DECLARATION"));
 }
+
+/// `--log FILE` appends every line of stdout and stderr to the file, each
+/// with its time, run after run.
+#[test]
+fn log_appends_every_line_with_its_time() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[("alipay_public_key", "")]);
+    let run = work.run(&["run", &orders, "--config", &config, "--log", "night.log"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = std::fs::read_to_string(work.path("night.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    for line in &lines {
+        let stamp = line.split_whitespace().next().unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "no timestamp: {line:?}"
+        );
+    }
+    let said: Vec<&str> = run.stderr.lines().chain(run.stdout.lines()).collect();
+    assert_eq!(
+        lines.len(),
+        said.len(),
+        "log:\n{log}\nsaid:\n{}",
+        said.join("\n")
+    );
+    assert!(log.contains("declare-batch: started input="), "{log}");
+    assert!(log.contains("not verified"), "the warning too: {log}");
+    assert!(log.contains("declared to "), "the table too: {log}");
+    assert!(log.contains("declare-batch: finished exit=0"), "{log}");
+    // The next night appends.
+    let run = work.run(&[
+        "run",
+        &orders,
+        "--config",
+        &config,
+        "--out",
+        "out-2",
+        "--log",
+        "night.log",
+        "--quiet",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let again = std::fs::read_to_string(work.path("night.log")).unwrap();
+    assert!(again.starts_with(&log), "appended, not replaced");
+    assert_eq!(again.matches("declare-batch: finished exit=0").count(), 2);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(work.path("night.log"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
