@@ -180,22 +180,10 @@ fn without_a_terminal_log_lines_are_plain_and_timestamped() {
         run.stderr
     );
     assert!(!run.stderr.is_empty());
-    for line in run.stderr.lines() {
-        let stamp = line.split_whitespace().next().unwrap_or_default();
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
-            "no timestamp: {line:?}"
-        );
-    }
+    assert_stamped(&run.stderr);
     // The table on stdout too, line by line.
     assert!(!run.stdout.is_empty());
-    for line in run.stdout.lines() {
-        let stamp = line.split_whitespace().next().unwrap_or_default();
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
-            "no timestamp on stdout: {line:?}"
-        );
-    }
+    assert_stamped(&run.stdout);
     // The run starts with a line that says so and ends with one line to grep.
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert!(
@@ -346,6 +334,31 @@ fn a_file_size_limit_is_a_write_failure_naming_the_file() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
+/// Every line of `text` starts with an RFC 3339 time.
+fn assert_stamped(text: &str) {
+    for line in text.lines() {
+        let stamp = line.split_whitespace().next().unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "no timestamp: {line:?}"
+        );
+    }
+}
+
+/// A command line as the binary printed it, run by a shell in the work
+/// folder: its exit status and stderr.
+fn run_as_printed(work: &Workdir, command: &str) -> (std::process::ExitStatus, String) {
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(work.path(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish_with_deadline(child, DEADLINE)
+}
+
 /// The commands an unfinished run prints, run exactly as printed: the
 /// re-feed goes where the run went (not to the embedded sandbox), with its
 /// ledger and its header row, until every row is settled.
@@ -401,15 +414,7 @@ fn every_printed_command_runs_as_printed() {
     loop {
         rounds += 1;
         assert!(rounds < 10, "retry.csv does not converge");
-        let output = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&refeed)
-            .current_dir(work.path(""))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (status, stderr) = finish_with_deadline(output, DEADLINE);
+        let (status, stderr) = run_as_printed(&work, &refeed);
         let code = status.code().unwrap_or(-1);
         assert!(code == 0 || code == 4, "{refeed}: {stderr}");
         let out = refeed
@@ -432,15 +437,7 @@ fn every_printed_command_runs_as_printed() {
     }
     // The resume command, as printed, finds the night's folder its own.
     let resume = printed(&run.stderr, "run the same command again: ");
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&resume)
-        .current_dir(work.path(""))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (status, stderr) = finish_with_deadline(child, DEADLINE);
+    let (status, stderr) = run_as_printed(&work, &resume);
     assert!(matches!(status.code(), Some(0 | 4)), "{resume}: {stderr}");
     let stats = tokio::runtime::Runtime::new()
         .unwrap()
@@ -462,13 +459,7 @@ fn log_appends_every_line_with_its_time() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let log = std::fs::read_to_string(work.path("night.log")).unwrap();
     let lines: Vec<&str> = log.lines().collect();
-    for line in &lines {
-        let stamp = line.split_whitespace().next().unwrap_or_default();
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
-            "no timestamp: {line:?}"
-        );
-    }
+    assert_stamped(&log);
     let said: Vec<&str> = run.stderr.lines().chain(run.stdout.lines()).collect();
     assert_eq!(
         lines.len(),
