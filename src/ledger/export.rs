@@ -11,7 +11,7 @@ use super::{Ledger, LedgerError};
 use crate::outcome::Status;
 
 /// The columns of `ledger export`, for an export with no row.
-pub const EXPORT_HEADER: [&str; 23] = [
+pub const EXPORT_HEADER: [&str; 25] = [
     "customsDeclarationRequestId",
     "paymentRequestId",
     "referenceOrderId",
@@ -35,6 +35,8 @@ pub const EXPORT_HEADER: [&str; 23] = [
     "inquiredAt",
     "run",
     "row",
+    "earlierAmount",
+    "amountChangedAt",
 ];
 
 /// A run as the ledger knows it.
@@ -75,6 +77,9 @@ pub struct ExportRow {
     pub inquired_at: String,
     pub run: String,
     pub row: u64,
+    /// The amount a retransmission replaced, and when.
+    pub earlier_amount: String,
+    pub amount_changed_at: String,
 }
 
 impl Ledger {
@@ -130,7 +135,8 @@ impl Ledger {
                     (SELECT count(*) FROM calls c
                       WHERE c.scope_id = d.scope_id AND c.request_id = d.request_id),
                     COALESCE(d.first_call_at, ''), d.last_call_at, COALESCE(d.settled_at, ''),
-                    COALESCE(d.inquired_at, ''), COALESCE(r.out_dir, ''), d.input_row
+                    COALESCE(d.inquired_at, ''), COALESCE(r.out_dir, ''), d.input_row,
+                    COALESCE(d.earlier_amount, ''), COALESCE(d.amount_changed_at, '')
              FROM declarations d LEFT JOIN runs r ON r.id = d.run_id
              WHERE d.scope_id = ?1
                AND COALESCE(d.settled_at, d.last_call_at) >= ?2
@@ -168,6 +174,8 @@ impl Ledger {
                 inquired_at: row.get(20)?,
                 run: row.get(21)?,
                 row: row.get(22)?,
+                earlier_amount: row.get(23)?,
+                amount_changed_at: row.get(24)?,
             })?;
             count += 1;
         }

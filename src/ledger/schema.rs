@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The migrations, in order; the schema version is how many have run.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: scopes, runs, declarations, calls, inquiries.
     "CREATE TABLE scopes(
          id INTEGER PRIMARY KEY,
@@ -91,6 +91,9 @@ const MIGRATIONS: [&str; 1] = [
          returned_time TEXT NOT NULL,
          modified_time TEXT NOT NULL
      );",
+    // 2: a corrected amount keeps the one it replaced, and when.
+    "ALTER TABLE declarations ADD COLUMN earlier_amount TEXT;
+     ALTER TABLE declarations ADD COLUMN amount_changed_at TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -390,3 +390,27 @@ fn a_damaged_status_is_an_error_not_an_unknown() {
     let text = crate::error_chain(&error);
     assert!(text.contains("\"X\" is not S, F or U"), "{text}");
 }
+
+#[test]
+fn a_ledger_of_the_first_schema_is_brought_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    // Back to version 1, as an older declare-batch left it.
+    let connection = rusqlite::Connection::open(dir.path().join("l.db")).unwrap();
+    connection
+        .execute_batch(
+            "ALTER TABLE declarations DROP COLUMN earlier_amount;
+             ALTER TABLE declarations DROP COLUMN amount_changed_at;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    drop(connection);
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    declare(&ledger, &first, Status::S, 2);
+    let version: i64 = ledger
+        .with(|c| c.query_row("PRAGMA user_version", [], |row| row.get(0)))
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+    assert_eq!(version, 2);
+}

@@ -187,6 +187,10 @@ const OUTCOME_DECLARATION_SQL: &str =
                          customs_code = excluded.customs_code,
                          merchant_customs_code = excluded.merchant_customs_code,
                          merchant_customs_name = excluded.merchant_customs_name,
+                         earlier_amount = CASE WHEN declarations.amount <> excluded.amount
+                             THEN declarations.amount ELSE declarations.earlier_amount END,
+                         amount_changed_at = CASE WHEN declarations.amount <> excluded.amount
+                             THEN excluded.settled_at ELSE declarations.amount_changed_at END,
                          amount = excluded.amount,
                          certificate_no = excluded.certificate_no,
                          body_hmac = excluded.body_hmac,

@@ -193,6 +193,23 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     assert_eq!(results[0]["resultStatus"], "S");
     assert_eq!(results[0]["declarationAmount"], "90");
     assert_eq!(work.summary_of("night-3")["retransmitted"], 1);
+    // The ledger keeps the amount the correction replaced, and when.
+    let export = work.run(&["ledger", "export", "--config", &config]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let mut reader = csv::Reader::from_reader(export.stdout.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let corrected = reader
+        .records()
+        .map(Result::unwrap)
+        .find(|record| &record[0] == "D0")
+        .expect("D0 in the export");
+    let field = |name: &str| {
+        let at = headers.iter().position(|h| h == name).unwrap();
+        corrected[at].to_owned()
+    };
+    assert_eq!(field("declarationAmount"), "90");
+    assert_eq!(field("earlierAmount"), "100");
+    assert!(!field("amountChangedAt").is_empty());
     // The new body is the declaration now: the same row again is known.
     let run = work.run(&["run", &night_3, "--config", &config, "--out", "night-4"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
