@@ -44,5 +44,9 @@ words! {
         nothing: "None.", "无。";
         sandbox: "Sandbox: nothing was declared for real", "沙箱：没有真实申报";
         most_frequent_errors: "most frequent errors:", "最常见的错误：";
+        retransmitted: "retransmitted (corrections answered)", "已重新申报（更正已获应答）";
+        waiting_for_retransmission: "corrections waiting for their retransmission", "等待重新申报的更正";
+        customs_results: "Customs results (inquiry)", "海关结果（查询）";
+        customs_result: "Customs result", "海关结果";
     }
 }

@@ -71,6 +71,13 @@ pub struct ReportData<'a> {
     pub stopped: Option<&'a str>,
     pub exit_code: u8,
     pub language: Language,
+    /// Corrected rows sent again under their declared IDs, answered; and
+    /// corrections waiting for their retransmission.
+    pub retransmitted: u64,
+    pub waiting_for_retransmission: u64,
+    /// An inquiry's customs results: each code (with what it says) and
+    /// how many declarations have it.
+    pub customs_results: Vec<(String, u64)>,
 }
 
 /// Text made safe for HTML, attributes included.
@@ -220,6 +227,16 @@ fn write_row_cards(page: &mut String, data: &ReportData<'_>, w: &ReportWords) {
     if rows.totals > 0 {
         card(w.totals, rows.totals, "");
     }
+    if data.retransmitted > 0 {
+        card(w.retransmitted, data.retransmitted, "");
+    }
+    if data.waiting_for_retransmission > 0 {
+        card(
+            w.waiting_for_retransmission,
+            data.waiting_for_retransmission,
+            "u",
+        );
+    }
     if let Some(results) = data.results {
         card(w.outcomes, results.total(), "");
         let _ = writeln!(
@@ -243,6 +260,16 @@ fn write_outcomes_and_errors(page: &mut String, data: &ReportData<'_>, w: &Repor
             data.codes
                 .iter()
                 .map(|(code, &count)| (vec![code.clone()], count)),
+        );
+    }
+    if !data.customs_results.is_empty() {
+        let _ = writeln!(page, "<h2>{}</h2>", escape(w.customs_results));
+        counts_table(
+            page,
+            &[w.customs_result, w.count],
+            data.customs_results
+                .iter()
+                .map(|(code, count)| (vec![code.clone()], *count)),
         );
     }
     let _ = writeln!(page, "<h2>{}</h2>", escape(w.errors_by_field));
@@ -527,6 +554,41 @@ mod tests {
         assert!(page.contains("<td>&lt;script&gt;</td>"), "{page}");
         assert!(page.contains("+2 more: &lt;see&gt;"), "{page}");
         assert!(!page.contains("&amp;lt;"), "escaped twice: {page}");
+    }
+
+    #[test]
+    fn customs_results_and_corrections_are_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = RowCounts::default();
+        let none = BTreeMap::new();
+        let data = ReportData {
+            command: "run",
+            input: "night.csv",
+            endpoint: Some("https://example.com/"),
+            rows: &rows,
+            results: Some(StatusCounts::default()),
+            codes: &none,
+            problems: &[],
+            identity_checks: &none,
+            per_second: &[],
+            latency: None,
+            started_at: "now",
+            duration_ms: 1,
+            stopped: None,
+            exit_code: 0,
+            language: Language::ZhCn,
+            retransmitted: 2,
+            waiting_for_retransmission: 3,
+            customs_results: vec![("ACCEPTED (accepted <by> customs)".to_owned(), 7)],
+        };
+        let page = render(dir.path(), &data).unwrap();
+        assert!(page.contains("<b>2</b>已重新申报"), "{page}");
+        assert!(page.contains("<b>3</b>等待重新申报的更正"), "{page}");
+        assert!(page.contains("海关结果（查询）"), "{page}");
+        assert!(
+            page.contains("<td>ACCEPTED (accepted &lt;by&gt; customs)</td>"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -217,6 +217,17 @@ impl Closing {
             stopped: summary.stopped.as_deref(),
             exit_code: summary.exit_code,
             language: self.settings.language,
+            retransmitted: summary.retransmitted,
+            waiting_for_retransmission: summary.waiting_for_retransmission,
+            customs_results: summary
+                .inquiry
+                .iter()
+                .flat_map(|inquiry| &inquiry.customs_results)
+                .map(|(code, result)| match result.description.as_str() {
+                    "" => (code.clone(), result.count),
+                    description => (format!("{code} ({description})"), result.count),
+                })
+                .collect(),
         };
         if let Err(error) = write_report(&out, &report) {
             fail(&out.join("report.html"), error);

@@ -134,6 +134,9 @@ pub fn validate_input(
         stopped: None,
         exit_code,
         language: settings.language,
+        retransmitted: 0,
+        waiting_for_retransmission: 0,
+        customs_results: Vec::new(),
     };
     write_report(out, &report)
         .with_context(|| format!("cannot write {}", out.join("report.html").display()))?;

@@ -177,6 +177,11 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     }
     assert!(!codes.contains(&"RETRANSMISSION_TOO_EARLY"), "{codes:?}");
     assert_eq!(summary["waiting_for_retransmission"], 1, "{summary}");
+    let report = std::fs::read_to_string(work.path("night-2/report.html")).unwrap();
+    assert!(
+        report.contains("<b>1</b>corrections waiting for their retransmission"),
+        "the report counts it too"
+    );
     assert_eq!(summary["codes"]["RETRANSMIT_LATER"], 1, "{summary}");
     let stats = tokio::runtime::Runtime::new()
         .unwrap()
@@ -193,6 +198,8 @@ fn changed_rows_are_retransmitted_after_the_wait_and_refused_otherwise() {
     assert_eq!(results[0]["resultStatus"], "S");
     assert_eq!(results[0]["declarationAmount"], "90");
     assert_eq!(work.summary_of("night-3")["retransmitted"], 1);
+    let report = std::fs::read_to_string(work.path("night-3/report.html")).unwrap();
+    assert!(report.contains("<b>1</b>retransmitted (corrections answered)"));
     // The ledger keeps the amount the correction replaced, and when.
     let export = work.run(&["ledger", "export", "--config", &config]);
     assert_eq!(export.code, 0, "{}", export.stderr);
