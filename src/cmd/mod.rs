@@ -134,10 +134,15 @@ pub fn open_log(path: &std::path::Path) -> anyhow::Result<()> {
 /// Appends one line, timestamped, to the `--log` file if there is one; a
 /// failed write loses the line, never the run.
 pub fn log_line(args: std::fmt::Arguments<'_>) {
+    append_to_log(format_args!("{} {args}", log_timestamp()));
+}
+
+/// Appends one line as it is to the `--log` file, if there is one.
+fn append_to_log(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     if let Some(file) = LOG_FILE.get() {
         let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(file, "{} {args}", log_timestamp());
+        let _ = writeln!(file, "{line}");
     }
 }
 
@@ -150,11 +155,7 @@ pub fn log_text(text: &str) {
             .next()
             .is_some_and(|first| chrono::DateTime::parse_from_rfc3339(first).is_ok());
         if stamped {
-            if let Some(file) = LOG_FILE.get() {
-                use std::io::Write;
-                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = writeln!(file, "{line}");
-            }
+            append_to_log(format_args!("{line}"));
         } else {
             log_line(format_args!("{line}"));
         }

@@ -189,6 +189,15 @@ fn shell_word(arg: &str) -> String {
     }
 }
 
+/// A command line of `words`, each quoted for a shell where it needs it.
+fn shell_line(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| shell_word(word))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The commands an unfinished run prints, each complete and correct.
 struct Continuations {
     /// This command again, without `--fresh` (which would start over).
@@ -205,17 +214,10 @@ impl Continuations {
     fn of(opts: &RunOpts) -> Continuations {
         let args: Vec<String> = std::env::args().collect();
         let resume: Vec<String> = args.iter().filter(|a| *a != "--fresh").cloned().collect();
-        let join = |words: &[String]| {
-            words
-                .iter()
-                .map(|word| shell_word(word))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
         let resolve = (!opts.resolve_unknown).then(|| {
             let mut words = resume.clone();
             words.push("--resolve-unknown".to_owned());
-            join(&words)
+            shell_line(&words)
         });
         let mut shaping = Vec::new();
         let mut pair = |flag: &str, value: String| {
@@ -252,7 +254,7 @@ impl Continuations {
             shaping.push("--quiet".to_owned());
         }
         Continuations {
-            resume: join(&resume),
+            resume: shell_line(&resume),
             resolve,
             shaping,
             program: args
@@ -272,11 +274,7 @@ impl Continuations {
             format!("{}-retry-1", out.display()),
         ];
         words.extend(self.shaping.iter().cloned());
-        words
-            .iter()
-            .map(|word| shell_word(word))
-            .collect::<Vec<_>>()
-            .join(" ")
+        shell_line(&words)
     }
 }
 

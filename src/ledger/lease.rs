@@ -13,6 +13,9 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// What of a lease file names its holder, at most.
+const HOLDER_BYTES: u64 = 1024;
+
 /// How often a waiting command tries the lease again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
@@ -84,10 +87,11 @@ impl LedgerLease {
         let started = Instant::now();
         while !try_lock(&file).map_err(io)? {
             if started.elapsed() >= wait {
+                // Our own line of a few hundred bytes: read no more than that.
                 let mut holder = String::new();
                 let _ = file
                     .rewind()
-                    .and_then(|()| file.read_to_string(&mut holder));
+                    .and_then(|()| (&file).take(HOLDER_BYTES).read_to_string(&mut holder));
                 let holder = match holder.trim() {
                     "" => "another declare-batch process".to_owned(),
                     holder => holder.to_owned(),
@@ -163,6 +167,13 @@ mod tests {
         // Another scope of the same ledger is free.
         let other = LedgerLease::take(&ledger, "https://a/", "D", "run", out, Duration::ZERO);
         assert!(other.is_ok());
+        // A lease file grown huge (damaged, or written by another program)
+        // is read no further than its holder's line.
+        std::fs::write(lease_path(&ledger, "https://a/", "C"), "x".repeat(1 << 20)).unwrap();
+        let refused = LedgerLease::take(&ledger, "https://a/", "C", "run", out, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.len() < 2048, "{} bytes", refused.len());
         drop(first);
         assert!(LedgerLease::take(&ledger, "https://a/", "C", "run", out, Duration::ZERO).is_ok());
     }
