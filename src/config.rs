@@ -172,6 +172,9 @@ pub struct RunConfig {
     /// A changed row under an already declared ID is sent as a
     /// retransmission only this long after the last call for that ID.
     pub retransmit_wait_secs: u64,
+    /// How long a run waits for an endpoint that stopped answering
+    /// (probing it with backoff) before it stops; 0: stop at once.
+    pub outage_wait_secs: u64,
 }
 
 impl Default for RunConfig {
@@ -183,6 +186,7 @@ impl Default for RunConfig {
             max_attempts: 3,
             backoff_base_ms: 500,
             retransmit_wait_secs: 300,
+            outage_wait_secs: 600,
         }
     }
 }
@@ -193,6 +197,9 @@ pub struct LedgerConfig {
     /// The SQLite ledger, relative to the config file. Default: beside the
     /// config file; with the embedded sandbox, inside the out folder.
     pub path: Option<PathBuf>,
+    /// Raw answer bodies older than this many days are dropped (their
+    /// fields stay); `None` in the file: the default of 90.
+    pub keep_raw_answers_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

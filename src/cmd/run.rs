@@ -53,6 +53,11 @@ pub struct RunOpts {
     /// ledger, endpoint and client ID; 0: stop at once, naming it.
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     pub wait: u64,
+    /// Seconds to wait for an endpoint that stopped answering (probing it
+    /// with one request at a time) before the run stops with exit 4; 0:
+    /// stop at once [default: [run] outage_wait_secs of the config, else 600].
+    #[arg(long, value_name = "SECS")]
+    pub outage_wait: Option<u64>,
 }
 
 impl RunOpts {
@@ -61,6 +66,7 @@ impl RunOpts {
             rate: self.rate,
             concurrency: self.concurrency,
             ledger: self.ledger.clone(),
+            outage_wait: self.outage_wait.map(Duration::from_secs),
             ..Overrides::default()
         })?;
         let options = RunOptions {
@@ -239,6 +245,9 @@ impl Continuations {
         if opts.wait > 0 {
             pair("--wait", opts.wait.to_string());
         }
+        if let Some(outage_wait) = opts.outage_wait {
+            pair("--outage-wait", outage_wait.to_string());
+        }
         // retry.csv has its header on row 1, whatever row the input's was
         // (and whatever [input] header_row says).
         pair("--header-row", "0".to_owned());
@@ -309,10 +318,16 @@ async fn report_progress(progress: watch::Receiver<Progress>) {
             bar.set_length(now.rows.valid);
             bar.set_position(now.settled());
             let counts = now.tally.settled;
-            bar.set_message(format!(
-                "S {} F {} U {}  {rate:.1} req/s",
-                counts.success, counts.failed, counts.unknown
-            ));
+            bar.set_message(match now.outage_since {
+                Some(since) => format!(
+                    "waiting for the endpoint since {} (Ctrl-C ends the run, exit 4)",
+                    since.format("%H:%M:%S")
+                ),
+                None => format!(
+                    "S {} F {} U {}  {rate:.1} req/s",
+                    counts.success, counts.failed, counts.unknown
+                ),
+            });
         }
     }
     let mut ticks = tokio::time::interval(Duration::from_secs(10));
@@ -321,6 +336,17 @@ async fn report_progress(progress: watch::Receiver<Progress>) {
         ticks.tick().await;
         let now = snapshot();
         let rate = now.tally.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
+        if let Some(since) = now.outage_since {
+            say!(
+                "declare-batch: {} of {} valid rows settled so far; waiting for the endpoint \
+                 since {} ({} s), sending only probes; Ctrl-C ends the run now (exit 4)",
+                now.settled(),
+                now.rows.valid,
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                (chrono::Local::now() - since).num_seconds()
+            );
+            continue;
+        }
         say!(
             "declare-batch: {} of {} valid rows settled so far (S {}, F {}, U {}; {} from the \
              journal), {rate:.1} requests/s",

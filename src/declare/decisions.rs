@@ -20,6 +20,15 @@ pub enum Action {
     SlowDown(Job),
     /// Unknown: send again after the backoff for its attempts so far.
     Retry(Job),
+    /// The endpoint has stopped answering (the breaker's count of unknown
+    /// answers in a row, with outages to ride out): stop sending and probe.
+    EndpointDown { cause: String },
+    /// A probe (or a request sent before the outage) was answered: the
+    /// endpoint is back; send at the run's rate again.
+    EndpointBack,
+    /// Unknown while the endpoint is down: the row waits for the endpoint,
+    /// without using up an attempt (the endpoint is at fault, not the row).
+    Hold(Job),
 }
 
 /// The engine's decisions about answers — retries, the circuit breaker,
@@ -29,7 +38,13 @@ pub enum Action {
 pub struct Decisions {
     max_attempts: u32,
     breaker_threshold: u32,
+    /// The breaker waits for the endpoint instead of stopping the run.
+    ride_outages: bool,
+    /// The breaker is open and the run is waiting for the endpoint.
+    endpoint_down: bool,
     failures_in_a_row: u32,
+    /// The last unknown answer's code and message.
+    last_cause: String,
     /// S and F answers so far.
     answers: u64,
     /// Every answer so far has been PARAM_ILLEGAL: those are held back.
@@ -42,7 +57,10 @@ impl Decisions {
         Decisions {
             max_attempts: settings.max_attempts.max(1),
             breaker_threshold: settings.breaker_threshold,
+            ride_outages: !settings.outage_wait.is_zero(),
+            endpoint_down: false,
             failures_in_a_row: 0,
+            last_cause: String::new(),
             answers: 0,
             verdict_pending: true,
             held: Vec::new(),
@@ -53,7 +71,7 @@ impl Decisions {
     /// must stop sending.
     pub fn answer(
         &mut self,
-        mut job: Job,
+        job: Job,
         outcome: DeclareOutcome,
         stop: &mut Option<StopReason>,
     ) -> Vec<Action> {
@@ -63,6 +81,40 @@ impl Decisions {
         ) {
             self.answers += 1;
         }
+        let mut actions = Vec::new();
+        let answered = match &outcome {
+            DeclareOutcome::Unknown { code, .. } => code == codes::REQUEST_TRAFFIC_EXCEED_LIMIT,
+            DeclareOutcome::Success(_) | DeclareOutcome::Failed { .. } => true,
+        };
+        if answered && self.endpoint_down {
+            self.endpoint_down = false;
+            self.failures_in_a_row = 0;
+            actions.push(Action::EndpointBack);
+        }
+        actions.extend(self.decide(job, outcome, stop));
+        actions
+    }
+
+    /// Whether the run is waiting for the endpoint to answer again.
+    pub fn endpoint_down(&self) -> bool {
+        self.endpoint_down
+    }
+
+    /// The wait for the endpoint ran out: the run stops.
+    pub fn give_up(&mut self, waited: std::time::Duration, stop: &mut Option<StopReason>) {
+        self.endpoint_down = false;
+        stop.get_or_insert(StopReason::OutageOutlasted {
+            waited_secs: waited.as_secs(),
+            last_cause: self.last_cause.clone(),
+        });
+    }
+
+    fn decide(
+        &mut self,
+        mut job: Job,
+        outcome: DeclareOutcome,
+        stop: &mut Option<StopReason>,
+    ) -> Vec<Action> {
         match &outcome {
             DeclareOutcome::Failed { code, message, .. }
                 if code == codes::PARAM_ILLEGAL
@@ -130,8 +182,26 @@ impl Decisions {
             }
             DeclareOutcome::Unknown { code, message } => {
                 self.failures_in_a_row += 1;
-                job.attempts_used += 1;
+                self.last_cause = format!("{code}: {message}");
                 remember(&mut job, &outcome);
+                if self.endpoint_down && stop.is_none() {
+                    return vec![Action::Hold(job)];
+                }
+                job.attempts_used += 1;
+                if self.failures_in_a_row >= self.breaker_threshold && self.ride_outages {
+                    if stop.is_some() {
+                        return vec![Action::Settle(job, Some(outcome))];
+                    }
+                    self.endpoint_down = true;
+                    // The endpoint's fault, not the row's: the attempt is given back.
+                    job.attempts_used -= 1;
+                    return vec![
+                        Action::EndpointDown {
+                            cause: self.last_cause.clone(),
+                        },
+                        Action::Hold(job),
+                    ];
+                }
                 if self.failures_in_a_row >= self.breaker_threshold {
                     stop.get_or_insert(StopReason::EndpointFailing {
                         count: self.failures_in_a_row,

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -65,8 +65,12 @@ pub struct RunSettings {
     pub concurrency: usize,
     pub max_attempts: u32,
     pub backoff_base: Duration,
-    /// Unknown outcomes in a row (traffic limits aside) that stop the run.
+    /// Unknown outcomes in a row (traffic limits aside) that mean the
+    /// endpoint has stopped answering.
     pub breaker_threshold: u32,
+    /// How long to wait for such an endpoint, probing it, before the run
+    /// stops; zero: stop at once.
+    pub outage_wait: Duration,
 }
 
 /// A valid row on its way through the run.
@@ -85,6 +89,8 @@ pub struct Job {
     /// The last unknown answer (code, message), for a row settled without
     /// a further one.
     last_unknown: Option<(String, String)>,
+    /// Sent to learn whether an endpoint that stopped answering is back.
+    probe: bool,
 }
 
 impl Job {
@@ -97,6 +103,7 @@ impl Job {
             attempts_used: 0,
             retransmission: false,
             last_unknown: None,
+            probe: false,
         }
     }
 }
@@ -113,6 +120,11 @@ pub enum StopReason {
     RequestRejected(String),
     /// The endpoint failed this many times in a row; the last cause.
     EndpointFailing { count: u32, last_cause: String },
+    /// The endpoint did not answer again within the outage wait.
+    OutageOutlasted {
+        waited_secs: u64,
+        last_cause: String,
+    },
     /// SIGINT or SIGTERM.
     Interrupted,
     /// An output could not be written: which, and the OS error.
@@ -132,6 +144,13 @@ impl StopReason {
             ),
             StopReason::EndpointFailing { count, last_cause } => format!(
                 "endpoint failing: {count} unknown outcomes in a row; the last: {last_cause}"
+            ),
+            StopReason::OutageOutlasted {
+                waited_secs,
+                last_cause,
+            } => format!(
+                "endpoint failing: no answer for {waited_secs} s (outage_wait_secs, \
+                 --outage-wait); the last: {last_cause}"
             ),
             StopReason::Interrupted => "interrupted".to_owned(),
             StopReason::WriteFailed(what) => format!("an output cannot be written: {what}"),
@@ -211,6 +230,9 @@ enum Done {
     /// The run stopped (or the attempt could not be journaled) before the
     /// request went on the wire.
     NotSent(Box<Job>),
+    /// The endpoint stopped answering before the request went on the wire:
+    /// the row waits for it.
+    Held(Box<Job>),
 }
 
 async fn worker(
@@ -219,9 +241,13 @@ async fn worker(
     client: DeclareClient,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pacing: Arc<Pacing>,
-    mut halt: tokio::sync::watch::Receiver<bool>,
+    holds: Holds,
     done: mpsc::Sender<Done>,
 ) {
+    let Holds {
+        mut halt,
+        endpoint_down,
+    } = holds;
     loop {
         let Some(mut job) = jobs.lock().await.recv().await else {
             return;
@@ -241,7 +267,9 @@ async fn worker(
             _ = halt.wait_for(|halted| *halted) => Some(true),
         }
         .unwrap_or_else(|| *halt.borrow());
-        let message = if halted || !before_send(&job) {
+        let message = if endpoint_down.load(Ordering::SeqCst) && !job.probe && !halted {
+            Done::Held(Box::new(job))
+        } else if halted || !before_send(&job) {
             Done::NotSent(Box::new(job))
         } else {
             job.sent += 1;
@@ -253,6 +281,14 @@ async fn worker(
             return;
         }
     }
+}
+
+/// What keeps a worker's request off the wire: the run's stop, and an
+/// endpoint that stopped answering (only probes go then).
+#[derive(Clone)]
+struct Holds {
+    halt: tokio::sync::watch::Receiver<bool>,
+    endpoint_down: Arc<AtomicBool>,
 }
 
 /// Counts while the run goes, for progress lines and the summary.
@@ -304,6 +340,7 @@ pub async fn declare_all(
     mut stop_requests: tokio::sync::watch::Receiver<Option<StopReason>>,
     mut rows: mpsc::Receiver<Job>,
     settle: impl FnMut(Settled, &Tally),
+    mut on_outage: impl FnMut(OutageNotice),
 ) -> (Option<StopReason>, Timing) {
     let started = Instant::now();
     let mut timing = Timing::default();
@@ -318,6 +355,7 @@ pub async fn declare_all(
     let (halt_tx, halt_rx) = tokio::sync::watch::channel(false);
     let limiter = limiter(settings);
     let pacing = Arc::new(Pacing::default());
+    let endpoint_down = Arc::new(AtomicBool::new(false));
     let interval = Duration::from_secs(1) / settings.rate_per_sec.max(1);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -327,7 +365,10 @@ pub async fn declare_all(
             client.clone(),
             limiter.clone(),
             Arc::clone(&pacing),
-            halt_rx.clone(),
+            Holds {
+                halt: halt_rx.clone(),
+                endpoint_down: Arc::clone(&endpoint_down),
+            },
             done_tx.clone(),
         ));
     }
@@ -345,6 +386,7 @@ pub async fn declare_all(
     let mut stop: Option<StopReason> = stop_requests.borrow().clone();
     let mut stop_requests_open = true;
     let mut decisions = Decisions::new(settings);
+    let mut outage: Option<OutageWait> = None;
 
     loop {
         let now = Instant::now();
@@ -354,6 +396,22 @@ pub async fn declare_all(
         {
             let (_, job) = delayed.pop_first().expect("checked non-empty");
             ready.push_back(job);
+        }
+        if let Some(wait) = &outage {
+            if stop.is_none() && !wait.probe_in_flight && now >= wait.since + settings.outage_wait {
+                decisions.give_up(now.duration_since(wait.since), &mut stop);
+            }
+            if !wait.probe_in_flight && now >= wait.next_probe && ready.is_empty() {
+                // The probe need not wait for a retry's backoff.
+                if let Some((_, job)) = delayed.pop_first() {
+                    ready.push_back(job);
+                }
+            }
+        }
+        if stop.is_some()
+            && let Some(wait) = outage.take()
+        {
+            timing.outage_time += wait.since.elapsed();
         }
         if stop.is_some() {
             // Nothing more is sent: settle what waits, keep draining input.
@@ -371,13 +429,29 @@ pub async fn declare_all(
         if !rows_open && ready.is_empty() && delayed.is_empty() && in_flight == 0 {
             break;
         }
-        let next_due = delayed.first_key_value().map(|((due, _), _)| *due);
-        let can_send = stop.is_none() && !ready.is_empty();
+        let mut next_due = delayed.first_key_value().map(|((due, _), _)| *due);
+        // While the endpoint is down, one probe at a time, when it is due.
+        let probe_now = match &outage {
+            None => true,
+            Some(wait) => {
+                let wake = wait.next_probe.min(wait.since + settings.outage_wait);
+                if !wait.probe_in_flight {
+                    next_due = Some(next_due.map_or(wake, |due| due.min(wake)));
+                }
+                !wait.probe_in_flight && in_flight == 0 && now >= wait.next_probe
+            }
+        };
+        let can_send = stop.is_none() && !ready.is_empty() && probe_now;
         let room_for_rows = ready.len() < concurrency * 2;
         tokio::select! {
             permit = async { job_tx.as_ref().expect("open while sending").reserve().await }, if can_send && job_tx.is_some() => {
                 if let Ok(permit) = permit {
-                    permit.send(ready.pop_front().expect("checked non-empty"));
+                    let mut job = ready.pop_front().expect("checked non-empty");
+                    if let Some(wait) = &mut outage {
+                        wait.probe_in_flight = true;
+                        job.probe = true;
+                    }
+                    permit.send(job);
                     in_flight += 1;
                 }
             }
@@ -393,9 +467,14 @@ pub async fn declare_all(
                 in_flight -= 1;
                 let (job, outcome) = match done {
                     Done::Answered(answered) => {
-                        let (job, outcome, sent_at, latency) = *answered;
+                        let (mut job, outcome, sent_at, latency) = *answered;
+                        job.probe = false;
                         timing.record(sent_at.saturating_duration_since(started), latency);
                         (job, outcome)
+                    }
+                    Done::Held(job) => {
+                        ready.push_front(*job);
+                        continue;
                     }
                     Done::NotSent(job) => {
                         let job = *job;
@@ -409,8 +488,31 @@ pub async fn declare_all(
                     }
                 };
                 settler.tally.requests += 1;
+                let probe = outage.as_mut().is_some_and(|wait| std::mem::take(&mut wait.probe_in_flight));
+                let cause = match &outcome {
+                    DeclareOutcome::Unknown { code, message } => format!("{code}: {message}"),
+                    _ => String::new(),
+                };
                 for action in decisions.answer(job, outcome, &mut stop) {
                     match action {
+                        Action::EndpointDown { cause } => {
+                            endpoint_down.store(true, Ordering::SeqCst);
+                            timing.outages += 1;
+                            outage = Some(OutageWait::begin(Instant::now()));
+                            on_outage(OutageNotice::Began {
+                                cause,
+                                wait: settings.outage_wait,
+                            });
+                        }
+                        Action::EndpointBack => {
+                            endpoint_down.store(false, Ordering::SeqCst);
+                            if let Some(wait) = outage.take() {
+                                let lasted = wait.since.elapsed();
+                                timing.outage_time += lasted;
+                                on_outage(OutageNotice::Ended { lasted });
+                            }
+                        }
+                        Action::Hold(job) => ready.push_front(job),
                         Action::Settle(job, outcome) => settler.settle(job, outcome),
                         Action::Provisional(job, outcome) => settler.provisional(&job, &outcome),
                         Action::RecoverPace => pacing.recover(),
@@ -425,6 +527,15 @@ pub async fn declare_all(
                             delayed.insert((due, delayed_seq), job);
                         }
                     }
+                }
+                if probe && let Some(wait) = &mut outage {
+                    wait.probes += 1;
+                    wait.next_probe = Instant::now() + OutageWait::probe_delay(wait.probes);
+                    on_outage(OutageNotice::ProbeFailed {
+                        waited: wait.since.elapsed(),
+                        next_probe_in: OutageWait::probe_delay(wait.probes),
+                        cause,
+                    });
                 }
             }
             changed = stop_requests.changed(), if stop.is_none() && stop_requests_open => {
@@ -442,6 +553,9 @@ pub async fn declare_all(
             }, if next_due.is_some() && stop.is_none() => {}
         }
     }
+    if let Some(wait) = outage.take() {
+        timing.outage_time += wait.since.elapsed();
+    }
     for action in decisions.finish() {
         if let Action::Settle(job, outcome) = action {
             settler.settle(job, outcome);
@@ -452,13 +566,59 @@ pub async fn declare_all(
     (stop, timing)
 }
 
+/// What the engine says about an endpoint that stopped answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutageNotice {
+    /// Sending stopped; the run probes the endpoint for at most `wait`.
+    Began { cause: String, wait: Duration },
+    /// A probe was not answered; the next one goes in `next_probe_in`.
+    ProbeFailed {
+        waited: Duration,
+        next_probe_in: Duration,
+        cause: String,
+    },
+    /// The endpoint answered again: sending resumes at the run's rate.
+    Ended { lasted: Duration },
+}
+
+/// The run's wait for an endpoint that stopped answering.
+#[derive(Debug)]
+struct OutageWait {
+    since: Instant,
+    /// Probes sent and not answered.
+    probes: u32,
+    next_probe: Instant,
+    probe_in_flight: bool,
+}
+
+impl OutageWait {
+    fn begin(now: Instant) -> OutageWait {
+        OutageWait {
+            since: now,
+            probes: 0,
+            next_probe: now + OutageWait::probe_delay(0),
+            probe_in_flight: false,
+        }
+    }
+
+    /// 1 s before the first probe, doubling after each unanswered one, at
+    /// most 30 s: a short outage is noticed soon, a long one is not hammered.
+    fn probe_delay(probes: u32) -> Duration {
+        Duration::from_secs(1u64 << probes.min(5)).min(Duration::from_secs(30))
+    }
+}
+
 /// When requests went out and how long their answers took, for the
 /// report: requests started in each second since the engine started, and
-/// each request's latency in microseconds.
+/// each request's latency in microseconds; and the time spent waiting for
+/// an endpoint that stopped answering.
 #[derive(Debug, Default, Clone)]
 pub struct Timing {
     pub per_second: Vec<u64>,
     pub latencies_micros: Vec<u32>,
+    /// Outages waited out (or waited for until the run stopped).
+    pub outages: u32,
+    pub outage_time: Duration,
 }
 
 impl Timing {

@@ -18,6 +18,7 @@ fn settings() -> RunSettings {
         max_attempts: 3,
         backoff_base: Duration::from_millis(1),
         breaker_threshold: 4,
+        outage_wait: Duration::ZERO,
     }
 }
 
@@ -47,13 +48,18 @@ fn kinds(actions: &[Action]) -> Vec<(&'static str, u64, Option<Status>)> {
             Action::RecoverPace => ("recover", 0, None),
             Action::SlowDown(job) => ("slow", job.row.line, None),
             Action::Retry(job) => ("retry", job.row.line, None),
+            Action::EndpointDown { .. } => ("down", 0, None),
+            Action::EndpointBack => ("back", 0, None),
+            Action::Hold(job) => ("hold", job.row.line, None),
         })
         .collect()
 }
 
 fn take_job(mut actions: Vec<Action>) -> Job {
     match actions.pop() {
-        Some(Action::Retry(job) | Action::SlowDown(job) | Action::Settle(job, _)) => job,
+        Some(
+            Action::Retry(job) | Action::SlowDown(job) | Action::Settle(job, _) | Action::Hold(job),
+        ) => job,
         other => panic!("no job in {other:?}"),
     }
 }
@@ -186,4 +192,92 @@ fn param_illegal_answers_are_held_until_the_rule_decides() {
     let mut decisions = Decisions::new(&settings());
     decisions.answer(job(1), failed("PARAM_ILLEGAL"), &mut None);
     assert_eq!(kinds(&decisions.finish()), [("settle", 1, Some(Status::F))]);
+}
+
+#[test]
+fn with_an_outage_wait_the_breaker_holds_the_rows_and_an_answer_ends_the_wait() {
+    let riding = RunSettings {
+        outage_wait: Duration::from_secs(600),
+        ..settings()
+    };
+    let mut decisions = Decisions::new(&riding);
+    let mut stop = None;
+    for line in 2..5 {
+        decisions.answer(
+            job(line),
+            DeclareOutcome::unknown("CONNECTION_ERROR", "refused"),
+            &mut stop,
+        );
+    }
+    let actions = decisions.answer(
+        job(5),
+        DeclareOutcome::unknown("HTTP_503", "down"),
+        &mut stop,
+    );
+    assert_eq!(kinds(&actions), [("down", 0, None), ("hold", 5, None)]);
+    assert_eq!(stop, None, "the run waits instead of stopping");
+    assert!(decisions.endpoint_down());
+    let mut row = take_job(actions);
+    assert_eq!(row.attempts_used, 0, "the endpoint's fault uses no attempt");
+    // Probes that fail keep the row held, however many.
+    for _ in 0..10 {
+        let actions = decisions.answer(row, DeclareOutcome::unknown("TIMEOUT", "t"), &mut stop);
+        assert_eq!(kinds(&actions), [("hold", 5, None)]);
+        row = take_job(actions);
+    }
+    assert_eq!(row.attempts_used, 0);
+    let actions = decisions.answer(row, success(), &mut stop);
+    assert_eq!(
+        kinds(&actions),
+        [
+            ("back", 0, None),
+            ("recover", 0, None),
+            ("settle", 5, Some(Status::S))
+        ]
+    );
+    assert!(!decisions.endpoint_down());
+    // The count starts again: three unknowns do not reopen it.
+    for line in 6..9 {
+        let actions = decisions.answer(
+            job(line),
+            DeclareOutcome::unknown("TIMEOUT", "t"),
+            &mut stop,
+        );
+        assert_eq!(kinds(&actions), [("retry", line, None)]);
+    }
+    // A wait that runs out stops the run, naming how long and the last cause.
+    decisions.answer(job(9), DeclareOutcome::unknown("TIMEOUT", "t"), &mut stop);
+    decisions.give_up(Duration::from_secs(600), &mut stop);
+    assert_eq!(
+        stop,
+        Some(StopReason::OutageOutlasted {
+            waited_secs: 600,
+            last_cause: "TIMEOUT: t".into()
+        })
+    );
+    assert!(stop.unwrap().describe().contains("no answer for 600 s"));
+}
+
+#[test]
+fn a_traffic_limit_answer_also_ends_the_wait() {
+    let riding = RunSettings {
+        outage_wait: Duration::from_secs(5),
+        ..settings()
+    };
+    let mut decisions = Decisions::new(&riding);
+    let mut stop = None;
+    for line in 2..6 {
+        decisions.answer(
+            job(line),
+            DeclareOutcome::unknown("HTTP_500", "x"),
+            &mut stop,
+        );
+    }
+    assert!(decisions.endpoint_down());
+    let actions = decisions.answer(
+        job(7),
+        DeclareOutcome::unknown("REQUEST_TRAFFIC_EXCEED_LIMIT", "too fast"),
+        &mut stop,
+    );
+    assert_eq!(kinds(&actions), [("back", 0, None), ("slow", 7, None)]);
 }

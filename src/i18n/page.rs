@@ -38,6 +38,8 @@ words! {
         inquire: "Ask for customs outcomes", "查询海关结果";
         state_validated: "checked, not declared", "已校验，未申报";
         state_running: "declaring", "申报中";
+        waiting_for_endpoint: "Alipay+ is not answering: waiting for it since",
+            "Alipay+ 暂无响应，自此时起等待：";
         state_interrupted: "interrupted: open it to resume", "中断：打开后可继续申报";
         state_finished: "finished (exit", "已完成（退出码";
         state_finished_end: ")", "）";

@@ -194,6 +194,8 @@ impl Closing {
             finished_at: timestamp(Local::now()),
             duration_ms: elapsed.as_millis(),
             achieved_rate_per_sec: tally.requests as f64 / elapsed.as_secs_f64().max(0.001),
+            outages: timing.outages,
+            outage_seconds: (timing.outage_time.as_secs_f64() * 10.0).round() / 10.0,
             stopped,
             exit_code,
         };

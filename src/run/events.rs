@@ -8,6 +8,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chrono::{DateTime, Local};
+
+use crate::declare::OutageNotice;
+
 /// Something a person following a run should hear as it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEvent {
@@ -25,6 +29,12 @@ pub enum RunEvent {
     Inquiry(String),
     /// The inquiry failed; the rows stay unknown.
     InquiryFailed { cause: String },
+    /// The endpoint stopped answering (or answered again); `since`: when
+    /// the wait began, while it lasts.
+    Outage {
+        notice: OutageNotice,
+        since: Option<DateTime<Local>>,
+    },
 }
 
 impl fmt::Display for RunEvent {
@@ -54,6 +64,38 @@ impl fmt::Display for RunEvent {
                 f,
                 "the inquiry failed ({cause}); the unknown rows stay in retry.csv"
             ),
+            RunEvent::Outage { notice, since } => {
+                let since = since.map_or_else(String::new, |since| {
+                    since.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                });
+                match notice {
+                    OutageNotice::Began { cause, wait } => write!(
+                        f,
+                        "the endpoint stopped answering (the last: {cause}): sending stopped at \
+                         {since}; waiting for it at most {} s (outage_wait_secs, --outage-wait), \
+                         probing with one request at a time; Ctrl-C ends the run now (exit 4, \
+                         the rows stay in retry.csv)",
+                        wait.as_secs()
+                    ),
+                    OutageNotice::ProbeFailed {
+                        waited,
+                        next_probe_in,
+                        cause,
+                    } => write!(
+                        f,
+                        "still waiting for the endpoint since {since} ({} s): the probe got \
+                         {cause}; the next in {} s; Ctrl-C ends the run now (exit 4)",
+                        waited.as_secs(),
+                        next_probe_in.as_secs()
+                    ),
+                    OutageNotice::Ended { lasted } => write!(
+                        f,
+                        "the endpoint answers again after {:.1} s: sending resumes at the run's \
+                         rate",
+                        lasted.as_secs_f64()
+                    ),
+                }
+            }
         }
     }
 }

@@ -30,7 +30,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{DeclareClient, ResponseVerification};
-use crate::declare::{BeforeSend, Job, Journal, Replay, StopReason, Tally, declare_all};
+use crate::declare::{
+    BeforeSend, Job, Journal, OutageNotice, Replay, StopReason, Tally, declare_all,
+};
 use crate::input::{InputFormat, RowSource};
 use crate::ledger::{Ledger, LedgerLease};
 use crate::outcome::StatusCounts;
@@ -221,6 +223,9 @@ pub struct Progress {
     pub unrecorded: StatusCounts,
     /// The embedded sandbox's address, once it listens.
     pub sandbox_endpoint: Option<String>,
+    /// The endpoint stopped answering at this time and the run is waiting
+    /// for it, sending nothing but probes.
+    pub outage_since: Option<chrono::DateTime<Local>>,
 }
 
 impl Progress {
@@ -327,6 +332,23 @@ pub async fn execute(
         let sink = Arc::clone(&sink);
         move |settled, tally: &Tally| sink.settle(settled, tally)
     };
+    let on_outage = {
+        let sink = Arc::clone(&sink);
+        let events = Arc::clone(&events);
+        move |notice: OutageNotice| {
+            let mut since = None;
+            sink.progress(|p| {
+                p.outage_since = match &notice {
+                    OutageNotice::Ended { .. } => None,
+                    OutageNotice::Began { .. } | OutageNotice::ProbeFailed { .. } => {
+                        Some(p.outage_since.unwrap_or_else(Local::now))
+                    }
+                };
+                since = p.outage_since;
+            });
+            events(RunEvent::Outage { notice, since });
+        }
+    };
     let (stop, timing) = declare_all(
         &settings.run,
         client.clone(),
@@ -334,6 +356,7 @@ pub async fn execute(
         stop_signal,
         jobs_rx,
         settle,
+        on_outage,
     )
     .await;
     // Awaited: an aborted task drops what it holds only once it ends.

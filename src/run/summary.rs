@@ -60,6 +60,10 @@ pub struct RunSummary {
     pub finished_at: String,
     pub duration_ms: u128,
     pub achieved_rate_per_sec: f64,
+    /// Times the endpoint stopped answering and the run waited for it, and
+    /// how long it waited in all.
+    pub outages: u32,
+    pub outage_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
     pub exit_code: u8,

@@ -182,6 +182,9 @@ struct ProgressView {
     #[serde(rename = "U")]
     unknown: u64,
     from_ledger: u64,
+    /// The endpoint stopped answering at this local time (HH:MM:SS) and
+    /// the run waits for it.
+    waiting_since: Option<String>,
     done: bool,
     exit_code: Option<u8>,
     error: Option<String>,
@@ -204,6 +207,9 @@ impl ProgressView {
             failed: counts.failed,
             unknown: counts.unknown,
             from_ledger: snapshot.from_ledger,
+            waiting_since: snapshot
+                .outage_since
+                .map(|since| since.format("%H:%M:%S").to_string()),
             done: end.is_some(),
             exit_code: end.and_then(|end| end.as_ref().ok().copied()),
             error: end.and_then(|end| end.as_ref().err().cloned()),
@@ -222,6 +228,7 @@ impl ProgressView {
             failed: summary.results.failed,
             unknown: summary.results.unknown,
             from_ledger: summary.from_ledger,
+            waiting_since: None,
             done: true,
             exit_code: end.as_ref().ok().copied(),
             error: end.as_ref().err().cloned(),

@@ -40,6 +40,7 @@ function progress() {
     const eta = rate > 0 ? Math.round(left / rate) + ' s' : '–';
     line.textContent =
       `${p.settled} / ${p.valid} · S ${p.S} F ${p.F} U ${p.U} · ${rate.toFixed(1)}/s · ETA ${eta}` +
+      (p.waiting_since ? ' · ' + (line.dataset.waiting || '') + ' ' + p.waiting_since : '') +
       (p.done ? (p.error ? ' · ' + p.error : ' · exit ' + p.exit_code) : '');
     if (p.done) { line.dataset.done = 'yes'; return; }
     setTimeout(poll, 500);

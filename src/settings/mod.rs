@@ -40,6 +40,8 @@ pub struct Overrides {
     pub concurrency: Option<NonZeroUsize>,
     /// `--ledger`, over `[ledger] path` (and over the ledger a run recorded).
     pub ledger: Option<PathBuf>,
+    /// `--outage-wait`, over `[run] outage_wait_secs`.
+    pub outage_wait: Option<Duration>,
     /// The page's language, over `[output] language`.
     pub language: Option<Language>,
 }
@@ -228,6 +230,9 @@ impl Settings {
                 max_attempts,
                 backoff_base,
                 breaker_threshold: BREAKER_THRESHOLD,
+                outage_wait: overrides
+                    .outage_wait
+                    .unwrap_or(Duration::from_secs(config.run.outage_wait_secs)),
             },
             retransmit_wait: Duration::from_secs(config.run.retransmit_wait_secs),
             inquiry: InquirySettings {
@@ -345,9 +350,11 @@ mod tests {
                 rate: Some(0),
                 concurrency: NonZeroUsize::new(3),
                 ledger: None,
+                outage_wait: Some(Duration::from_secs(7)),
                 language: Some(Language::ZhCn),
             },
         );
+        assert_eq!(settings.run.outage_wait, Duration::from_secs(7));
         assert_eq!(settings.input.sheet, "B");
         assert_eq!(settings.input.header_row, 2);
         assert_eq!(settings.run.rate_per_sec, 0);

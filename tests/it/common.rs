@@ -252,11 +252,16 @@ pub struct SandboxProcess {
 impl SandboxProcess {
     /// Starts the sandbox with keys in `keys` (made if missing) and `args`.
     pub fn start(keys: PathBuf, args: &[&str]) -> SandboxProcess {
+        SandboxProcess::start_at("127.0.0.1:0", keys, args)
+    }
+
+    /// Starts the sandbox on `addr` (to bring one back where it was).
+    pub fn start_at(addr: &str, keys: PathBuf, args: &[&str]) -> SandboxProcess {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_declare-batch"))
             .without_declare_env()
             .arg("sandbox")
-            .args(["--addr", "127.0.0.1:0", "--keys"])
+            .args(["--addr", addr, "--keys"])
             .arg(&keys)
             .args(args)
             .stdout(std::process::Stdio::piped())
@@ -283,6 +288,11 @@ impl SandboxProcess {
             endpoint,
             keys,
         }
+    }
+
+    /// Where it listens, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.endpoint.trim_start_matches("http://")
     }
 
     /// The sandbox's own counts, from `GET /stats`.
@@ -373,6 +383,9 @@ pub fn config_for(work: &Workdir, sandbox: &SandboxProcess, changes: &[(&str, &s
         ("max_attempts", "3".to_owned()),
         ("backoff_base_ms", "10".to_owned()),
         ("retransmit_wait_secs", "300".to_owned()),
+        // A failing endpoint stops a test's run at once; the tests of
+        // riding out an outage set a wait.
+        ("outage_wait_secs", "0".to_owned()),
     ];
     for (key, value) in changes {
         let entry = entries

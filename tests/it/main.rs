@@ -9,6 +9,7 @@ mod hostile;
 mod inquire;
 mod ledger;
 mod network;
+mod nights;
 mod ops;
 mod run;
 mod serve;
