@@ -218,6 +218,9 @@ pub struct InputConfig {
 pub struct OutputConfig {
     /// The language of row messages: `en` or `zh-CN`.
     pub language: Language,
+    /// A run's figures in the Prometheus text format, relative to the
+    /// config file; empty: none.
+    pub metrics: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,6 +283,13 @@ impl Config {
         if let Some(relative) = config.sandbox.payments.as_ref().filter(|p| p.is_relative()) {
             config.sandbox.payments = Some(base.join(relative));
         }
+        // `metrics = ""` writes none.
+        config.output.metrics = config
+            .output
+            .metrics
+            .take()
+            .filter(|path| !path.as_os_str().is_empty())
+            .map(|path| base.join(path));
         if let Some(relative) = config.ledger.path.as_ref().filter(|p| p.is_relative()) {
             config.ledger.path = Some(base.join(relative));
         }

@@ -6,6 +6,7 @@ pub mod init;
 pub mod inquire;
 pub mod keygen;
 pub mod ledger;
+mod on_finish;
 pub mod run;
 pub mod sandbox;
 pub mod serve;

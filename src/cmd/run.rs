@@ -58,6 +58,17 @@ pub struct RunOpts {
     /// stop at once [default: [run] outage_wait_secs of the config, else 600].
     #[arg(long, value_name = "SECS")]
     pub outage_wait: Option<u64>,
+    /// Validate and ask the ledger, send nothing: OUT/plan.csv says what a
+    /// run would do with each valid row (send, from the ledger, retransmit,
+    /// too early, rejected by the ledger).
+    #[arg(long, conflicts_with_all = ["fresh", "resolve_unknown", "wait"])]
+    pub dry_run: bool,
+    /// A command (run by `sh -c`) once the outputs are written, for alerts:
+    /// DECLARE_BATCH_SUMMARY is the path of summary.json, DECLARE_BATCH_EXIT
+    /// the exit code, DECLARE_BATCH_OUT the out folder. Its failure is
+    /// logged and never changes the exit code.
+    #[arg(long, value_name = "CMD")]
+    pub on_finish: Option<String>,
 }
 
 impl RunOpts {
@@ -78,6 +89,9 @@ impl RunOpts {
             resolve_unknown: self.resolve_unknown,
         };
         let language = settings.language;
+        if self.dry_run {
+            return dry_run(&self, &settings, quiet);
+        }
         let continuations = Continuations::of(&self);
         // The first line of a night's log, even with --quiet.
         if let Ok((endpoint, client_id)) = settings.scope() {
@@ -87,7 +101,17 @@ impl RunOpts {
                 self.input.out.display()
             );
         }
-        let plan = RunPlan::prepare(options, settings)?;
+        let plan = match RunPlan::prepare(options, settings) {
+            Ok(plan) => plan,
+            Err(error) => {
+                if let Some(command) = &self.on_finish {
+                    say!("error: {error:#}");
+                    super::on_finish::run(command, &self.input.out, exit::FATAL);
+                    return Ok(exit::FATAL);
+                }
+                return Err(error);
+            }
+        };
         let runtime = super::runtime()?;
         let report = runtime.block_on(async {
             let cancel = CancellationToken::new();
@@ -123,6 +147,9 @@ impl RunOpts {
             RunOutcome::Fatal(error) => {
                 // Said here, so that the closing line stays the last.
                 say!("error: {error:#}");
+                if let Some(command) = &self.on_finish {
+                    super::on_finish::run(command, &report.out, code);
+                }
                 say!("{closing}");
                 return Ok(code);
             }
@@ -155,9 +182,67 @@ impl RunOpts {
             }
             RunOutcome::AllDeclared | RunOutcome::SomeFailed => {}
         }
+        if let Some(command) = &self.on_finish {
+            super::on_finish::run(command, &report.out, code);
+        }
         say!("{closing}");
         Ok(code)
     }
+}
+
+/// `run --dry-run`: the validation, the ledger's answers in `plan.csv`,
+/// and one closing line with the counts.
+fn dry_run(
+    opts: &RunOpts,
+    settings: &crate::settings::Settings,
+    quiet: bool,
+) -> anyhow::Result<u8> {
+    use crate::run::validate::{LedgerQuestion, plan_input};
+    let out = &opts.input.out;
+    let (endpoint, client_id) = settings.scope()?;
+    let ledger_path = settings.ledger.for_run(settings.endpoint()?, out);
+    // A ledger that does not exist yet is not made by a dry run.
+    let ledger = match ledger_path.exists() {
+        true => Some(crate::ledger::Ledger::open(
+            &ledger_path,
+            &endpoint,
+            &client_id,
+        )?),
+        false => None,
+    };
+    let question = LedgerQuestion {
+        ledger,
+        retransmit_wait: settings.retransmit_wait,
+        resend_failed: opts.resend_failed,
+    };
+    let summary = plan_input(&opts.input.input, settings, out, question)?;
+    let plan = summary.plan.unwrap_or_default();
+    if !quiet {
+        super::validate::print_summary(&summary, out, settings.language);
+        say!(
+            "declare-batch: dry run, nothing sent: {} to send, {} to retransmit, {} answered \
+             from the ledger, {} corrections too early to send, {} rejected by the ledger; \
+             each row's plan: {}",
+            plan.send,
+            plan.retransmit,
+            plan.from_ledger,
+            plan.too_early,
+            plan.rejected_by_ledger,
+            out.join("plan.csv").display()
+        );
+    }
+    say!(
+        "declare-batch: dry run finished exit={} send={} retransmit={} from_ledger={} \
+         too_early={} rejected={} out={}",
+        summary.exit_code,
+        plan.send,
+        plan.retransmit,
+        plan.from_ledger,
+        plan.too_early,
+        summary.rows.rejected,
+        out.display()
+    );
+    Ok(summary.exit_code)
 }
 
 /// The first SIGINT or SIGTERM stops sending; a second one while requests

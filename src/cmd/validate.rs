@@ -20,14 +20,19 @@ impl ValidateOpts {
         let settings = self.input.settings(Overrides::default())?;
         let summary = validate_input(&self.input.input, &settings, &self.input.out)?;
         if !quiet {
-            // A closed stdout loses the table, not the outputs.
-            let _ = print_summary(&summary, &self.input.out, settings.language);
+            print_summary(&summary, &self.input.out, settings.language);
         }
         Ok(summary.exit_code)
     }
 }
 
-fn print_summary(
+/// The table of a validation on stdout; a closed stdout loses the table,
+/// not the outputs.
+pub fn print_summary(summary: &ValidateSummary, folder: &Path, language: Language) {
+    let _ = write_summary(summary, folder, language);
+}
+
+fn write_summary(
     summary: &ValidateSummary,
     folder: &Path,
     language: Language,

@@ -512,16 +512,21 @@ pub async fn declare_all(
                                 on_outage(OutageNotice::Ended { lasted });
                             }
                         }
-                        Action::Hold(job) => ready.push_front(job),
+                        Action::Hold(job) => {
+                            timing.retries += 1;
+                            ready.push_front(job);
+                        }
                         Action::Settle(job, outcome) => settler.settle(job, outcome),
                         Action::Provisional(job, outcome) => settler.provisional(&job, &outcome),
                         Action::RecoverPace => pacing.recover(),
                         Action::SlowDown(job) => {
+                            timing.retries += 1;
                             pacing.slow_down(interval);
                             delayed_seq += 1;
                             delayed.insert((Instant::now() + pacing.delay(), delayed_seq), job);
                         }
                         Action::Retry(job) => {
+                            timing.retries += 1;
                             delayed_seq += 1;
                             let due = Instant::now() + backoff(settings.backoff_base, job.attempts_used);
                             delayed.insert((due, delayed_seq), job);
@@ -616,6 +621,9 @@ impl OutageWait {
 pub struct Timing {
     pub per_second: Vec<u64>,
     pub latencies_micros: Vec<u32>,
+    /// Rows put back to be sent again after an unknown answer (traffic
+    /// limits and outages included).
+    pub retries: u64,
     /// Outages waited out (or waited for until the run stopped).
     pub outages: u32,
     pub outage_time: Duration,

@@ -235,7 +235,7 @@ fn retransmit_later(
 }
 
 /// An earlier run's declaration as messages name it, its time local.
-fn earlier_run(earlier: Earlier) -> Box<EarlierRun> {
+pub(super) fn earlier_run(earlier: Earlier) -> Box<EarlierRun> {
     Box::new(EarlierRun {
         at: local_time(&earlier.at),
         request_id: earlier.request_id,
@@ -244,7 +244,7 @@ fn earlier_run(earlier: Earlier) -> Box<EarlierRun> {
     })
 }
 
-fn local_time(rfc3339: &str) -> String {
+pub(super) fn local_time(rfc3339: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
         |_| rfc3339.to_owned(),
         |time| {
@@ -256,7 +256,11 @@ fn local_time(rfc3339: &str) -> String {
 }
 
 /// The rejection of a row the ledger refuses.
-fn ledger_problem(rules: &RowRules, request: &DeclareRequest, refusal: Refusal) -> Problem {
+pub(super) fn ledger_problem(
+    rules: &RowRules,
+    request: &DeclareRequest,
+    refusal: Refusal,
+) -> Problem {
     match refusal {
         Refusal::TooEarly {
             earlier,

@@ -203,6 +203,13 @@ impl Closing {
         if let Err(error) = write_json(&summary_path, &summary) {
             fail(&summary_path, error);
         }
+        let latency = Latency::of(timing.latencies_micros);
+        if let Some(path) = &self.settings.metrics {
+            let text = super::metrics::render(&summary, latency.as_ref(), timing.retries);
+            if let Err(error) = super::metrics::write(path, &text) {
+                fail(path, error);
+            }
+        }
         let report = ReportData {
             command: "run",
             input: &summary.input,
@@ -213,7 +220,7 @@ impl Closing {
             problems: &summary.rejected_by,
             identity_checks: &summary.identity_checks,
             per_second: &timing.per_second,
-            latency: Latency::of(timing.latencies_micros),
+            latency,
             started_at: &summary.started_at,
             duration_ms: summary.duration_ms,
             stopped: summary.stopped.as_deref(),

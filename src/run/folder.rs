@@ -15,8 +15,9 @@ use crate::report::hex;
 use crate::settings::InputSettings;
 
 /// Output files of a run, which `--fresh` moves aside.
-pub const OUTPUTS: [&str; 12] = [
+pub const OUTPUTS: [&str; 13] = [
     "journal.jsonl",
+    "plan.csv",
     "results.csv",
     "results.csv.partial",
     "results.xlsx",

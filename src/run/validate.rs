@@ -1,7 +1,8 @@
 //! Validation as a library: every row of an input read and checked, its
 //! rejected rows written (`rejected.csv`, `rejected.xlsx`), `summary.json`
 //! and `report.html`, nothing sent. Driven by `declare-batch validate` and
-//! the web page alike.
+//! the web page alike; `run --dry-run` also asks the ledger what it would
+//! make of each valid row and writes the answers to `plan.csv`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,14 +11,23 @@ use anyhow::Context;
 use chrono::Local;
 use serde::Serialize;
 
+use std::io::Write;
+
 use crate::exit;
+use crate::i18n::{Language, RowMessage};
+use crate::ledger::{Decision, Ledger, Refusal};
 use crate::outdir::{OutLock, refuse_run_folder};
+use crate::protocol::DeclareRequest;
+use crate::report::AtomicFile;
 use crate::report::html::{ReportData, write_report};
 use crate::report::{
     ProblemCount, ProblemTally, RejectedWriter, RowCounts, hex, timestamp, write_json,
 };
 use crate::settings::Settings;
-use crate::validate::{CountedRow, CrossRowIndex, Outcome, Verdict, validate_stream};
+use crate::validate::{
+    CountedRow, CrossRowIndex, KeptRow, Outcome, ValidRow, Verdict, validate_stream,
+};
+use crate::validate::{Problem, RowRules};
 
 /// `summary.json` of a validation.
 #[derive(Debug, Serialize)]
@@ -34,10 +44,37 @@ pub struct ValidateSummary {
     pub header_row: u64,
     pub rows: RowCounts,
     pub errors: Vec<ProblemCount>,
+    /// `run --dry-run`: what a run would do with the valid rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanCounts>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u128,
     pub exit_code: u8,
+}
+
+/// What `run --dry-run` asks the ledger with: the ledger of the run's
+/// scope (`None`: there is none yet, so every row would be sent) and the
+/// run's choices that change its decisions.
+pub struct LedgerQuestion {
+    pub ledger: Option<Ledger>,
+    pub retransmit_wait: std::time::Duration,
+    pub resend_failed: bool,
+}
+
+/// What a run would do with the rows that pass the field checks.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct PlanCounts {
+    /// Sent: the ledger does not hold them.
+    pub send: u64,
+    /// Sent again under their declared ID: corrections.
+    pub retransmit: u64,
+    /// Not sent: the ledger holds the identical request's answer.
+    pub from_ledger: u64,
+    /// Corrections not sent yet: the retransmission wait is not over.
+    pub too_early: u64,
+    /// Rejected: the ledger holds a declaration they would contradict.
+    pub rejected_by_ledger: u64,
 }
 
 /// Validates `input` into the folder `out` (locked meanwhile; a folder
@@ -46,6 +83,27 @@ pub fn validate_input(
     input: &Path,
     settings: &Settings,
     out: &Path,
+) -> anyhow::Result<ValidateSummary> {
+    check_input::<CountedRow>(input, settings, out, None)
+}
+
+/// `run --dry-run`: validates `input` into `out` as [`validate_input`]
+/// does, asks the ledger about each valid row as a run would (sending
+/// nothing, recording nothing) and writes `plan.csv`.
+pub fn plan_input(
+    input: &Path,
+    settings: &Settings,
+    out: &Path,
+    question: LedgerQuestion,
+) -> anyhow::Result<ValidateSummary> {
+    check_input::<Box<ValidRow>>(input, settings, out, Some(question))
+}
+
+fn check_input<V: KeptRow>(
+    input: &Path,
+    settings: &Settings,
+    out: &Path,
+    question: Option<LedgerQuestion>,
 ) -> anyhow::Result<ValidateSummary> {
     let started_at = Local::now();
     let clock = Instant::now();
@@ -64,18 +122,45 @@ pub fn validate_input(
     .with_context(|| format!("cannot write {}", rejected_path.display()))?;
     let mut counts = RowCounts::default();
     let mut tally = ProblemTally::default();
+    let plan_path = out.join("plan.csv");
+    let mut plan = match &question {
+        Some(_) => Some(PlanWriter::create(&plan_path)?),
+        None => None,
+    };
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     validate_stream(
         &mut source,
         &rules,
         &mut CrossRowIndex::default(),
         workers,
-        |outcome: Outcome<CountedRow>| -> anyhow::Result<()> {
+        |outcome: Outcome<V>| -> anyhow::Result<()> {
             counts.read += 1;
             match outcome.verdict {
                 Verdict::Valid(valid) => {
+                    if let (Some(question), Some(plan), Some(request)) =
+                        (&question, &mut plan, valid.request())
+                    {
+                        let refused = plan
+                            .decide(
+                                question,
+                                &rules,
+                                outcome.row.line,
+                                request,
+                                settings.language,
+                            )
+                            .with_context(|| format!("cannot write {}", plan_path.display()))?;
+                        if let Some(problem) = refused {
+                            let problems = [problem];
+                            tally.add(&problems);
+                            return rejected
+                                .write(&outcome.row.as_row(), &problems)
+                                .with_context(|| {
+                                    format!("cannot write {}", rejected_path.display())
+                                });
+                        }
+                    }
                     counts.valid += 1;
-                    counts.long_term_id_cards += u64::from(valid.long_term_expiry);
+                    counts.long_term_id_cards += u64::from(valid.long_term_expiry());
                 }
                 Verdict::Totals => counts.add_totals_row(outcome.row.line),
                 Verdict::Rejected(problems) => {
@@ -94,13 +179,24 @@ pub fn validate_input(
     rejected
         .commit()
         .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+    let plan = match plan {
+        Some(plan) => Some(
+            plan.commit()
+                .with_context(|| format!("cannot write {}", plan_path.display()))?,
+        ),
+        None => None,
+    };
     let exit_code = if counts.rejected == 0 {
         exit::SUCCESS
     } else {
         exit::SOME_FAILED
     };
     let summary = ValidateSummary {
-        command: "validate",
+        command: if plan.is_some() {
+            "run --dry-run"
+        } else {
+            "validate"
+        },
         input: input.display().to_string(),
         input_sha256: hex(&source.sha256()?),
         format: source.format().name(),
@@ -109,6 +205,7 @@ pub fn validate_input(
         header_row: source.header_line(),
         rows: counts,
         errors: tally.sorted(),
+        plan,
         started_at: timestamp(started_at),
         finished_at: timestamp(Local::now()),
         duration_ms: clock.elapsed().as_millis(),
@@ -119,7 +216,7 @@ pub fn validate_input(
         .with_context(|| format!("cannot write {}", summary_path.display()))?;
     let no_codes = std::collections::BTreeMap::new();
     let report = ReportData {
-        command: "validate",
+        command: summary.command,
         input: &summary.input,
         endpoint: None,
         rows: &summary.rows,
@@ -141,4 +238,122 @@ pub fn validate_input(
     write_report(out, &report)
         .with_context(|| format!("cannot write {}", out.join("report.html").display()))?;
     Ok(summary)
+}
+
+/// `plan.csv`: each row that passed the field checks and what a run would
+/// do with it.
+struct PlanWriter {
+    csv: csv::Writer<AtomicFile>,
+    counts: PlanCounts,
+}
+
+/// `plan.csv`'s columns.
+const PLAN_HEADER: [&str; 7] = [
+    "row",
+    "paymentRequestId",
+    "customsDeclarationRequestId",
+    "customsCode",
+    "declarationAmount",
+    "action",
+    "detail",
+];
+
+impl PlanWriter {
+    fn create(path: &Path) -> anyhow::Result<PlanWriter> {
+        let mut file =
+            AtomicFile::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+        file.write_all(crate::input::UTF8_BOM)?;
+        let mut csv = csv::Writer::from_writer(file);
+        csv.write_record(PLAN_HEADER)?;
+        Ok(PlanWriter {
+            csv,
+            counts: PlanCounts::default(),
+        })
+    }
+
+    /// Asks the ledger about one valid row and writes what a run would do
+    /// with it; a refusal is returned as the row's rejection.
+    fn decide(
+        &mut self,
+        question: &LedgerQuestion,
+        rules: &RowRules,
+        line: u64,
+        request: &DeclareRequest,
+        language: Language,
+    ) -> anyhow::Result<Option<Problem>> {
+        let decision = match &question.ledger {
+            Some(ledger) => ledger.decide(
+                request,
+                &request.to_body(),
+                chrono::Utc::now(),
+                question.retransmit_wait,
+                question.resend_failed,
+            )?,
+            None => Decision::Send {
+                retransmission: false,
+            },
+        };
+        let mut refused = None;
+        let (action, detail) = match decision {
+            Decision::Send {
+                retransmission: false,
+            } => {
+                self.counts.send += 1;
+                ("send", String::new())
+            }
+            Decision::Send {
+                retransmission: true,
+            } => {
+                self.counts.retransmit += 1;
+                ("retransmit", String::new())
+            }
+            Decision::Known(result) => {
+                self.counts.from_ledger += 1;
+                (
+                    "from_ledger",
+                    format!("{} {}", result.result_status, result.result_code),
+                )
+            }
+            Decision::Refused(Refusal::TooEarly {
+                earlier,
+                allowed_from,
+            }) => {
+                self.counts.too_early += 1;
+                let message = RowMessage::RetransmissionTooEarly {
+                    earlier: super::admission::earlier_run(earlier),
+                    allowed_from: super::admission::local_time(&crate::ledger::ledger_time(
+                        allowed_from,
+                    )),
+                };
+                ("too_early", message.text(language))
+            }
+            Decision::Refused(refusal) => {
+                self.counts.rejected_by_ledger += 1;
+                let problem = super::admission::ledger_problem(rules, request, refusal);
+                let detail = problem.message.text(language);
+                refused = Some(problem);
+                ("rejected_by_ledger", detail)
+            }
+        };
+        crate::report::spreadsheet_safe::write_record(
+            &mut self.csv,
+            [
+                line.to_string().as_str(),
+                &request.payment_request_id,
+                &request.customs_declaration_request_id,
+                &request.customs.customs_code,
+                &request.declaration_amount.value,
+                action,
+                &detail,
+            ],
+        )?;
+        Ok(refused)
+    }
+
+    fn commit(self) -> anyhow::Result<PlanCounts> {
+        let counts = self.counts;
+        let file = self.csv.into_inner().map_err(|e| e.into_error())?;
+        file.commit()?;
+        Ok(counts)
+    }
 }

@@ -176,6 +176,11 @@ pub struct Settings {
     pub language: Language,
     /// `[sandbox] payments`: the payments the embedded sandbox knows.
     pub sandbox_payments: Option<PathBuf>,
+    /// `[output] metrics`: where a run writes its figures for Prometheus.
+    pub metrics: Option<PathBuf>,
+    /// `[ledger] keep_raw_answers_days`: raw answers older than this are
+    /// dropped from the ledger.
+    pub keep_raw_answers: Duration,
 }
 
 impl Settings {
@@ -258,6 +263,10 @@ impl Settings {
             },
             language: overrides.language.unwrap_or(config.output.language),
             sandbox_payments: config.sandbox.payments,
+            metrics: config.output.metrics.clone(),
+            keep_raw_answers: Duration::from_secs(
+                86_400 * u64::from(config.ledger.keep_raw_answers_days.unwrap_or(90)),
+            ),
         }
     }
 

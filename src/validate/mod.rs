@@ -87,6 +87,9 @@ pub struct ValidRow {
 pub trait KeptRow: Send {
     fn keep(valid: Box<ValidRow>) -> Self;
     fn fingerprint(&self) -> &Fingerprint;
+    fn long_term_expiry(&self) -> bool;
+    /// The request, when it is kept.
+    fn request(&self) -> Option<&DeclareRequest>;
 }
 
 impl KeptRow for Box<ValidRow> {
@@ -96,6 +99,14 @@ impl KeptRow for Box<ValidRow> {
 
     fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
+    }
+
+    fn long_term_expiry(&self) -> bool {
+        self.long_term_expiry
+    }
+
+    fn request(&self) -> Option<&DeclareRequest> {
+        Some(&self.request)
     }
 }
 
@@ -116,6 +127,14 @@ impl KeptRow for CountedRow {
 
     fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
+    }
+
+    fn long_term_expiry(&self) -> bool {
+        self.long_term_expiry
+    }
+
+    fn request(&self) -> Option<&DeclareRequest> {
+        None
     }
 }
 

@@ -1,7 +1,7 @@
 //! An unattended night: an endpoint that goes away for a while and comes
 //! back, or stays away; the operator's Ctrl-C while the run waits for it.
 
-use crate::common::{DEADLINE, RUN_DEADLINE, config_for, orders, signal, spawn_run};
+use crate::common::{DEADLINE, RUN_DEADLINE, config_for, listed_rows, orders, signal, spawn_run};
 use crate::common::{SandboxProcess, Workdir, finish_with_deadline, wait_until};
 
 fn log_of(work: &Workdir) -> String {
@@ -118,4 +118,159 @@ fn ctrl_c_while_waiting_for_the_endpoint_ends_the_run_with_exit_4() {
     assert_eq!(summary["stopped"], "interrupted", "{summary}");
     assert_eq!(summary["results"]["U"], 100, "{summary}");
     assert_eq!(work.read_csv_output("out/retry.csv").lines().count(), 101);
+}
+
+#[test]
+fn a_dry_run_asks_the_ledger_and_sends_nothing() {
+    let work = Workdir::new();
+    let (first, payments) = orders(&work, 12);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    let night_1 = work.run(&["run", &first, "--config", &config, "--out", "night-1"]);
+    assert_eq!(night_1.code, 0, "{}", night_1.stderr);
+    // Night 2: ten rows again, one corrected amount, one order under a new
+    // request ID, and two new orders (whose payments the sandbox knows).
+    let text = std::fs::read_to_string(&first).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[11] = lines[11].replace(",100,", ",90,");
+    lines[12] = lines[12].replace("D11", "D11-new");
+    let night_2 = work.write("night-2.csv", lines.join("\n") + "\n");
+    let night_2 = night_2.to_str().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sent_before = runtime.block_on(sandbox.stats()).requests;
+    let export_before = work.run(&["ledger", "export", "--config", &config]);
+
+    let dry = work.run(&[
+        "run",
+        night_2,
+        "--config",
+        &config,
+        "--out",
+        "plan-2",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        dry.code, 3,
+        "one row is rejected by the ledger: {}",
+        dry.stderr
+    );
+    assert!(
+        dry.stderr.contains(
+            "dry run finished exit=3 send=0 retransmit=0 from_ledger=10 too_early=1 rejected=1"
+        ),
+        "{}",
+        dry.stderr
+    );
+    let plan = crate::common::csv_records(&work, "plan-2/plan.csv");
+    let action = |id: &str| {
+        plan.iter()
+            .find(|row| row["customsDeclarationRequestId"] == id)
+            .map(|row| row["action"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(plan.len(), 12, "{plan:?}");
+    assert_eq!(action("D0"), "from_ledger");
+    assert_eq!(action("D10"), "too_early");
+    assert_eq!(action("D11-new"), "rejected_by_ledger");
+    let rejected = listed_rows(&work, "plan-2/rejected.csv");
+    assert_eq!(
+        rejected,
+        [13],
+        "the ledger's refusal is a rejection, as in a run"
+    );
+    assert_eq!(work.summary_of("plan-2")["plan"]["too_early"], 1);
+    // Nothing sent, nothing recorded.
+    assert_eq!(runtime.block_on(sandbox.stats()).requests, sent_before);
+    let export_after = work.run(&["ledger", "export", "--config", &config]);
+    assert_eq!(export_after.stdout, export_before.stdout);
+    assert!(!work.path("plan-2/run.json").exists());
+
+    // With the wait over, the correction would go as a retransmission.
+    let config = config_for(&work, &sandbox, &[("retransmit_wait_secs", "0")]);
+    let dry = work.run(&[
+        "run",
+        night_2,
+        "--config",
+        &config,
+        "--out",
+        "plan-2b",
+        "--dry-run",
+    ]);
+    assert!(dry.stderr.contains("retransmit=1"), "{}", dry.stderr);
+    // And a real run into the dry run's folder adopts it.
+    let run = work.run(&["run", night_2, "--config", &config, "--out", "plan-2b"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(work.summary_of("plan-2b")["retransmitted"], 1);
+}
+
+#[test]
+fn metrics_and_the_on_finish_command_tell_the_operator() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 20);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[output]\nmetrics = \"metrics/night.prom\"\n");
+    std::fs::create_dir_all(work.path("metrics")).unwrap();
+    std::fs::write(&config, text).unwrap();
+    let alert = "echo \"summary=$DECLARE_BATCH_SUMMARY exit=$DECLARE_BATCH_EXIT\"; exit 7";
+    let run = work.run(&["run", &orders, "--config", &config, "--on-finish", alert]);
+    assert_eq!(
+        run.code, 0,
+        "the command's failure never changes the exit: {}",
+        run.stderr
+    );
+    let summary_path = work.path("out/summary.json");
+    assert!(
+        run.stderr.contains(&format!(
+            "on-finish: summary={} exit=0",
+            summary_path.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the --on-finish command failed"),
+        "{}",
+        run.stderr
+    );
+    let last = run.stderr.lines().last().unwrap();
+    assert!(
+        last.contains("finished exit=0"),
+        "the closing line stays last: {last}"
+    );
+
+    let metrics = std::fs::read_to_string(work.path("metrics/night.prom")).unwrap();
+    for expected in [
+        "declare_batch_rows{status=\"S\"} 20\n",
+        "declare_batch_rows{status=\"U\"} 0\n",
+        "declare_batch_requests 20\n",
+        "declare_batch_exit_code 0\n",
+        "declare_batch_outage_seconds 0\n",
+        "# TYPE declare_batch_latency_seconds gauge\n",
+        "declare_batch_latency_seconds{quantile=\"0.99\"} ",
+    ] {
+        assert!(metrics.contains(expected), "{expected:?} in {metrics}");
+    }
+    // Every sample line is NAME{labels} VALUE with a number.
+    for line in metrics.lines().filter(|line| !line.starts_with('#')) {
+        let (_, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    let left: Vec<_> = std::fs::read_dir(work.path("metrics")).unwrap().collect();
+    assert_eq!(left.len(), 1, "written atomically, no temporary left");
+
+    // A run that cannot start still calls it, with exit 1.
+    let run = work.run(&[
+        "run",
+        "missing.csv",
+        "--config",
+        &config,
+        "--out",
+        "out-2",
+        "--on-finish",
+        "echo exit=$DECLARE_BATCH_EXIT",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("on-finish: exit=1"), "{}", run.stderr);
 }
