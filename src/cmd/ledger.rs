@@ -1,5 +1,7 @@
 //! `declare-batch ledger export`: every declaration the ledger holds for
-//! the config's endpoint and client ID, as CSV on stdout, for audits.
+//! the config's endpoint and client ID, as CSV on stdout, for audits;
+//! `ledger status`: the view across nights, per run; `ledger vacuum`:
+//! the file compacted.
 
 use std::path::PathBuf;
 
@@ -7,8 +9,9 @@ use anyhow::{Context, bail};
 use chrono::{Local, NaiveDate, TimeZone};
 
 use crate::exit;
-use crate::ledger::{Ledger, ledger_time};
+use crate::ledger::{CustomsFilter, Ledger, ledger_time};
 use crate::outcome::Status;
+use crate::say;
 use crate::settings::{Overrides, Settings};
 
 #[derive(Debug, clap::Subcommand)]
@@ -16,10 +19,18 @@ pub enum LedgerCommand {
     /// Every declaration of the config's endpoint and client ID as CSV on
     /// stdout (certificate numbers masked), oldest first.
     Export(ExportOpts),
+    /// Per run (night): declarations S/F/U, corrections waiting for their
+    /// retransmission, customs outcomes pending and returned by result
+    /// code; and the oldest item still open.
+    Status(StatusOpts),
+    /// Compacts the ledger file (after raw answers were dropped, see
+    /// [ledger] keep_raw_answers_days). Run it when no run is going.
+    Vacuum(LedgerArgs),
 }
 
+/// Which ledger, and which scope in it.
 #[derive(Debug, clap::Args)]
-pub struct ExportOpts {
+pub struct LedgerArgs {
     /// Config file (TOML): its endpoint and client ID choose the
     /// declarations, its [ledger] path the file.
     #[arg(long)]
@@ -28,34 +39,11 @@ pub struct ExportOpts {
     /// declare-batch.db beside the config file].
     #[arg(long)]
     pub ledger: Option<PathBuf>,
-    /// Only declarations settled (or last sent) on or after this day
-    /// (YYYY-MM-DD, local time).
-    #[arg(long, value_parser = parse_day)]
-    pub since: Option<NaiveDate>,
-    /// Only declarations with this status: S, F or U.
-    #[arg(long, value_parser = parse_status)]
-    pub status: Option<Status>,
 }
 
-fn parse_day(text: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("\"{text}\" is not a day as YYYY-MM-DD, e.g. 2026-11-01"))
-}
-
-fn parse_status(text: &str) -> Result<Status, String> {
-    Status::parse(text).ok_or_else(|| format!("\"{text}\" is not S, F or U"))
-}
-
-impl LedgerCommand {
-    pub fn exec(self, _quiet: bool) -> anyhow::Result<u8> {
-        match self {
-            LedgerCommand::Export(opts) => opts.exec(),
-        }
-    }
-}
-
-impl ExportOpts {
-    fn exec(self) -> anyhow::Result<u8> {
+impl LedgerArgs {
+    /// The settings and the ledger of the scope, which must exist.
+    fn open(&self) -> anyhow::Result<(Settings, Ledger)> {
         let settings = Settings::load(
             self.config.as_deref(),
             Overrides::with_ledger(self.ledger.clone()),
@@ -72,13 +60,81 @@ impl ExportOpts {
             );
         }
         let ledger = Ledger::open(&path, &endpoint, &client_id)?;
-        let since = self.since.map(|day| {
-            let midnight = Local
-                .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
-                .earliest()
-                .unwrap_or_else(Local::now);
-            ledger_time(midnight.with_timezone(&chrono::Utc))
-        });
+        Ok((settings, ledger))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusOpts {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// Only runs started on or after this day (YYYY-MM-DD, local time).
+    #[arg(long, value_parser = parse_day)]
+    pub since: Option<NaiveDate>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportOpts {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// Only declarations settled (or last sent) on or after this day
+    /// (YYYY-MM-DD, local time).
+    #[arg(long, value_parser = parse_day)]
+    pub since: Option<NaiveDate>,
+    /// Only declarations with this status: S, F or U.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Only declarations whose customs outcome is `pending` (declared S,
+    /// no customs result yet), `final` (a customs result returned), or
+    /// returned with this customs result code.
+    #[arg(long, value_name = "pending|final|CODE")]
+    pub customs: Option<String>,
+}
+
+/// The start of a day in local time, as the ledger writes times.
+pub fn day_start(day: NaiveDate) -> String {
+    let midnight = Local
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        .earliest()
+        .unwrap_or_else(Local::now);
+    ledger_time(midnight.with_timezone(&chrono::Utc))
+}
+
+pub fn parse_day(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("\"{text}\" is not a day as YYYY-MM-DD, e.g. 2026-11-01"))
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    Status::parse(text).ok_or_else(|| format!("\"{text}\" is not S, F or U"))
+}
+
+impl LedgerCommand {
+    pub fn exec(self, _quiet: bool) -> anyhow::Result<u8> {
+        match self {
+            LedgerCommand::Export(opts) => opts.exec(),
+            LedgerCommand::Status(opts) => opts.exec(),
+            LedgerCommand::Vacuum(args) => {
+                let (_, ledger) = args.open()?;
+                let before = file_size(ledger.path());
+                ledger.vacuum()?;
+                say!(
+                    "declare-batch: {} compacted: {} KiB before, {} KiB now",
+                    ledger.path().display(),
+                    before / 1024,
+                    file_size(ledger.path()) / 1024
+                );
+                Ok(exit::SUCCESS)
+            }
+        }
+    }
+}
+
+impl ExportOpts {
+    fn exec(self) -> anyhow::Result<u8> {
+        let (_, ledger) = self.ledger.open()?;
+        let since = self.since.map(day_start);
+        let customs = self.customs.as_deref().map(CustomsFilter::parse);
         let stdout = std::io::stdout().lock();
         let mut csv = csv::WriterBuilder::new()
             .has_headers(false)
@@ -87,7 +143,7 @@ impl ExportOpts {
             .write_record(crate::ledger::EXPORT_HEADER)
             .map_err(anyhow::Error::from)
             .and_then(|()| {
-                ledger.export(since.as_deref(), self.status, |row| {
+                ledger.export(since.as_deref(), self.status, customs.as_ref(), |row| {
                     crate::report::spreadsheet_safe::serialize(&mut csv, &row).map_err(|error| {
                         match error.kind() {
                             // Keeps the kind, so that a closed pipe is seen as one.
@@ -109,7 +165,10 @@ impl ExportOpts {
             Err(error) if is_broken_pipe(&error) => return Ok(exit::SUCCESS),
             Err(error) => return Err(error),
         };
-        tracing::info!("{count} declarations exported from {}", path.display());
+        tracing::info!(
+            "{count} declarations exported from {}",
+            ledger.path().display()
+        );
         Ok(exit::SUCCESS)
     }
 }
@@ -123,4 +182,146 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
                 .downcast_ref::<csv::Error>()
                 .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
     })
+}
+
+fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+impl StatusOpts {
+    fn exec(self) -> anyhow::Result<u8> {
+        use std::io::Write;
+        let (settings, ledger) = self.ledger.open()?;
+        let since = self.since.map(day_start);
+        let runs = ledger.status(since.as_deref())?;
+        let oldest = ledger.oldest_open(since.as_deref())?;
+        let (endpoint, client_id) = settings.scope()?;
+        let mut out = super::stamped_stdout();
+        let _ = writeln!(
+            out,
+            "ledger {} — endpoint {endpoint}, client ID {client_id}: {} runs{}",
+            ledger.path().display(),
+            runs.len(),
+            self.since
+                .map(|day| format!(" since {day}"))
+                .unwrap_or_default()
+        );
+        let _ = write!(out, "{}", status_table(&runs));
+        let _ = writeln!(
+            out,
+            "oldest open item: {}",
+            match &oldest {
+                Some(item) => format!(
+                    "{} ({}, since {}; run {} row {})",
+                    item.request_id,
+                    match item.status {
+                        Status::U => "U: sent, no final answer",
+                        _ => "S: customs outcome pending",
+                    },
+                    local_minute(&item.since),
+                    item.run,
+                    item.row
+                ),
+                None =>
+                    "none: every declaration has its final answer and customs outcome".to_owned(),
+            }
+        );
+        Ok(exit::SUCCESS)
+    }
+}
+
+/// A ledger time as a local minute.
+fn local_minute(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |time| {
+            time.with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        },
+    )
+}
+
+/// The runs as an aligned table, with a total line.
+fn status_table(runs: &[crate::ledger::RunStatus]) -> String {
+    let header = [
+        "run",
+        "started",
+        "exit",
+        "S",
+        "F",
+        "U",
+        "waiting",
+        "customs pending",
+        "customs results",
+    ];
+    let mut total = crate::ledger::RunStatus {
+        out_dir: "total".to_owned(),
+        ..Default::default()
+    };
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    let results_line = |results: &std::collections::BTreeMap<String, u64>| {
+        if results.is_empty() {
+            "-".to_owned()
+        } else {
+            results
+                .iter()
+                .map(|(code, count)| format!("{code} {count}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    for run in runs {
+        total.success += run.success;
+        total.failed += run.failed;
+        total.unknown += run.unknown;
+        total.waiting += run.waiting;
+        total.customs_pending += run.customs_pending;
+        for (code, count) in &run.customs_results {
+            *total.customs_results.entry(code.clone()).or_default() += count;
+        }
+        lines.push(vec![
+            run.out_dir.clone(),
+            local_minute(&run.started_at),
+            run.exit_code
+                .map_or_else(|| "-".to_owned(), |code| code.to_string()),
+            run.success.to_string(),
+            run.failed.to_string(),
+            run.unknown.to_string(),
+            run.waiting.to_string(),
+            run.customs_pending.to_string(),
+            results_line(&run.customs_results),
+        ]);
+    }
+    lines.push(vec![
+        total.out_dir.clone(),
+        String::new(),
+        String::new(),
+        total.success.to_string(),
+        total.failed.to_string(),
+        total.unknown.to_string(),
+        total.waiting.to_string(),
+        total.customs_pending.to_string(),
+        results_line(&total.customs_results),
+    ]);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| {
+            lines
+                .iter()
+                .map(|line| line[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
 }

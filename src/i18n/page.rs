@@ -36,6 +36,9 @@ words! {
         jobs: "Uploads and runs", "上传与申报记录";
         past_runs: "Past runs in the ledger", "账本中的历史申报";
         inquire: "Ask for customs outcomes", "查询海关结果";
+        waiting_retransmission: "corrections waiting", "待重发更正";
+        customs_pending: "customs pending", "海关待回执";
+        customs_results: "customs results", "海关回执";
         state_validated: "checked, not declared", "已校验，未申报";
         state_running: "declaring", "申报中";
         waiting_for_endpoint: "Alipay+ is not answering: waiting for it since",

@@ -1,13 +1,10 @@
-//! Reading the ledger back for people: the runs it knows (the page's past
-//! runs) and `ledger export`, every declaration of a scope as CSV rows,
-//! oldest first.
-
-use std::path::PathBuf;
+//! Reading the ledger back for people: `ledger export`, every declaration
+//! of a scope as CSV rows, oldest first.
 
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Ledger, LedgerError};
+use super::Ledger;
 use crate::outcome::Status;
 
 /// The columns of `ledger export`, for an export with no row.
@@ -39,15 +36,25 @@ pub const EXPORT_HEADER: [&str; 25] = [
     "amountChangedAt",
 ];
 
-/// A run as the ledger knows it.
+/// `ledger export --customs`: which customs outcomes to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerRun {
-    pub out_dir: PathBuf,
-    pub input: String,
-    pub started_at: String,
-    pub success: u64,
-    pub failed: u64,
-    pub unknown: u64,
+pub enum CustomsFilter {
+    /// Declared S, no customs result yet.
+    Pending,
+    /// A customs result returned.
+    Final,
+    /// Returned with this customs result code.
+    Code(String),
+}
+
+impl CustomsFilter {
+    pub fn parse(text: &str) -> CustomsFilter {
+        match text {
+            "pending" => CustomsFilter::Pending,
+            "final" => CustomsFilter::Final,
+            code => CustomsFilter::Code(code.to_owned()),
+        }
+    }
 }
 
 /// One declaration as `ledger export` writes it.
@@ -83,42 +90,13 @@ pub struct ExportRow {
 }
 
 impl Ledger {
-    /// The runs of this scope that declared, newest first (an out folder
-    /// once, however often it was resumed), with their rows by status.
-    pub fn runs(&self, limit: u32) -> Result<Vec<LedgerRun>, LedgerError> {
-        let scope = self.scope;
-        self.with(|c| {
-            let mut statement = c.prepare_cached(
-                "SELECT r.out_dir, max(r.input), max(r.started_at),
-                        sum(d.status = 'S'), sum(d.status = 'F'), sum(d.status = 'U')
-                 FROM runs r LEFT JOIN declarations d ON d.run_id = r.id
-                 WHERE r.scope_id = ?1 AND r.input_sha256 <> ''
-                 GROUP BY r.out_dir
-                 ORDER BY max(r.started_at) DESC
-                 LIMIT ?2",
-            )?;
-            let runs = statement
-                .query_map(params![scope, limit], |row| {
-                    Ok(LedgerRun {
-                        out_dir: PathBuf::from(row.get::<_, String>(0)?),
-                        input: row.get(1)?,
-                        started_at: row.get(2)?,
-                        success: row.get::<_, Option<u64>>(3)?.unwrap_or(0),
-                        failed: row.get::<_, Option<u64>>(4)?.unwrap_or(0),
-                        unknown: row.get::<_, Option<u64>>(5)?.unwrap_or(0),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(runs)
-        })
-    }
-
     /// Every declaration of this scope, oldest first, for `ledger export`:
     /// settled (or last sent) on or after `since`, with `status` when given.
     pub fn export(
         &self,
         since: Option<&str>,
         status: Option<Status>,
+        customs: Option<&CustomsFilter>,
         mut each: impl FnMut(ExportRow) -> std::io::Result<()>,
     ) -> Result<u64, anyhow::Error> {
         let scope = self.scope;
@@ -141,12 +119,26 @@ impl Ledger {
              WHERE d.scope_id = ?1
                AND COALESCE(d.settled_at, d.last_call_at) >= ?2
                AND (?3 IS NULL OR d.status = ?3)
+               AND (?4 IS NULL
+                    OR (?4 = 'pending' AND d.status = 'S'
+                        AND COALESCE(d.customs_result_code, '') = '')
+                    OR (?4 = 'final' AND COALESCE(d.customs_result_code, '') <> '')
+                    OR (?4 = 'code' AND d.customs_result_code = ?5))
              ORDER BY COALESCE(d.settled_at, d.last_call_at), d.request_id",
         )?;
         let mut rows = statement.query(params![
             scope,
             since.unwrap_or(""),
-            status.map(Status::as_str)
+            status.map(Status::as_str),
+            customs.map(|filter| match filter {
+                CustomsFilter::Pending => "pending",
+                CustomsFilter::Final => "final",
+                CustomsFilter::Code(_) => "code",
+            }),
+            match customs {
+                Some(CustomsFilter::Code(code)) => code.as_str(),
+                _ => "",
+            }
         ])?;
         let mut count = 0;
         while let Some(row) = rows.next()? {

@@ -27,12 +27,14 @@ mod export;
 mod keys;
 mod lease;
 mod schema;
+mod status;
 mod writer;
 
-pub use export::{EXPORT_HEADER, ExportRow, LedgerRun};
+pub use export::{CustomsFilter, EXPORT_HEADER, ExportRow};
 pub use keys::{Fingerprints, key_path, mask_certificate};
 use keys::{fingerprints, load_key};
 pub use lease::{LeaseError, LedgerLease, lease_path};
+pub use status::{OpenItem, PendingDeclaration, RunStatus};
 use writer::Writes;
 pub use writer::{AfterCommit, LedgerWriter};
 

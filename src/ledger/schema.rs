@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The migrations, in order; the schema version is how many have run.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: scopes, runs, declarations, calls, inquiries.
     "CREATE TABLE scopes(
          id INTEGER PRIMARY KEY,
@@ -94,6 +94,11 @@ const MIGRATIONS: [&str; 2] = [
     // 2: a corrected amount keeps the one it replaced, and when.
     "ALTER TABLE declarations ADD COLUMN earlier_amount TEXT;
      ALTER TABLE declarations ADD COLUMN amount_changed_at TEXT;",
+    // 3: a run's end: when, its exit code, and its corrections waiting for
+    // their retransmission (which are not declarations yet).
+    "ALTER TABLE runs ADD COLUMN finished_at TEXT;
+     ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+     ALTER TABLE runs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

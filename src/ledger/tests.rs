@@ -231,7 +231,7 @@ fn certificate_numbers_are_stored_masked_and_files_are_private() {
     declare(&ledger, &request("D1", "P1", "100"), Status::S, 2);
     let mut exported = Vec::new();
     ledger
-        .export(None, None, |row| {
+        .export(None, None, None, |row| {
             exported.push(row);
             Ok(())
         })
@@ -301,7 +301,9 @@ fn two_writers_on_one_ledger_wait_for_each_other() {
         writer.join().expect("no writer fails");
     }
     let ledger = open(dir.path());
-    let count = ledger.export(None, Some(Status::S), |_| Ok(())).unwrap();
+    let count = ledger
+        .export(None, Some(Status::S), None, |_| Ok(()))
+        .unwrap();
     assert_eq!(count, 400);
 }
 
@@ -322,7 +324,7 @@ fn replayed_outcomes_are_recorded_once() {
     ledger
         .ensure_outcome(&result(&first, Status::S, 2), &first, &body)
         .unwrap();
-    let count = ledger.export(None, None, |_| Ok(())).unwrap();
+    let count = ledger.export(None, None, None, |_| Ok(())).unwrap();
     assert_eq!(count, 1);
 }
 
@@ -401,6 +403,9 @@ fn a_ledger_of_the_first_schema_is_brought_up_to_date() {
         .execute_batch(
             "ALTER TABLE declarations DROP COLUMN earlier_amount;
              ALTER TABLE declarations DROP COLUMN amount_changed_at;
+             ALTER TABLE runs DROP COLUMN finished_at;
+             ALTER TABLE runs DROP COLUMN exit_code;
+             ALTER TABLE runs DROP COLUMN waiting;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -412,5 +417,51 @@ fn a_ledger_of_the_first_schema_is_brought_up_to_date() {
         .with(|c| c.query_row("PRAGMA user_version", [], |row| row.get(0)))
         .unwrap();
     assert_eq!(version, schema::VERSION);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    ledger
+        .finish_run(0, 0, Duration::from_secs(86_400))
+        .unwrap();
+}
+
+#[test]
+fn a_run_end_is_recorded_and_old_raw_answers_are_dropped_but_their_fields_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let old = request("D1", "P1", "100");
+    let new = request("D2", "P2", "100");
+    declare(&ledger, &old, Status::S, 2);
+    declare(&ledger, &new, Status::S, 3);
+    // The first answer came 100 days ago.
+    let long_ago = ledger_time(Utc::now() - chrono::Duration::days(100));
+    ledger
+        .with(|c| {
+            c.execute(
+                "UPDATE calls SET answered_at = ?1 WHERE request_id = 'D1'",
+                params![long_ago],
+            )
+        })
+        .unwrap();
+    let dropped = ledger
+        .finish_run(4, 3, Duration::from_secs(90 * 86_400))
+        .unwrap();
+    assert_eq!(dropped, 1);
+    let answers: Vec<(String, Option<String>)> = ledger
+        .with(|c| {
+            c.prepare("SELECT request_id, answer FROM calls ORDER BY request_id")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(answers[0], ("D1".to_owned(), None));
+    assert_eq!(answers[1], ("D2".to_owned(), Some("{}".to_owned())));
+    // The declaration itself still answers a re-feed.
+    assert!(matches!(decide(&ledger, &old, false), Decision::Known(_)));
+    let runs = ledger.status(None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].exit_code, runs[0].waiting), (Some(4), 3));
+    assert_eq!((runs[0].success, runs[0].customs_pending), (2, 2));
+    let oldest = ledger.oldest_open(None).unwrap().unwrap();
+    assert_eq!(oldest.status, Status::S);
+    ledger.vacuum().unwrap();
+    assert!(matches!(decide(&ledger, &new, false), Decision::Known(_)));
 }

@@ -199,6 +199,14 @@ impl Closing {
             stopped,
             exit_code,
         };
+        // The night's end in the ledger, for `ledger status`; the
+        // declarations are recorded already, so a failure here loses none.
+        if let Err(error) =
+            self.ledger
+                .finish_run(exit_code, waiting, self.settings.keep_raw_answers)
+        {
+            tracing::warn!("cannot record the run's end in the ledger: {error:#}");
+        }
         let summary_path = out.join("summary.json");
         if let Err(error) = write_json(&summary_path, &summary) {
             fail(&summary_path, error);

@@ -131,16 +131,31 @@ fn read_results(path: &Path) -> anyhow::Result<Vec<ResultRow>> {
 /// Whether a record is the row's own declaration: the customs code, the
 /// amount and the order reference it was sent with.
 fn matches_row(record: &DeclarationRecord, row: &ResultRow) -> bool {
+    holds_content(
+        record,
+        &row.customs_code,
+        &row.declaration_amount,
+        &row.reference_order_id,
+    )
+}
+
+/// Whether a record holds this customs code, amount and order reference.
+pub fn holds_content(
+    record: &DeclarationRecord,
+    customs_code: &str,
+    amount: &str,
+    reference_order_id: &str,
+) -> bool {
     let customs = record
         .customs
         .as_ref()
-        .is_some_and(|customs| customs.customs_code.eq_ignore_ascii_case(&row.customs_code));
+        .is_some_and(|customs| customs.customs_code.eq_ignore_ascii_case(customs_code));
     let amount = record
         .declaration_amount
         .as_ref()
-        .is_some_and(|amount| amount.value == row.declaration_amount);
+        .is_some_and(|declared| declared.value == amount);
     let reference = match record.reference_order_id.as_deref() {
-        Some(reference) if !reference.is_empty() => reference == row.reference_order_id,
+        Some(reference) if !reference.is_empty() => reference == reference_order_id,
         _ => true,
     };
     customs && amount && reference
@@ -258,39 +273,12 @@ pub async fn inquire_folder(
         }
         entry.push(index);
     }
-    let limiter = NonZeroU32::new(settings.rate_per_sec)
-        .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+    let asker = Asker::new(client, settings);
     let mut customs_lines: Vec<Vec<String>> = Vec::new();
     let mut settled_rows: Vec<u64> = Vec::new();
     for batch in ids.chunks(IDS_PER_CALL) {
         let asked: Vec<&str> = batch.iter().map(String::as_str).collect();
-        report.asked += asked.len() as u64;
-        let mut answer = None;
-        for attempt in 1..=settings.max_attempts.max(1) {
-            if let Some(limiter) = &limiter {
-                limiter.until_ready().await;
-            }
-            report.calls += 1;
-            match client.inquire(&asked).await {
-                Ok(response) => {
-                    answer = Some(response);
-                    break;
-                }
-                Err(outcome) => {
-                    let cause = format!("{}: {}", outcome.code(), outcome_message(&outcome));
-                    report.last_failure = Some(cause);
-                    // A refusal (F) will not change by asking again.
-                    if outcome.status() == Status::F {
-                        break;
-                    }
-                    if attempt < settings.max_attempts {
-                        tokio::time::sleep(backoff(settings.backoff_base, attempt)).await;
-                    }
-                }
-            }
-        }
-        let Some(response) = answer else {
-            report.failed += asked.len() as u64;
+        let Some(response) = asker.ask(&asked, &mut report).await else {
             continue;
         };
         let inquired_at = timestamp(chrono::Local::now());
@@ -301,35 +289,7 @@ pub async fn inquire_folder(
             let Some(indexes) = rows_of.get(id) else {
                 continue;
             };
-            let status = record
-                .declaration_request_status
-                .clone()
-                .unwrap_or_default();
-            *report.by_status.entry(status.clone()).or_default() += 1;
-            let outcome = CustomsOutcome {
-                request_id: id.to_owned(),
-                status,
-                result_code: record.customs_result_code.clone().unwrap_or_default(),
-                result_description: record
-                    .customs_result_description
-                    .clone()
-                    .unwrap_or_default(),
-                returned_time: record
-                    .customs_result_returned_time
-                    .clone()
-                    .unwrap_or_default(),
-                modified_time: record.modified_time.clone().unwrap_or_default(),
-            };
-            if !outcome.result_code.is_empty() {
-                let count = report
-                    .customs_results
-                    .entry(outcome.result_code.clone())
-                    .or_default();
-                count.count += 1;
-                if count.description.is_empty() {
-                    count.description.clone_from(&outcome.result_description);
-                }
-            }
+            let outcome = report.count(id, record);
             ledger.record_inquiry(&outcome)?;
             for &index in indexes {
                 let row = &mut results[index];
@@ -392,6 +352,84 @@ pub async fn inquire_folder(
     customs_lines.sort_by_key(|line| line[0].parse::<u64>().unwrap_or(0));
     write_customs(&out.join("customs.csv"), &customs_lines)?;
     Ok(report)
+}
+
+/// Asks Alipay+ about batches of request IDs within the inquiry's rate,
+/// retrying what may change by asking again.
+pub struct Asker<'a> {
+    client: &'a DeclareClient,
+    settings: &'a InquirySettings,
+    limiter: Option<governor::DefaultDirectRateLimiter>,
+}
+
+impl<'a> Asker<'a> {
+    pub fn new(client: &'a DeclareClient, settings: &'a InquirySettings) -> Asker<'a> {
+        Asker {
+            client,
+            settings,
+            limiter: NonZeroU32::new(settings.rate_per_sec)
+                .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
+        }
+    }
+
+    /// The answer about `asked` (at most [`IDS_PER_CALL`]), counted in
+    /// `report`; `None` when every attempt failed (counted as failed).
+    pub async fn ask(
+        &self,
+        asked: &[&str],
+        report: &mut InquiryReport,
+    ) -> Option<crate::protocol::InquiryResponse> {
+        report.asked += asked.len() as u64;
+        for attempt in 1..=self.settings.max_attempts.max(1) {
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            report.calls += 1;
+            match self.client.inquire(asked).await {
+                Ok(response) => return Some(response),
+                Err(outcome) => {
+                    let cause = format!("{}: {}", outcome.code(), outcome_message(&outcome));
+                    report.last_failure = Some(cause);
+                    // A refusal (F) will not change by asking again.
+                    if outcome.status() == Status::F {
+                        break;
+                    }
+                    if attempt < self.settings.max_attempts {
+                        tokio::time::sleep(backoff(self.settings.backoff_base, attempt)).await;
+                    }
+                }
+            }
+        }
+        report.failed += asked.len() as u64;
+        None
+    }
+}
+
+impl InquiryReport {
+    /// What Alipay+ holds for `id`, counted by status and customs result.
+    pub fn count(&mut self, id: &str, record: &DeclarationRecord) -> CustomsOutcome {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let outcome = CustomsOutcome {
+            request_id: id.to_owned(),
+            status: text(&record.declaration_request_status),
+            result_code: text(&record.customs_result_code),
+            result_description: text(&record.customs_result_description),
+            returned_time: text(&record.customs_result_returned_time),
+            modified_time: text(&record.modified_time),
+        };
+        *self.by_status.entry(outcome.status.clone()).or_default() += 1;
+        if !outcome.result_code.is_empty() {
+            let count = self
+                .customs_results
+                .entry(outcome.result_code.clone())
+                .or_default();
+            count.count += 1;
+            if count.description.is_empty() {
+                count.description.clone_from(&outcome.result_description);
+            }
+        }
+        outcome
+    }
 }
 
 fn outcome_message(outcome: &DeclareOutcome) -> &str {

@@ -14,6 +14,7 @@ mod embedded;
 pub mod events;
 pub mod folder;
 pub mod inquire;
+pub mod inquire_ledger;
 mod metrics;
 mod outputs;
 mod sink;

@@ -13,7 +13,7 @@ use axum::response::Response;
 
 use super::Shared;
 use super::views::error_page;
-use crate::ledger::{Ledger, LedgerRun};
+use crate::ledger::{Ledger, RunStatus};
 use crate::outcome::StatusCounts;
 use crate::run::Progress;
 use crate::settings::{Overrides, Settings};
@@ -184,14 +184,18 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
     known
 }
 
-/// The runs a profile's ledger knows, newest first; none without a ledger.
-pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<LedgerRun>> {
+/// The runs a profile's ledger knows, the newest 50 first, as `ledger
+/// status` counts them; none without a ledger.
+pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<RunStatus>> {
     let path = profile.settings.ledger.standing();
     if !path.exists() {
         return Ok(Vec::new());
     }
     let (endpoint, client_id) = profile.settings.scope()?;
-    Ok(Ledger::open(&path, &endpoint, &client_id)?.runs(50)?)
+    let mut runs = Ledger::open(&path, &endpoint, &client_id)?.status(None)?;
+    runs.reverse();
+    runs.truncate(50);
+    Ok(runs)
 }
 
 /// The profiles in `dir`: every `*.toml`, sorted by name.

@@ -29,7 +29,10 @@ fn known_past_run(state: &Shared, profile: &str, out: &str) -> Result<Profile, S
         return Err("no such profile".to_owned());
     };
     let known = ledger_runs(&profile)
-        .map(|runs| runs.into_iter().any(|run| run.out_dir == Path::new(out)))
+        .map(|runs| {
+            runs.into_iter()
+                .any(|run| Path::new(&run.out_dir) == Path::new(out))
+        })
         .unwrap_or(false);
     if known {
         Ok(profile)

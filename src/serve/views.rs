@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use super::jobs::{JobState, Profile};
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
-use crate::ledger::LedgerRun;
+use crate::ledger::RunStatus;
 use crate::outcome::StatusCounts;
 use crate::run::inquire::InquiryReport;
 
@@ -87,13 +87,25 @@ impl JobLine {
 /// The past runs a profile's ledger knows.
 pub struct PastRuns {
     pub profile: String,
-    pub runs: Vec<LedgerRun>,
+    pub runs: Vec<RunStatus>,
 }
 
 impl PastRuns {
     /// The query of a run's page.
-    pub fn query(&self, run: &LedgerRun) -> String {
-        past_query(&self.profile, &run.out_dir, None)
+    pub fn query(&self, run: &RunStatus) -> String {
+        past_query(&self.profile, Path::new(&run.out_dir), None)
+    }
+
+    /// The customs results returned, `CODE n, …`, or a dash.
+    pub fn customs_results(&self, run: &RunStatus) -> String {
+        if run.customs_results.is_empty() {
+            return "–".to_owned();
+        }
+        run.customs_results
+            .iter()
+            .map(|(code, count)| format!("{code} {count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

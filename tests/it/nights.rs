@@ -274,3 +274,191 @@ fn metrics_and_the_on_finish_command_tell_the_operator() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("on-finish: exit=1"), "{}", run.stderr);
 }
+
+/// `ledger status` counts per night from the ledger: S/F/U, corrections
+/// waiting, customs pending and by result code, the oldest open item.
+fn ledger_status(work: &Workdir, config: &str) -> String {
+    let status = work.run(&["ledger", "status", "--config", config]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    status.stdout
+}
+
+/// The cells of the table line that starts with `run`.
+fn status_line(stdout: &str, run: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .map(|line| line.split_once(" ").map_or(line, |(_, rest)| rest))
+        .find(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|first| first.ends_with(run))
+        })
+        .unwrap_or_else(|| panic!("no line for {run} in {stdout}"));
+    line.split("  ")
+        .map(str::trim)
+        .filter(|cell| !cell.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_ledger_shows_every_night_and_inquires_across_them() {
+    let work = Workdir::new();
+    let (first, payments) = orders(&work, 30);
+    // Some answers are lost after the sandbox recorded the declaration;
+    // customs decides 1.5 s after each declaration.
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--fail-u-after",
+            "0.2",
+            "--customs-delay-ms",
+            "1500",
+        ],
+    );
+    let config = config_for(&work, &sandbox, &[("max_attempts", "1")]);
+    let lines: Vec<String> = std::fs::read_to_string(&first)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // Night 1: the first 20 orders; night 2: the last 10, and order 0 with
+    // a corrected amount (too early to send again).
+    let night_1 = work.write("night-1.csv", lines[..21].join("\n") + "\n");
+    let mut second: Vec<String> = vec![lines[0].clone()];
+    second.extend(lines[21..].iter().cloned());
+    second.push(lines[1].replace(",100,", ",90,"));
+    let night_2 = work.write("night-2.csv", second.join("\n") + "\n");
+    let run_1 = work.run(&[
+        "run",
+        night_1.to_str().unwrap(),
+        "--config",
+        &config,
+        "--out",
+        "n1",
+    ]);
+    let run_2 = work.run(&[
+        "run",
+        night_2.to_str().unwrap(),
+        "--config",
+        &config,
+        "--out",
+        "n2",
+    ]);
+    assert_eq!(run_2.code, 4, "{}", run_2.stderr);
+    let (s1, u1) = (
+        work.summary_of("n1")["results"]["S"].as_u64().unwrap(),
+        work.summary_of("n1")["results"]["U"].as_u64().unwrap(),
+    );
+    assert_eq!(s1 + u1, 20, "{}", run_1.stderr);
+    assert!(
+        u1 > 0,
+        "the faults left some rows unknown: {}",
+        run_1.stderr
+    );
+    let s2 = work.summary_of("n2")["results"]["S"].as_u64().unwrap();
+    let u2 = work.summary_of("n2")["results"]["U"].as_u64().unwrap();
+
+    let status = ledger_status(&work, &config);
+    let cells = status_line(&status, "n1");
+    // run, started (date and time), exit, S, F, U, waiting, pending, results
+    assert_eq!(
+        cells[3..],
+        [
+            s1.to_string(),
+            "0".into(),
+            u1.to_string(),
+            "0".into(),
+            s1.to_string(),
+            "-".into()
+        ],
+        "{status}"
+    );
+    let cells = status_line(&status, "n2");
+    assert_eq!(cells[6], "1", "the correction waits: {status}");
+    // The waiting correction is U in results.csv, not a declaration.
+    assert_eq!(cells[5], (u2 - 1).to_string(), "{status}");
+    assert!(status.contains("oldest open item: D"), "{status}");
+    let pending = work.run(&[
+        "ledger",
+        "export",
+        "--config",
+        &config,
+        "--customs",
+        "pending",
+    ]);
+    assert_eq!(
+        pending.stdout.lines().count() as u64 - 1,
+        s1 + s2,
+        "{}",
+        pending.stdout
+    );
+
+    // Ask across the ledger until customs has decided on everything.
+    let started = std::time::Instant::now();
+    let inquired = loop {
+        let inquired = work.run(&["inquire", "--ledger", "--config", &config]);
+        if inquired.stderr.contains("customs_pending=0") || started.elapsed() > DEADLINE {
+            break inquired;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(
+        inquired.code, 0,
+        "every unknown is settled: {}",
+        inquired.stderr
+    );
+    assert!(
+        inquired
+            .stderr
+            .contains("still_unknown=0 customs_pending=0 customs: ACCEPTED "),
+        "{}",
+        inquired.stderr
+    );
+    let status = ledger_status(&work, &config);
+    let cells = status_line(&status, "n1");
+    assert_eq!(
+        cells[3], "20",
+        "the unknown rows are S in the ledger now: {status}"
+    );
+    assert_eq!(cells[5], "0", "{status}");
+    assert_eq!(cells[7], "0", "{status}");
+    assert_eq!(cells[8], "ACCEPTED 20", "{status}");
+    assert!(status.contains("oldest open item: none"), "{status}");
+    let accepted = work.run(&[
+        "ledger",
+        "export",
+        "--config",
+        &config,
+        "--customs",
+        "ACCEPTED",
+    ]);
+    assert_eq!(accepted.stdout.lines().count() as u64 - 1, 20 + s2 + u2 - 1);
+    let pending = work.run(&[
+        "ledger",
+        "export",
+        "--config",
+        &config,
+        "--customs",
+        "pending",
+    ]);
+    assert_eq!(pending.stdout.lines().count(), 1, "{}", pending.stdout);
+
+    // Nothing open since tomorrow: nothing asked.
+    let tomorrow = (chrono::Local::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let none = work.run(&[
+        "inquire", "--ledger", "--config", &config, "--since", &tomorrow,
+    ]);
+    assert!(none.stderr.contains("asked=0 calls=0"), "{}", none.stderr);
+    let vacuum = work.run(&["ledger", "vacuum", "--config", &config]);
+    assert_eq!(vacuum.code, 0, "{}", vacuum.stderr);
+    assert!(vacuum.stderr.contains("compacted"), "{}", vacuum.stderr);
+    assert!(ledger_status(&work, &config).contains("ACCEPTED 20"));
+    // --since belongs to the ledger's inquiry.
+    let wrong = work.run(&["inquire", "n1", "--config", &config, "--since", &tomorrow]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+}
