@@ -243,6 +243,11 @@ const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
 const GROUP: usize = 512;
 const GROUP_WAIT: Duration = Duration::from_millis(5);
 
+/// Writes waiting for the writer at most: past it, the sending pool waits
+/// for the ledger, so that a run's memory does not grow with its rows when
+/// answers come faster than the disk takes them.
+const QUEUED: usize = 2 * GROUP;
+
 /// The writer thread: takes what is queued, writes it in one transaction,
 /// commits, then tells the outcomes. After a failure nothing more is
 /// written and every later outcome is told the failure.
@@ -333,7 +338,7 @@ fn checkpoint_when_large(connection: &Connection, path: &Path) {
 
 /// The run's handle on the ledger's writer thread.
 pub struct LedgerWriter {
-    sender: Option<std::sync::mpsc::Sender<Queued>>,
+    sender: Option<std::sync::mpsc::SyncSender<Queued>>,
     thread: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
 }
@@ -346,7 +351,7 @@ impl LedgerWriter {
         path: PathBuf,
         identity: Option<(u64, u64)>,
     ) -> Result<LedgerWriter, LedgerError> {
-        let (sender, receiver) = std::sync::mpsc::channel::<Queued>();
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Queued>(QUEUED);
         let thread_path = path.clone();
         let thread = std::thread::Builder::new()
             .name("ledger".into())
