@@ -87,6 +87,7 @@ impl RunOpts {
             wait: std::time::Duration::from_secs(self.wait),
             resend_failed: self.resend_failed,
             resolve_unknown: self.resolve_unknown,
+            workbooks: false,
         };
         let language = settings.language;
         if self.dry_run {

@@ -8,6 +8,7 @@
 //! ([`rows`]), the report's words ([`report`]), the page's ([`page`]).
 
 pub mod page;
+pub mod progress;
 pub mod report;
 pub mod rows;
 

@@ -41,11 +41,16 @@ words! {
         customs_results: "customs results", "海关回执";
         state_validated: "checked, not declared", "已校验，未申报";
         state_running: "declaring", "申报中";
-        waiting_for_endpoint: "Alipay+ is not answering: waiting for it since",
-            "Alipay+ 暂无响应，自此时起等待：";
+        stop: "Stop", "停止申报";
+        stop_explained: "nothing more is sent; the rows not settled go to retry.xlsx",
+            "不再发送；未确定的行会放入 retry.xlsx";
+        uploading: "Uploading…", "正在上传……";
         state_interrupted: "interrupted: open it to resume", "中断：打开后可继续申报";
-        state_finished: "finished (exit", "已完成（退出码";
-        state_finished_end: ")", "）";
+        state_all_declared: "finished: every row declared", "完成：全部已申报";
+        state_some_failed: "finished: some rows failed or were rejected",
+            "完成：部分行失败或被拒";
+        state_rows_left: "finished: rows left to declare again (retry.xlsx)",
+            "完成：有行需重新申报（retry.xlsx）";
         state_failed: "failed", "失败";
     }
 }

@@ -365,14 +365,27 @@ pub fn write_retry_xlsx(
 /// `results.xlsx` for an XLSX input: `results.csv` as a workbook, every
 /// ID a text cell (Excel would round an 18-digit number), the row number
 /// and attempts as numbers. Read from `results_csv` row by row.
-pub fn write_results_xlsx(results_csv: &Path, path: &Path) -> std::io::Result<()> {
+pub fn write_results_xlsx(
+    results_csv: &Path,
+    path: &Path,
+    amounts_in_yuan: bool,
+) -> std::io::Result<()> {
     let mut reader = csv::Reader::from_path(results_csv).map_err(std::io::Error::other)?;
-    let headers: Vec<String> = reader
+    let mut headers: Vec<String> = reader
         .headers()
         .map_err(std::io::Error::other)?
         .iter()
         .map(|header| header.trim_start_matches('\u{feff}').to_owned())
         .collect();
+    // For a clerk whose sheet is in yuan: the amount as they wrote it too.
+    let fen_column = headers.iter().position(|h| h == "declarationAmount");
+    let yuan_column = match (amounts_in_yuan, fen_column) {
+        (true, Some(fen)) => {
+            headers.push(YUAN_HEADER.to_owned());
+            Some((fen, headers.len() - 1))
+        }
+        _ => None,
+    };
     let numeric: Vec<bool> = headers
         .iter()
         .map(|header| header == "row" || header == "attempts")
@@ -406,9 +419,65 @@ pub fn write_results_xlsx(results_csv: &Path, path: &Path) -> std::io::Result<()
             };
             written.map_err(io_error)?;
         }
+        if let Some((fen, yuan)) = yuan_column
+            && let Some(amount) = record.get(fen).and_then(|fen| fen.parse::<u64>().ok())
+        {
+            // Exact: fen are whole, and a yuan amount has two decimals.
+            sheet
+                .write_number_with_format(
+                    sheet_row,
+                    yuan as u16,
+                    amount as f64 / 100.0,
+                    &yuan_format(),
+                )
+                .map_err(io_error)?;
+        }
     }
     sheet
         .autofilter(0, 0, sheet_row, headers.len().saturating_sub(1) as u16)
         .map_err(io_error)?;
     save_private(&mut workbook, path)
+}
+
+/// The column `results.xlsx` adds for a profile that reads yuan.
+pub const YUAN_HEADER: &str = "declarationAmountYuan";
+
+fn yuan_format() -> rust_xlsxwriter::Format {
+    rust_xlsxwriter::Format::new().set_num_format("0.00")
+}
+
+#[cfg(test)]
+mod tests {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+
+    use super::*;
+
+    #[test]
+    fn results_xlsx_keeps_ids_as_text_and_adds_yuan_for_a_yuan_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("results.csv");
+        std::fs::write(
+            &csv,
+            "\u{feff}row,paymentRequestId,declarationAmount,resultStatus\n\
+             2,2026112200000000000000001,53296,S\n",
+        )
+        .unwrap();
+        for (yuan, width) in [(false, 4), (true, 5)] {
+            let path = dir.path().join(format!("results-{yuan}.xlsx"));
+            write_results_xlsx(&csv, &path, yuan).unwrap();
+            let mut book: Xlsx<_> = open_workbook(&path).unwrap();
+            let range = book.worksheet_range("results").unwrap();
+            let rows: Vec<&[Data]> = range.rows().collect();
+            assert_eq!(rows[0].len(), width);
+            assert_eq!(
+                rows[1][1],
+                Data::String("2026112200000000000000001".into()),
+                "a 25-digit ID stays text"
+            );
+            if yuan {
+                assert_eq!(rows[0][4], Data::String(YUAN_HEADER.into()));
+                assert_eq!(rows[1][4], Data::Float(532.96));
+            }
+        }
+    }
 }

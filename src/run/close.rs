@@ -53,6 +53,8 @@ pub struct Closing {
     pub layout: InputLayout,
     pub settings: Settings,
     pub resolve_unknown: bool,
+    /// Write `results.xlsx` and `retry.xlsx` whatever the input (the page).
+    pub workbooks: bool,
     pub ledger: Arc<Ledger>,
     pub client: DeclareClient,
     pub sandbox: Option<RunningSandbox>,
@@ -104,11 +106,15 @@ impl Closing {
                 }
             };
         let headers = &self.layout.headers;
-        if self.layout.xlsx {
+        if self.layout.xlsx || self.workbooks {
             // Workbooks to open and re-feed without Excel damaging IDs.
             let results_xlsx = out.join("results.xlsx");
             if results_written
-                && let Err(error) = write_results_xlsx(&out.join("results.csv"), &results_xlsx)
+                && let Err(error) = write_results_xlsx(
+                    &out.join("results.csv"),
+                    &results_xlsx,
+                    self.settings.input.amount_unit == crate::validate::AmountUnit::Yuan,
+                )
             {
                 fail(&results_xlsx, error);
             }

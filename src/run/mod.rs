@@ -69,6 +69,9 @@ pub struct RunOptions {
     /// `--resolve-unknown`: before finishing, inquire the rows still U and
     /// settle those Alipay+ knows.
     pub resolve_unknown: bool,
+    /// `results.xlsx` and `retry.xlsx` whatever the input (the page offers
+    /// them for every run); otherwise for an XLSX input only.
+    pub workbooks: bool,
 }
 
 /// Opens an input up to its header row and resolves its columns into the
@@ -228,6 +231,11 @@ pub struct Progress {
     /// The endpoint stopped answering at this time and the run is waiting
     /// for it, sending nothing but probes.
     pub outage_since: Option<chrono::DateTime<Local>>,
+    /// Valid rows written to `results.csv` so far, by status: the whole
+    /// run's, answers from the journal and the ledger included.
+    pub written: StatusCounts,
+    /// When sending began: rates and the time left are measured from it.
+    pub declaring_since: Option<Instant>,
 }
 
 impl Progress {
@@ -307,6 +315,7 @@ pub async fn execute(
         p.phase = Phase::Declaring;
         p.rows.above_header = source.rows_above_header();
     });
+    sink.progress(|p| p.declaring_since = Some(Instant::now()));
     let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(settings.run.concurrency * 4);
     let stop_signal = sink.stop_signal();
     let admission = Admission {
@@ -381,6 +390,7 @@ pub async fn execute(
         layout,
         settings,
         resolve_unknown: options.resolve_unknown,
+        workbooks: options.workbooks,
         ledger,
         client,
         sandbox,

@@ -104,6 +104,8 @@ impl Recorder {
 
     /// A final result written out (a failed write stops the run).
     fn write_result(&self, result: &ResultRow, retry: Option<OwnedRow>) {
+        self.progress
+            .send_modify(|p| p.written.add(result.result_status));
         let mut outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
         let recorded = outputs.record(result);
         // In retry.csv even when results.csv failed: the row is not lost.

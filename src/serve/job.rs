@@ -13,10 +13,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::home::LangQuery;
-use super::jobs::{ProfileClaim, RunEnd, SavedSummary, Stage, no_such_job, profiles, with_job};
+use super::jobs::{
+    ProfileClaim, RunEnd, SavedSummary, Stage, no_such_job, profiles, with_job, with_job_mut,
+};
 use super::views::{JobPage, error_page, files_in, rejected_rows, render};
 use super::{DOWNLOADS, FILE_POLICY, Shared, language_of};
+use crate::i18n::Language;
 use crate::i18n::page::PageWords;
+use crate::i18n::progress::{RunEndWords, RunFigures, progress_text};
 use crate::run::{Phase, Progress, RunOptions, RunPlan, execute};
 
 pub async fn job_page(
@@ -33,9 +37,10 @@ pub async fn job_page(
             job.folder.clone(),
             job.valid_rows,
             job.started(),
+            matches!(job.stage, Stage::Running { .. }),
         )
     });
-    let Some((profile_name, folder, valid_rows, started)) = job else {
+    let Some((profile_name, folder, valid_rows, started, running)) = job else {
         return no_such_job();
     };
     let Some(profile) = profiles.into_iter().find(|p| p.name == profile_name) else {
@@ -52,7 +57,8 @@ pub async fn job_page(
         rejected_count: SavedSummary::read(&folder).rows.rejected,
         rejected: rejected_rows(&folder),
         started,
-        files: files_in(&folder, &DOWNLOADS, started),
+        running,
+        files: files_in(&folder, &DOWNLOADS),
     })
 }
 
@@ -115,6 +121,8 @@ pub async fn declare(
         wait: std::time::Duration::ZERO,
         resend_failed: false,
         resolve_unknown: false,
+        // The clerk opens results and retries in Excel, IDs as text.
+        workbooks: true,
     };
     let settings = profile.settings;
     let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, settings)).await
@@ -133,7 +141,10 @@ pub async fn declare(
     let cancel = CancellationToken::new();
     let (progress_tx, progress_rx) = watch::channel(Progress::default());
     if let Some(job) = state.jobs.lock().expect("not poisoned").get_mut(&id) {
-        job.stage = Stage::Running(progress_rx.clone());
+        job.stage = Stage::Running {
+            progress: progress_rx.clone(),
+            cancel: cancel.clone(),
+        };
     }
     let run_state = Arc::clone(&state);
     let run_id = id.clone();
@@ -167,32 +178,73 @@ pub async fn declare(
     Redirect::to(&format!("/jobs/{id}")).into_response()
 }
 
-/// The run's progress, for the page's live view.
+/// The run's progress, for the page's live view: figures against the job's
+/// valid rows, and the line to show in the page's language.
 #[derive(Debug, Default, serde::Serialize)]
 struct ProgressView {
     started: bool,
     phase: &'static str,
+    /// The job's valid rows.
     valid: u64,
     settled: u64,
-    requests: u64,
+    /// Answered from the ledger or the journal: declared earlier.
+    earlier: u64,
     #[serde(rename = "S")]
     success: u64,
     #[serde(rename = "F")]
     failed: u64,
     #[serde(rename = "U")]
     unknown: u64,
-    from_ledger: u64,
-    /// The endpoint stopped answering at this local time (HH:MM:SS) and
-    /// the run waits for it.
+    /// Rows settled per second since the run began sending, and the
+    /// seconds left at that pace.
+    rate: Option<f64>,
+    eta_secs: Option<u64>,
+    /// The endpoint stopped answering at this local time (HH:MM:SS).
     waiting_since: Option<String>,
     done: bool,
+    /// For scripts; the page says it in words.
     exit_code: Option<u8>,
     error: Option<String>,
+    /// What the page shows.
+    text: String,
 }
 
 impl ProgressView {
-    fn of(snapshot: &Progress, end: Option<&RunEnd>) -> ProgressView {
-        let counts = snapshot.tally.settled;
+    fn of(
+        snapshot: &Progress,
+        valid: u64,
+        end: Option<&RunEnd>,
+        stopped: bool,
+        language: Language,
+    ) -> ProgressView {
+        let written = snapshot.written;
+        let earlier = snapshot.from_ledger + snapshot.replayed;
+        // The pace of the rows this run settles itself, from its own start.
+        let elapsed = snapshot
+            .declaring_since
+            .map_or(0.0, |since| since.elapsed().as_secs_f64());
+        let sent = snapshot.tally.settled.total();
+        let settled = snapshot.settled();
+        let rate = (elapsed >= 1.0 && sent > 0).then(|| sent as f64 / elapsed);
+        let left = rate.map(|rate| {
+            std::time::Duration::from_secs_f64(valid.saturating_sub(settled) as f64 / rate)
+        });
+        let waiting_since = snapshot
+            .outage_since
+            .map(|since| since.format("%H:%M:%S").to_string());
+        let figures = RunFigures {
+            valid,
+            settled,
+            earlier,
+            success: written.success,
+            failed: written.failed,
+            unknown: written.unknown,
+            rejected: snapshot.rows.rejected,
+            rate,
+            left,
+            waiting_since: waiting_since.clone(),
+            end: end.map(|end| end_words(end, stopped)),
+        };
         ProgressView {
             started: true,
             phase: match snapshot.phase {
@@ -200,57 +252,102 @@ impl ProgressView {
                 Phase::WritingOutputs => "writing",
                 Phase::Finished => "finished",
             },
-            valid: snapshot.rows.valid,
-            settled: snapshot.settled(),
-            requests: snapshot.tally.requests,
-            success: counts.success,
-            failed: counts.failed,
-            unknown: counts.unknown,
-            from_ledger: snapshot.from_ledger,
-            waiting_since: snapshot
-                .outage_since
-                .map(|since| since.format("%H:%M:%S").to_string()),
+            valid,
+            settled,
+            earlier,
+            success: written.success,
+            failed: written.failed,
+            unknown: written.unknown,
+            rate,
+            eta_secs: left.map(|left| left.as_secs()),
+            waiting_since,
             done: end.is_some(),
             exit_code: end.and_then(|end| end.as_ref().ok().copied()),
             error: end.and_then(|end| end.as_ref().err().cloned()),
+            text: progress_text(&figures, language),
         }
     }
 
     /// A run that ended before this server started: what its summary says.
-    fn saved(summary: &SavedSummary, end: &RunEnd) -> ProgressView {
+    fn saved(summary: &SavedSummary, end: &RunEnd, language: Language) -> ProgressView {
+        let figures = RunFigures {
+            valid: summary.rows.valid,
+            settled: summary.rows.valid,
+            earlier: summary.from_ledger,
+            success: summary.results.success,
+            failed: summary.results.failed,
+            unknown: summary.results.unknown,
+            rejected: summary.rows.rejected,
+            end: Some(end_words(end, false)),
+            ..RunFigures::default()
+        };
         ProgressView {
             started: true,
             phase: "finished",
             valid: summary.rows.valid,
             settled: summary.rows.valid,
-            requests: summary.requests_sent,
+            earlier: summary.from_ledger,
             success: summary.results.success,
             failed: summary.results.failed,
             unknown: summary.results.unknown,
-            from_ledger: summary.from_ledger,
-            waiting_since: None,
             done: true,
             exit_code: end.as_ref().ok().copied(),
             error: end.as_ref().err().cloned(),
+            text: progress_text(&figures, language),
+            ..ProgressView::default()
         }
     }
 }
 
-pub async fn progress(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
-    let view = with_job(&state, &id, |job| match &job.stage {
-        Stage::Validated => ProgressView::default(),
-        Stage::Running(progress) => ProgressView::of(&progress.borrow(), None),
-        Stage::Finished {
-            end,
-            progress: Some(progress),
-        } => ProgressView::of(&progress.borrow(), Some(end)),
-        Stage::Finished {
-            end,
-            progress: None,
-        } => ProgressView::saved(&SavedSummary::read(&job.folder), end),
+fn end_words(end: &RunEnd, stopped: bool) -> RunEndWords {
+    match end {
+        Ok(_) => RunEndWords::Finished { stopped },
+        Err(error) => RunEndWords::Failed(error.clone()),
+    }
+}
+
+pub async fn progress(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let language = language_of(&headers, query.lang.as_deref());
+    let view = with_job(&state, &id, |job| {
+        let valid = job.valid_rows;
+        match &job.stage {
+            Stage::Validated => ProgressView::default(),
+            Stage::Running { progress, .. } => {
+                ProgressView::of(&progress.borrow(), valid, None, job.stopped, language)
+            }
+            Stage::Finished {
+                end,
+                progress: Some(progress),
+            } => ProgressView::of(&progress.borrow(), valid, Some(end), job.stopped, language),
+            Stage::Finished {
+                end,
+                progress: None,
+            } => ProgressView::saved(&SavedSummary::read(&job.folder), end, language),
+        }
     });
     match view {
         Some(view) => axum::Json(view).into_response(),
+        None => no_such_job(),
+    }
+}
+
+/// Stops a job's run as Ctrl-C does: nothing more is sent, the requests on
+/// the wire are awaited, every file is written, and the rows not settled
+/// are in `retry.xlsx`.
+pub async fn stop(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+    let stopped = with_job_mut(&state, &id, |job| {
+        if let Stage::Running { cancel, .. } = &job.stage {
+            cancel.cancel();
+            job.stopped = true;
+        }
+    });
+    match stopped {
+        Some(()) => Redirect::to(&format!("/jobs/{id}")).into_response(),
         None => no_such_job(),
     }
 }

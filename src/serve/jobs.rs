@@ -42,6 +42,8 @@ pub struct Job {
     pub valid_rows: u64,
     pub created_at: String,
     pub stage: Stage,
+    /// The clerk stopped its run.
+    pub stopped: bool,
 }
 
 /// How a run ended: its exit code, or the error that stopped it (without
@@ -53,8 +55,11 @@ pub enum Stage {
     /// Checked and not declared; or declared, then cut short by a restart
     /// (its folder holds `run.json`: declaring again resumes it).
     Validated,
-    /// Declaring: its live progress.
-    Running(watch::Receiver<Progress>),
+    /// Declaring: its live progress, and how to stop it (as Ctrl-C does).
+    Running {
+        progress: watch::Receiver<Progress>,
+        cancel: tokio_util::sync::CancellationToken,
+    },
     /// Ended: how, and its last progress when it ran in this server.
     Finished {
         end: RunEnd,
@@ -73,7 +78,7 @@ impl Job {
         match &self.stage {
             Stage::Finished { end: Ok(code), .. } => JobState::Finished(*code),
             Stage::Finished { end: Err(_), .. } => JobState::Failed,
-            Stage::Running(_) => JobState::Running,
+            Stage::Running { .. } => JobState::Running,
             Stage::Validated if self.folder.join("run.json").exists() => JobState::Interrupted,
             Stage::Validated => JobState::Validated,
         }
@@ -178,6 +183,7 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
                 valid_rows: summary.rows.valid,
                 created_at: record.created_at,
                 stage,
+                stopped: false,
             },
         );
     }
@@ -230,6 +236,16 @@ pub fn profiles(dir: &Path) -> Vec<Profile> {
 /// Reads a job the server knows.
 pub fn with_job<T>(state: &Shared, id: &str, read: impl FnOnce(&Job) -> T) -> Option<T> {
     state.jobs.lock().expect("not poisoned").get(id).map(read)
+}
+
+/// Changes the job `id`, if there is one.
+pub fn with_job_mut<T>(state: &Shared, id: &str, change: impl FnOnce(&mut Job) -> T) -> Option<T> {
+    state
+        .jobs
+        .lock()
+        .expect("not poisoned")
+        .get_mut(id)
+        .map(change)
 }
 
 pub fn no_such_job() -> Response {

@@ -99,12 +99,14 @@ const FILE_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox";
 
 /// Files of a run folder that can be downloaded.
-const DOWNLOADS: [&str; 6] = [
+const DOWNLOADS: [&str; 8] = [
+    "results.xlsx",
+    "retry.xlsx",
+    "rejected.xlsx",
+    "report.html",
     "results.csv",
     "retry.csv",
     "rejected.csv",
-    "rejected.xlsx",
-    "report.html",
     "customs.csv",
 ];
 
@@ -231,6 +233,7 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         .route("/jobs/{id}", get(job::job_page))
         .route("/jobs/{id}/declare", post(job::declare))
         .route("/jobs/{id}/progress", get(job::progress))
+        .route("/jobs/{id}/stop", post(job::stop))
         .route("/jobs/{id}/files/{name}", get(job::download))
         .route("/inquire", post(past::inquire_run))
         .route("/past", get(past::past_run))

@@ -17,10 +17,45 @@ function dropZone() {
   const form = document.getElementById('upload');
   const check = document.getElementById('check');
   const status = document.getElementById('upload-status');
+  const bar = document.getElementById('upload-progress');
   if (form && check && status) {
-    form.addEventListener('submit', () => {
+    form.addEventListener('submit', e => {
+      if (!window.XMLHttpRequest || !window.FormData || !bar) {
+        check.disabled = true;
+        status.textContent = check.dataset.waiting || '';
+        return;
+      }
+      // Sent here, so that the bar can show the upload going.
+      e.preventDefault();
       check.disabled = true;
-      status.textContent = check.dataset.waiting || '';
+      bar.hidden = false;
+      bar.value = 0;
+      status.textContent = check.dataset.uploading || '';
+      const request = new XMLHttpRequest();
+      request.open('POST', form.action);
+      request.upload.addEventListener('progress', ev => {
+        if (ev.lengthComputable) bar.value = ev.loaded / ev.total;
+      });
+      request.upload.addEventListener('load', () => {
+        bar.value = 1;
+        status.textContent = check.dataset.waiting || '';
+      });
+      request.addEventListener('load', () => {
+        if (request.status < 400 && request.responseURL) {
+          window.location.assign(request.responseURL);
+        } else {
+          document.open();
+          document.write(request.responseText);
+          document.close();
+        }
+      });
+      request.addEventListener('error', () => {
+        check.disabled = false;
+        bar.hidden = true;
+        status.textContent = '';
+        form.submit();
+      });
+      request.send(new FormData(form));
     });
   }
 }
@@ -29,20 +64,26 @@ function progress() {
   const line = document.getElementById('progress');
   if (!line || !line.dataset.job) return;
   const job = encodeURIComponent(line.dataset.job);
-  const started = Date.now();
   async function poll() {
-    const answer = await fetch('/jobs/' + job + '/progress', { credentials: 'same-origin' });
-    const p = await answer.json();
-    if (!p.started) return;
-    const seconds = (Date.now() - started) / 1000;
-    const rate = p.requests / Math.max(seconds, 0.001);
-    const left = Math.max(p.valid - p.settled, 0);
-    const eta = rate > 0 ? Math.round(left / rate) + ' s' : '–';
-    line.textContent =
-      `${p.settled} / ${p.valid} · S ${p.S} F ${p.F} U ${p.U} · ${rate.toFixed(1)}/s · ETA ${eta}` +
-      (p.waiting_since ? ' · ' + (line.dataset.waiting || '') + ' ' + p.waiting_since : '') +
-      (p.done ? (p.error ? ' · ' + p.error : ' · exit ' + p.exit_code) : '');
-    if (p.done) { line.dataset.done = 'yes'; return; }
+    try {
+      const lang = encodeURIComponent(document.documentElement.lang || 'en');
+      const answer = await fetch('/jobs/' + job + '/progress?lang=' + lang, { credentials: 'same-origin' });
+      const p = await answer.json();
+      if (p.started) line.textContent = p.text;
+      if (p.done) {
+        // Rendered while the run went on: once more, with its files.
+        if (line.dataset.running === 'yes') {
+          window.location.reload();
+          return;
+        }
+        line.dataset.done = 'yes';
+        const stop = document.getElementById('stop-form');
+        if (stop) stop.hidden = true;
+        return;
+      }
+    } catch (e) {
+      // A lost poll: the next one tries again.
+    }
     setTimeout(poll, 500);
   }
   poll();

@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::job::serve_file;
 use super::jobs::{Profile, SavedSummary, ledger_runs, profiles};
-use super::views::{InquiredPage, PastRunPage, error_page, past_query, render};
+use super::views::{InquiredPage, PastRunPage, error_page, files_in, past_query, render};
 use super::{DOWNLOADS, Shared, language_of};
 use crate::i18n::page::PageWords;
 
@@ -73,10 +73,9 @@ pub async fn past_run(
         profile: &profile,
         out: out.display().to_string(),
         results: SavedSummary::read(&out).results,
-        files: DOWNLOADS
-            .iter()
-            .filter(|name| out.join(name).exists())
-            .map(|&name| (name, past_query(&profile.name, &out, Some(name))))
+        files: files_in(&out, &DOWNLOADS)
+            .into_iter()
+            .map(|name| (name, past_query(&profile.name, &out, Some(name))))
             .collect(),
     })
 }

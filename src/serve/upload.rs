@@ -210,6 +210,7 @@ async fn take_upload(
             valid_rows: summary.rows.valid,
             created_at: record.created_at,
             stage: Stage::Validated,
+            stopped: false,
         },
     );
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())

@@ -76,10 +76,10 @@ impl JobLine {
             JobState::Validated => t.state_validated.to_owned(),
             JobState::Running => t.state_running.to_owned(),
             JobState::Interrupted => t.state_interrupted.to_owned(),
-            JobState::Finished(code) => {
-                format!("{} {code}{}", t.state_finished, t.state_finished_end)
-            }
-            JobState::Failed => t.state_failed.to_owned(),
+            JobState::Finished(crate::exit::SUCCESS) => t.state_all_declared.to_owned(),
+            JobState::Finished(crate::exit::SOME_FAILED) => t.state_some_failed.to_owned(),
+            JobState::Finished(crate::exit::UNFINISHED) => t.state_rows_left.to_owned(),
+            JobState::Finished(_) | JobState::Failed => t.state_failed.to_owned(),
         }
     }
 }
@@ -146,6 +146,8 @@ pub struct JobPage<'a> {
     /// Row, field, reason of the first rejected rows.
     pub rejected: Vec<[String; 3]>,
     pub started: bool,
+    /// Its run is going on: the page offers to stop it.
+    pub running: bool,
     pub files: Vec<&'static str>,
 }
 
@@ -213,11 +215,13 @@ pub fn rejected_rows(folder: &Path) -> Vec<[String; 3]> {
 
 /// The files of `folder` among `names` (all of them once a run started:
 /// they appear as it goes).
-pub fn files_in(folder: &Path, names: &[&'static str], all: bool) -> Vec<&'static str> {
+/// The files of `names` that `folder` holds: a file is offered only once
+/// it is there (the page reloads itself when a run ends).
+pub fn files_in(folder: &Path, names: &[&'static str]) -> Vec<&'static str> {
     names
         .iter()
         .copied()
-        .filter(|name| all || folder.join(name).exists())
+        .filter(|name| folder.join(name).exists())
         .collect()
 }
 
@@ -276,7 +280,11 @@ mod tests {
             html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"),
             "{html}"
         );
-        assert!(html.contains("finished (exit 3)"), "{html}");
+        assert!(
+            html.contains("finished: some rows failed or were rejected"),
+            "{html}"
+        );
+        assert!(!html.contains("exit"), "{html}");
         let page = JobPage {
             lang: "zh-CN",
             title: "t",
@@ -287,6 +295,7 @@ mod tests {
             rejected_count: 1,
             rejected: vec![[hostile.to_owned(), "f".to_owned(), hostile.to_owned()]],
             started: false,
+            running: false,
             files: vec!["rejected.csv"],
         }
         .render()

@@ -471,8 +471,19 @@ fn one_run_per_profile_at_a_time() {
         );
         let done = wait_done(&serve, &second).await;
         assert_eq!(done["exit_code"], 0, "{done}");
-        // The ledger beside the profile knew the rows: nothing sent twice.
-        assert_eq!(done["from_ledger"], 20, "{done}");
+        // The ledger beside the profile knew the rows: nothing sent twice,
+        // and the page counts them as declared, earlier.
+        assert_eq!(done["earlier"], 20, "{done}");
+        assert_eq!(
+            (done["settled"].clone(), done["valid"].clone()),
+            (20.into(), 20.into())
+        );
+        assert_eq!(done["S"], 20, "{done}");
+        let text = done["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("Finished: 20 rows declared (20 of them earlier)."),
+            "{text}"
+        );
     });
 }
 
@@ -525,7 +536,7 @@ fn a_run_cut_short_by_a_restart_resumes_from_the_page() {
     let third = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     runtime.block_on(async {
         let home = get_text(&third, "/").await;
-        assert!(home.contains("finished (exit 0)"), "{home}");
+        assert!(home.contains("finished: every row declared"), "{home}");
         let done = wait_done(&third, &job).await;
         assert_eq!(done["S"], 30, "{done}");
         let page = get_text(&third, &job).await;
@@ -678,5 +689,89 @@ fn rejected_rows_are_explained_in_the_page_language() {
             .unwrap();
         assert!(page.contains("校验码不符"), "{page}");
         assert!(page.contains("被拒绝的行及原因"), "{page}");
+    });
+}
+
+#[test]
+fn progress_counts_the_jobs_valid_rows_and_the_clerk_can_stop_the_run() {
+    let work = Workdir::new();
+    // One request at a time, 50 ms each: about 20 rows a second.
+    let (orders, _sandbox) = slow_profile(&work, 200, "50");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bytes = std::fs::read(&orders).unwrap();
+        let job = location(&upload(&serve, "slow", "orders.csv", bytes).await);
+        assert_eq!(declare(&serve, &job).await.status(), StatusCode::SEE_OTHER);
+        let progress = wait_progress(&serve, &job, Duration::from_secs(60), |p| {
+            p["eta_secs"].is_u64()
+        })
+        .await;
+        // The whole job from the start, not the rows read so far.
+        assert_eq!(progress["valid"], 200, "{progress}");
+        let text = progress["text"].as_str().unwrap();
+        assert!(text.contains(" of 200 rows settled"), "{text}");
+        assert!(text.contains("left"), "{text}");
+        // Measured from the run's start: one request at a time cannot go
+        // faster than its answers come.
+        assert!(progress["rate"].as_f64().unwrap() <= 25.0, "{progress}");
+        // Another tab, in Chinese, sees the same run.
+        let zh: serde_json::Value = client()
+            .get(serve.url(&format!("{job}/progress?lang=zh-CN")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = zh["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("已处理 ") && text.contains(" / 200 行"),
+            "{text}"
+        );
+        let page = get_text(&serve, &job).await;
+        assert!(
+            page.contains("id=\"stop\""),
+            "a running job offers to stop: {page}"
+        );
+        assert!(!page.contains("id=\"declare\""), "{page}");
+
+        let stopped = client()
+            .post(serve.url(&format!("{job}/stop")))
+            .header("Origin", serve.base.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stopped.status(), StatusCode::SEE_OTHER);
+        let done = wait_done(&serve, &job).await;
+        let text = done["text"].as_str().unwrap();
+        assert!(text.starts_with("Stopped: "), "{text}");
+        assert!(text.contains("retry.xlsx"), "{text}");
+        assert!(!text.contains("exit"), "{text}");
+        let unknown = done["U"].as_u64().unwrap();
+        assert!(unknown > 0, "{done}");
+        assert_eq!(done["settled"], 200, "every row accounted for: {done}");
+        assert_eq!(done["exit_code"], 4, "{done}");
+        let retry = get_text(&serve, &format!("{job}/files/retry.csv")).await;
+        assert_eq!(retry.lines().count() as u64, unknown + 1, "{retry}");
+        let page = get_text(&serve, &job).await;
+        assert!(!page.contains("id=\"stop\""), "{page}");
+        // Excel-ready files for a CSV upload too; customs.csv only once an
+        // inquiry wrote it.
+        for name in ["results.xlsx", "retry.xlsx", "results.csv", "report.html"] {
+            assert!(page.contains(&format!("files/{name}\"")), "{name}: {page}");
+        }
+        assert!(!page.contains("customs.csv"), "{page}");
+        let workbook = client()
+            .get(serve.url(&format!("{job}/files/results.xlsx")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(workbook.status(), StatusCode::OK);
+        let bytes = workbook.bytes().await.unwrap();
+        let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        use calamine::Reader;
+        let range = book.worksheet_range("results").unwrap();
+        assert_eq!(range.rows().count(), 201, "the header and every valid row");
     });
 }
