@@ -23,6 +23,18 @@ words! {
         rejected: "rejected rows", "被拒绝的行";
         rejected_rows: "Rejected rows and their reasons", "被拒绝的行及原因";
         confirm: "I have checked the file and want to declare it", "我已检查文件，确认申报";
+        profile_busy: "A run of this profile is going on: wait for it to finish, or follow it at",
+            "该配置正在申报中：请等待完成，或在此查看进度";
+        confirm_first: "Tick the confirmation first, then press Declare.",
+            "请先勾选确认，再点击申报。";
+        identical_upload: "This file is identical to the one uploaded for this profile and declared at",
+            "此文件与此前为该配置上传并已申报的文件完全相同，申报时间：";
+        identical_explained: "Rows already declared are not sent again; declare it again only if that is what you mean.",
+            "已申报的行不会重复发送；只有确实需要时才再次申报。";
+        identical_again: "I know it was declared before and want to go on",
+            "我知道此文件已申报过，仍要继续";
+        identical_confirm_first: "This file was declared before: tick that you want to go on, then press Declare.",
+            "此文件此前已申报：请勾选“仍要继续”，再点击申报。";
         declare: "Declare", "申报";
         rows_to: "rows to", "行到";
         progress: "Progress", "进度";

@@ -34,7 +34,7 @@ pub async fn home(
         })
         .collect();
     jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    let profiles = profiles(&state.settings.config_dir);
+    let profiles = profiles(&state.settings);
     let past_runs = profiles
         .iter()
         .filter(|profile| !profile.sandbox && profile.problem.is_none())

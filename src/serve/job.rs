@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::home::LangQuery;
 use super::jobs::{
-    ProfileClaim, RunEnd, SavedSummary, Stage, no_such_job, profiles, with_job, with_job_mut,
+    ProfileClaim, RunEnd, SavedSummary, Stage, declared_before, no_such_job, profiles, with_job,
+    with_job_mut,
 };
-use super::views::{JobPage, error_page, files_in, rejected_rows, render};
+use super::views::{JobPage, error_page, error_page_in, files_in, rejected_rows, render};
 use super::{DOWNLOADS, FILE_POLICY, Shared, language_of};
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
@@ -30,7 +31,7 @@ pub async fn job_page(
     Query(query): Query<LangQuery>,
 ) -> Response {
     let language = language_of(&headers, query.lang.as_deref());
-    let profiles = profiles(&state.settings.config_dir);
+    let profiles = profiles(&state.settings);
     let job = with_job(&state, &id, |job| {
         (
             job.profile.clone(),
@@ -38,11 +39,13 @@ pub async fn job_page(
             job.valid_rows,
             job.started(),
             matches!(job.stage, Stage::Running { .. }),
+            job.input_sha256.clone(),
         )
     });
-    let Some((profile_name, folder, valid_rows, started, running)) = job else {
+    let Some((profile_name, folder, valid_rows, started, running, sha256)) = job else {
         return no_such_job();
     };
+    let identical = declared_before(&state, &id, &profile_name, &sha256);
     let Some(profile) = profiles.into_iter().find(|p| p.name == profile_name) else {
         return error_page(StatusCode::NOT_FOUND, "the profile is gone");
     };
@@ -58,6 +61,7 @@ pub async fn job_page(
         rejected: rejected_rows(&folder),
         started,
         running,
+        identical,
         files: files_in(&folder, &DOWNLOADS),
     })
 }
@@ -65,16 +69,21 @@ pub async fn job_page(
 #[derive(serde::Deserialize)]
 pub struct DeclareForm {
     confirm: Option<String>,
+    /// The same file was declared before and the clerk goes on anyway.
+    again: Option<String>,
 }
 
 /// Starts the run of a validated upload with the same engine as `run`.
 pub async fn declare(
     State(state): State<Shared>,
     UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
     axum::Form(form): axum::Form<DeclareForm>,
 ) -> Response {
+    let language = language_of(&headers, None);
+    let t = PageWords::of(language);
     if form.confirm.as_deref() != Some("yes") {
-        return error_page(StatusCode::BAD_REQUEST, "confirm the declaration first");
+        return error_page_in(language, StatusCode::BAD_REQUEST, t.confirm_first);
     }
     let job = with_job(&state, &id, |job| {
         (
@@ -82,15 +91,21 @@ pub async fn declare(
             job.input.clone(),
             job.folder.clone(),
             job.started(),
+            job.input_sha256.clone(),
         )
     });
-    let Some((profile_name, input, folder, started)) = job else {
+    let Some((profile_name, input, folder, started, sha256)) = job else {
         return no_such_job();
     };
     if started {
         return Redirect::to(&format!("/jobs/{id}")).into_response();
     }
-    let Some(profile) = profiles(&state.settings.config_dir)
+    if form.again.as_deref() != Some("yes")
+        && declared_before(&state, &id, &profile_name, &sha256).is_some()
+    {
+        return error_page_in(language, StatusCode::BAD_REQUEST, t.identical_confirm_first);
+    }
+    let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == profile_name)
     else {
@@ -105,12 +120,13 @@ pub async fn declare(
     // Freed when the run ends, or at once when the request fails or the
     // client leaves before the run starts.
     let Some(claim) = ProfileClaim::take(&state, &profile.name) else {
-        return error_page(
+        let running = running_job_of(&state, &profile.name)
+            .map(|job| format!(" /jobs/{job}"))
+            .unwrap_or_default();
+        return error_page_in(
+            language,
             StatusCode::CONFLICT,
-            &format!(
-                "a run of the profile {} is going on; wait for it to finish",
-                profile.name
-            ),
+            &format!("{} ({}){running}", t.profile_busy, profile.name),
         );
     };
     let options = RunOptions {
@@ -334,6 +350,14 @@ pub async fn progress(
         Some(view) => axum::Json(view).into_response(),
         None => no_such_job(),
     }
+}
+
+/// The job whose run of `profile` is going on.
+fn running_job_of(state: &Shared, profile: &str) -> Option<String> {
+    let jobs = state.jobs.lock().expect("not poisoned");
+    jobs.iter()
+        .find(|(_, job)| job.profile == profile && matches!(job.stage, Stage::Running { .. }))
+        .map(|(id, _)| id.clone())
 }
 
 /// Stops a job's run as Ctrl-C does: nothing more is sent, the requests on

@@ -44,6 +44,8 @@ pub struct Job {
     pub stage: Stage,
     /// The clerk stopped its run.
     pub stopped: bool,
+    /// The uploaded file's SHA-256: the same file uploaded again is noticed.
+    pub input_sha256: String,
 }
 
 /// How a run ended: its exit code, or the error that stopped it (without
@@ -108,6 +110,7 @@ pub struct SavedSummary {
     pub requests_sent: u64,
     pub from_ledger: u64,
     pub exit_code: Option<u8>,
+    pub input_sha256: String,
 }
 
 /// The row counts of a saved summary that the page shows.
@@ -184,6 +187,7 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
                 created_at: record.created_at,
                 stage,
                 stopped: false,
+                input_sha256: summary.input_sha256.clone(),
             },
         );
     }
@@ -204,17 +208,31 @@ pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<RunStatus>> {
     Ok(runs)
 }
 
-/// The profiles in `dir`: every `*.toml`, sorted by name.
-pub fn profiles(dir: &Path) -> Vec<Profile> {
-    let mut profiles: Vec<Profile> = std::fs::read_dir(dir)
+/// The ledger of a sandbox profile: under `--data`, so that trying the page
+/// meets the same protection against declaring twice as a real profile.
+pub fn sandbox_ledger(data: &Path, profile: &str) -> PathBuf {
+    data.join("sandbox-ledgers").join(format!("{profile}.db"))
+}
+
+/// The profiles of `--config-dir`: every `*.toml`, sorted by name.
+pub fn profiles(serve: &super::ServeSettings) -> Vec<Profile> {
+    let mut profiles: Vec<Profile> = std::fs::read_dir(&serve.config_dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "toml"))
         .filter_map(|path| {
-            let settings = Settings::load_profile(&path, Overrides::default()).ok()?;
+            let mut settings = Settings::load_profile(&path, Overrides::default()).ok()?;
             let name = path.file_stem()?.to_string_lossy().into_owned();
+            if settings
+                .endpoint()
+                .is_ok_and(|endpoint| endpoint.is_sandbox())
+            {
+                let ledger = sandbox_ledger(&serve.data, &name);
+                settings =
+                    Settings::load_profile(&path, Overrides::with_ledger(Some(ledger))).ok()?;
+            }
             let (endpoint, sandbox, problem) = match settings.endpoint() {
                 Ok(endpoint) => (endpoint.name(), endpoint.is_sandbox(), None),
                 Err(problem) => (String::new(), false, Some(problem.to_string())),
@@ -236,6 +254,27 @@ pub fn profiles(dir: &Path) -> Vec<Profile> {
 /// Reads a job the server knows.
 pub fn with_job<T>(state: &Shared, id: &str, read: impl FnOnce(&Job) -> T) -> Option<T> {
     state.jobs.lock().expect("not poisoned").get(id).map(read)
+}
+
+/// When the same file was uploaded for `profile` and declared before
+/// (another job than `id`): the earliest such upload's time.
+pub fn declared_before(
+    state: &Shared,
+    id: &str,
+    profile: &str,
+    input_sha256: &str,
+) -> Option<String> {
+    let jobs = state.jobs.lock().expect("not poisoned");
+    jobs.iter()
+        .filter(|(other, job)| {
+            other.as_str() != id
+                && job.profile == profile
+                && !input_sha256.is_empty()
+                && job.input_sha256 == input_sha256
+                && job.started()
+        })
+        .map(|(_, job)| job.created_at.clone())
+        .min()
 }
 
 /// Changes the job `id`, if there is one.

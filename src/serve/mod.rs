@@ -238,6 +238,7 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         .route("/inquire", post(past::inquire_run))
         .route("/past", get(past::past_run))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
+        .layer(middleware::from_fn(remember_language))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::guard,
@@ -295,10 +296,47 @@ fn check_data_folder(data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The page's language: `?lang=`, else the browser's first language we
-/// speak, else English.
+/// The cookie that keeps the clerk's choice of language.
+const LANGUAGE_COOKIE: &str = "declare_lang";
+
+/// A page asked for with `?lang=` keeps that language for every later page
+/// (a cookie), so that the clerk chooses once.
+async fn remember_language(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let chosen = request.uri().query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "lang")
+            .and_then(|(_, value)| Language::from_tag(&value))
+    });
+    let mut response = next.run(request).await;
+    if let Some(language) = chosen
+        && let Ok(cookie) = header::HeaderValue::from_str(&format!(
+            "{LANGUAGE_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict",
+            language.tag()
+        ))
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The page's language: `?lang=`, else the one chosen before (its cookie),
+/// else the browser's first language we speak, else English.
 pub(crate) fn language_of(headers: &HeaderMap, asked: Option<&str>) -> Language {
     if let Some(language) = asked.and_then(Language::from_tag) {
+        return language;
+    }
+    let remembered = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == LANGUAGE_COOKIE)
+        .and_then(|(_, tag)| Language::from_tag(tag));
+    if let Some(language) = remembered {
         return language;
     }
     headers

@@ -22,7 +22,7 @@ pub struct InquireForm {
 
 /// The profile of a past run its ledger lists.
 fn known_past_run(state: &Shared, profile: &str, out: &str) -> Result<Profile, String> {
-    let Some(profile) = profiles(&state.settings.config_dir)
+    let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == profile && !p.sandbox && p.problem.is_none())
     else {

@@ -158,7 +158,7 @@ async fn take_upload(
     // The rows' messages in the language of the person who uploads.
     let language = language_of(headers, None);
     let form = read_upload_form(multipart, folder).await?;
-    let Some(profile) = profiles(&state.settings.config_dir)
+    let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == form.profile)
     else {
@@ -211,6 +211,7 @@ async fn take_upload(
             created_at: record.created_at,
             stage: Stage::Validated,
             stopped: false,
+            input_sha256: summary.input_sha256.clone(),
         },
     );
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())

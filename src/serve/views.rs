@@ -26,9 +26,14 @@ pub fn render(template: &impl Template) -> Response {
 
 /// An error page with `status`.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
+    error_page_in(Language::En, status, message)
+}
+
+/// An error page with `status` in the clerk's language.
+pub fn error_page_in(language: Language, status: StatusCode, message: &str) -> Response {
     let mut response = render(&ErrorPage {
-        lang: Language::En.tag(),
-        title: "declare-batch",
+        lang: language.tag(),
+        title: PageWords::of(language).title,
         message,
     });
     *response.status_mut() = status;
@@ -148,6 +153,8 @@ pub struct JobPage<'a> {
     pub started: bool,
     /// Its run is going on: the page offers to stop it.
     pub running: bool,
+    /// The same file was uploaded for this profile and declared at this time.
+    pub identical: Option<String>,
     pub files: Vec<&'static str>,
 }
 
@@ -228,7 +235,7 @@ pub fn files_in(folder: &Path, names: &[&'static str]) -> Vec<&'static str> {
 /// The pages' stylesheet, served as `/static/page.css`.
 pub const STYLE: &str = "body { font-family: system-ui, 'PingFang SC', 'Microsoft YaHei', \
 'WenQuanYi Micro Hei', sans-serif; max-width: 60em; margin: 1.5em auto; padding: 0 1em; \
-color: #1f2328; } .sandbox { background: #fff8c5; border: 1px solid #d4a72c; padding: .4em 1em; } \
+color: #1f2328; } .sandbox, .warning { background: #fff8c5; border: 1px solid #d4a72c; padding: .4em 1em; } \
 table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: .2em .5em; \
 text-align: left; vertical-align: top; } #drop { border: 2px dashed #8c959f; padding: 1.5em; \
 margin: .5em 0; } #drop.over { background: #ddf4ff; } button { font-size: 1.1em; padding: .3em 1em; } \
@@ -296,6 +303,7 @@ mod tests {
             rejected: vec![[hostile.to_owned(), "f".to_owned(), hostile.to_owned()]],
             started: false,
             running: false,
+            identical: None,
             files: vec!["rejected.csv"],
         }
         .render()

@@ -138,6 +138,17 @@ async fn declare(serve: &ServeProcess, job: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// Declares a job whose file was declared before, saying so.
+async fn declare_again(serve: &ServeProcess, job: &str) -> reqwest::Response {
+    client()
+        .post(serve.url(&format!("{job}/declare")))
+        .header("Origin", serve.base.clone())
+        .form(&[("confirm", "yes"), ("again", "yes")])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A profile `slow` declaring `rows` orders to a sandbox that answers
 /// every request after `latency_ms`, one at a time: a run that lasts.
 fn slow_profile(work: &Workdir, rows: usize, latency_ms: &str) -> (String, SandboxProcess) {
@@ -459,14 +470,15 @@ fn one_run_per_profile_at_a_time() {
             declare(&serve, &first).await.status(),
             StatusCode::SEE_OTHER
         );
-        let busy = declare(&serve, &second).await;
+        // The same file: declaring it needs the clerk's word that they mean it.
+        let busy = declare_again(&serve, &second).await;
         assert_eq!(busy.status(), StatusCode::CONFLICT);
         assert!(busy.text().await.unwrap().contains("slow"));
         let done = wait_done(&serve, &first).await;
         assert_eq!(done["exit_code"], 0, "{done}");
         // Free again once the first is done.
         assert_eq!(
-            declare(&serve, &second).await.status(),
+            declare_again(&serve, &second).await.status(),
             StatusCode::SEE_OTHER
         );
         let done = wait_done(&serve, &second).await;
@@ -774,4 +786,89 @@ fn progress_counts_the_jobs_valid_rows_and_the_clerk_can_stop_the_run() {
         let range = book.worksheet_range("results").unwrap();
         assert_eq!(range.rows().count(), 201, "the header and every valid row");
     });
+}
+
+#[test]
+fn the_chosen_language_sticks() {
+    let work = Workdir::new();
+    work.write("profiles/try.toml", "[api]\nendpoint = \"sandbox\"\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let chosen = client()
+            .get(serve.url("/?lang=zh-CN"))
+            .header("Accept-Language", "en")
+            .send()
+            .await
+            .unwrap();
+        let cookie = chosen.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.starts_with("declare_lang=zh-CN;"), "{cookie}");
+        assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+        // Later pages, without ?lang= and with an English browser.
+        let later = client()
+            .get(serve.url("/"))
+            .header("Accept-Language", "en")
+            .header("Cookie", cookie.split(';').next().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(later.contains("<html lang=\"zh-CN\">"), "{later}");
+        assert!(later.contains("海关申报"), "{later}");
+        let english = get_text(&serve, "/").await;
+        assert!(english.contains("<html lang=\"en\">"), "{english}");
+    });
+}
+
+#[test]
+fn the_same_file_again_is_noticed_and_the_sandbox_profile_remembers() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 12);
+    work.write(
+        "profiles/try.toml",
+        format!("[api]\nendpoint = \"sandbox\"\n[sandbox]\npayments = \"{payments}\"\n"),
+    );
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bytes = std::fs::read(&orders).unwrap();
+        let first = location(&upload(&serve, "try", "orders.csv", bytes.clone()).await);
+        assert!(!get_text(&serve, &first).await.contains("id=\"identical\""));
+        assert_eq!(
+            declare(&serve, &first).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let done = wait_done(&serve, &first).await;
+        assert_eq!(done["S"], 12, "{done}");
+        assert_eq!(done["earlier"], 0, "{done}");
+
+        let second = location(&upload(&serve, "try", "orders.csv", bytes).await);
+        let page = client()
+            .get(serve.url(&second))
+            .header("Accept-Language", "zh-CN")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("id=\"identical\""), "{page}");
+        assert!(page.contains("完全相同"), "{page}");
+        assert!(page.contains("id=\"again\""), "{page}");
+        // Not without saying so.
+        let refused = declare(&serve, &second).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            declare_again(&serve, &second).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        // The sandbox profile's ledger lives under --data: nothing is
+        // declared a second time.
+        let done = wait_done(&serve, &second).await;
+        assert_eq!(done["earlier"], 12, "{done}");
+        assert_eq!(done["S"], 12, "{done}");
+    });
+    assert!(work.path("data/sandbox-ledgers/try.db").exists());
 }
