@@ -239,7 +239,12 @@ color: #1f2328; } .sandbox, .warning { background: #fff8c5; border: 1px solid #d
 table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: .2em .5em; \
 text-align: left; vertical-align: top; } #drop { border: 2px dashed #8c959f; padding: 1.5em; \
 margin: .5em 0; } #drop.over { background: #ddf4ff; } button { font-size: 1.1em; padding: .3em 1em; } \
-nav { float: right; }";
+nav { float: right; } td { overflow-wrap: anywhere; } select, input, button { max-width: 100%; } \
+button:focus-visible, a:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid #0969da; } \
+@media (max-width: 600px) { body { margin: .5em auto; padding: 0 .5em; } \
+table, tbody, tr, td { display: block; } th { display: none; } \
+tr { border: 1px solid #d0d7de; margin-bottom: .5em; padding: .2em .4em; } td { border: none; padding: .1em 0; } \
+nav { float: none; } }";
 
 #[cfg(test)]
 mod tests {

@@ -154,6 +154,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
                 .await?;
             wait_for(&browser, Locator::Id("file")).await?;
             browser.goto(&serve.url("/?lang=en")).await?;
+            let home = browser.current_url().await?.to_string();
             screenshot(&browser, "home.png").await;
             browser
                 .find(Locator::Id("profile"))
@@ -174,6 +175,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             let button = browser.find(Locator::Id("declare")).await?;
             assert_eq!(button.text().await?, "Declare 20 rows to embedded-sandbox");
             button.click().await?;
+            let job = browser.current_url().await?.to_string();
             // The run, followed live until it is done.
             wait_for(&browser, Locator::Css("#progress[data-done='yes']")).await?;
             let progress = browser.find(Locator::Id("progress")).await?.text().await?;
@@ -205,6 +207,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
                 .await?;
             assert_eq!(counts, "S 20 · F 0 · U 0");
             screenshot(&browser, "past-run.png").await;
+            let past = browser.current_url().await?.to_string();
             browser.find(Locator::Id("inquire")).await?.click().await?;
             let inquiry = wait_for(&browser, Locator::Id("inquiry"))
                 .await?
@@ -216,6 +219,24 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             let title = browser.find(Locator::Css("h1")).await?.text().await?;
             assert_eq!(title, "海关申报");
             screenshot(&browser, "home-zh.png").await;
+            // On a phone, 390 px wide: no page scrolls sideways.
+            browser.set_window_size(390, 844).await?;
+            for page in [home.clone(), job.clone(), past.clone()] {
+                browser.goto(&page).await?;
+                let widths = browser
+                    .execute(
+                        "return [document.documentElement.scrollWidth, window.innerWidth];",
+                        vec![],
+                    )
+                    .await?;
+                let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+                assert!(inner <= 400, "the window is a phone's: {inner}");
+                assert!(
+                    scroll <= inner,
+                    "{page} scrolls sideways: {scroll} > {inner}"
+                );
+            }
+            screenshot(&browser, "job-phone.png").await;
             Ok::<(), fantoccini::error::CmdError>(())
         }
         .await;
