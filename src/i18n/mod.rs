@@ -10,6 +10,7 @@
 pub mod page;
 pub mod progress;
 pub mod report;
+pub mod result_codes;
 pub mod rows;
 
 use serde::Deserialize;

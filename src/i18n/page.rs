@@ -38,6 +38,11 @@ words! {
         declare: "Declare", "申报";
         rows_to: "rows to", "行到";
         progress: "Progress", "进度";
+        outcomes: "Rows by Alipay+'s answer", "按 Alipay+ 答复统计";
+        result_code: "Answer", "答复代码";
+        rows: "Rows", "行数";
+        meaning: "What it means", "含义";
+        api_text: "Alipay+'s own text", "Alipay+ 原文";
         downloads: "Files", "文件下载";
         login: "Sign in", "登录";
         token: "Token", "令牌";
@@ -49,6 +54,12 @@ words! {
         past_runs: "Past runs in the ledger", "账本中的历史申报";
         inquire: "Ask for customs outcomes", "查询海关结果";
         waiting_retransmission: "corrections waiting", "待重发更正";
+        declared: "declared", "已申报";
+        failed: "failed", "失败";
+        not_settled: "not settled", "未确定";
+        customs_status: "customs", "海关状态";
+        not_found: "not known to Alipay+", "Alipay+ 未查到";
+        settled_by_inquiry: "found declared", "查询确认已申报";
         customs_pending: "customs pending", "海关待回执";
         customs_results: "customs results", "海关回执";
         state_validated: "checked, not declared", "已校验，未申报";

@@ -17,7 +17,7 @@ use super::jobs::{
     ProfileClaim, RunEnd, SavedSummary, Stage, declared_before, no_such_job, profiles, with_job,
     with_job_mut,
 };
-use super::views::{JobPage, error_page, error_page_in, files_in, rejected_rows, render};
+use super::views::{JobPage, Outcome, error_page, error_page_in, files_in, rejected_rows, render};
 use super::{DOWNLOADS, FILE_POLICY, Shared, language_of};
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
@@ -50,6 +50,12 @@ pub async fn job_page(
         return error_page(StatusCode::NOT_FOUND, "the profile is gone");
     };
     let t = PageWords::of(language);
+    let summary = SavedSummary::read(&folder);
+    let outcomes = if summary.is_run() && !running {
+        Outcome::of_codes(&summary.codes, language)
+    } else {
+        Vec::new()
+    };
     render(&JobPage {
         lang: language.tag(),
         title: t.title,
@@ -57,11 +63,12 @@ pub async fn job_page(
         id: &id,
         profile: &profile,
         valid_rows,
-        rejected_count: SavedSummary::read(&folder).rows.rejected,
+        rejected_count: summary.rows.rejected,
         rejected: rejected_rows(&folder),
         started,
         running,
         identical,
+        outcomes,
         files: files_in(&folder, &DOWNLOADS),
     })
 }

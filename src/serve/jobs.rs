@@ -111,6 +111,8 @@ pub struct SavedSummary {
     pub from_ledger: u64,
     pub exit_code: Option<u8>,
     pub input_sha256: String,
+    /// A run's rows by result code.
+    pub codes: std::collections::BTreeMap<String, u64>,
 }
 
 /// The row counts of a saved summary that the page shows.

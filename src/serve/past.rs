@@ -2,7 +2,7 @@
 //! files) and asking Alipay+ for its customs outcomes. Only a folder the
 //! ledger lists is read or touched, never one a request names alone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,41 +10,42 @@ use axum::response::Response;
 
 use super::job::serve_file;
 use super::jobs::{Profile, SavedSummary, ledger_runs, profiles};
-use super::views::{InquiredPage, PastRunPage, error_page, files_in, past_query, render};
+use super::views::{
+    InquiredPage, PastRunPage, error_page, files_in, past_query, render, run_key, run_name,
+};
 use super::{DOWNLOADS, Shared, language_of};
 use crate::i18n::page::PageWords;
 
 #[derive(serde::Deserialize)]
 pub struct InquireForm {
     profile: String,
-    out: String,
+    /// The run's key ([`run_key`]).
+    run: String,
 }
 
-/// The profile of a past run its ledger lists.
-fn known_past_run(state: &Shared, profile: &str, out: &str) -> Result<Profile, String> {
+/// The profile and the folder of a past run its ledger lists, by its key.
+fn known_past_run(state: &Shared, profile: &str, key: &str) -> Result<(Profile, PathBuf), String> {
     let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == profile && !p.sandbox && p.problem.is_none())
     else {
         return Err("no such profile".to_owned());
     };
-    let known = ledger_runs(&profile)
-        .map(|runs| {
-            runs.into_iter()
-                .any(|run| Path::new(&run.out_dir) == Path::new(out))
-        })
-        .unwrap_or(false);
-    if known {
-        Ok(profile)
-    } else {
-        Err("the ledger knows no such run".to_owned())
+    let out = ledger_runs(&profile)
+        .ok()
+        .and_then(|runs| runs.into_iter().find(|run| run_key(&run.out_dir) == key))
+        .map(|run| PathBuf::from(run.out_dir));
+    match out {
+        Some(out) => Ok((profile, out)),
+        None => Err("the ledger knows no such run".to_owned()),
     }
 }
 
 #[derive(serde::Deserialize)]
 pub struct PastQuery {
     profile: String,
-    out: String,
+    /// The run's key ([`run_key`]).
+    run: String,
     file: Option<String>,
     lang: Option<String>,
 }
@@ -56,11 +57,10 @@ pub async fn past_run(
     headers: HeaderMap,
     Query(query): Query<PastQuery>,
 ) -> Response {
-    let profile = match known_past_run(&state, &query.profile, &query.out) {
-        Ok(profile) => profile,
+    let (profile, out) = match known_past_run(&state, &query.profile, &query.run) {
+        Ok(known) => known,
         Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
     };
-    let out = PathBuf::from(&query.out);
     if let Some(name) = &query.file {
         return serve_file(&out, name).await;
     }
@@ -71,11 +71,12 @@ pub async fn past_run(
         title: t.title,
         t,
         profile: &profile,
-        out: out.display().to_string(),
+        out: run_name(&out),
+        key: query.run.clone(),
         results: SavedSummary::read(&out).results,
         files: files_in(&out, &DOWNLOADS)
             .into_iter()
-            .map(|name| (name, past_query(&profile.name, &out, Some(name))))
+            .map(|name| (name, past_query(&profile.name, &query.run, Some(name))))
             .collect(),
     })
 }
@@ -89,11 +90,10 @@ pub async fn inquire_run(
     axum::Form(form): axum::Form<InquireForm>,
 ) -> Response {
     let language = language_of(&headers, None);
-    let profile = match known_past_run(&state, &form.profile, &form.out) {
-        Ok(profile) => profile,
+    let (profile, out) = match known_past_run(&state, &form.profile, &form.run) {
+        Ok(known) => known,
         Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
     };
-    let out = PathBuf::from(&form.out);
     // The ledger and the files are read and written as it goes: off the
     // page's workers.
     let inquired = tokio::task::spawn_blocking(move || {

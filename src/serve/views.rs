@@ -89,6 +89,37 @@ impl JobLine {
     }
 }
 
+/// A run's rows with one result code, explained.
+pub struct Outcome {
+    pub code: String,
+    pub count: u64,
+    pub meaning: String,
+    pub api_text: &'static str,
+}
+
+impl Outcome {
+    /// The rows of a run's summary by code, most first.
+    pub fn of_codes(
+        codes: &std::collections::BTreeMap<String, u64>,
+        language: Language,
+    ) -> Vec<Outcome> {
+        let mut outcomes: Vec<Outcome> = codes
+            .iter()
+            .map(|(code, &count)| {
+                let (meaning, api_text) = crate::i18n::result_codes::explain(code, language);
+                Outcome {
+                    code: code.clone(),
+                    count,
+                    meaning: meaning.to_owned(),
+                    api_text,
+                }
+            })
+            .collect();
+        outcomes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.code.cmp(&b.code)));
+        outcomes
+    }
+}
+
 /// The past runs a profile's ledger knows.
 pub struct PastRuns {
     pub profile: String,
@@ -98,7 +129,17 @@ pub struct PastRuns {
 impl PastRuns {
     /// The query of a run's page.
     pub fn query(&self, run: &RunStatus) -> String {
-        past_query(&self.profile, Path::new(&run.out_dir), None)
+        past_query(&self.profile, &run_key(&run.out_dir), None)
+    }
+
+    /// The key that names a run on the page (never its folder).
+    pub fn key(&self, run: &RunStatus) -> String {
+        run_key(&run.out_dir)
+    }
+
+    /// The run's folder name, without the server's path.
+    pub fn name(&self, run: &RunStatus) -> String {
+        run_name(Path::new(&run.out_dir))
     }
 
     /// The customs results returned, `CODE n, …`, or a dash.
@@ -114,12 +155,24 @@ impl PastRuns {
     }
 }
 
+/// The key that names a past run on the page: a hash of its folder, so
+/// that no server path appears in a page or an address.
+pub fn run_key(out_dir: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(out_dir.as_bytes()))
+}
+
+/// A run's folder name alone.
+pub fn run_name(out: &Path) -> String {
+    out.file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+}
+
 /// The query that names a past run (and one of its files).
-pub fn past_query(profile: &str, out: &Path, file: Option<&str>) -> String {
+pub fn past_query(profile: &str, run: &str, file: Option<&str>) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("profile", profile)
-        .append_pair("out", &out.display().to_string());
+        .append_pair("run", run);
     if let Some(file) = file {
         query.append_pair("file", file);
     }
@@ -155,6 +208,9 @@ pub struct JobPage<'a> {
     pub running: bool,
     /// The same file was uploaded for this profile and declared at this time.
     pub identical: Option<String>,
+    /// After a run: its rows by result code, what each means in the page's
+    /// language, and the API's own text.
+    pub outcomes: Vec<Outcome>,
     pub files: Vec<&'static str>,
 }
 
@@ -165,7 +221,9 @@ pub struct PastRunPage<'a> {
     pub title: &'static str,
     pub t: &'static PageWords,
     pub profile: &'a Profile,
+    /// The run's folder name (never the server's path) and its key.
     pub out: String,
+    pub key: String,
     pub results: StatusCounts,
     /// Each file there, with the query that downloads it.
     pub files: Vec<(&'static str, String)>,
@@ -195,14 +253,14 @@ impl<'a> InquiredPage<'a> {
             lang: language.tag(),
             title: t.title,
             t,
-            out: out.display().to_string(),
+            out: run_name(out),
             statuses: if statuses.is_empty() {
                 "-".to_owned()
             } else {
                 statuses.join(", ")
             },
             report,
-            customs_csv: out.join("customs.csv").display().to_string(),
+            customs_csv: "customs.csv".to_owned(),
         }
     }
 }
@@ -309,6 +367,7 @@ mod tests {
             started: false,
             running: false,
             identical: None,
+            outcomes: Vec::new(),
             files: vec!["rejected.csv"],
         }
         .render()

@@ -205,7 +205,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
                 .await?
                 .text()
                 .await?;
-            assert_eq!(counts, "S 20 · F 0 · U 0");
+            assert_eq!(counts, "declared 20 · failed 0 · not settled 0");
             screenshot(&browser, "past-run.png").await;
             let past = browser.current_url().await?.to_string();
             browser.find(Locator::Id("inquire")).await?.click().await?;
@@ -213,7 +213,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
                 .await?
                 .text()
                 .await?;
-            assert!(inquiry.contains("NOT_FOUND 0"), "{inquiry}");
+            assert!(inquiry.contains("not known to Alipay+ 0"), "{inquiry}");
             // In Chinese, drawn with a CJK font.
             browser.goto(&serve.url("/?lang=zh-CN")).await?;
             let title = browser.find(Locator::Css("h1")).await?.text().await?;

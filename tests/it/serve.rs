@@ -596,9 +596,16 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
     runtime.block_on(async {
         let home = get_text(&serve, "/").await;
         assert!(home.contains("Past runs in the ledger — shop"), "{home}");
-        assert!(home.contains(&out.display().to_string()), "{home}");
+        // The run by its folder's name and a key, never the server's path.
+        assert!(home.contains(">nightly</a>"), "{home}");
+        assert!(!home.contains(&out.display().to_string()), "{home}");
+        let key = format!(
+            "{:016x}",
+            xxhash_rust::xxh3::xxh3_64(out.display().to_string().as_bytes())
+        );
+        assert!(home.contains(&format!("run={key}")), "{home}");
         // Opened: its counts and its files.
-        let query = [("profile", "shop"), ("out", out.to_str().unwrap())];
+        let query = [("profile", "shop"), ("run", key.as_str())];
         let past = client()
             .get(serve.url("/past"))
             .query(&query)
@@ -608,7 +615,8 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
             .text()
             .await
             .unwrap();
-        assert!(past.contains("id=\"counts\">S "), "{past}");
+        assert!(past.contains("id=\"counts\">declared "), "{past}");
+        assert!(!past.contains(&out.display().to_string()), "{past}");
         assert!(
             past.contains("report.html") && past.contains("id=\"inquire\""),
             "{past}"
@@ -617,7 +625,7 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
             .get(serve.url("/past"))
             .query(&[
                 ("profile", "shop"),
-                ("out", out.to_str().unwrap()),
+                ("run", key.as_str()),
                 ("file", "report.html"),
             ])
             .send()
@@ -625,22 +633,24 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
             .unwrap();
         assert_eq!(report.status(), StatusCode::OK);
         assert!(report.text().await.unwrap().contains("<!DOCTYPE html>"));
-        let elsewhere = client()
-            .get(serve.url("/past"))
-            .query(&[
-                ("profile", "shop"),
-                ("out", "/tmp"),
-                ("file", "report.html"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
-        // Only a folder the ledger lists.
+        // A folder named in the request is never read: only keys the ledger lists.
+        for forged_run in ["/tmp", "0000000000000000", out.to_str().unwrap()] {
+            let elsewhere = client()
+                .get(serve.url("/past"))
+                .query(&[
+                    ("profile", "shop"),
+                    ("run", forged_run),
+                    ("file", "report.html"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND, "{forged_run}");
+        }
         let forged = client()
             .post(serve.url("/inquire"))
             .header("Origin", serve.base.clone())
-            .form(&[("profile", "shop"), ("out", "/etc")])
+            .form(&[("profile", "shop"), ("run", "/etc")])
             .send()
             .await
             .unwrap();
@@ -648,7 +658,7 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
         let inquired = client()
             .post(serve.url("/inquire"))
             .header("Origin", serve.base.clone())
-            .form(&[("profile", "shop"), ("out", &out.display().to_string())])
+            .form(&[("profile", "shop"), ("run", key.as_str())])
             .send()
             .await
             .unwrap();
@@ -656,7 +666,7 @@ fn past_runs_from_the_ledger_and_their_customs_outcomes() {
         let page = inquired.text().await.unwrap();
         assert!(page.contains("CUSTOMS_ACCEPT_SUCCESS"), "{page}");
         assert!(
-            page.contains("U 0"),
+            page.contains("not settled 0"),
             "every lost answer was recorded: {page}"
         );
     });
@@ -856,6 +866,21 @@ fn the_same_file_again_is_noticed_and_the_sandbox_profile_remembers() {
             .unwrap();
         assert!(page.contains("id=\"identical\""), "{page}");
         assert!(page.contains("完全相同"), "{page}");
+        // The first run's answers, explained in Chinese beside Alipay+'s text.
+        let first_page = client()
+            .get(serve.url(&first))
+            .header("Accept-Language", "zh-CN")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(first_page.contains("id=\"outcomes\""), "{first_page}");
+        assert!(
+            first_page.contains("<td>SUCCESS</td><td>12</td><td>申报成功</td><td>Success</td>"),
+            "{first_page}"
+        );
         assert!(page.contains("id=\"again\""), "{page}");
         // Not without saying so.
         let refused = declare(&serve, &second).await;
