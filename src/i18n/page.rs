@@ -19,6 +19,8 @@ words! {
         no_profiles: "No profile: put a config (*.toml) in the --config-dir folder",
                      "没有配置：请把配置文件（*.toml）放到 --config-dir 目录中";
         validation: "Validation", "校验结果";
+        read_sheet: "Read from the sheet", "读取的工作表";
+        header_on_row: "column headers on row", "表头所在行";
         valid: "valid rows", "有效行";
         rejected: "rejected rows", "被拒绝的行";
         rejected_rows: "Rejected rows and their reasons", "被拒绝的行及原因";

@@ -69,6 +69,8 @@ pub async fn job_page(
         running,
         identical,
         outcomes,
+        sheet: summary.sheet.clone(),
+        header_row: summary.header_row,
         files: files_in(&folder, &DOWNLOADS),
     })
 }

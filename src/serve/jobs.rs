@@ -113,6 +113,9 @@ pub struct SavedSummary {
     pub input_sha256: String,
     /// A run's rows by result code.
     pub codes: std::collections::BTreeMap<String, u64>,
+    /// The sheet read (a workbook) and the row its headers were found on.
+    pub sheet: Option<String>,
+    pub header_row: u64,
 }
 
 /// The row counts of a saved summary that the page shows.

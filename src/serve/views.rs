@@ -211,6 +211,9 @@ pub struct JobPage<'a> {
     /// After a run: its rows by result code, what each means in the page's
     /// language, and the API's own text.
     pub outcomes: Vec<Outcome>,
+    /// Where the rows were read: the sheet (a workbook) and the header row.
+    pub sheet: Option<String>,
+    pub header_row: u64,
     pub files: Vec<&'static str>,
 }
 
@@ -368,12 +371,18 @@ mod tests {
             running: false,
             identical: None,
             outcomes: Vec::new(),
+            sheet: Some("订单".to_owned()),
+            header_row: 3,
             files: vec!["rejected.csv"],
         }
         .render()
         .unwrap();
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(page.contains("申报 2 行到 embedded-sandbox"), "{page}");
+        assert!(
+            page.contains("读取的工作表 «订单» · 表头所在行 3"),
+            "{page}"
+        );
         assert!(page.contains("id=\"sandbox\""), "{page}");
     }
 }

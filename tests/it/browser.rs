@@ -170,6 +170,13 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             assert!(reasons.contains("HANGZHOU"), "{reasons}");
             let valid = browser.find(Locator::Id("valid")).await?.text().await?;
             assert_eq!(valid, "20");
+            // Which sheet and header row it read, said on the page.
+            let read_from = browser.find(Locator::Id("read-from")).await?.text().await?;
+            assert!(
+                read_from.starts_with("Read from the sheet «"),
+                "{read_from}"
+            );
+            assert!(read_from.contains("column headers on row "), "{read_from}");
             screenshot(&browser, "validation.png").await;
             browser.find(Locator::Id("confirm")).await?.click().await?;
             let button = browser.find(Locator::Id("declare")).await?;
