@@ -100,11 +100,24 @@ impl InquireOpts {
                 report.last_failure.as_deref().unwrap_or("no answer")
             );
         }
-        Ok(if report.still_unknown == 0 {
+        let code = if report.still_unknown == 0 {
             exit::SUCCESS
         } else {
             exit::UNFINISHED
-        })
+        };
+        // One line to grep, as a run's closing line.
+        say!(
+            "declare-batch: inquiry finished exit={code} asked={} calls={} not_found={} \
+             settled={} still_unknown={} customs: {} out={}",
+            report.asked,
+            report.calls,
+            report.not_found,
+            report.settled,
+            report.still_unknown,
+            report.customs_results_line(),
+            out.display()
+        );
+        Ok(code)
     }
 }
 

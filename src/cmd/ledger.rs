@@ -115,7 +115,17 @@ impl LedgerCommand {
             LedgerCommand::Export(opts) => opts.exec(),
             LedgerCommand::Status(opts) => opts.exec(),
             LedgerCommand::Vacuum(args) => {
-                let (_, ledger) = args.open()?;
+                let (settings, ledger) = args.open()?;
+                // Compacting rewrites the whole file: never under a run.
+                let (endpoint, client_id) = settings.scope()?;
+                let _lease = crate::ledger::LedgerLease::take(
+                    ledger.path(),
+                    &endpoint,
+                    &client_id,
+                    "ledger vacuum",
+                    ledger.path(),
+                    std::time::Duration::ZERO,
+                )?;
                 let before = file_size(ledger.path());
                 ledger.vacuum()?;
                 say!(
@@ -300,7 +310,8 @@ fn status_table(runs: &[crate::ledger::RunStatus]) -> String {
         total.success.to_string(),
         total.failed.to_string(),
         total.unknown.to_string(),
-        total.waiting.to_string(),
+        // Each run's count is at its end; a later run may have sent them.
+        "-".to_owned(),
         total.customs_pending.to_string(),
         results_line(&total.customs_results),
     ]);

@@ -16,6 +16,9 @@ use crate::say;
 const TIME_LIMIT: Duration = Duration::from_secs(300);
 /// What is kept of each of its output streams.
 const OUTPUT_LIMIT: u64 = 64 * 1024;
+/// How long its output is waited for once it has ended (a process it left
+/// behind may hold the pipes open).
+const OUTPUT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs `command` for a run that ended with `exit` in `out`.
 pub fn run(command: &str, out: &Path, exit: u8) {
@@ -51,7 +54,12 @@ pub fn run(command: &str, out: &Path, exit: u8) {
             return;
         }
     };
-    let readers: Vec<_> = [
+    // Each stream read on a thread of its own, line by line over a
+    // channel, so that its lines join the log as they come and a process
+    // the command left behind holding a pipe never holds the run.
+    let (lines, read) = std::sync::mpsc::channel::<Option<String>>();
+    let mut streams = 0;
+    for pipe in [
         child
             .stdout
             .take()
@@ -63,14 +71,28 @@ pub fn run(command: &str, out: &Path, exit: u8) {
     ]
     .into_iter()
     .flatten()
-    .map(|pipe| std::thread::spawn(move || bounded_text(pipe)))
-    .collect();
+    {
+        let lines = lines.clone();
+        streams += 1;
+        std::thread::spawn(move || send_lines(pipe, &lines));
+    }
+    drop(lines);
+    let say_line = |line: Option<String>, open: &mut usize| match line {
+        Some(line) => say!("declare-batch: on-finish: {line}"),
+        None => *open -= 1,
+    };
+    let mut open = streams;
     let started = Instant::now();
     let status = loop {
+        while let Ok(line) = read.try_recv() {
+            say_line(line, &mut open);
+        }
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if started.elapsed() < TIME_LIMIT => {
-                std::thread::sleep(Duration::from_millis(20));
+                if let Ok(line) = read.recv_timeout(Duration::from_millis(20)) {
+                    say_line(line, &mut open);
+                }
             }
             Ok(None) | Err(_) => {
                 kill_group(&mut child);
@@ -78,10 +100,19 @@ pub fn run(command: &str, out: &Path, exit: u8) {
             }
         }
     };
-    for reader in readers {
-        let text = reader.join().unwrap_or_default();
-        for line in text.lines() {
-            say!("declare-batch: on-finish: {line}");
+    // Its last lines, for a few seconds more at most once it has ended.
+    let output_deadline = Instant::now() + OUTPUT_GRACE;
+    while open > 0 {
+        let left = output_deadline.saturating_duration_since(Instant::now());
+        match read.recv_timeout(left) {
+            Ok(line) => say_line(line, &mut open),
+            Err(_) => {
+                say!(
+                    "declare-batch: the --on-finish command left a process holding its \
+                     output; not waiting for it"
+                );
+                break;
+            }
         }
     }
     match status {
@@ -110,12 +141,30 @@ fn kill_group(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-/// The first `OUTPUT_LIMIT` bytes of a stream as text; the rest is read
-/// and dropped, so that the command never blocks on a full pipe.
-fn bounded_text(pipe: Box<dyn Read + Send>) -> String {
-    let mut kept = Vec::new();
-    let mut pipe = pipe;
-    let _ = (&mut pipe).take(OUTPUT_LIMIT).read_to_end(&mut kept);
-    let _ = std::io::copy(&mut pipe, &mut std::io::sink());
-    String::from_utf8_lossy(&kept).into_owned()
+/// Sends the stream's lines, then `None` at its end; past `OUTPUT_LIMIT`
+/// bytes the rest is read and dropped, so that the command never blocks on
+/// a full pipe.
+fn send_lines(pipe: Box<dyn Read + Send>, lines: &std::sync::mpsc::Sender<Option<String>>) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(pipe);
+    let mut kept = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // One line at most the limit: a line without an end is cut.
+        match (&mut reader)
+            .take(OUTPUT_LIMIT + 1)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => break,
+            Ok(read) => {
+                kept += read as u64;
+                if kept <= OUTPUT_LIMIT {
+                    let text = String::from_utf8_lossy(&line);
+                    let _ = lines.send(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
+                }
+            }
+        }
+    }
+    let _ = lines.send(None);
 }

@@ -102,15 +102,28 @@ impl RunOpts {
                 self.input.out.display()
             );
         }
+        let metrics = settings.metrics.clone();
         let plan = match RunPlan::prepare(options, settings) {
             Ok(plan) => plan,
             Err(error) => {
-                if let Some(command) = &self.on_finish {
-                    say!("error: {error:#}");
-                    super::on_finish::run(command, &self.input.out, exit::FATAL);
-                    return Ok(exit::FATAL);
+                // A night that cannot start still ends as a night does: the
+                // metrics say exit 1, the alert command runs, and the
+                // closing line is the last.
+                say!("error: {error:#}");
+                if let Some(path) = &metrics {
+                    let text = crate::run::metrics::render_not_started(exit::FATAL);
+                    if let Err(error) = crate::run::metrics::write(path, &text) {
+                        say!(
+                            "declare-batch: cannot write the metrics file {}: {error}",
+                            path.display()
+                        );
+                    }
                 }
-                return Err(error);
+                if let Some(command) = &self.on_finish {
+                    super::on_finish::run(command, &self.input.out, exit::FATAL);
+                }
+                say!("{}", closing_line(exit::FATAL, None, &self.input.out));
+                return Ok(exit::FATAL);
             }
         };
         let runtime = super::runtime()?;
@@ -126,7 +139,12 @@ impl RunOpts {
                 progress_tx,
                 Arc::new(move |event| {
                     // A failed write is said even with --quiet: it ends the run.
-                    if !quiet || matches!(event, RunEvent::WriteFailed { .. }) {
+                    if !quiet
+                        || matches!(
+                            event,
+                            RunEvent::WriteFailed { .. } | RunEvent::MetricsNotWritten { .. }
+                        )
+                    {
                         say!("declare-batch: {event}");
                     }
                 }),
@@ -143,7 +161,7 @@ impl RunOpts {
         }
         let code = exit::of_run(report.outcome.conclusion());
         let retry_path = report.retry_path();
-        let closing = closing_line(code, &report.summary, &report.out);
+        let closing = closing_line(code, Some(&report.summary), &report.out);
         match report.outcome {
             RunOutcome::Fatal(error) => {
                 // Said here, so that the closing line stays the last.
@@ -359,14 +377,20 @@ impl Continuations {
         }
     }
 
-    /// The command that feeds `retry` back into a folder beside `out`.
+    /// The command that feeds `retry` back into a folder beside `out`: the
+    /// first `OUT-retry-N` that does not exist yet (an earlier re-feed may
+    /// have taken `-retry-1`).
     fn refeed(&self, retry: &Path, out: &Path) -> String {
+        let folder = (1u32..)
+            .map(|n| format!("{}-retry-{n}", out.display()))
+            .find(|folder| !Path::new(folder).exists())
+            .expect("a free name");
         let mut words = vec![
             self.program.clone(),
             "run".to_owned(),
             retry.display().to_string(),
             "--out".to_owned(),
-            format!("{}-retry-1", out.display()),
+            folder,
         ];
         words.extend(self.shaping.iter().cloned());
         shell_line(&words)
@@ -453,17 +477,23 @@ fn print_summary(summary: &RunSummary, out: &Path, language: Language) {
 
 /// The last line of a run's log, one line to grep in cron mail, printed
 /// even with --quiet.
-fn closing_line(code: u8, summary: &RunSummary, out: &Path) -> String {
+fn closing_line(code: u8, summary: Option<&RunSummary>, out: &Path) -> String {
+    let (results, rejected, from_ledger, retransmitted, waiting) =
+        summary.map_or_else(Default::default, |summary| {
+            (
+                summary.results,
+                summary.rows.rejected,
+                summary.from_ledger,
+                summary.retransmitted,
+                summary.waiting_for_retransmission,
+            )
+        });
     format!(
-        "declare-batch: finished exit={code} S={} F={} U={} rejected={} from_ledger={} \
-         retransmitted={} waiting={} out={}",
-        summary.results.success,
-        summary.results.failed,
-        summary.results.unknown,
-        summary.rows.rejected,
-        summary.from_ledger,
-        summary.retransmitted,
-        summary.waiting_for_retransmission,
+        "declare-batch: finished exit={code} S={} F={} U={} rejected={rejected} \
+         from_ledger={from_ledger} retransmitted={retransmitted} waiting={waiting} out={}",
+        results.success,
+        results.failed,
+        results.unknown,
         out.display()
     )
 }

@@ -188,7 +188,16 @@ impl Decisions {
                     return vec![Action::Hold(job)];
                 }
                 job.attempts_used += 1;
-                if self.failures_in_a_row >= self.breaker_threshold && self.ride_outages {
+                // A row out of attempts with nothing but failures of the
+                // endpoint since its first: the endpoint is down, not the
+                // row (few rows are open at the tail of a night, too few to
+                // reach the breaker's count).
+                let tail_outage = job.attempts_used >= self.max_attempts
+                    && endpoint_failure(code)
+                    && self.failures_in_a_row >= self.max_attempts;
+                if (self.failures_in_a_row >= self.breaker_threshold || tail_outage)
+                    && self.ride_outages
+                {
                     if stop.is_some() {
                         return vec![Action::Settle(job, Some(outcome))];
                     }
@@ -226,6 +235,15 @@ impl Decisions {
             .map(|(job, outcome)| Action::Settle(job, Some(outcome)))
             .collect()
     }
+}
+
+/// An unknown outcome that says the endpoint did not answer at all (no
+/// connection, no answer in time, a server error), not a row's own unknown.
+fn endpoint_failure(code: &str) -> bool {
+    matches!(code, "TIMEOUT" | "CONNECTION_ERROR")
+        || code
+            .strip_prefix("HTTP_")
+            .is_some_and(|status| status.starts_with('5'))
 }
 
 /// Jobs keep their last unknown outcome so that a row settled without a

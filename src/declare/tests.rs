@@ -281,3 +281,47 @@ fn a_traffic_limit_answer_also_ends_the_wait() {
     );
     assert_eq!(kinds(&actions), [("back", 0, None), ("slow", 7, None)]);
 }
+
+#[test]
+fn a_last_row_out_of_attempts_against_a_dead_endpoint_waits_for_it() {
+    let riding = RunSettings {
+        outage_wait: Duration::from_secs(600),
+        breaker_threshold: 20,
+        ..settings()
+    };
+    let mut decisions = Decisions::new(&riding);
+    let mut stop = None;
+    let mut row = job(2);
+    for _ in 0..2 {
+        let actions = decisions.answer(
+            row,
+            DeclareOutcome::unknown("CONNECTION_ERROR", "refused"),
+            &mut stop,
+        );
+        assert_eq!(kinds(&actions), [("retry", 2, None)]);
+        row = take_job(actions);
+    }
+    let actions = decisions.answer(
+        row,
+        DeclareOutcome::unknown("CONNECTION_ERROR", "refused"),
+        &mut stop,
+    );
+    assert_eq!(kinds(&actions), [("down", 0, None), ("hold", 2, None)]);
+    assert_eq!(stop, None);
+    // A row's own unknown answer (the endpoint answered) is settled U.
+    let mut decisions = Decisions::new(&riding);
+    let mut row = job(3);
+    for _ in 0..2 {
+        row = take_job(decisions.answer(
+            row,
+            DeclareOutcome::unknown("UNKNOWN_EXCEPTION", "u"),
+            &mut stop,
+        ));
+    }
+    let actions = decisions.answer(
+        row,
+        DeclareOutcome::unknown("UNKNOWN_EXCEPTION", "u"),
+        &mut stop,
+    );
+    assert_eq!(kinds(&actions), [("settle", 3, Some(Status::U))]);
+}

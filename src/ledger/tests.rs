@@ -465,3 +465,39 @@ fn a_run_end_is_recorded_and_old_raw_answers_are_dropped_but_their_fields_stay()
     ledger.vacuum().unwrap();
     assert!(matches!(decide(&ledger, &new, false), Decision::Known(_)));
 }
+
+#[test]
+fn a_retransmission_forgets_the_old_bodys_customs_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    declare(&ledger, &first, Status::S, 2);
+    ledger
+        .record_inquiry(&CustomsOutcome {
+            request_id: "D1".into(),
+            status: "CUSTOMS_ACCEPT_SUCCESS".into(),
+            result_code: "ACCEPTED".into(),
+            ..CustomsOutcome::default()
+        })
+        .unwrap();
+    let runs = ledger.status(None).unwrap();
+    assert_eq!(runs[0].customs_pending, 0);
+    assert_eq!(runs[0].customs_results.get("ACCEPTED"), Some(&1));
+    // The corrected amount goes as a retransmission and is answered S.
+    let mut changed = first.clone();
+    changed.declaration_amount.value = "90".into();
+    let body = changed.to_body();
+    ledger.record_call(3, &changed, &body, true).unwrap();
+    ledger
+        .record_outcome(&result(&changed, Status::S, 3), &changed, &body, "{}")
+        .unwrap();
+    let runs = ledger.status(None).unwrap();
+    assert_eq!(
+        runs[0].customs_pending, 1,
+        "customs decides on the new body"
+    );
+    assert!(runs[0].customs_results.is_empty(), "{runs:?}");
+    let open = ledger.open_declarations(None, "", 10).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].amount, "90");
+}

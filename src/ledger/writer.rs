@@ -170,6 +170,9 @@ const OUTCOME_SAME_BODY_SQL: &str = "UPDATE declarations SET status = ?4, result
                      input_row = ?15, settled_at = ?16
                  WHERE scope_id = ?1 AND request_id = ?2 AND body_hmac = ?3
                    AND (status <> 'S' OR ?4 = 'S')";
+/// A new body (a retransmission) replaces the old one, keeps the amount it
+/// replaced, and forgets the old body's customs outcome: customs decides on
+/// the new one, which an inquiry then asks about.
 const OUTCOME_DECLARATION_SQL: &str =
     "INSERT INTO declarations(scope_id, request_id, payment_request_id,
                          reference_order_id, order_id, customs_code, merchant_customs_code,
@@ -192,6 +195,18 @@ const OUTCOME_DECLARATION_SQL: &str =
                          amount_changed_at = CASE WHEN declarations.amount <> excluded.amount
                              THEN excluded.settled_at ELSE declarations.amount_changed_at END,
                          amount = excluded.amount,
+                         customs_status = CASE WHEN declarations.body_hmac <> excluded.body_hmac
+                             THEN NULL ELSE declarations.customs_status END,
+                         customs_result_code = CASE WHEN declarations.body_hmac <> excluded.body_hmac
+                             THEN NULL ELSE declarations.customs_result_code END,
+                         customs_result_description = CASE WHEN declarations.body_hmac <> excluded.body_hmac
+                             THEN NULL ELSE declarations.customs_result_description END,
+                         customs_result_returned_time = CASE WHEN declarations.body_hmac <> excluded.body_hmac
+                             THEN NULL ELSE declarations.customs_result_returned_time END,
+                         customs_modified_time = CASE WHEN declarations.body_hmac <> excluded.body_hmac
+                             THEN NULL ELSE declarations.customs_modified_time END,
+                         inquired_at = CASE WHEN declarations.body_hmac <> excluded.body_hmac
+                             THEN NULL ELSE declarations.inquired_at END,
                          certificate_no = excluded.certificate_no,
                          body_hmac = excluded.body_hmac,
                          fixed_hmac = excluded.fixed_hmac,

@@ -220,8 +220,12 @@ impl Closing {
         let latency = Latency::of(timing.latencies_micros);
         if let Some(path) = &self.settings.metrics {
             let text = super::metrics::render(&summary, latency.as_ref(), timing.retries);
+            // Like --on-finish, an aid to the operator: its failure is
+            // said, and never changes what the run came to.
             if let Err(error) = super::metrics::write(path, &text) {
-                fail(path, error);
+                (self.events)(RunEvent::MetricsNotWritten {
+                    what: format!("{}: {error}", path.display()),
+                });
             }
         }
         let report = ReportData {

@@ -29,6 +29,8 @@ pub enum RunEvent {
     Inquiry(String),
     /// The inquiry failed; the rows stay unknown.
     InquiryFailed { cause: String },
+    /// `[output] metrics` could not be written (the file and the cause).
+    MetricsNotWritten { what: String },
     /// The endpoint stopped answering (or answered again); `since`: when
     /// the wait began, while it lasts.
     Outage {
@@ -63,6 +65,10 @@ impl fmt::Display for RunEvent {
             RunEvent::InquiryFailed { cause } => write!(
                 f,
                 "the inquiry failed ({cause}); the unknown rows stay in retry.csv"
+            ),
+            RunEvent::MetricsNotWritten { what } => write!(
+                f,
+                "cannot write the metrics file {what}; the run's outputs and exit code stand"
             ),
             RunEvent::Outage { notice, since } => {
                 let since = since.map_or_else(String::new, |since| {

@@ -12,15 +12,53 @@ use super::RunSummary;
 use crate::report::AtomicFile;
 use crate::report::html::Latency;
 
+/// Appends one gauge, its help and type, and its samples.
+fn gauge(text: &mut String, name: &str, help: &str, samples: &[(&str, f64)]) {
+    let _ = writeln!(text, "# HELP declare_batch_{name} {help}");
+    let _ = writeln!(text, "# TYPE declare_batch_{name} gauge");
+    for (labels, value) in samples {
+        let _ = writeln!(text, "declare_batch_{name}{labels} {value}");
+    }
+}
+
+const EXIT_HELP: &str = "The last run's exit code (0 all declared, 3 some failed or rejected, 4 rows unknown, 1 fatal).";
+const FINISHED_HELP: &str = "When the last run finished, in seconds since the Unix epoch.";
+
+/// The metrics of a run that could not start (the input, the folder, the
+/// ledger's lease): exit code 1 now, so that an alert on it fires.
+pub fn render_not_started(exit_code: u8) -> String {
+    let mut text = String::new();
+    gauge(
+        &mut text,
+        "rows",
+        "Valid rows of the last run by status (S declared, F failed, U unknown).",
+        &[
+            ("{status=\"S\"}", 0.0),
+            ("{status=\"F\"}", 0.0),
+            ("{status=\"U\"}", 0.0),
+        ],
+    );
+    gauge(
+        &mut text,
+        "exit_code",
+        EXIT_HELP,
+        &[("", f64::from(exit_code))],
+    );
+    let now = chrono::Utc::now().timestamp() as f64;
+    gauge(
+        &mut text,
+        "last_run_timestamp_seconds",
+        FINISHED_HELP,
+        &[("", now)],
+    );
+    text
+}
+
 /// The text of the metrics file.
 pub fn render(summary: &RunSummary, latency: Option<&Latency>, retries: u64) -> String {
     let mut text = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(&str, f64)]| {
-        let _ = writeln!(text, "# HELP declare_batch_{name} {help}");
-        let _ = writeln!(text, "# TYPE declare_batch_{name} gauge");
-        for (labels, value) in samples {
-            let _ = writeln!(text, "declare_batch_{name}{labels} {value}");
-        }
+        gauge(&mut text, name, help, samples);
     };
     let results = summary.results;
     gauge(
@@ -96,14 +134,14 @@ pub fn render(summary: &RunSummary, latency: Option<&Latency>, retries: u64) -> 
     );
     gauge(
         "exit_code",
-        "The last run's exit code (0 all declared, 3 some failed or rejected, 4 rows unknown, 1 fatal).",
+        EXIT_HELP,
         &[("", f64::from(summary.exit_code))],
     );
     let finished = chrono::DateTime::parse_from_rfc3339(&summary.finished_at)
         .map_or(0, |time| time.timestamp());
     gauge(
         "last_run_timestamp_seconds",
-        "When the last run finished, in seconds since the Unix epoch.",
+        FINISHED_HELP,
         &[("", finished as f64)],
     );
     text

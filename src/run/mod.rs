@@ -15,7 +15,7 @@ pub mod events;
 pub mod folder;
 pub mod inquire;
 pub mod inquire_ledger;
-mod metrics;
+pub mod metrics;
 mod outputs;
 mod sink;
 mod summary;

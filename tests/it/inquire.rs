@@ -64,6 +64,15 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
         "{}",
         run.stdout
     );
+    // And one closing line to grep, the last.
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("declare-batch: inquiry finished exit=4 ")
+            && last.contains(" customs: ACCEPTED ")
+            && last.ends_with(" out=out"),
+        "{}",
+        run.stderr
+    );
     let after = csv_records(&work, "out/results.csv");
     assert_eq!(after.len(), before.len());
     let settled: Vec<&HashMap<String, String>> =

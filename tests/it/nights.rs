@@ -64,6 +64,8 @@ fn an_outage_longer_than_the_wait_stops_the_run_having_sent_only_probes() {
         &["--payments", &payments, "--fail-http-500", "1"],
     );
     let config = config_for(&work, &sandbox, &[("concurrency", "4")]);
+    // An earlier re-feed took the first folder's name.
+    std::fs::create_dir_all(work.path("out-retry-1")).unwrap();
     let run = work.run(&["run", &orders, "--config", &config, "--outage-wait", "3"]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(
@@ -93,6 +95,34 @@ fn an_outage_longer_than_the_wait_stops_the_run_having_sent_only_probes() {
     assert!(
         run.stderr.contains("--outage-wait 3"),
         "the printed commands keep the wait: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--out out-retry-2 "),
+        "the re-feed goes to a folder of its own: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_last_rows_of_a_night_also_wait_for_the_endpoint() {
+    let work = Workdir::new();
+    // Five rows: too few failures for the breaker's count of twenty.
+    let (orders, payments) = orders(&work, 5);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &["--payments", &payments, "--fail-http-500", "1"],
+    );
+    let config = config_for(&work, &sandbox, &[]);
+    let run = work.run(&["run", &orders, "--config", &config, "--outage-wait", "2"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let summary = work.summary();
+    assert_eq!(summary["outages"], 1, "{summary}");
+    let stopped = summary["stopped"].as_str().unwrap();
+    assert!(stopped.contains("no answer for 2 s"), "{summary}");
+    assert!(
+        run.stderr.contains("still waiting for the endpoint"),
+        "{}",
         run.stderr
     );
 }
@@ -260,7 +290,8 @@ fn metrics_and_the_on_finish_command_tell_the_operator() {
     let left: Vec<_> = std::fs::read_dir(work.path("metrics")).unwrap().collect();
     assert_eq!(left.len(), 1, "written atomically, no temporary left");
 
-    // A run that cannot start still calls it, with exit 1.
+    // A run that cannot start still calls it, with exit 1, says so in the
+    // metrics, and ends with the closing line.
     let run = work.run(&[
         "run",
         "missing.csv",
@@ -273,6 +304,87 @@ fn metrics_and_the_on_finish_command_tell_the_operator() {
     ]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("on-finish: exit=1"), "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap();
+    assert!(
+        last.contains("declare-batch: finished exit=1 S=0 F=0 U=0"),
+        "{}",
+        run.stderr
+    );
+    let metrics = std::fs::read_to_string(work.path("metrics/night.prom")).unwrap();
+    assert!(metrics.contains("declare_batch_exit_code 1\n"), "{metrics}");
+
+    // A command that leaves a process holding its output does not hold
+    // the run: its lines are logged, and the run ends.
+    let sleeper = work.path("sleeper.pid");
+    let lingering = format!("sleep 600 & echo $! > {}; echo started", sleeper.display());
+    let run = work.run(&[
+        "run",
+        &orders,
+        "--config",
+        &config,
+        "--out",
+        "out-3",
+        "--on-finish",
+        &lingering,
+    ]);
+    if let Ok(pid) = std::fs::read_to_string(&sleeper) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("on-finish: started"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("left a process holding its output"),
+        "{}",
+        run.stderr
+    );
+
+    // Metrics that cannot be written are said, and change nothing else.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("metrics/night.prom", "missing-folder/night.prom");
+    std::fs::write(&config, text).unwrap();
+    let run = work.run(&["run", &orders, "--config", &config, "--out", "out-4"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot write the metrics file"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(work.summary_of("out-4")["exit_code"], 0);
+}
+
+#[test]
+fn ledger_vacuum_waits_for_no_run() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 20);
+    let sandbox = SandboxProcess::start(
+        work.path("keys"),
+        &[
+            "--payments",
+            &payments,
+            "--slow",
+            "1",
+            "--latency-ms",
+            "200",
+        ],
+    );
+    let config = config_for(&work, &sandbox, &[("concurrency", "1")]);
+    let mut child = spawn_run(&work, &[&orders, "--config", &config]);
+    wait_until(&mut child, DEADLINE, "the first answer", || {
+        std::fs::read_to_string(work.path("out/journal.jsonl"))
+            .unwrap_or_default()
+            .contains("\"t\":\"final\"")
+    });
+    let vacuum = work.run(&["ledger", "vacuum", "--config", &config]);
+    assert_eq!(vacuum.code, 1, "{}", vacuum.stderr);
+    assert!(
+        vacuum.stderr.contains("run"),
+        "names the holder: {}",
+        vacuum.stderr
+    );
+    let (status, stderr) = finish_with_deadline(child, RUN_DEADLINE);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let vacuum = work.run(&["ledger", "vacuum", "--config", &config]);
+    assert_eq!(vacuum.code, 0, "{}", vacuum.stderr);
 }
 
 /// `ledger status` counts per night from the ledger: S/F/U, corrections

@@ -695,10 +695,10 @@ fn a_ledger_that_cannot_be_written_stops_the_run() {
     );
 }
 
-#[cfg(target_os = "linux")]
 /// A failed ledger write leaves every valid row once in results.csv, the
 /// unsettled ones in retry.csv, and a summary that agrees with itself:
 /// feeding retry.csv back is enough.
+#[cfg(target_os = "linux")]
 #[test]
 fn after_a_failed_ledger_write_retry_csv_is_enough() {
     let work = Workdir::new();
@@ -750,6 +750,7 @@ fn after_a_failed_ledger_write_retry_csv_is_enough() {
     assert_eq!(stats.request_ids_with_distinct_bodies, 0);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn results_that_cannot_be_written_stop_the_run() {
     let work = Workdir::new();
