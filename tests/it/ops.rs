@@ -435,6 +435,15 @@ fn every_printed_command_runs_as_printed() {
         }
         refeed = printed(&stderr, "into a folder of their own: ");
     }
+    // The resolve command, as printed, resumes the night's folder and asks
+    // Alipay+ about what stays unknown.
+    let (status, stderr) = run_as_printed(&work, &resolve);
+    assert!(matches!(status.code(), Some(0 | 4)), "{resolve}: {stderr}");
+    let night = work.summary_of("night");
+    assert_eq!(night["ledger"].as_str().map(|l| l.ends_with("nights.db")), Some(true));
+    if night["results"]["U"].as_u64().unwrap() > 0 {
+        assert!(night.get("inquiry").is_some(), "{night}");
+    }
     // The resume command, as printed, finds the night's folder its own.
     let resume = printed(&run.stderr, "run the same command again: ");
     let (status, stderr) = run_as_printed(&work, &resume);
