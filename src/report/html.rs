@@ -21,7 +21,7 @@ use crate::outcome::{Status, StatusCounts};
 pub const MAX_LISTED: usize = 500;
 
 /// Latency of the requests of a run, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Latency {
     pub requests: u64,
     pub p50: f64,
@@ -282,9 +282,9 @@ fn write_outcomes_and_errors(page: &mut String, data: &ReportData<'_>, w: &Repor
             data.problems.iter().map(|problem| {
                 (
                     vec![
-                        problem.field.to_owned(),
-                        problem.code.to_owned(),
-                        describe_code(problem.code, language).to_owned(),
+                        problem.field.to_string(),
+                        problem.code.to_string(),
+                        describe_code(&problem.code, language).to_owned(),
                     ],
                     problem.count,
                 )

@@ -172,7 +172,8 @@ impl RejectedWriter {
 }
 
 /// Rows of an input, as summaries count them.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RowCounts {
     /// Non-blank data rows: valid + rejected + totals.
     pub read: u64,
@@ -226,11 +227,11 @@ pub struct ProblemTally {
     counts: HashMap<(&'static str, &'static str), u64>,
 }
 
-/// One line of the problem tally.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One line of the problem tally (read back from a summary too).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ProblemCount {
-    pub field: &'static str,
-    pub code: &'static str,
+    pub field: std::borrow::Cow<'static, str>,
+    pub code: std::borrow::Cow<'static, str>,
     pub count: u64,
 }
 
@@ -249,13 +250,17 @@ impl ProblemTally {
         let mut counts: Vec<ProblemCount> = self
             .counts
             .iter()
-            .map(|(&(field, code), &count)| ProblemCount { field, code, count })
+            .map(|(&(field, code), &count)| ProblemCount {
+                field: field.into(),
+                code: code.into(),
+                count,
+            })
             .collect();
         counts.sort_by(|a, b| {
             b.count
                 .cmp(&a.count)
-                .then(a.field.cmp(b.field))
-                .then(a.code.cmp(b.code))
+                .then(a.field.cmp(&b.field))
+                .then(a.code.cmp(&b.code))
         });
         counts
     }
@@ -280,7 +285,7 @@ pub fn write_problem_table(
             count.count,
             count.field,
             count.code,
-            crate::i18n::describe_code(count.code, language)
+            crate::i18n::describe_code(&count.code, language)
         )?;
     }
     Ok(())

@@ -174,6 +174,7 @@ impl Closing {
         );
         let exit_code = crate::exit::of_run(outcome.conclusion());
         let elapsed = self.clock.elapsed();
+        let latency = Latency::of(timing.latencies_micros);
         let summary = RunSummary {
             command: "run",
             input: self.input,
@@ -200,6 +201,8 @@ impl Closing {
             finished_at: timestamp(Local::now()),
             duration_ms: elapsed.as_millis(),
             achieved_rate_per_sec: tally.requests as f64 / elapsed.as_secs_f64().max(0.001),
+            requests_per_second: timing.per_second,
+            latency_ms: latency,
             outages: timing.outages,
             outage_seconds: (timing.outage_time.as_secs_f64() * 10.0).round() / 10.0,
             stopped,
@@ -217,7 +220,6 @@ impl Closing {
         if let Err(error) = write_json(&summary_path, &summary) {
             fail(&summary_path, error);
         }
-        let latency = Latency::of(timing.latencies_micros);
         if let Some(path) = &self.settings.metrics {
             let text = super::metrics::render(&summary, latency.as_ref(), timing.retries);
             // Like --on-finish, an aid to the operator: its failure is
@@ -237,8 +239,8 @@ impl Closing {
             codes: &summary.codes,
             problems: &summary.rejected_by,
             identity_checks: &summary.identity_checks,
-            per_second: &timing.per_second,
-            latency,
+            per_second: &summary.requests_per_second,
+            latency: summary.latency_ms,
             started_at: &summary.started_at,
             duration_ms: summary.duration_ms,
             stopped: summary.stopped.as_deref(),
@@ -248,13 +250,9 @@ impl Closing {
             waiting_for_retransmission: summary.waiting_for_retransmission,
             customs_results: summary
                 .inquiry
-                .iter()
-                .flat_map(|inquiry| &inquiry.customs_results)
-                .map(|(code, result)| match result.description.as_str() {
-                    "" => (code.clone(), result.count),
-                    description => (format!("{code} ({description})"), result.count),
-                })
-                .collect(),
+                .as_ref()
+                .map(|inquiry| super::summary::customs_lines(&inquiry.customs_results))
+                .unwrap_or_default(),
         };
         if let Err(error) = write_report(&out, &report) {
             fail(&out.join("report.html"), error);

@@ -85,7 +85,7 @@ pub struct InquiryReport {
 
 /// How many declarations customs answered with one result code, and what
 /// the code says.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct CustomsResultCount {
     pub count: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -242,6 +242,8 @@ pub async fn inquire_recorded_run(
     )
     .await?;
     update_summary(out, &report)?;
+    // The report shows the customs results and the settled rows too.
+    super::summary::redraw_report(out, settings.language)?;
     Ok(report)
 }
 

@@ -60,6 +60,11 @@ pub struct RunSummary {
     pub finished_at: String,
     pub duration_ms: u128,
     pub achieved_rate_per_sec: f64,
+    /// Requests started in each second of the run, and the answers'
+    /// latency: what report.html draws, kept so that it can be drawn again.
+    pub requests_per_second: Vec<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<crate::report::html::Latency>,
     /// Times the endpoint stopped answering and the run waited for it, and
     /// how long it waited in all.
     pub outages: u32,
@@ -279,4 +284,86 @@ mod tests {
         assert!(text.contains("INVALID_SIGNATURE"), "{text}");
         assert!(text.contains("out/retry.csv"), "{text}");
     }
+}
+
+/// What `report.html` needs of a run's `summary.json`, read back to draw
+/// the report again after an inquiry changed the run's results.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SavedRunSummary {
+    pub input: String,
+    pub endpoint: String,
+    pub rows: RowCounts,
+    pub results: StatusCounts,
+    pub codes: BTreeMap<String, u64>,
+    pub identity_checks: BTreeMap<String, u64>,
+    pub rejected_by: Vec<ProblemCount>,
+    pub requests_per_second: Vec<u64>,
+    pub latency_ms: Option<crate::report::html::Latency>,
+    pub started_at: String,
+    pub duration_ms: u128,
+    pub stopped: Option<String>,
+    pub exit_code: u8,
+    pub retransmitted: u64,
+    pub waiting_for_retransmission: u64,
+    pub inquiry: Option<SavedInquiry>,
+}
+
+/// The part of an inquiry's report that report.html shows.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SavedInquiry {
+    pub customs_results: BTreeMap<String, inquire::CustomsResultCount>,
+}
+
+/// Customs results as report.html lists them: `CODE (description)` and a
+/// count.
+pub fn customs_lines(
+    results: &BTreeMap<String, inquire::CustomsResultCount>,
+) -> Vec<(String, u64)> {
+    results
+        .iter()
+        .map(|(code, result)| match result.description.as_str() {
+            "" => (code.clone(), result.count),
+            description => (format!("{code} ({description})"), result.count),
+        })
+        .collect()
+}
+
+/// Draws `report.html` in `out` again from its `summary.json`.
+pub fn redraw_report(out: &Path, language: crate::i18n::Language) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let path = out.join("summary.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let saved: SavedRunSummary =
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
+    let no_customs = BTreeMap::new();
+    let report = crate::report::html::ReportData {
+        command: "run",
+        input: &saved.input,
+        endpoint: Some(&saved.endpoint),
+        rows: &saved.rows,
+        results: Some(saved.results),
+        codes: &saved.codes,
+        problems: &saved.rejected_by,
+        identity_checks: &saved.identity_checks,
+        per_second: &saved.requests_per_second,
+        latency: saved.latency_ms,
+        started_at: &saved.started_at,
+        duration_ms: saved.duration_ms,
+        stopped: saved.stopped.as_deref(),
+        exit_code: saved.exit_code,
+        language,
+        retransmitted: saved.retransmitted,
+        waiting_for_retransmission: saved.waiting_for_retransmission,
+        customs_results: customs_lines(
+            saved
+                .inquiry
+                .as_ref()
+                .map_or(&no_customs, |inquiry| &inquiry.customs_results),
+        ),
+    };
+    crate::report::html::write_report(out, &report)
+        .with_context(|| format!("cannot write {}", out.join("report.html").display()))
 }

@@ -64,6 +64,13 @@ fn inquire_settles_unknown_rows_alipay_recorded_and_leaves_the_others() {
         "{}",
         run.stdout
     );
+    // The report drawn again: the customs results, the run's chart kept.
+    let report = std::fs::read_to_string(work.path("out/report.html")).unwrap();
+    assert!(report.contains("ACCEPTED (海关入库成功"), "{report}");
+    assert!(
+        report.contains("<svg"),
+        "the requests per second are still drawn"
+    );
     // And one closing line to grep, the last.
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(

@@ -440,7 +440,10 @@ fn every_printed_command_runs_as_printed() {
     let (status, stderr) = run_as_printed(&work, &resolve);
     assert!(matches!(status.code(), Some(0 | 4)), "{resolve}: {stderr}");
     let night = work.summary_of("night");
-    assert_eq!(night["ledger"].as_str().map(|l| l.ends_with("nights.db")), Some(true));
+    assert_eq!(
+        night["ledger"].as_str().map(|l| l.ends_with("nights.db")),
+        Some(true)
+    );
     if night["results"]["U"].as_u64().unwrap() > 0 {
         assert!(night.get("inquiry").is_some(), "{night}");
     }
