@@ -12,6 +12,7 @@ pub mod progress;
 pub mod report;
 pub mod result_codes;
 pub mod rows;
+pub mod upload;
 
 use serde::Deserialize;
 

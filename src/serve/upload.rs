@@ -12,8 +12,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tokio::io::AsyncWriteExt;
 
 use super::jobs::{Job, JobRecord, Stage, profiles};
-use super::views::error_page;
+use super::views::{error_page, error_page_in};
 use super::{MAX_FIELD_BYTES, MAX_UPLOAD, Shared, create_private_dir, language_of, new_id};
+use crate::i18n::Language;
+use crate::i18n::upload::UploadProblem;
 
 /// Takes an upload (a profile and a file), streams it to a file of the
 /// server's naming under `--data` (at most `MAX_UPLOAD` bytes), validates
@@ -35,12 +37,13 @@ pub async fn upload(
     // Removed unless the upload becomes a job, also when the client goes
     // away mid-way (the handler is then dropped).
     let mut leftover = Leftover(Some(folder.clone()));
-    match take_upload(&state, &headers, multipart, &id, &folder).await {
+    let language = language_of(&headers, None);
+    match take_upload(&state, language, multipart, &id, &folder).await {
         Ok(response) => {
             leftover.0 = None;
             response
         }
-        Err((status, message)) => error_page(status, &state.without_paths(&message)),
+        Err((status, message)) => error_page_in(language, status, &state.without_paths(&message)),
     }
 }
 
@@ -68,7 +71,9 @@ struct UploadForm {
 async fn read_upload_form(
     mut multipart: Multipart,
     folder: &Path,
+    language: Language,
 ) -> Result<UploadForm, (StatusCode, String)> {
+    let refuse = |problem: UploadProblem| (StatusCode::BAD_REQUEST, problem.text(language));
     let mut profile = None;
     let mut input: Option<(PathBuf, String)> = None;
     loop {
@@ -107,26 +112,20 @@ async fn read_upload_form(
                     .take(200)
                     .collect::<String>();
                 let extension = client_name
-                    .rsplit('.')
-                    .next()
-                    .map(str::to_ascii_lowercase)
-                    .filter(|ext| ext == "csv" || ext == "xlsx");
-                let Some(extension) = extension else {
-                    return Err((
-                        StatusCode::BAD_REQUEST,
-                        "upload a .csv or .xlsx export of the orders".to_owned(),
-                    ));
-                };
+                    .rsplit_once('.')
+                    .map(|(_, ext)| ext.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if extension != "csv" && extension != "xlsx" {
+                    return Err(refuse(UploadProblem::WrongKind {
+                        name: client_name,
+                        extension,
+                    }));
+                }
                 let path = folder.join(format!("input.{extension}"));
-                save(field, &path).await?;
+                save(field, &path, language).await?;
                 input = Some((path, client_name));
             }
-            Some("file") => {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    "upload one file at a time".to_owned(),
-                ));
-            }
+            Some("file") => return Err(refuse(UploadProblem::OneAtATime)),
             _ => {
                 return Err((
                     StatusCode::BAD_REQUEST,
@@ -141,32 +140,37 @@ async fn read_upload_form(
             input,
             input_name,
         }),
-        _ => Err((
-            StatusCode::BAD_REQUEST,
-            "choose a profile and a file".to_owned(),
-        )),
+        _ => Err(refuse(UploadProblem::ChooseBoth)),
     }
 }
 
 async fn take_upload(
     state: &Shared,
-    headers: &HeaderMap,
+    language: Language,
     multipart: Multipart,
     id: &str,
     folder: &Path,
 ) -> Result<Response, (StatusCode, String)> {
     // The rows' messages in the language of the person who uploads.
-    let language = language_of(headers, None);
-    let form = read_upload_form(multipart, folder).await?;
+    let form = read_upload_form(multipart, folder, language).await?;
     let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == form.profile)
     else {
         return Err((
             StatusCode::BAD_REQUEST,
-            "choose a profile and a file".to_owned(),
+            UploadProblem::ChooseBoth.text(language),
         ));
     };
+    if std::fs::metadata(&form.input).is_ok_and(|m| m.len() == 0) {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            UploadProblem::Empty {
+                name: form.input_name,
+            }
+            .text(language),
+        ));
+    }
     let out = folder.join("out");
     let (validate_input, validate_out) = (form.input.clone(), out.clone());
     let mut validate_settings = profile.settings.clone();
@@ -185,14 +189,23 @@ async fn take_upload(
     let summary = match validated {
         Ok(Ok(summary)) => summary,
         Ok(Err(error)) => {
-            let message = format!("{error:#}").replace(
-                &form.input.display().to_string(),
-                &format!("\"{}\"", form.input_name),
-            );
-            return Err((StatusCode::UNPROCESSABLE_ENTITY, message));
+            let reason = format!("{error:#}").replace(&form.input.display().to_string(), "");
+            let reason = reason.trim_start_matches([':', ' ']).to_owned();
+            let problem = UploadProblem::CannotRead {
+                name: form.input_name,
+                reason,
+            };
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, problem.text(language)));
         }
         Err(error) => return Err((StatusCode::INTERNAL_SERVER_ERROR, error.to_string())),
     };
+    if summary.rows.read == 0 {
+        let problem = UploadProblem::HeaderOnly {
+            name: form.input_name,
+            header_row: summary.header_row,
+        };
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, problem.text(language)));
+    }
     // Kept beside the upload, so that a restarted server knows the job.
     let record = JobRecord {
         profile: profile.name.clone(),
@@ -222,6 +235,7 @@ async fn take_upload(
 async fn save(
     mut field: axum::extract::multipart::Field<'_>,
     path: &Path,
+    language: Language,
 ) -> Result<(), (StatusCode, String)> {
     let internal = |error: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string());
     let mut options = tokio::fs::OpenOptions::new();
@@ -240,10 +254,10 @@ async fn save(
         if written > MAX_UPLOAD {
             return Err((
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the file is larger than {} MB; split the export",
-                    MAX_UPLOAD / 1024 / 1024
-                ),
+                UploadProblem::TooLarge {
+                    megabytes: MAX_UPLOAD / 1024 / 1024,
+                }
+                .text(language),
             ));
         }
         file.write_all(&chunk).await.map_err(internal)?;

@@ -897,3 +897,48 @@ fn the_same_file_again_is_noticed_and_the_sandbox_profile_remembers() {
     });
     assert!(work.path("data/sandbox-ledgers/try.db").exists());
 }
+
+#[test]
+fn files_the_page_cannot_read_are_explained_in_the_clerks_language() {
+    let work = Workdir::new();
+    work.write("profiles/try.toml", "[api]\nendpoint = \"sandbox\"\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let header = b"paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit\n"
+            .to_vec();
+        for (name, bytes, needle) in [
+            (
+                "订单.xls",
+                b"\xd0\xcf\x11\xe0".to_vec(),
+                "旧版 Excel 工作簿（.xls）",
+            ),
+            ("orders.numbers", b"PK".to_vec(), "Numbers 文稿"),
+            ("orders.pdf", b"%PDF-1.4".to_vec(), "PDF 文件"),
+            ("empty.csv", Vec::new(), "是空文件"),
+            ("header-only.csv", header, "只有表头（第 1 行）"),
+        ] {
+            let answer = upload_request(&serve, "try", name, bytes)
+                .header("Accept-Language", "zh-CN")
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                answer.status().is_client_error(),
+                "{name}: {}",
+                answer.status()
+            );
+            let page = answer.text().await.unwrap();
+            assert!(page.contains(needle), "{name}: {page}");
+            assert!(page.contains("<html lang=\"zh-CN\">"), "{name}: {page}");
+            for jargon in ["[columns]", "header_row", "/data/", "exit"] {
+                assert!(!page.contains(jargon), "{name}: {jargon} in {page}");
+            }
+        }
+        // Nothing is kept of a refused upload.
+        let jobs: Vec<_> = std::fs::read_dir(work.path("data/jobs")).unwrap().collect();
+        assert!(jobs.is_empty(), "{jobs:?}");
+    });
+}

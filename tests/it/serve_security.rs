@@ -187,7 +187,12 @@ fn bodies_and_fields_past_their_limits_are_refused() {
         .await
         .unwrap();
         assert_eq!(two.status(), StatusCode::BAD_REQUEST);
-        assert!(two.text().await.unwrap().contains("one file at a time"));
+        assert!(
+            two.text()
+                .await
+                .unwrap()
+                .contains("Upload one file at a time")
+        );
         // The upload alone takes more than 16 KB: a file of 1 MB.
         let mut big = String::from_utf8(samples()).unwrap();
         while big.len() < 1 << 20 {

@@ -1,0 +1,135 @@
+//! What the page says when an upload cannot be checked, in the clerk's
+//! language and without the tool's jargon: which file, what is wrong with
+//! it, and what to do in Excel.
+
+use super::Language;
+
+/// Why an uploaded file is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadProblem {
+    /// Not a .csv or .xlsx (the extension, lower case, maybe empty).
+    WrongKind { name: String, extension: String },
+    /// Zero bytes.
+    Empty { name: String },
+    /// Column headers and no order row below them.
+    HeaderOnly { name: String, header_row: u64 },
+    /// Larger than the page takes.
+    TooLarge { megabytes: u64 },
+    /// More than one file in one upload.
+    OneAtATime,
+    /// No profile or no file chosen.
+    ChooseBoth,
+    /// The file could not be read or its columns not found: the reason.
+    CannotRead { name: String, reason: String },
+}
+
+impl UploadProblem {
+    /// The explanation in `language`.
+    pub fn text(&self, language: Language) -> String {
+        match (self, language) {
+            (UploadProblem::WrongKind { name, extension }, Language::En) => {
+                let what = match extension.as_str() {
+                    "xls" => "an old Excel workbook (.xls)",
+                    "numbers" => "a Numbers document",
+                    "pdf" => "a PDF, which holds no table to read",
+                    "" => "a file without an extension",
+                    _ => "not a table the page reads",
+                };
+                format!(
+                    "“{name}” is {what}. Open the export in Excel and save it as “Excel \
+                     Workbook (.xlsx)” or “CSV UTF-8 (.csv)”, then upload that file."
+                )
+            }
+            (UploadProblem::WrongKind { name, extension }, Language::ZhCn) => {
+                let what = match extension.as_str() {
+                    "xls" => "旧版 Excel 工作簿（.xls）",
+                    "numbers" => "Numbers 文稿",
+                    "pdf" => "PDF 文件，其中没有可读取的表格",
+                    "" => "没有扩展名的文件",
+                    _ => "本页面无法读取的文件类型",
+                };
+                format!(
+                    "“{name}”是{what}。请用 Excel 打开导出文件，“另存为”“Excel 工作簿（.xlsx）”或\
+                     “CSV UTF-8（.csv）”，再上传该文件。"
+                )
+            }
+            (UploadProblem::Empty { name }, Language::En) => format!(
+                "“{name}” is empty (0 bytes). Export the orders again and upload the new file."
+            ),
+            (UploadProblem::Empty { name }, Language::ZhCn) => {
+                format!("“{name}”是空文件（0 字节）。请重新导出订单后再上传。")
+            }
+            (UploadProblem::HeaderOnly { name, header_row }, Language::En) => format!(
+                "“{name}” has column headers (row {header_row}) but no order rows below them. \
+                 Check that the export covers the right days, then upload it again."
+            ),
+            (UploadProblem::HeaderOnly { name, header_row }, Language::ZhCn) => format!(
+                "“{name}”只有表头（第 {header_row} 行），下面没有订单行。请确认导出的日期范围正确后\
+                 重新上传。"
+            ),
+            (UploadProblem::TooLarge { megabytes }, Language::En) => format!(
+                "The file is larger than {megabytes} MB. Split the export into smaller files \
+                 (for example one per week) and upload them one by one."
+            ),
+            (UploadProblem::TooLarge { megabytes }, Language::ZhCn) => format!(
+                "文件超过 {megabytes} MB。请把导出拆分为较小的文件（例如每周一个），逐个上传。"
+            ),
+            (UploadProblem::OneAtATime, Language::En) => "Upload one file at a time.".to_owned(),
+            (UploadProblem::OneAtATime, Language::ZhCn) => "请一次只上传一个文件。".to_owned(),
+            (UploadProblem::ChooseBoth, Language::En) => {
+                "Choose a profile and a file, then press the button.".to_owned()
+            }
+            (UploadProblem::ChooseBoth, Language::ZhCn) => {
+                "请选择配置和文件，再点击按钮。".to_owned()
+            }
+            (UploadProblem::CannotRead { name, reason }, Language::En) => {
+                format!("“{name}” could not be read: {reason}")
+            }
+            (UploadProblem::CannotRead { name, reason }, Language::ZhCn) => {
+                format!("无法读取“{name}”：{reason}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_problem_is_said_in_both_languages_without_jargon() {
+        let problems = [
+            UploadProblem::WrongKind {
+                name: "orders.xls".into(),
+                extension: "xls".into(),
+            },
+            UploadProblem::WrongKind {
+                name: "a.pdf".into(),
+                extension: "pdf".into(),
+            },
+            UploadProblem::Empty {
+                name: "e.csv".into(),
+            },
+            UploadProblem::HeaderOnly {
+                name: "h.csv".into(),
+                header_row: 1,
+            },
+            UploadProblem::TooLarge { megabytes: 100 },
+            UploadProblem::OneAtATime,
+            UploadProblem::ChooseBoth,
+        ];
+        for problem in problems {
+            let (en, zh) = (problem.text(Language::En), problem.text(Language::ZhCn));
+            assert_ne!(en, zh);
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{zh}"
+            );
+            for text in [&en, &zh] {
+                for jargon in ["[columns]", "header_row", "exit", "/"] {
+                    assert!(!text.contains(jargon), "{jargon} in {text}");
+                }
+            }
+        }
+    }
+}
