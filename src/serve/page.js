@@ -89,4 +89,15 @@ function progress() {
   poll();
 }
 
-document.addEventListener('DOMContentLoaded', () => { dropZone(); progress(); });
+// Times in the clerk's own time zone and language; the server's local
+// minute stays where the script does not run.
+function localTimes() {
+  const lang = document.documentElement.lang || 'en';
+  document.querySelectorAll('time[datetime]').forEach(node => {
+    const at = new Date(node.dateTime);
+    if (isNaN(at)) return;
+    node.textContent = at.toLocaleString(lang, { dateStyle: 'medium', timeStyle: 'short' });
+  });
+}
+
+document.addEventListener('DOMContentLoaded', () => { dropZone(); progress(); localTimes(); });

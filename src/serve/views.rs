@@ -15,6 +15,26 @@ use crate::ledger::RunStatus;
 use crate::outcome::StatusCounts;
 use crate::run::inquire::InquiryReport;
 
+/// The templates' own filters.
+mod filters {
+    /// An RFC 3339 time as the server's local minute (`2026-12-05 14:20`),
+    /// the page's script then shows it in the clerk's own time zone.
+    #[askama::filter_fn]
+    pub fn local_minute(
+        value: impl std::fmt::Display,
+        _: &dyn askama::Values,
+    ) -> askama::Result<String> {
+        let text = value.to_string();
+        Ok(
+            chrono::DateTime::parse_from_rfc3339(&text).map_or(text, |time| {
+                time.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            }),
+        )
+    }
+}
+
 /// A rendered page as a response; a template that fails (it cannot, with
 /// these types) is a plain 500.
 pub fn render(template: &impl Template) -> Response {
@@ -338,16 +358,37 @@ mod tests {
             t,
             profiles: &profiles,
             sandbox_profiles: vec![hostile],
-            jobs: vec![JobLine {
-                id: hostile.to_owned(),
-                profile: hostile.to_owned(),
-                created_at: hostile.to_owned(),
-                state: JobState::Finished(3),
-            }],
+            jobs: vec![
+                JobLine {
+                    id: hostile.to_owned(),
+                    profile: hostile.to_owned(),
+                    created_at: hostile.to_owned(),
+                    state: JobState::Finished(3),
+                },
+                JobLine {
+                    id: "b".to_owned(),
+                    profile: "p".to_owned(),
+                    created_at: "2026-12-05T02:15:00.000+08:00".to_owned(),
+                    state: JobState::Finished(0),
+                },
+            ],
             past_runs: Vec::new(),
         }
         .render()
         .unwrap();
+        // A time the script shows in the clerk's zone; the server's minute
+        // without it.
+        let local = chrono::DateTime::parse_from_rfc3339("2026-12-05T02:15:00+08:00")
+            .unwrap()
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M")
+            .to_string();
+        assert!(
+            html.contains(&format!(
+                "<time datetime=\"2026-12-05T02:15:00.000+08:00\">{local}</time>"
+            )),
+            "{html}"
+        );
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(
             html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"),

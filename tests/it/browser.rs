@@ -225,6 +225,16 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             browser.goto(&serve.url("/?lang=zh-CN")).await?;
             let title = browser.find(Locator::Css("h1")).await?.text().await?;
             assert_eq!(title, "海关申报");
+            // Times in the clerk's zone and language, by the page's script.
+            let created = browser
+                .find(Locator::Css("#jobs time"))
+                .await?
+                .text()
+                .await?;
+            assert!(
+                created.contains("年") && !created.contains('T'),
+                "{created}"
+            );
             screenshot(&browser, "home-zh.png").await;
             // On a phone, 390 px wide: no page scrolls sideways.
             browser.set_window_size(390, 844).await?;
