@@ -323,7 +323,7 @@ margin: .5em 0; } #drop.over { background: #ddf4ff; } button { font-size: 1.1em;
 nav { float: right; } td { overflow-wrap: anywhere; } select, input, button { max-width: 100%; } \
 button:focus-visible, a:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid #0969da; } \
 @media (max-width: 600px) { body { margin: .5em auto; padding: 0 .5em; } \
-table, tbody, tr, td { display: block; } th { display: none; } \
+table, tbody, tr, td { display: block; } th, tr:has(> th) { display: none; } \
 tr { border: 1px solid #d0d7de; margin-bottom: .5em; padding: .2em .4em; } td { border: none; padding: .1em 0; } \
 nav { float: none; } }";
 

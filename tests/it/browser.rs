@@ -238,7 +238,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             screenshot(&browser, "home-zh.png").await;
             // On a phone, 390 px wide: no page scrolls sideways.
             browser.set_window_size(390, 844).await?;
-            for page in [home.clone(), job.clone(), past.clone()] {
+            for page in [home.clone(), past.clone(), job.clone()] {
                 browser.goto(&page).await?;
                 let widths = browser
                     .execute(
