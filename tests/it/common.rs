@@ -434,6 +434,22 @@ pub fn listed_rows(work: &Workdir, name: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Waits until the run's journal in `work`'s `out` holds `needle` (an
+/// attempt, a final answer), failing the test if the run ends first or
+/// [`DEADLINE`] passes.
+pub fn wait_for_journal(child: &mut Child, work: &Workdir, needle: &str) {
+    wait_until(
+        child,
+        DEADLINE,
+        &format!("the journal to hold {needle}"),
+        || {
+            std::fs::read_to_string(work.path("out/journal.jsonl"))
+                .unwrap_or_default()
+                .contains(needle)
+        },
+    );
+}
+
 pub fn signal(child: &std::process::Child, name: &str) {
     let status = std::process::Command::new("kill")
         .args([name, &child.id().to_string()])

@@ -2,7 +2,7 @@
 //! back, or stays away; the operator's Ctrl-C while the run waits for it.
 
 use crate::common::{DEADLINE, RUN_DEADLINE, config_for, listed_rows, orders, signal, spawn_run};
-use crate::common::{SandboxProcess, Workdir, finish_with_deadline, wait_until};
+use crate::common::{SandboxProcess, Workdir, finish_with_deadline, wait_for_journal, wait_until};
 
 fn log_of(work: &Workdir) -> String {
     std::fs::read_to_string(work.path("night.log")).unwrap_or_default()
@@ -369,11 +369,7 @@ fn ledger_vacuum_waits_for_no_run() {
     );
     let config = config_for(&work, &sandbox, &[("concurrency", "1")]);
     let mut child = spawn_run(&work, &[&orders, "--config", &config]);
-    wait_until(&mut child, DEADLINE, "the first answer", || {
-        std::fs::read_to_string(work.path("out/journal.jsonl"))
-            .unwrap_or_default()
-            .contains("\"t\":\"final\"")
-    });
+    wait_for_journal(&mut child, &work, "\"t\":\"final\"");
     let vacuum = work.run(&["ledger", "vacuum", "--config", &config]);
     assert_eq!(vacuum.code, 1, "{}", vacuum.stderr);
     assert!(

@@ -4,7 +4,7 @@
 //! do, usage errors, and error texts that say the fix.
 
 use crate::common::{DEADLINE, config_for, listed_rows, orders, signal, spawn_run};
-use crate::common::{SandboxProcess, Workdir, finish_with_deadline, wait_until};
+use crate::common::{SandboxProcess, Workdir, finish_with_deadline, wait_for_journal};
 
 /// Every 16-character piece of a key's Base64 lines.
 fn key_pieces(pem: &str) -> Vec<String> {
@@ -116,11 +116,7 @@ fn ctrl_c_sends_nothing_more() {
     let config = config_for(&work, &sandbox, &[]);
     // At 2 a second, the rows after the first wait for a rate token.
     let mut child = spawn_run(&work, &[&orders, "--config", &config, "--rate", "2"]);
-    wait_until(&mut child, DEADLINE, "the first answer", || {
-        std::fs::read_to_string(work.path("out/journal.jsonl"))
-            .unwrap_or_default()
-            .contains("\"t\":\"final\"")
-    });
+    wait_for_journal(&mut child, &work, "\"t\":\"final\"");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sent_before = runtime.block_on(sandbox.stats()).requests;
     signal(&child, "-INT");

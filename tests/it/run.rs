@@ -6,7 +6,8 @@ use std::path::Path;
 
 use crate::common::{
     DEADLINE, SandboxProcess, WithoutDeclareEnv, Workdir, config_for, csv_records,
-    finish_with_deadline, listed_rows, orders, rows, signal, spawn_run, wait_until,
+    finish_with_deadline, listed_rows, orders, rows, signal, spawn_run, wait_for_journal,
+    wait_until,
 };
 
 fn results(work: &Workdir, name: &str) -> Vec<csv::StringRecord> {
@@ -925,11 +926,7 @@ fn a_second_sigint_exits_at_once_with_130() {
     );
     let config = config_for(&work, &sandbox, &[("timeout_ms", "10000")]);
     let mut child = spawn_run(&work, &[&orders, "--config", &config]);
-    wait_until(&mut child, DEADLINE, "the first attempt", || {
-        std::fs::read_to_string(work.path("out/journal.jsonl"))
-            .unwrap_or_default()
-            .contains("attempt")
-    });
+    wait_for_journal(&mut child, &work, "attempt");
     // The second signal goes once the run says it took the first.
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();

@@ -117,8 +117,14 @@ pub(crate) async fn upload(
 
 /// The page at `path`, as text.
 async fn get_text(serve: &ServeProcess, path: &str) -> String {
+    get_text_in(serve, path, "en").await
+}
+
+/// The page at `path` for a browser whose language is `accept_language`.
+async fn get_text_in(serve: &ServeProcess, path: &str, accept_language: &str) -> String {
     client()
         .get(serve.url(path))
+        .header("Accept-Language", accept_language)
         .send()
         .await
         .unwrap()
@@ -700,15 +706,7 @@ fn rejected_rows_are_explained_in_the_page_language() {
             .await
             .unwrap();
         let job = location(&uploaded);
-        let page = client()
-            .get(serve.url(&job))
-            .header("Accept-Language", "zh-CN")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = get_text_in(&serve, &job, "zh-CN").await;
         assert!(page.contains("校验码不符"), "{page}");
         assert!(page.contains("被拒绝的行及原因"), "{page}");
     });
@@ -855,27 +853,11 @@ fn the_same_file_again_is_noticed_and_the_sandbox_profile_remembers() {
         assert_eq!(done["earlier"], 0, "{done}");
 
         let second = location(&upload(&serve, "try", "orders.csv", bytes).await);
-        let page = client()
-            .get(serve.url(&second))
-            .header("Accept-Language", "zh-CN")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = get_text_in(&serve, &second, "zh-CN").await;
         assert!(page.contains("id=\"identical\""), "{page}");
         assert!(page.contains("完全相同"), "{page}");
         // The first run's answers, explained in Chinese beside Alipay+'s text.
-        let first_page = client()
-            .get(serve.url(&first))
-            .header("Accept-Language", "zh-CN")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let first_page = get_text_in(&serve, &first, "zh-CN").await;
         assert!(first_page.contains("id=\"outcomes\""), "{first_page}");
         assert!(
             first_page.contains("<td>SUCCESS</td><td>12</td><td>申报成功</td><td>Success</td>"),
