@@ -131,6 +131,25 @@ impl CrossRowIndex {
         Ok(())
     }
 
+    /// What a rejected row would meet, claiming nothing: an earlier valid
+    /// row with its request ID, or its order at its customs. A fixed row
+    /// that goes on to reuse an order is told now, with its other errors.
+    pub fn conflict_of(
+        &self,
+        request_id: Option<&str>,
+        order: Option<(&str, &str)>,
+    ) -> Option<Conflict> {
+        if let Some(&(first_row, _)) =
+            request_id.and_then(|id| self.by_request_id.get(&key(&[id.as_bytes()])))
+        {
+            return Some(Conflict::RequestIdReused { first_row });
+        }
+        let (customs_code, order_id) = order?;
+        self.by_order
+            .get(&key(&[customs_code.as_bytes(), order_id.as_bytes()]))
+            .map(|&first_row| Conflict::OrderAlreadyDeclared { first_row })
+    }
+
     /// Valid rows that claimed an ID so far.
     pub fn len(&self) -> usize {
         self.by_request_id.len()

@@ -281,8 +281,47 @@ impl RowRules {
                 Ok(()) => Verdict::Valid(valid),
                 Err(conflict) => Verdict::Rejected(vec![self.conflict_problem(row, conflict)]),
             },
-            rejected => rejected,
+            Verdict::Rejected(mut problems) => {
+                // Told with its other errors, so that a fix does not make a
+                // second declaration of an order.
+                if let Some(problem) = self.rejected_row_conflict(index, row) {
+                    problems.push(problem);
+                }
+                Verdict::Rejected(problems)
+            }
+            Verdict::Totals => Verdict::Totals,
         }
+    }
+
+    /// The cross-row conflict of a rejected row, from the fields it gives:
+    /// its request ID, and its order at its customs when its isSplit can be
+    /// read (it says which ID is the order).
+    fn rejected_row_conflict(&self, index: &CrossRowIndex, row: &RowRef<'_>) -> Option<Problem> {
+        use Field::*;
+        if row.fault().is_some() {
+            return None;
+        }
+        let mut ignored = Vec::new();
+        let values = self.values(row, &mut ignored);
+        let request_id = values.given(CustomsDeclarationRequestId);
+        let customs_code = values.given(CustomsCode).map(str::to_uppercase);
+        let split = values
+            .given(IsSplit)
+            .and_then(|text| rules::parse_is_split(text).ok());
+        let order_id = match split {
+            Some(true) => values.given(ReferenceOrderId),
+            Some(false) => values.given(PaymentRequestId),
+            None => None,
+        };
+        let order = customs_code.as_deref().zip(order_id);
+        let conflict = index.conflict_of(request_id, order)?;
+        Some(self.conflict_problem_for(
+            conflict,
+            request_id.unwrap_or_default(),
+            order_id.unwrap_or_default(),
+            customs_code.as_deref().unwrap_or_default(),
+            split == Some(true),
+        ))
     }
 
     /// The input column of each field that has one, by canonical name.
@@ -660,7 +699,26 @@ impl RowRules {
             unreachable!("row {} passed these rules a moment ago", row.line)
         };
         let request = &valid.request;
-        let request_id = request.customs_declaration_request_id.clone();
+        self.conflict_problem_for(
+            conflict,
+            &request.customs_declaration_request_id,
+            request.declaration_order_id(),
+            &request.customs.customs_code,
+            request.is_split.is_yes(),
+        )
+    }
+
+    /// The problem of a cross-row conflict, named by the row's request ID,
+    /// order and customs code.
+    fn conflict_problem_for(
+        &self,
+        conflict: Conflict,
+        request_id: &str,
+        order_id: &str,
+        customs_code: &str,
+        split: bool,
+    ) -> Problem {
+        let request_id = request_id.to_owned();
         match conflict {
             Conflict::DuplicateRow { first_row } => self.problem(
                 Field::CustomsDeclarationRequestId,
@@ -677,7 +735,7 @@ impl RowRules {
                 },
             ),
             Conflict::OrderAlreadyDeclared { first_row } => {
-                let field = if request.is_split.is_yes() {
+                let field = if split {
                     Field::ReferenceOrderId
                 } else {
                     Field::PaymentRequestId
@@ -686,8 +744,8 @@ impl RowRules {
                     field,
                     RowMessage::OrderAlreadyDeclared {
                         first_row: first_row.into(),
-                        order_id: request.declaration_order_id().to_owned(),
-                        customs_code: request.customs.customs_code.clone(),
+                        order_id: order_id.to_owned(),
+                        customs_code: customs_code.to_owned(),
                     },
                 )
             }

@@ -140,12 +140,16 @@ fn lengths_are_counted_in_characters() {
     assert!(codes(check(&mut v, 2, &row(&[(4, &name_256)]))).is_empty());
     let name_257 = "店".repeat(257);
     assert_eq!(
-        codes(check(&mut v, 3, &row(&[(1, "D2"), (4, &name_257)]))),
+        codes(check(
+            &mut v,
+            3,
+            &row(&[(0, "P2"), (1, "D2"), (4, &name_257)])
+        )),
         [("merchantCustomsInfo.merchantCustomsName", "TOO_LONG")]
     );
     let id_65 = "9".repeat(65);
     assert_eq!(
-        codes(check(&mut v, 4, &row(&[(1, &id_65)]))),
+        codes(check(&mut v, 4, &row(&[(0, "P4"), (1, &id_65)]))),
         [("customsDeclarationRequestId", "TOO_LONG")]
     );
 }
@@ -180,7 +184,11 @@ fn amounts_in_yuan_are_converted_exactly() {
     let text = body(check(&mut v, 2, &row(&[(5, "¥1,234.5")])));
     assert!(text.contains(r#""value":"123450""#), "{text}");
     assert_eq!(
-        codes(check(&mut v, 3, &row(&[(1, "D3"), (5, "1.234")]))),
+        codes(check(
+            &mut v,
+            3,
+            &row(&[(0, "P3"), (1, "D3"), (5, "1.234")])
+        )),
         [("declarationAmount.value", "AMOUNT_INVALID")]
     );
 }
@@ -317,6 +325,37 @@ fn cross_row_duplicates_conflicts_and_orders() {
     assert!(!codes(check(&mut v, 10, &row(&[(0, "P10"), (1, "D10"), (5, "x")]))).is_empty());
     assert!(codes(check(&mut v, 11, &row(&[(0, "P10"), (1, "D10")]))).is_empty());
     assert_eq!(v.valid_rows(), 5);
+    // A rejected row is told of the conflicts it would meet once fixed too,
+    // with its own errors: an order declared by an earlier row…
+    assert_eq!(
+        codes(check(&mut v, 12, &row(&[(1, "D12"), (5, "x")]))),
+        [
+            ("declarationAmount.value", "AMOUNT_INVALID"),
+            ("paymentRequestId", "ORDER_ALREADY_DECLARED")
+        ]
+    );
+    // …an earlier row's request ID…
+    assert_eq!(
+        codes(check(&mut v, 13, &row(&[(0, "P13"), (5, "x")]))),
+        [
+            ("declarationAmount.value", "AMOUNT_INVALID"),
+            ("customsDeclarationRequestId", "REQUEST_ID_REUSED")
+        ]
+    );
+    // …a split order by its reference; and an unreadable isSplit names no order.
+    assert_eq!(
+        codes(check(
+            &mut v,
+            14,
+            &row(&[(0, "P14"), (1, "D14"), (5, "x"), (6, "true"), (7, "R2")])
+        ))[1],
+        ("referenceOrderId", "ORDER_ALREADY_DECLARED")
+    );
+    assert_eq!(
+        codes(check(&mut v, 15, &row(&[(1, "D15"), (6, "maybe")]))),
+        [("isSplit", "IS_SPLIT_INVALID")]
+    );
+    assert_eq!(v.valid_rows(), 5, "still claims nothing");
 }
 
 #[test]
