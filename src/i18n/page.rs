@@ -24,6 +24,8 @@ words! {
         valid: "valid rows", "有效行";
         rejected: "rejected rows", "被拒绝的行";
         rejected_rows: "Rejected rows and their reasons", "被拒绝的行及原因";
+        first_of: "Shown: the first", "显示前";
+        all_in_rejected_xlsx: "every rejected row is in rejected.xlsx", "全部被拒绝的行见 rejected.xlsx";
         confirm: "I have checked the file and want to declare it", "我已检查文件，确认申报";
         profile_busy: "A run of this profile is going on: wait for it to finish, or follow it at",
             "该配置正在申报中：请等待完成，或在此查看进度";

@@ -109,6 +109,19 @@ impl JobLine {
     }
 }
 
+impl JobPage<'_> {
+    /// When the list is cut short: how many of how many it shows.
+    pub fn listed_note(&self) -> Option<String> {
+        let listed = self.rejected.len() as u64;
+        (listed < self.rejected_count).then(|| {
+            format!(
+                "{} {listed} / {} · {}",
+                self.t.first_of, self.rejected_count, self.t.all_in_rejected_xlsx
+            )
+        })
+    }
+}
+
 /// A run's rows with one result code, explained.
 pub struct Outcome {
     pub code: String,
@@ -301,8 +314,6 @@ pub fn rejected_rows(folder: &Path) -> Vec<[String; 3]> {
         .collect()
 }
 
-/// The files of `folder` among `names` (all of them once a run started:
-/// they appear as it goes).
 /// The files of `names` that `folder` holds: a file is offered only once
 /// it is there (the page reloads itself when a run ends).
 pub fn files_in(folder: &Path, names: &[&'static str]) -> Vec<&'static str> {
@@ -425,5 +436,30 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("id=\"sandbox\""), "{page}");
+        assert!(!page.contains("id=\"listed\""), "all are listed: {page}");
+        // A long list says how much of it is shown.
+        let long = JobPage {
+            lang: "zh-CN",
+            title: "t",
+            t: PageWords::of(Language::ZhCn),
+            id: "abc",
+            profile: &profiles[0],
+            valid_rows: 2,
+            rejected_count: 2000,
+            rejected: vec![["2".to_owned(), "f".to_owned(), "r".to_owned()]],
+            started: false,
+            running: false,
+            identical: None,
+            outcomes: Vec::new(),
+            sheet: None,
+            header_row: 1,
+            files: Vec::new(),
+        }
+        .render()
+        .unwrap();
+        assert!(
+            long.contains("<p id=\"listed\">显示前 1 / 2000 · 全部被拒绝的行见 rejected.xlsx</p>"),
+            "{long}"
+        );
     }
 }
