@@ -72,6 +72,8 @@ words! {
         stop_explained: "nothing more is sent; the rows not settled go to retry.xlsx",
             "不再发送；未确定的行会放入 retry.xlsx";
         uploading: "Uploading…", "正在上传……";
+        upload_failed: "The upload did not get through (the file may be over 100 MB, or the network was lost). Try again.",
+            "上传未成功（文件可能超过 100 MB，或网络中断）。请重试。";
         state_interrupted: "interrupted: open it to resume", "中断：打开后可继续申报";
         state_all_declared: "finished: every row declared", "完成：全部已申报";
         state_some_failed: "finished: some rows failed or were rejected",

@@ -303,7 +303,14 @@ impl ProgressView {
             failed: summary.results.failed,
             unknown: summary.results.unknown,
             rejected: summary.rows.rejected,
-            end: Some(end_words(end, false)),
+            // Read back after a restart: a fatal end is a failure, an
+            // interrupted one a stop.
+            end: Some(match end {
+                Ok(crate::exit::FATAL) => {
+                    RunEndWords::Failed(summary.stopped.clone().unwrap_or_else(|| "-".to_owned()))
+                }
+                _ => end_words(end, summary.stopped.as_deref() == Some("interrupted")),
+            }),
             ..RunFigures::default()
         };
         ProgressView {

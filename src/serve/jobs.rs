@@ -75,6 +75,16 @@ impl Job {
         !matches!(self.stage, Stage::Validated)
     }
 
+    /// Whether its run may have declared rows: going on, cut short by a
+    /// restart, or ended other than by a fatal error before it sent.
+    pub fn declared_something(&self) -> bool {
+        match self.state() {
+            JobState::Running | JobState::Interrupted => true,
+            JobState::Finished(code) => code != crate::exit::FATAL,
+            JobState::Validated | JobState::Failed => false,
+        }
+    }
+
     /// Its line in the list of jobs.
     pub fn state(&self) -> JobState {
         match &self.stage {
@@ -113,6 +123,8 @@ pub struct SavedSummary {
     pub input_sha256: String,
     /// A run's rows by result code.
     pub codes: std::collections::BTreeMap<String, u64>,
+    /// Why a run stopped early, as its summary says.
+    pub stopped: Option<String>,
     /// The sheet read (a workbook) and the row its headers were found on.
     pub sheet: Option<String>,
     pub header_row: u64,
@@ -276,7 +288,7 @@ pub fn declared_before(
                 && job.profile == profile
                 && !input_sha256.is_empty()
                 && job.input_sha256 == input_sha256
-                && job.started()
+                && job.declared_something()
         })
         .map(|(_, job)| job.created_at.clone())
         .min()

@@ -238,7 +238,10 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         .route("/inquire", post(past::inquire_run))
         .route("/past", get(past::past_run))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
-        .layer(middleware::from_fn(remember_language))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            remember_language,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::guard,
@@ -302,9 +305,19 @@ const LANGUAGE_COOKIE: &str = "declare_lang";
 /// A page asked for with `?lang=` keeps that language for every later page
 /// (a cookie), so that the clerk chooses once.
 async fn remember_language(
+    axum::extract::State(state): axum::extract::State<Shared>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
+    let behind_tls = request
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+    let secure = if state.settings.secure_cookies || behind_tls {
+        "; Secure"
+    } else {
+        ""
+    };
     let chosen = request.uri().query().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(key, _)| key == "lang")
@@ -313,7 +326,7 @@ async fn remember_language(
     let mut response = next.run(request).await;
     if let Some(language) = chosen
         && let Ok(cookie) = header::HeaderValue::from_str(&format!(
-            "{LANGUAGE_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict",
+            "{LANGUAGE_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict{secure}",
             language.tag()
         ))
     {

@@ -49,11 +49,12 @@ function dropZone() {
           document.close();
         }
       });
+      // No answer (a refused, too large file, or a lost network): said,
+      // never sent again on its own.
       request.addEventListener('error', () => {
         check.disabled = false;
         bar.hidden = true;
-        status.textContent = '';
-        form.submit();
+        status.textContent = check.dataset.failed || '';
       });
       request.send(new FormData(form));
     });
@@ -66,8 +67,10 @@ function progress() {
   const job = encodeURIComponent(line.dataset.job);
   async function poll() {
     try {
-      const lang = encodeURIComponent(document.documentElement.lang || 'en');
-      const answer = await fetch('/jobs/' + job + '/progress?lang=' + lang, { credentials: 'same-origin' });
+      // In the language the page was drawn in (its cookie, or the browser's).
+      const answer = await fetch('/jobs/' + job + '/progress', { credentials: 'same-origin' });
+      // A job the server no longer knows: nothing more to follow.
+      if (!answer.ok) return;
       const p = await answer.json();
       if (p.started) line.textContent = p.text;
       if (p.done) {
@@ -100,4 +103,18 @@ function localTimes() {
   });
 }
 
-document.addEventListener('DOMContentLoaded', () => { dropZone(); progress(); localTimes(); });
+// The language links keep the page's own query (a past run's, say).
+function languageLinks() {
+  document.querySelectorAll('nav a[data-lang]').forEach(link => {
+    const url = new URL(window.location.href);
+    url.searchParams.set('lang', link.dataset.lang);
+    link.href = url.pathname + url.search;
+  });
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  dropZone();
+  progress();
+  localTimes();
+  languageLinks();
+});

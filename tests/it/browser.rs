@@ -215,6 +215,24 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             assert_eq!(counts, "declared 20 · failed 0 · not settled 0");
             screenshot(&browser, "past-run.png").await;
             let past = browser.current_url().await?.to_string();
+            // Switching language keeps the past run's page.
+            browser
+                .find(Locator::Css("nav a[data-lang='zh-CN']"))
+                .await?
+                .click()
+                .await?;
+            let counts_zh = wait_for(&browser, Locator::Id("counts"))
+                .await?
+                .text()
+                .await?;
+            assert!(counts_zh.starts_with("已申报 20"), "{counts_zh}");
+            // And back: the choice is kept by a cookie.
+            browser
+                .find(Locator::Css("nav a[data-lang='en']"))
+                .await?
+                .click()
+                .await?;
+            wait_for(&browser, Locator::Id("counts")).await?;
             browser.find(Locator::Id("inquire")).await?.click().await?;
             let inquiry = wait_for(&browser, Locator::Id("inquiry"))
                 .await?

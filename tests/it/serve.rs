@@ -756,6 +756,14 @@ fn progress_counts_the_jobs_valid_rows_and_the_clerk_can_stop_the_run() {
         );
         assert!(!page.contains("id=\"declare\""), "{page}");
 
+        // Another site cannot stop it.
+        let forged = client()
+            .post(serve.url(&format!("{job}/stop")))
+            .header("Origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
         let stopped = client()
             .post(serve.url(&format!("{job}/stop")))
             .header("Origin", serve.base.clone())
