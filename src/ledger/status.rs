@@ -9,6 +9,7 @@
 //! are an open list, so only that rule is built in.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use chrono::Utc;
 use rusqlite::params;
@@ -258,6 +259,26 @@ impl Ledger {
                 now
             ])?;
             Ok(())
+        })
+    }
+
+    /// When a run of this scope first read an input with this SHA-256,
+    /// other than the run into `except` (an out folder): the same file
+    /// declared before, from the page or the command line.
+    pub fn first_run_of_input(
+        &self,
+        input_sha256: &str,
+        except: &Path,
+    ) -> Result<Option<String>, LedgerError> {
+        let scope = self.scope;
+        let except = std::fs::canonicalize(except).unwrap_or_else(|_| except.to_owned());
+        self.with(|c| {
+            c.query_row(
+                "SELECT min(started_at) FROM runs
+                 WHERE scope_id = ?1 AND input_sha256 = ?2 AND out_dir <> ?3",
+                params![scope, input_sha256, except.display().to_string()],
+                |row| row.get(0),
+            )
         })
     }
 

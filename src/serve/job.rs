@@ -45,9 +45,13 @@ pub async fn job_page(
     let Some((profile_name, folder, valid_rows, started, running, sha256)) = job else {
         return no_such_job();
     };
-    let identical = declared_before(&state, &id, &profile_name, &sha256);
     let Some(profile) = profiles.into_iter().find(|p| p.name == profile_name) else {
         return error_page(StatusCode::NOT_FOUND, "the profile is gone");
+    };
+    let identical = if started {
+        None
+    } else {
+        declared_before(&state, &id, &profile, &folder, &sha256)
     };
     let t = PageWords::of(language);
     let summary = SavedSummary::read(&folder);
@@ -109,17 +113,18 @@ pub async fn declare(
     if started {
         return Redirect::to(&format!("/jobs/{id}")).into_response();
     }
-    if form.again.as_deref() != Some("yes")
-        && declared_before(&state, &id, &profile_name, &sha256).is_some()
-    {
-        return error_page_in(language, StatusCode::BAD_REQUEST, t.identical_confirm_first);
-    }
+
     let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == profile_name)
     else {
         return error_page(StatusCode::NOT_FOUND, "the profile is gone");
     };
+    if form.again.as_deref() != Some("yes")
+        && declared_before(&state, &id, &profile, &folder, &sha256).is_some()
+    {
+        return error_page_in(language, StatusCode::BAD_REQUEST, t.identical_confirm_first);
+    }
     if let Some(problem) = &profile.problem {
         return error_page(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -273,25 +273,48 @@ pub fn with_job<T>(state: &Shared, id: &str, read: impl FnOnce(&Job) -> T) -> Op
     state.jobs.lock().expect("not poisoned").get(id).map(read)
 }
 
-/// When the same file was uploaded for `profile` and declared before
-/// (another job than `id`): the earliest such upload's time.
+/// When the same file was declared before with `profile`: by another job
+/// of the page (other than `id`), or by any run its ledger knows (the
+/// command line's too) other than the one into `folder`. The earliest.
 pub fn declared_before(
     state: &Shared,
     id: &str,
-    profile: &str,
+    profile: &Profile,
+    folder: &Path,
     input_sha256: &str,
 ) -> Option<String> {
-    let jobs = state.jobs.lock().expect("not poisoned");
-    jobs.iter()
-        .filter(|(other, job)| {
-            other.as_str() != id
-                && job.profile == profile
-                && !input_sha256.is_empty()
-                && job.input_sha256 == input_sha256
-                && job.declared_something()
-        })
-        .map(|(_, job)| job.created_at.clone())
-        .min()
+    if input_sha256.is_empty() {
+        return None;
+    }
+    let by_page = {
+        let jobs = state.jobs.lock().expect("not poisoned");
+        jobs.iter()
+            .filter(|(other, job)| {
+                other.as_str() != id
+                    && job.profile == profile.name
+                    && job.input_sha256 == input_sha256
+                    && job.declared_something()
+            })
+            .map(|(_, job)| job.created_at.clone())
+            .min()
+    };
+    let path = profile.settings.ledger.standing();
+    let by_ledger = path
+        .exists()
+        .then(|| profile.settings.scope().ok())
+        .flatten()
+        .and_then(|(endpoint, client_id)| Ledger::open(&path, &endpoint, &client_id).ok())
+        .and_then(|ledger| {
+            ledger
+                .first_run_of_input(input_sha256, folder)
+                .ok()
+                .flatten()
+        });
+    // Both are RFC 3339; compared as instants, not as text.
+    [by_page, by_ledger]
+        .into_iter()
+        .flatten()
+        .min_by_key(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
 }
 
 /// Changes the job `id`, if there is one.

@@ -932,3 +932,34 @@ declarationAmount.value,isSplit\n"
         assert!(jobs.is_empty(), "{jobs:?}");
     });
 }
+
+#[test]
+fn a_file_declared_from_the_command_line_is_noticed_on_the_page() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 5);
+    let sandbox = SandboxProcess::start(work.path("keys"), &["--payments", &payments]);
+    let config = config_for(&work, &sandbox, &[]);
+    std::fs::create_dir_all(work.path("profiles")).unwrap();
+    let profile = work.path("profiles/shop.toml");
+    std::fs::copy(&config, &profile).unwrap();
+    let nightly = work.run(&["run", &orders, "--config", profile.to_str().unwrap()]);
+    assert_eq!(nightly.code, 0, "{}", nightly.stderr);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bytes = std::fs::read(&orders).unwrap();
+        let job = location(&upload(&serve, "shop", "orders.csv", bytes).await);
+        let page = get_text(&serve, &job).await;
+        assert!(page.contains("id=\"identical\""), "{page}");
+        assert_eq!(
+            declare(&serve, &job).await.status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            declare_again(&serve, &job).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let done = wait_done(&serve, &job).await;
+        assert_eq!(done["earlier"], 5, "answered from the ledger: {done}");
+    });
+}
