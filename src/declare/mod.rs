@@ -435,7 +435,9 @@ pub async fn declare_all(
             None => true,
             Some(wait) => {
                 let wake = wait.next_probe.min(wait.since + settings.outage_wait);
-                if !wait.probe_in_flight {
+                // Only a time still to come: while requests are out, their
+                // answers wake the loop (a past time would spin it).
+                if !wait.probe_in_flight && in_flight == 0 && wake > now {
                     next_due = Some(next_due.map_or(wake, |due| due.min(wake)));
                 }
                 !wait.probe_in_flight && in_flight == 0 && now >= wait.next_probe
