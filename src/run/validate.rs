@@ -84,7 +84,19 @@ pub fn validate_input(
     settings: &Settings,
     out: &Path,
 ) -> anyhow::Result<ValidateSummary> {
-    check_input::<CountedRow>(input, settings, out, None)
+    check_input::<CountedRow>(input, settings, out, None, None)
+}
+
+/// Validates as [`validate_input`] does, and keeps the first rejected
+/// rows' reasons as codes and parameters in `reasons` (JSON lines), so
+/// that the page can say them in the language of whoever reads them.
+pub fn validate_keeping_reasons(
+    input: &Path,
+    settings: &Settings,
+    out: &Path,
+    reasons: &Path,
+) -> anyhow::Result<ValidateSummary> {
+    check_input::<CountedRow>(input, settings, out, None, Some(reasons))
 }
 
 /// `run --dry-run`: validates `input` into `out` as [`validate_input`]
@@ -96,7 +108,7 @@ pub fn plan_input(
     out: &Path,
     question: LedgerQuestion,
 ) -> anyhow::Result<ValidateSummary> {
-    check_input::<Box<ValidRow>>(input, settings, out, Some(question))
+    check_input::<Box<ValidRow>>(input, settings, out, Some(question), None)
 }
 
 fn check_input<V: KeptRow>(
@@ -104,6 +116,7 @@ fn check_input<V: KeptRow>(
     settings: &Settings,
     out: &Path,
     question: Option<LedgerQuestion>,
+    reasons_path: Option<&Path>,
 ) -> anyhow::Result<ValidateSummary> {
     let started_at = Local::now();
     let clock = Instant::now();
@@ -122,6 +135,10 @@ fn check_input<V: KeptRow>(
     .with_context(|| format!("cannot write {}", rejected_path.display()))?;
     let mut counts = RowCounts::default();
     let mut tally = ProblemTally::default();
+    let mut reasons = match reasons_path {
+        Some(path) => Some(KeptReasons::create(path)?),
+        None => None,
+    };
     let plan_path = out.join("plan.csv");
     let mut plan = match &question {
         Some(_) => Some(PlanWriter::create(&plan_path)?),
@@ -165,6 +182,9 @@ fn check_input<V: KeptRow>(
                 Verdict::Totals => counts.add_totals_row(outcome.row.line),
                 Verdict::Rejected(problems) => {
                     tally.add(&problems);
+                    if let Some(reasons) = &mut reasons {
+                        reasons.keep(outcome.row.line, &problems)?;
+                    }
                     rejected
                         .write(&outcome.row.as_row(), &problems)
                         .with_context(|| format!("cannot write {}", rejected_path.display()))?;
@@ -179,6 +199,9 @@ fn check_input<V: KeptRow>(
     rejected
         .commit()
         .with_context(|| format!("cannot write {}", rejected_path.display()))?;
+    if let Some(reasons) = reasons {
+        reasons.commit()?;
+    }
     let plan = match plan {
         Some(plan) => Some(
             plan.commit()
@@ -356,4 +379,93 @@ impl PlanWriter {
         file.commit()?;
         Ok(counts)
     }
+}
+
+/// One rejected row's reasons as kept: codes and parameters, not text.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct KeptRejection {
+    row: u64,
+    problems: Vec<KeptProblem>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct KeptProblem {
+    field: String,
+    label: String,
+    message: RowMessage,
+}
+
+/// The first rejected rows' reasons, kept to be said later.
+struct KeptReasons {
+    file: AtomicFile,
+    path: std::path::PathBuf,
+    rows: usize,
+}
+
+impl KeptReasons {
+    fn create(path: &Path) -> anyhow::Result<KeptReasons> {
+        Ok(KeptReasons {
+            file: AtomicFile::create_private(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+            path: path.to_owned(),
+            rows: 0,
+        })
+    }
+
+    fn keep(&mut self, row: u64, problems: &[Problem]) -> anyhow::Result<()> {
+        if self.rows >= crate::report::html::MAX_LISTED {
+            return Ok(());
+        }
+        self.rows += 1;
+        let kept = KeptRejection {
+            row,
+            problems: problems
+                .iter()
+                .map(|problem| KeptProblem {
+                    field: problem.field.to_owned(),
+                    label: problem.label.to_string(),
+                    message: problem.message.clone(),
+                })
+                .collect(),
+        };
+        serde_json::to_writer(&mut self.file, &kept)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.file.write_all(b"\n"))
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    fn commit(self) -> anyhow::Result<()> {
+        let path = self.path;
+        self.file
+            .commit()
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// The kept reasons of `path` as the page lists them (row, fields,
+/// reasons), said in `language`; `None` when there are none to read.
+pub fn kept_reasons(path: &Path, language: Language) -> Option<Vec<[String; 3]>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .map(|line| serde_json::from_str::<KeptRejection>(line).ok())
+        .map(|kept| {
+            let kept = kept?;
+            let mut fields: Vec<&str> = Vec::new();
+            for problem in &kept.problems {
+                if !fields.contains(&problem.field.as_str()) {
+                    fields.push(&problem.field);
+                }
+            }
+            let reasons: Vec<String> = kept
+                .problems
+                .iter()
+                .map(|problem| crate::i18n::labelled(&problem.label, &problem.message, language))
+                .collect();
+            Some([
+                kept.row.to_string(),
+                fields.join("; "),
+                reasons.join(language.list_separator()),
+            ])
+        })
+        .collect()
 }

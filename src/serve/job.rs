@@ -22,6 +22,7 @@ use super::{DOWNLOADS, FILE_POLICY, Shared, language_of};
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
 use crate::i18n::progress::{RunEndWords, RunFigures, progress_text};
+use crate::run::validate::kept_reasons;
 use crate::run::{Phase, Progress, RunOptions, RunPlan, execute};
 
 pub async fn job_page(
@@ -68,7 +69,14 @@ pub async fn job_page(
         profile: &profile,
         valid_rows,
         rejected_count: summary.rows.rejected,
-        rejected: rejected_rows(&folder),
+        // Said in the page's language while the validation is what the
+        // page shows; a run's own rejections (the ledger's too) are in its
+        // rejected.csv.
+        rejected: folder
+            .parent()
+            .filter(|_| !started)
+            .and_then(|job| kept_reasons(&job.join(super::jobs::REASONS), language))
+            .unwrap_or_else(|| rejected_rows(&folder)),
         started,
         running,
         identical,

@@ -48,6 +48,10 @@ pub struct Job {
     pub input_sha256: String,
 }
 
+/// The file of a job's folder that keeps its rejected rows' reasons as
+/// codes and parameters.
+pub const REASONS: &str = "reasons.jsonl";
+
 /// How a run ended: its exit code, or the error that stopped it (without
 /// the server's folders).
 pub type RunEnd = Result<u8, String>;

@@ -173,6 +173,8 @@ async fn take_upload(
     }
     let out = folder.join("out");
     let (validate_input, validate_out) = (form.input.clone(), out.clone());
+    // The reasons kept as codes, said later in the reader's language.
+    let reasons = folder.join(super::jobs::REASONS);
     let mut validate_settings = profile.settings.clone();
     validate_settings.language = language;
     // Checking a file takes memory and both cores: a few at a time. The
@@ -183,7 +185,12 @@ async fn take_upload(
         .expect("the semaphore is never closed");
     let validated = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        crate::run::validate::validate_input(&validate_input, &validate_settings, &validate_out)
+        crate::run::validate::validate_keeping_reasons(
+            &validate_input,
+            &validate_settings,
+            &validate_out,
+            &reasons,
+        )
     })
     .await;
     let summary = match validated {

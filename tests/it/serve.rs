@@ -709,6 +709,18 @@ fn rejected_rows_are_explained_in_the_page_language() {
         let page = get_text_in(&serve, &job, "zh-CN").await;
         assert!(page.contains("校验码不符"), "{page}");
         assert!(page.contains("被拒绝的行及原因"), "{page}");
+        // Read by someone else in English: the same reasons, said in
+        // English (kept as codes, said when the page is drawn).
+        let page = get_text_in(&serve, &job, "en").await;
+        assert!(page.contains("Rejected rows and their reasons"), "{page}");
+        assert!(
+            page.contains("the check character does not match"),
+            "{page}"
+        );
+        assert!(!page.contains("校验码不符"), "{page}");
+        // rejected.xlsx stays in the language of the upload.
+        let csv = get_text(&serve, &format!("{job}/files/rejected.csv")).await;
+        assert!(csv.contains("校验码不符"), "{csv}");
     });
 }
 

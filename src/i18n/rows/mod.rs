@@ -29,8 +29,9 @@ fn formula_character(first: char, language: Language) -> String {
 }
 
 /// What is wrong with a row or one of its fields, with what the text needs.
-/// Messages never carry a certificate number: it is personal data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Messages never carry a certificate number: it is personal data, so a
+/// message may be kept (serialised) and said later in another language.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RowMessage {
     /// A CSV row over 1 MB or 16,384 fields: not read, so no value of it
     /// is known.
@@ -141,7 +142,7 @@ pub enum RowMessage {
 }
 
 /// A declaration of an earlier run, as messages name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EarlierRun {
     pub request_id: String,
     /// The run's out folder.
