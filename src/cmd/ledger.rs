@@ -11,6 +11,7 @@ use chrono::{Local, NaiveDate, TimeZone};
 use crate::exit;
 use crate::ledger::{CustomsFilter, Ledger, ledger_time};
 use crate::outcome::Status;
+use crate::report::local_minute;
 use crate::say;
 use crate::settings::{Overrides, Settings};
 
@@ -238,18 +239,6 @@ impl StatusOpts {
         );
         Ok(exit::SUCCESS)
     }
-}
-
-/// A ledger time as a local minute.
-fn local_minute(rfc3339: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
-        |_| rfc3339.to_owned(),
-        |time| {
-            time.with_timezone(&Local)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        },
-    )
 }
 
 /// The runs as an aligned table, with a total line.

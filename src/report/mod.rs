@@ -133,17 +133,11 @@ impl RejectedWriter {
     }
 
     pub fn write(&mut self, row: &RowRef<'_>, problems: &[Problem]) -> io::Result<()> {
-        let mut fields: Vec<&str> = Vec::with_capacity(problems.len());
-        for problem in problems {
-            if !fields.contains(&problem.field) {
-                fields.push(problem.field);
-            }
-        }
         let texts: Vec<String> = problems.iter().map(|p| p.text(self.language)).collect();
         let separator = self.language.list_separator();
         let line = row.line.to_string();
-        let fields = fields.join("; ");
-        let errors = texts.join(separator);
+        let (fields, errors) =
+            reason_cells(problems.iter().map(|p| p.field), &texts, self.language);
         let mut record: Vec<std::borrow::Cow<'_, str>> = vec![
             line.as_str().into(),
             fields.as_str().into(),
@@ -219,6 +213,35 @@ impl std::fmt::Display for RowCounts {
 /// A moment as summaries write it: RFC 3339, local offset, milliseconds.
 pub fn timestamp(time: chrono::DateTime<chrono::Local>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+/// A rejected row's fields (each once, in order) and its reasons joined,
+/// as `rejected.csv` and the page list them.
+pub fn reason_cells<'a>(
+    fields: impl IntoIterator<Item = &'a str>,
+    texts: &[String],
+    language: crate::i18n::Language,
+) -> (String, String) {
+    let mut named: Vec<&str> = Vec::new();
+    for field in fields {
+        if !named.contains(&field) {
+            named.push(field);
+        }
+    }
+    (named.join("; "), texts.join(language.list_separator()))
+}
+
+/// An RFC 3339 time as the local minute a person reads (`2026-12-05
+/// 14:20`); the text itself when it is no such time.
+pub fn local_minute(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |time| {
+            time.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        },
+    )
 }
 
 /// Counts of problems by field and code, for summaries.

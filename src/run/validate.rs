@@ -450,22 +450,17 @@ pub fn kept_reasons(path: &Path, language: Language) -> Option<Vec<[String; 3]>>
         .map(|line| serde_json::from_str::<KeptRejection>(line).ok())
         .map(|kept| {
             let kept = kept?;
-            let mut fields: Vec<&str> = Vec::new();
-            for problem in &kept.problems {
-                if !fields.contains(&problem.field.as_str()) {
-                    fields.push(&problem.field);
-                }
-            }
             let reasons: Vec<String> = kept
                 .problems
                 .iter()
                 .map(|problem| crate::i18n::labelled(&problem.label, &problem.message, language))
                 .collect();
-            Some([
-                kept.row.to_string(),
-                fields.join("; "),
-                reasons.join(language.list_separator()),
-            ])
+            let (fields, reasons) = crate::report::reason_cells(
+                kept.problems.iter().map(|problem| problem.field.as_str()),
+                &reasons,
+                language,
+            );
+            Some([kept.row.to_string(), fields, reasons])
         })
         .collect()
 }

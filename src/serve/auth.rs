@@ -207,16 +207,7 @@ pub async fn login(
         state.sign_in_allowed(peer, true);
         return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
     }
-    // Over TLS, here or at a proxy that says so, the cookie is never sent
-    // in clear text. (A client that claims it falsely only locks itself out.)
-    let behind_tls = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
-    let secure = if state.settings.secure_cookies || behind_tls {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = secure_attribute(&state, &headers);
     (
         [(
             header::SET_COOKIE,
@@ -269,5 +260,19 @@ impl AppState {
         sessions.retain(|_, given| given.elapsed() < SESSION_LIFETIME);
         sessions.insert(id.clone(), Instant::now());
         id
+    }
+}
+
+/// `; Secure` for a cookie set over TLS, here or at a proxy that says so,
+/// so that it is never sent in clear text. (A client that claims TLS
+/// falsely only locks itself out.)
+pub fn secure_attribute(state: &Shared, headers: &HeaderMap) -> &'static str {
+    let behind_tls = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+    if state.settings.secure_cookies || behind_tls {
+        "; Secure"
+    } else {
+        ""
     }
 }

@@ -309,15 +309,7 @@ async fn remember_language(
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    let behind_tls = request
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
-    let secure = if state.settings.secure_cookies || behind_tls {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = auth::secure_attribute(&state, request.headers());
     let chosen = request.uri().query().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(key, _)| key == "lang")

@@ -24,14 +24,7 @@ mod filters {
         value: impl std::fmt::Display,
         _: &dyn askama::Values,
     ) -> askama::Result<String> {
-        let text = value.to_string();
-        Ok(
-            chrono::DateTime::parse_from_rfc3339(&text).map_or(text, |time| {
-                time.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M")
-                    .to_string()
-            }),
-        )
+        Ok(crate::report::local_minute(&value.to_string()))
     }
 }
 
