@@ -338,6 +338,27 @@ fn metrics_and_the_on_finish_command_tell_the_operator() {
         run.stderr
     );
 
+    // A command that floods its output is read to its end, and only the
+    // first 64 KiB of it is logged.
+    let flood = "yes xxxxxxxx | head -c 400000";
+    let run = work.run(&[
+        "run",
+        &orders,
+        "--config",
+        &config,
+        "--out",
+        "out-5",
+        "--on-finish",
+        flood,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let logged = run.stderr.matches("on-finish: xxxxxxxx").count();
+    assert!(logged > 1000, "{logged} lines logged");
+    assert!(
+        logged <= 64 * 1024 / 9 + 1,
+        "{logged} lines logged: more than 64 KiB"
+    );
+
     // Metrics that cannot be written are said, and change nothing else.
     let mut text = std::fs::read_to_string(&config).unwrap();
     text = text.replace("metrics/night.prom", "missing-folder/night.prom");

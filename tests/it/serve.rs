@@ -847,6 +847,18 @@ fn the_chosen_language_sticks() {
         assert!(later.contains("海关申报"), "{later}");
         let english = get_text(&serve, "/").await;
         assert!(english.contains("<html lang=\"en\">"), "{english}");
+        // A forged cookie or query is no language: ignored, never echoed.
+        let forged = client()
+            .get(serve.url("/?lang=%3Cscript%3E"))
+            .header("Accept-Language", "en")
+            .header("Cookie", "declare_lang=<script>alert(1)</script>")
+            .send()
+            .await
+            .unwrap();
+        assert!(forged.headers().get("set-cookie").is_none());
+        let page = forged.text().await.unwrap();
+        assert!(page.contains("<html lang=\"en\">"), "{page}");
+        assert!(!page.contains("<script>alert"), "{page}");
     });
 }
 
