@@ -7,6 +7,7 @@
 //! The areas: the rows' messages and what each rejection code means
 //! ([`rows`]), the report's words ([`report`]), the page's ([`page`]).
 
+pub mod fields;
 pub mod page;
 pub mod progress;
 pub mod report;
@@ -111,6 +112,7 @@ pub(crate) use words;
 pub fn every_text() -> Vec<(String, &'static str, &'static str)> {
     let areas = [
         ("page", page::PageWords::pairs()),
+        ("fields", fields::FieldWords::pairs()),
         ("report", report::ReportWords::pairs()),
         ("rows", rows::REJECTION_CODES.to_vec()),
     ];

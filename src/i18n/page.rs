@@ -81,5 +81,45 @@ words! {
         state_rows_left: "finished: rows left to declare again (retry.xlsx)",
             "完成：有行需重新申报（retry.xlsx）";
         state_failed: "failed", "失败";
+        sheet_title: "Which sheet holds the orders?", "订单在哪个工作表？";
+        sheet_several: "Several sheets of this workbook have order columns. Choose the one to declare.",
+            "此工作簿有多个工作表包含订单列，请选择要申报的工作表。";
+        sheet_missing: "The profile reads a sheet this workbook does not have:",
+            "配置指定的工作表在此工作簿中不存在：";
+        sheet_choose: "Choose the sheet that holds the orders.", "请选择包含订单的工作表。";
+        use_sheet: "Read this sheet", "读取此工作表";
+        columns_title: "Which column is which?", "匹配列";
+        columns_explained: "The file's column headers do not match the profile. For each field, choose the column of your file that holds it. The choice is remembered for files with these headers.",
+            "文件的列标题与配置不一致。请为每个字段选择文件中对应的列。此选择会被记住，下次相同列标题的文件将直接通过。";
+        your_column: "Your column", "您的列";
+        values_in_it: "Values in it", "列中的值";
+        not_in_file: "— not in the file —", "— 文件中没有 —";
+        needed_by_every_row: "needed by every row", "每行必填";
+        still_missing: "Still missing (choose a column for each):", "尚未匹配（请为每项选择一列）：";
+        chosen_twice: "One column is chosen for two fields:", "同一列被选给了两个字段：";
+        use_columns: "Use these columns", "使用这些列";
+        fix_title: "Fix the rejected rows", "修正被拒绝的行";
+        fix_here: "Fix them on this page", "在网页上修正";
+        fix_explained: "Correct the cells marked in red and save the row: it is checked again with every rule. Fixed rows join the rows to declare.",
+            "修改标红的单元格并保存该行：系统会按全部规则重新校验。修正后的行会加入待申报的行。";
+        problems_by_kind: "Problems by kind", "按问题类型";
+        all_kinds: "All problems", "全部问题";
+        save_row: "Save row", "保存此行";
+        keep_empty: "leave empty to keep it", "留空则不修改";
+        find_replace: "Find and replace in a column of the rejected rows", "在被拒绝行的某列中查找替换";
+        column: "Column", "列";
+        find: "Find", "查找";
+        replace_with: "Replace with", "替换为";
+        replace: "Replace", "替换";
+        no_rejected_left: "No rejected rows left.", "已没有被拒绝的行。";
+        previous_page: "Previous", "上一页";
+        next_page: "Next", "下一页";
+        page_of: "Page", "页码";
+        edit_too_long: "A corrected value is too long (512 characters at most).", "修改的值过长（最多 512 个字符）。";
+        edit_too_many: "Too many cells are corrected for one file: correct the rest in rejected.xlsx.",
+            "此文件修改的单元格过多：其余请在 rejected.xlsx 中修改。";
+        edit_after_declare: "The file has been declared: it can no longer be changed here.",
+            "文件已申报，不能再在此修改。";
+        back_to_job: "Back to the validation", "返回校验结果";
     }
 }

@@ -6,6 +6,7 @@
 mod cell;
 mod csv_source;
 mod decode;
+mod edits;
 mod header;
 mod merges;
 mod xlsx_source;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use cell::{Cell, CellDamage, CellView, a1_reference, decimal_15};
 pub use decode::{TextEncoding, UTF8_BOM};
+pub use edits::{CellEdits, EditRefused, MAX_EDIT_CHARS, MAX_EDITED_CELLS};
 pub use header::{HEADER_SEARCH_ROWS, HeaderSearch};
 
 /// How CSV bytes are decoded.
@@ -43,6 +45,10 @@ pub enum InputError {
     },
     #[error("{path}: {message}")]
     Unreadable { path: PathBuf, message: String },
+    /// No row holds the headers the settings look for: the columns need
+    /// mapping (or the header row naming).
+    #[error("{path}: {message}")]
+    NoHeaderRow { path: PathBuf, message: String },
     #[error("{path}, line {line}: {message}")]
     AtLine {
         path: PathBuf,
@@ -75,6 +81,8 @@ pub struct InputOptions {
     pub sheet: String,
     /// What makes a row the header row.
     pub header: HeaderSearch,
+    /// Cells corrected on the page, read in place of the file's.
+    pub edits: Option<std::sync::Arc<CellEdits>>,
 }
 
 /// A limit a CSV row passed (see `RowRef::fault`).
@@ -171,6 +179,11 @@ impl<'a> RowRef<'a> {
     }
 }
 
+/// SHA-256 of a file's bytes.
+pub fn sha256_of(path: &Path) -> std::io::Result<[u8; 32]> {
+    decode::sha256(File::open(path)?)
+}
+
 /// The names of a workbook's sheets, in order, once its parts pass the
 /// checks of `xml_guard` (calamine reads the shared strings to list them).
 pub fn xlsx_sheet_names(path: &Path) -> Result<Vec<String>, InputError> {
@@ -251,6 +264,9 @@ pub struct RowSource {
     blank_rows: u64,
     /// Non-blank rows above the header row (titles, export times).
     above_header: u64,
+    edits: Option<std::sync::Arc<CellEdits>>,
+    /// The current row with its corrections, when it has some.
+    edited: Option<OwnedRow>,
 }
 
 impl RowSource {
@@ -306,6 +322,8 @@ impl RowSource {
                     sheet: None,
                     blank_rows: 0,
                     above_header: 0,
+                    edits: None,
+                    edited: None,
                 }
             }
             InputFormat::Xlsx => {
@@ -322,6 +340,8 @@ impl RowSource {
                     sheet: Some(sheet),
                     blank_rows: 0,
                     above_header: above,
+                    edits: None,
+                    edited: None,
                 }
             }
         };
@@ -330,6 +350,8 @@ impl RowSource {
             // The reader thread found the header row: its rows start there.
             InputFormat::Xlsx => row_source.read_header(&HeaderSearch::default())?,
         }
+        // After the header: corrections are made to data rows only.
+        row_source.edits = options.edits.clone().filter(|edits| !edits.is_empty());
         Ok(row_source)
     }
 
@@ -340,14 +362,17 @@ impl RowSource {
         let mut any = false;
         loop {
             let Some(row) = self.next_raw()? else {
-                let message = if any {
-                    header::not_found_message(search, &[(None, scan.failure())])
+                let path = self.path.clone();
+                return Err(if any {
+                    InputError::NoHeaderRow {
+                        path,
+                        message: header::not_found_message(search, &[(None, scan.failure())]),
+                    }
                 } else {
-                    "has no header row: the file is empty".to_owned()
-                };
-                return Err(InputError::Unreadable {
-                    path: self.path.clone(),
-                    message,
+                    InputError::Unreadable {
+                        path,
+                        message: "has no header row: the file is empty".to_owned(),
+                    }
                 });
             };
             if row.is_blank() {
@@ -390,6 +415,7 @@ impl RowSource {
 
     /// The next non-blank data row, or `None` at the end of the input.
     pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>, InputError> {
+        self.edited = None;
         let found = loop {
             match self.next_raw()? {
                 None => break false,
@@ -401,6 +427,13 @@ impl RowSource {
         if !found {
             return Ok(None);
         }
+        if let Some(edits) = self.edits.clone()
+            && let Some(mut row) = self.take_current_if(|line| edits.touches(line))
+        {
+            edits.apply(&mut row);
+            self.edited = Some(row);
+            return Ok(self.edited.as_ref().map(OwnedRow::as_row));
+        }
         // Re-borrowed here: returning the row from inside the loop would
         // hold `self` borrowed across iterations.
         Ok(match &self.source {
@@ -409,12 +442,17 @@ impl RowSource {
         })
     }
 
-    /// Like [`RowSource::next_row`], but hands the row over.
-    pub fn next_owned(&mut self) -> Result<Option<OwnedRow>, InputError> {
-        if self.next_row()?.is_none() {
-            return Ok(None);
+    /// The current row, handed over, when `wanted` says so of its line
+    /// (a row the reader could not hold is never handed over).
+    fn take_current_if(&mut self, wanted: impl Fn(u64) -> bool) -> Option<OwnedRow> {
+        let current = match &self.source {
+            Source::Csv(csv) => csv.current(),
+            Source::Xlsx(xlsx) => xlsx.current(),
+        }?;
+        if !wanted(current.line) || current.fault().is_some() {
+            return None;
         }
-        Ok(match &mut self.source {
+        match &mut self.source {
             Source::Csv(csv) => csv.take_current().map(|(line, record)| OwnedRow {
                 line,
                 cells: OwnedCells::Csv(record),
@@ -423,7 +461,30 @@ impl RowSource {
                 line,
                 cells: OwnedCells::Xlsx(cells),
             }),
-        })
+        }
+    }
+
+    /// Like [`RowSource::next_row`], but hands the row over.
+    pub fn next_owned(&mut self) -> Result<Option<OwnedRow>, InputError> {
+        if self.next_row()?.is_none() {
+            return Ok(None);
+        }
+        if let Some(row) = self.edited.take() {
+            return Ok(Some(row));
+        }
+        Ok(self
+            .take_current_if(|_| true)
+            .or_else(|| match &mut self.source {
+                // A row the reader could not hold goes on as its fault.
+                Source::Csv(csv) => csv.take_current().map(|(line, record)| OwnedRow {
+                    line,
+                    cells: OwnedCells::Csv(record),
+                }),
+                Source::Xlsx(xlsx) => xlsx.take_current().map(|(line, cells)| OwnedRow {
+                    line,
+                    cells: OwnedCells::Xlsx(cells),
+                }),
+            }))
     }
 
     /// Blank rows the underlying reader passed over without returning them.

@@ -534,7 +534,10 @@ fn read_sheet(
         stream_rows(header, &mut rows, &batch_tx);
         return;
     }
-    let _ = sheet_tx.send(Err(unreadable(not_found_message(&search, &misses))));
+    let _ = sheet_tx.send(Err(InputError::NoHeaderRow {
+        path: path.clone(),
+        message: not_found_message(&search, &misses),
+    }));
 }
 
 /// Sends `first` and every row after it in batches.

@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use crate::fields::Field;
 use rust_xlsxwriter::{Color, Format, FormatPattern, Note, Workbook, Worksheet, XlsxError};
 
 use crate::input::{CellView, RowRef};
@@ -89,6 +90,11 @@ pub struct RejectedWorkbook {
     bad: Format,
     bad_date: Format,
     date: Format,
+    /// Input columns of IDs: formatted as text (`@`), so that an ID typed
+    /// in Excel while fixing a row stays text, not a rounded number.
+    id_columns: Vec<usize>,
+    text: Format,
+    bad_text: Format,
 }
 
 impl RejectedWorkbook {
@@ -117,11 +123,23 @@ impl RejectedWorkbook {
             .map(String::as_str)
             .chain(mark.as_deref())
             .collect();
+        let id_columns: Vec<usize> = field_columns
+            .iter()
+            .filter(|(field, _)| Field::from_name(field).is_some_and(Field::is_id))
+            .map(|&(_, column)| column)
+            .filter(|&column| column < headers.len())
+            .collect();
+        let text = Format::new().set_num_format("@");
         for (column, name) in headers.iter().enumerate() {
             let width = (name.chars().count() * 2).clamp(12, 40) as f64;
             sheet
                 .set_column_width(FIRST_INPUT_COLUMN + column as u16, width)
                 .map_err(io_error)?;
+            if id_columns.contains(&column) {
+                sheet
+                    .set_column_format(FIRST_INPUT_COLUMN + column as u16, &text)
+                    .map_err(io_error)?;
+            }
         }
         sheet
             .write_string_with_format(0, 0, "row", &header)
@@ -153,8 +171,11 @@ impl RejectedWorkbook {
             field_columns,
             notes: 0,
             bad_date: bad.clone().set_num_format("yyyy-mm-dd hh:mm:ss"),
+            bad_text: bad.clone().set_num_format("@"),
             bad,
             date: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+            id_columns,
+            text,
         })
     }
 
@@ -187,6 +208,8 @@ impl RejectedWorkbook {
         // Past Excel's last column, a row's cells are left to the CSV file.
         let width = row.len().max(self.width).min(self.max_width);
         let (bad, bad_date, date) = (self.bad.clone(), self.bad_date.clone(), self.date.clone());
+        let (text_format, bad_text) = (self.text.clone(), self.bad_text.clone());
+        let id_columns = self.id_columns.clone();
         let mut notes_written = self.notes;
         let sheet = self.workbook.worksheet_from_index(0).map_err(io_error)?;
         sheet
@@ -198,7 +221,14 @@ impl RejectedWorkbook {
         for column in 0..width {
             let at = FIRST_INPUT_COLUMN + column as u16;
             let is_bad = notes.iter().any(|(c, _)| *c == column);
+            let is_id = id_columns.contains(&column);
             let written = match (row.cell(column), is_bad) {
+                (CellView::Text(text), false) if is_id => {
+                    sheet.write_string_with_format(sheet_row, at, excel_text(text), &text_format)
+                }
+                (CellView::Text(text), true) if is_id => {
+                    sheet.write_string_with_format(sheet_row, at, excel_text(text), &bad_text)
+                }
                 (CellView::Text(text), false) => {
                     sheet.write_string(sheet_row, at, excel_text(text))
                 }
@@ -479,5 +509,53 @@ mod tests {
                 assert_eq!(rows[1][4], Data::Float(532.96));
             }
         }
+    }
+
+    #[test]
+    fn rejected_xlsx_formats_id_columns_as_text_for_fixing_in_excel() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rejected.xlsx");
+        let headers = ["支付单号".to_owned(), "金额".to_owned()];
+        let fields = vec![("paymentRequestId", 0), ("declarationAmount.value", 1)];
+        let mut book = RejectedWorkbook::create(&path, &headers, fields).unwrap();
+        let record = csv::StringRecord::from(vec!["2026112200000000000000001", "x"]);
+        book.write(&RowRef::from_record(2, &record), &[], &[], "; ")
+            .unwrap();
+        book.commit().unwrap();
+        let mut archive = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut part = |name: &str| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut archive.by_name(name).unwrap(), &mut text).unwrap();
+            text
+        };
+        let styles = part("xl/styles.xml");
+        let sheet = part("xl/worksheets/sheet1.xml");
+        // The text format "@", the cell style that uses it, and the
+        // payment ID's column (C, after row and errors) carrying it.
+        let id = styles
+            .split("<numFmt ")
+            .find(|format| format.contains("formatCode=\"@\""))
+            .and_then(|format| format.split('"').nth(1))
+            .unwrap_or_else(|| panic!("no text format in {styles}"));
+        let text_style = styles
+            .split("<cellXfs")
+            .nth(1)
+            .unwrap()
+            .split("<xf ")
+            .skip(1)
+            .position(|xf| xf.contains(&format!("numFmtId=\"{id}\"")))
+            .unwrap();
+        let column = |n: u32| {
+            sheet
+                .split("<col ")
+                .find(|col| col.starts_with(&format!("min=\"{n}\" max=\"{n}\"")))
+                .map(|col| col.split("/>").next().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(
+            column(3).contains(&format!("style=\"{text_style}\"")),
+            "{sheet}"
+        );
+        assert!(!column(4).contains("style="), "{sheet}");
     }
 }

@@ -85,6 +85,9 @@ pub fn identity(
     if input.header_row > 0 {
         shape["header_row"] = input.header_row.into();
     }
+    if let Some(edits) = input.edits.as_ref().filter(|edits| !edits.is_empty()) {
+        shape["edits"] = edits.digest().into();
+    }
     hex(&Sha256::digest(shape.to_string().as_bytes()))
 }
 

@@ -84,19 +84,23 @@ pub fn validate_input(
     settings: &Settings,
     out: &Path,
 ) -> anyhow::Result<ValidateSummary> {
-    check_input::<CountedRow>(input, settings, out, None, None)
+    check_input::<CountedRow>(input, settings, out, None, None, false)
 }
 
-/// Validates as [`validate_input`] does, and keeps the first rejected
-/// rows' reasons as codes and parameters in `reasons` (JSON lines), so
-/// that the page can say them in the language of whoever reads them.
+/// Validates as [`validate_input`] does, and keeps the rejected rows'
+/// reasons as codes and parameters in `reasons` (JSON lines), with their
+/// cells in the fields' columns (certificate numbers masked), so that the
+/// page can say them in the language of whoever reads them and offer them
+/// to be corrected. With a ledger, rows it would refuse are rejected too,
+/// as a run would.
 pub fn validate_keeping_reasons(
     input: &Path,
     settings: &Settings,
     out: &Path,
     reasons: &Path,
+    ledger: Option<LedgerQuestion>,
 ) -> anyhow::Result<ValidateSummary> {
-    check_input::<CountedRow>(input, settings, out, None, Some(reasons))
+    check_input::<Box<ValidRow>>(input, settings, out, ledger, Some(reasons), false)
 }
 
 /// `run --dry-run`: validates `input` into `out` as [`validate_input`]
@@ -108,7 +112,7 @@ pub fn plan_input(
     out: &Path,
     question: LedgerQuestion,
 ) -> anyhow::Result<ValidateSummary> {
-    check_input::<Box<ValidRow>>(input, settings, out, Some(question), None)
+    check_input::<Box<ValidRow>>(input, settings, out, Some(question), None, true)
 }
 
 fn check_input<V: KeptRow>(
@@ -117,6 +121,7 @@ fn check_input<V: KeptRow>(
     out: &Path,
     question: Option<LedgerQuestion>,
     reasons_path: Option<&Path>,
+    write_plan: bool,
 ) -> anyhow::Result<ValidateSummary> {
     let started_at = Local::now();
     let clock = Instant::now();
@@ -136,12 +141,14 @@ fn check_input<V: KeptRow>(
     let mut counts = RowCounts::default();
     let mut tally = ProblemTally::default();
     let mut reasons = match reasons_path {
-        Some(path) => Some(KeptReasons::create(path)?),
+        Some(path) => Some(KeptReasons::create(path, &source, &rules)?),
         None => None,
     };
     let plan_path = out.join("plan.csv");
     let mut plan = match &question {
-        Some(_) => Some(PlanWriter::create(&plan_path)?),
+        Some(_) => Some(PlanWriter::create(
+            write_plan.then_some(plan_path.as_path()),
+        )?),
         None => None,
     };
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
@@ -169,6 +176,9 @@ fn check_input<V: KeptRow>(
                         if let Some(problem) = refused {
                             let problems = [problem];
                             tally.add(&problems);
+                            if let Some(reasons) = &mut reasons {
+                                reasons.keep(&outcome.row.as_row(), &problems)?;
+                            }
                             return rejected
                                 .write(&outcome.row.as_row(), &problems)
                                 .with_context(|| {
@@ -183,7 +193,7 @@ fn check_input<V: KeptRow>(
                 Verdict::Rejected(problems) => {
                     tally.add(&problems);
                     if let Some(reasons) = &mut reasons {
-                        reasons.keep(outcome.row.line, &problems)?;
+                        reasons.keep(&outcome.row.as_row(), &problems)?;
                     }
                     rejected
                         .write(&outcome.row.as_row(), &problems)
@@ -208,7 +218,8 @@ fn check_input<V: KeptRow>(
                 .with_context(|| format!("cannot write {}", plan_path.display()))?,
         ),
         None => None,
-    };
+    }
+    .filter(|_| write_plan);
     let exit_code = if counts.rejected == 0 {
         exit::SUCCESS
     } else {
@@ -264,9 +275,9 @@ fn check_input<V: KeptRow>(
 }
 
 /// `plan.csv`: each row that passed the field checks and what a run would
-/// do with it.
+/// do with it (without a file: only the ledger's refusals count).
 struct PlanWriter {
-    csv: csv::Writer<AtomicFile>,
+    csv: Option<csv::Writer<AtomicFile>>,
     counts: PlanCounts,
 }
 
@@ -282,12 +293,18 @@ const PLAN_HEADER: [&str; 7] = [
 ];
 
 impl PlanWriter {
-    fn create(path: &Path) -> anyhow::Result<PlanWriter> {
-        let mut file =
-            AtomicFile::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-        file.write_all(crate::input::UTF8_BOM)?;
-        let mut csv = csv::Writer::from_writer(file);
-        csv.write_record(PLAN_HEADER)?;
+    fn create(path: Option<&Path>) -> anyhow::Result<PlanWriter> {
+        let csv = match path {
+            Some(path) => {
+                let mut file = AtomicFile::create(path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                file.write_all(crate::input::UTF8_BOM)?;
+                let mut csv = csv::Writer::from_writer(file);
+                csv.write_record(PLAN_HEADER)?;
+                Some(csv)
+            }
+            None => None,
+        };
         Ok(PlanWriter {
             csv,
             counts: PlanCounts::default(),
@@ -358,8 +375,11 @@ impl PlanWriter {
                 ("rejected_by_ledger", detail)
             }
         };
+        let Some(csv) = &mut self.csv else {
+            return Ok(refused);
+        };
         crate::report::spreadsheet_safe::write_record(
-            &mut self.csv,
+            csv,
             [
                 line.to_string().as_str(),
                 &request.payment_request_id,
@@ -375,50 +395,139 @@ impl PlanWriter {
 
     fn commit(self) -> anyhow::Result<PlanCounts> {
         let counts = self.counts;
-        let file = self.csv.into_inner().map_err(|e| e.into_error())?;
-        file.commit()?;
+        if let Some(csv) = self.csv {
+            let file = csv.into_inner().map_err(|e| e.into_error())?;
+            file.commit()?;
+        }
         Ok(counts)
     }
 }
 
-/// One rejected row's reasons as kept: codes and parameters, not text.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct KeptRejection {
-    row: u64,
-    problems: Vec<KeptProblem>,
+/// One rejected row's reasons as kept: codes and parameters, not text,
+/// and its cells in the fields' columns.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct KeptRejection {
+    pub row: u64,
+    pub problems: Vec<KeptProblem>,
+    /// Column (0-based) → the cell's text; certificate numbers masked.
+    #[serde(default)]
+    pub cells: std::collections::BTreeMap<usize, String>,
 }
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct KeptProblem {
-    field: String,
-    label: String,
-    message: RowMessage,
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct KeptProblem {
+    pub field: String,
+    pub label: String,
+    pub message: RowMessage,
 }
 
-/// The first rejected rows' reasons, kept to be said later.
+impl KeptProblem {
+    /// The kind of problem the page groups rows by: the field and the
+    /// message's code.
+    pub fn kind(&self) -> String {
+        format!("{}:{}", self.field, self.message.code())
+    }
+}
+
+/// The columns the kept cells come from, beside the reasons: each field's
+/// column in the input and its header there.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct KeptColumns {
+    /// (canonical field, column (0-based), the file's header).
+    pub fields: Vec<(String, usize, String)>,
+    pub sheet: Option<String>,
+    pub header_row: u64,
+}
+
+impl KeptColumns {
+    /// The file beside the reasons of `reasons`.
+    pub fn path(reasons: &Path) -> std::path::PathBuf {
+        reasons.with_extension("columns.json")
+    }
+
+    pub fn read(reasons: &Path) -> Option<KeptColumns> {
+        let text = std::fs::read_to_string(KeptColumns::path(reasons)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The column a field is read from.
+    pub fn column_of(&self, field: &str) -> Option<usize> {
+        self.fields
+            .iter()
+            .find(|(name, _, _)| name == field)
+            .map(|(_, column, _)| *column)
+    }
+}
+
+/// The most rejected rows whose reasons and cells are kept: the page pages
+/// through them, and rejected.xlsx has every one.
+pub const MAX_KEPT_REJECTIONS: usize = 100_000;
+
+/// The rejected rows' reasons and cells, kept to be said and corrected
+/// later.
 struct KeptReasons {
     file: AtomicFile,
     path: std::path::PathBuf,
     rows: usize,
+    columns: Vec<(usize, bool)>,
 }
 
 impl KeptReasons {
-    fn create(path: &Path) -> anyhow::Result<KeptReasons> {
+    fn create(
+        path: &Path,
+        source: &crate::input::RowSource,
+        rules: &RowRules,
+    ) -> anyhow::Result<KeptReasons> {
+        let fields: Vec<(String, usize, String)> = rules
+            .field_columns()
+            .into_iter()
+            .map(|(field, column)| {
+                let header = source.headers().get(column).cloned().unwrap_or_default();
+                (field.to_owned(), column, header)
+            })
+            .collect();
+        let certificate = crate::fields::Field::CertificateNo.name();
+        let columns = fields
+            .iter()
+            .map(|(field, column, _)| (*column, field == certificate))
+            .collect();
+        let kept_columns = KeptColumns {
+            fields,
+            sheet: source.sheet().map(str::to_owned),
+            header_row: source.header_line(),
+        };
+        let columns_path = KeptColumns::path(path);
+        write_json(&columns_path, &kept_columns)
+            .with_context(|| format!("cannot write {}", columns_path.display()))?;
         Ok(KeptReasons {
             file: AtomicFile::create_private(path)
                 .with_context(|| format!("cannot write {}", path.display()))?,
             path: path.to_owned(),
             rows: 0,
+            columns,
         })
     }
 
-    fn keep(&mut self, row: u64, problems: &[Problem]) -> anyhow::Result<()> {
-        if self.rows >= crate::report::html::MAX_LISTED {
+    fn keep(&mut self, row: &crate::input::RowRef<'_>, problems: &[Problem]) -> anyhow::Result<()> {
+        if self.rows >= MAX_KEPT_REJECTIONS {
             return Ok(());
         }
         self.rows += 1;
+        let cells = self
+            .columns
+            .iter()
+            .map(|&(column, certificate)| {
+                let text = row.cell(column).original_text();
+                let text = if certificate {
+                    crate::ledger::mask_certificate(text.trim())
+                } else {
+                    text.into_owned()
+                };
+                (column, text)
+            })
+            .collect();
         let kept = KeptRejection {
-            row,
+            row: row.line,
             problems: problems
                 .iter()
                 .map(|problem| KeptProblem {
@@ -427,6 +536,7 @@ impl KeptReasons {
                     message: problem.message.clone(),
                 })
                 .collect(),
+            cells,
         };
         serde_json::to_writer(&mut self.file, &kept)
             .map_err(std::io::Error::from)
@@ -442,14 +552,24 @@ impl KeptReasons {
     }
 }
 
+/// The kept rejections of `path`, one at a time, as they were written.
+pub fn kept_rejections(path: &Path) -> Option<impl Iterator<Item = KeptRejection>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).ok()?;
+    Some(
+        std::io::BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str::<KeptRejection>(&line).ok()),
+    )
+}
+
 /// The kept reasons of `path` as the page lists them (row, fields,
 /// reasons), said in `language`; `None` when there are none to read.
 pub fn kept_reasons(path: &Path, language: Language) -> Option<Vec<[String; 3]>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .map(|line| serde_json::from_str::<KeptRejection>(line).ok())
+    let listed = kept_rejections(path)?
+        .take(crate::report::html::MAX_LISTED)
         .map(|kept| {
-            let kept = kept?;
             let reasons: Vec<String> = kept
                 .problems
                 .iter()
@@ -460,7 +580,8 @@ pub fn kept_reasons(path: &Path, language: Language) -> Option<Vec<[String; 3]>>
                 &reasons,
                 language,
             );
-            Some([kept.row.to_string(), fields, reasons])
+            [kept.row.to_string(), fields, reasons]
         })
-        .collect()
+        .collect();
+    Some(listed)
 }

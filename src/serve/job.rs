@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::home::LangQuery;
 use super::jobs::{
-    ProfileClaim, RunEnd, SavedSummary, Stage, declared_before, no_such_job, profiles, with_job,
-    with_job_mut,
+    Needs, ProfileClaim, RunEnd, SavedSummary, Stage, declared_before, no_such_job, profiles,
+    with_job, with_job_mut,
 };
 use super::views::{JobPage, Outcome, error_page, error_page_in, files_in, rejected_rows, render};
 use super::{DOWNLOADS, FILE_POLICY, Shared, language_of};
@@ -41,11 +41,22 @@ pub async fn job_page(
             job.started(),
             matches!(job.stage, Stage::Running { .. }),
             job.input_sha256.clone(),
+            job.needs,
         )
     });
-    let Some((profile_name, folder, valid_rows, started, running, sha256)) = job else {
+    let Some((profile_name, folder, valid_rows, started, running, sha256, needs)) = job else {
         return no_such_job();
     };
+    // The page asks what it must know before it can check the file.
+    match needs {
+        Some(Needs::Sheet) if !started => {
+            return Redirect::to(&format!("/jobs/{id}/sheet")).into_response();
+        }
+        Some(Needs::Columns) if !started => {
+            return Redirect::to(&format!("/jobs/{id}/columns")).into_response();
+        }
+        _ => {}
+    }
     let Some(profile) = profiles.into_iter().find(|p| p.name == profile_name) else {
         return error_page(StatusCode::NOT_FOUND, "the profile is gone");
     };
@@ -69,13 +80,18 @@ pub async fn job_page(
         profile: &profile,
         valid_rows,
         rejected_count: summary.rows.rejected,
-        // Said in the page's language while the validation is what the
-        // page shows; a run's own rejections (the ledger's too) are in its
-        // rejected.csv.
+        // Said in the page's language from the reasons kept as codes; a
+        // run that rejected other rows than the last check did (the
+        // ledger changed meanwhile) is shown from its own rejected.csv.
         rejected: folder
             .parent()
-            .filter(|_| !started)
-            .and_then(|job| kept_reasons(&job.join(super::jobs::REASONS), language))
+            .map(|job| job.join(super::jobs::REASONS))
+            .filter(|reasons| {
+                !started
+                    || crate::run::validate::kept_rejections(reasons)
+                        .is_some_and(|kept| kept.count() as u64 == summary.rows.rejected)
+            })
+            .and_then(|reasons| kept_reasons(&reasons, language))
             .unwrap_or_else(|| rejected_rows(&folder)),
         started,
         running,
@@ -113,12 +129,13 @@ pub async fn declare(
             job.folder.clone(),
             job.started(),
             job.input_sha256.clone(),
+            job.needs,
         )
     });
-    let Some((profile_name, input, folder, started, sha256)) = job else {
+    let Some((profile_name, input, folder, started, sha256, needs)) = job else {
         return no_such_job();
     };
-    if started {
+    if started || needs.is_some() {
         return Redirect::to(&format!("/jobs/{id}")).into_response();
     }
 
@@ -162,7 +179,20 @@ pub async fn declare(
         // The clerk opens results and retries in Excel, IDs as text.
         workbooks: true,
     };
-    let settings = profile.settings;
+    // Declared as it was last checked: the sheet, columns and corrections
+    // chosen on the page.
+    let job_folder = folder_of_job(&options.out);
+    let _editing = super::fixing::job_lock(&state, &id).await;
+    let settings = match super::job_input::job_settings(&profile.settings, &job_folder) {
+        // The run's report is written in the clerk's language.
+        Ok(mut settings) => {
+            settings.language = language;
+            settings
+        }
+        Err(error) => {
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error:#}"));
+        }
+    };
     let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, settings)).await
     {
         Ok(Ok(plan)) => plan,
@@ -379,6 +409,11 @@ pub async fn progress(
         Some(view) => axum::Json(view).into_response(),
         None => no_such_job(),
     }
+}
+
+/// The folder of a job whose run folder is `out`.
+fn folder_of_job(out: &Path) -> std::path::PathBuf {
+    out.parent().unwrap_or(out).to_owned()
 }
 
 /// The job whose run of `profile` is going on.

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::Shared;
+pub use super::job_input::Needs;
 use super::views::error_page;
 use crate::ledger::{Ledger, RunStatus};
 use crate::outcome::StatusCounts;
@@ -46,6 +47,8 @@ pub struct Job {
     pub stopped: bool,
     /// The uploaded file's SHA-256: the same file uploaded again is noticed.
     pub input_sha256: String,
+    /// What the page must ask before the file can be checked.
+    pub needs: Option<Needs>,
 }
 
 /// The file of a job's folder that keeps its rejected rows' reasons as
@@ -165,6 +168,21 @@ pub struct JobRecord {
     /// The uploaded file's name on the client's side (no folder).
     #[serde(default)]
     pub input_name: Option<String>,
+    /// What the page must ask before the file can be checked.
+    #[serde(default)]
+    pub needs: Option<Needs>,
+}
+
+impl JobRecord {
+    /// The job's folder's record of it.
+    pub fn read(job: &Path) -> Option<JobRecord> {
+        let text = std::fs::read_to_string(job.join("job.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn write(&self, job: &Path) -> std::io::Result<()> {
+        crate::report::write_json(&job.join("job.json"), self)
+    }
 }
 
 /// The jobs of earlier server runs, from their folders: validated, run to
@@ -174,10 +192,7 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
     let mut known = HashMap::new();
     for entry in std::fs::read_dir(jobs).into_iter().flatten().flatten() {
         let folder = entry.path();
-        let Some(record) = std::fs::read_to_string(folder.join("job.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str::<JobRecord>(&text).ok())
-        else {
+        let Some(record) = JobRecord::read(&folder) else {
             continue;
         };
         let Some(input) = ["input.csv", "input.xlsx"]
@@ -189,6 +204,13 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
         };
         let out = folder.join("out");
         let summary = SavedSummary::read(&out);
+        // A job still asking for its sheet or columns has no summary yet.
+        let input_sha256 = match summary.input_sha256.is_empty() {
+            true => crate::input::sha256_of(&input)
+                .map(|digest| crate::report::hex(&digest))
+                .unwrap_or_default(),
+            false => summary.input_sha256.clone(),
+        };
         // A run cut short leaves run.json beside the validation's summary.
         let stage = if summary.is_run() {
             Stage::Finished {
@@ -208,7 +230,8 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
                 created_at: record.created_at,
                 stage,
                 stopped: false,
-                input_sha256: summary.input_sha256.clone(),
+                input_sha256,
+                needs: record.needs,
             },
         );
     }

@@ -26,8 +26,10 @@
 //! templates of `templates/page/` (`views.rs`), which escape every value.
 
 mod auth;
+mod fixing;
 mod home;
 mod job;
+mod job_input;
 mod jobs;
 mod listener;
 mod past;
@@ -168,6 +170,8 @@ struct AppState {
     /// Failed sign-ins by the address they came from.
     failures: Mutex<HashMap<std::net::IpAddr, SignInFailures>>,
     validations: Arc<tokio::sync::Semaphore>,
+    /// One change of a job at a time (its choices, corrections, checks).
+    job_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AppState {
@@ -218,6 +222,7 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         sessions: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         validations: Arc::new(tokio::sync::Semaphore::new(MAX_VALIDATIONS)),
+        job_locks: Mutex::new(HashMap::new()),
     });
     Ok(Router::new()
         .route("/", get(home::home))
@@ -232,6 +237,19 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
         .route("/static/page.css", get(home::stylesheet))
         .route("/jobs/{id}", get(job::job_page))
         .route("/jobs/{id}/declare", post(job::declare))
+        .route(
+            "/jobs/{id}/sheet",
+            get(fixing::sheet_page).post(fixing::choose_sheet),
+        )
+        .route(
+            "/jobs/{id}/columns",
+            get(fixing::columns_page).post(fixing::map_columns),
+        )
+        .route(
+            "/jobs/{id}/fix",
+            get(fixing::grid_page).post(fixing::fix_row),
+        )
+        .route("/jobs/{id}/replace", post(fixing::replace))
         .route("/jobs/{id}/progress", get(job::progress))
         .route("/jobs/{id}/stop", post(job::stop))
         .route("/jobs/{id}/files/{name}", get(job::download))

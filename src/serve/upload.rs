@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use tokio::io::AsyncWriteExt;
 
+use super::job_input::UploadCheck;
 use super::jobs::{Job, JobRecord, Stage, profiles};
 use super::views::{error_page, error_page_in};
 use super::{MAX_FIELD_BYTES, MAX_UPLOAD, Shared, create_private_dir, language_of, new_id};
@@ -172,41 +173,40 @@ async fn take_upload(
         ));
     }
     let out = folder.join("out");
-    let (validate_input, validate_out) = (form.input.clone(), out.clone());
-    // The reasons kept as codes, said later in the reader's language.
-    let reasons = folder.join(super::jobs::REASONS);
     let mut validate_settings = profile.settings.clone();
     validate_settings.language = language;
+    let mappings = super::job_input::mappings_file(&state.settings.data, &profile.name);
+    let (job, input) = (folder.to_owned(), form.input.clone());
     // Checking a file takes memory and both cores: a few at a time. The
     // permit goes with the check, which runs on even if the client leaves.
     let permit = Arc::clone(&state.validations)
         .acquire_owned()
         .await
         .expect("the semaphore is never closed");
-    let validated = tokio::task::spawn_blocking(move || {
+    let checked = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        crate::run::validate::validate_keeping_reasons(
-            &validate_input,
-            &validate_settings,
-            &validate_out,
-            &reasons,
-        )
+        super::job_input::check_upload(&job, &input, &validate_settings, &mappings)
     })
     .await;
-    let summary = match validated {
-        Ok(Ok(summary)) => summary,
-        Ok(Err(error)) => {
-            let reason = format!("{error:#}").replace(&form.input.display().to_string(), "");
-            let reason = reason.trim_start_matches([':', ' ']).to_owned();
-            let problem = UploadProblem::CannotRead {
+    let (summary, needs) = match checked {
+        Ok(Ok(UploadCheck::Checked(summary))) => (Some(summary), None),
+        Ok(Ok(UploadCheck::Needs(needs))) => (None, Some(needs)),
+        Ok(Ok(UploadCheck::HeaderOnly { header_row })) => {
+            let problem = UploadProblem::HeaderOnly {
                 name: form.input_name,
-                reason,
+                header_row,
             };
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, problem.text(language)));
+        }
+        Ok(Err(error)) => {
+            let problem = cannot_read(&error, &form.input, form.input_name);
             return Err((StatusCode::UNPROCESSABLE_ENTITY, problem.text(language)));
         }
         Err(error) => return Err((StatusCode::INTERNAL_SERVER_ERROR, error.to_string())),
     };
-    if summary.rows.read == 0 {
+    if let Some(summary) = &summary
+        && summary.rows.read == 0
+    {
         let problem = UploadProblem::HeaderOnly {
             name: form.input_name,
             header_row: summary.header_row,
@@ -218,23 +218,40 @@ async fn take_upload(
         profile: profile.name.clone(),
         created_at: crate::report::timestamp(chrono::Local::now()),
         input_name: Some(form.input_name),
+        needs,
     };
-    crate::report::write_json(&folder.join("job.json"), &record)
+    record
+        .write(folder)
         .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+    let sha256 = match &summary {
+        Some(summary) => summary.input_sha256.clone(),
+        None => crate::report::hex(
+            &crate::input::sha256_of(&form.input)
+                .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?,
+        ),
+    };
     state.jobs.lock().expect("not poisoned").insert(
         id.to_owned(),
         Job {
             profile: profile.name,
             input: form.input,
             folder: out,
-            valid_rows: summary.rows.valid,
+            valid_rows: summary.map_or(0, |summary| summary.rows.valid),
             created_at: record.created_at,
             stage: Stage::Validated,
             stopped: false,
-            input_sha256: summary.input_sha256.clone(),
+            input_sha256: sha256,
+            needs,
         },
     );
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+}
+
+/// Why a file cannot be read, without the server's name for it.
+pub fn cannot_read(error: &anyhow::Error, input: &Path, name: String) -> UploadProblem {
+    let reason = format!("{error:#}").replace(&input.display().to_string(), "");
+    let reason = reason.trim_start_matches([':', ' ']).to_owned();
+    UploadProblem::CannotRead { name, reason }
 }
 
 /// Streams a multipart field to `path`, refusing it once it passes

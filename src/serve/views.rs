@@ -294,6 +294,109 @@ impl<'a> InquiredPage<'a> {
     }
 }
 
+#[derive(Template)]
+#[template(path = "page/sheet.html")]
+pub struct SheetPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub id: &'a str,
+    /// The profile's sheet the workbook does not have.
+    pub pinned: Option<String>,
+    pub sheets: Vec<String>,
+}
+
+/// One field on the mapping page.
+pub struct ColumnRow {
+    /// The canonical name: the form's field.
+    pub name: &'static str,
+    /// What the field is, in the page's language.
+    pub words: &'static str,
+    pub required: bool,
+    pub chosen: Option<usize>,
+    /// Values of the chosen column.
+    pub samples: String,
+    /// Needed and not chosen.
+    pub missing: bool,
+}
+
+impl ColumnRow {
+    pub fn is_chosen(&self, column: &usize) -> bool {
+        self.chosen == Some(*column)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "page/columns.html")]
+pub struct ColumnsPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub id: &'a str,
+    pub sheet: Option<String>,
+    pub header_row: u64,
+    pub headers: Vec<String>,
+    pub rows: Vec<ColumnRow>,
+    /// Needed fields without a column, in the page's language.
+    pub missing: Vec<&'static str>,
+    /// A header chosen for two fields.
+    pub twice: Option<String>,
+}
+
+/// A kind of problem in the grid, with its rows.
+pub struct KindGroup {
+    pub kind: String,
+    pub text: String,
+    pub count: u64,
+    pub href: String,
+}
+
+/// A column of the grid: one the fields are read from.
+pub struct GridColumn {
+    pub index: usize,
+    pub header: String,
+    /// Certificate numbers: shown masked, typed anew.
+    pub masked: bool,
+}
+
+/// A cell of the grid.
+pub struct GridCell {
+    pub column: usize,
+    pub header: String,
+    pub text: String,
+    pub masked: bool,
+    pub problems: Vec<String>,
+}
+
+/// A rejected row of the grid.
+pub struct GridRow {
+    pub line: u64,
+    pub cells: Vec<GridCell>,
+    /// Problems of the row as a whole, or of fields without a column.
+    pub other_problems: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "page/fix.html")]
+pub struct FixPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub id: &'a str,
+    pub valid_rows: u64,
+    pub rejected_count: u64,
+    pub problem: Option<String>,
+    pub kinds: Vec<KindGroup>,
+    /// The kind shown; empty: all.
+    pub kind: String,
+    pub page: usize,
+    pub columns: Vec<GridColumn>,
+    pub rows: Vec<GridRow>,
+    pub page_note: Option<String>,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
 /// The rows of `rejected.csv`: row, field, error.
 pub fn rejected_rows(folder: &Path) -> Vec<[String; 3]> {
     let Ok(mut reader) = crate::report::read_output_csv(&folder.join("rejected.csv")) else {
@@ -324,12 +427,15 @@ color: #1f2328; } .sandbox, .warning { background: #fff8c5; border: 1px solid #d
 table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: .2em .5em; \
 text-align: left; vertical-align: top; } #drop { border: 2px dashed #8c959f; padding: 1.5em; \
 margin: .5em 0; } #drop.over { background: #ddf4ff; } button { font-size: 1.1em; padding: .3em 1em; } \
-nav { float: right; } td { overflow-wrap: anywhere; } select, input, button { max-width: 100%; } \
+nav { float: right; } td { overflow-wrap: anywhere; } td.bad input { border: 2px solid #cf222e; background: #ffebe9; } \
+.why { display: block; color: #a40e26; } .cell-label { display: none; } #grid input { width: 100%; min-width: 4em; box-sizing: border-box; } #grid .why { font-size: .85em; } .save-row { white-space: nowrap; } \
+.missing { background: #fff8c5; } select, input, button { max-width: 100%; } \
 button:focus-visible, a:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid #0969da; } \
 @media (max-width: 600px) { body { margin: .5em auto; padding: 0 .5em; } \
 table, tbody, tr, td { display: block; } th, tr:has(> th) { display: none; } \
 tr { border: 1px solid #d0d7de; margin-bottom: .5em; padding: .2em .4em; } td { border: none; padding: .1em 0; } \
-nav { float: none; } }";
+nav { float: none; } .cell-label { display: block; font-size: .85em; color: #57606a; } \
+}";
 
 #[cfg(test)]
 mod tests {

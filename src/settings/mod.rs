@@ -82,6 +82,8 @@ pub struct InputSettings {
     /// `[columns]` and `[defaults]` as written, for a run's identity.
     pub columns_as_written: BTreeMap<String, String>,
     pub defaults_as_written: BTreeMap<String, String>,
+    /// Cells corrected on the page, read in place of the file's.
+    pub edits: Option<std::sync::Arc<crate::input::CellEdits>>,
 }
 
 impl InputSettings {
@@ -107,6 +109,7 @@ impl InputSettings {
             encoding: self.encoding,
             sheet: self.sheet.clone(),
             header: self.header_search(),
+            edits: self.edits.clone(),
         }
     }
 }
@@ -260,6 +263,7 @@ impl Settings {
                 fields,
                 columns_as_written: config.columns,
                 defaults_as_written: config.defaults,
+                edits: None,
             },
             language: overrides.language.unwrap_or(config.output.language),
             sandbox_payments: config.sandbox.payments,

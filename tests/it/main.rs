@@ -5,6 +5,7 @@
 mod api;
 mod browser;
 mod common;
+mod fixing;
 mod hostile;
 mod inquire;
 mod ledger;

@@ -116,12 +116,12 @@ pub(crate) async fn upload(
 }
 
 /// The page at `path`, as text.
-async fn get_text(serve: &ServeProcess, path: &str) -> String {
+pub(crate) async fn get_text(serve: &ServeProcess, path: &str) -> String {
     get_text_in(serve, path, "en").await
 }
 
 /// The page at `path` for a browser whose language is `accept_language`.
-async fn get_text_in(serve: &ServeProcess, path: &str, accept_language: &str) -> String {
+pub(crate) async fn get_text_in(serve: &ServeProcess, path: &str, accept_language: &str) -> String {
     client()
         .get(serve.url(path))
         .header("Accept-Language", accept_language)
@@ -134,7 +134,7 @@ async fn get_text_in(serve: &ServeProcess, path: &str, accept_language: &str) ->
 }
 
 /// Presses the page's "Declare" button for a job, confirmed.
-async fn declare(serve: &ServeProcess, job: &str) -> reqwest::Response {
+pub(crate) async fn declare(serve: &ServeProcess, job: &str) -> reqwest::Response {
     client()
         .post(serve.url(&format!("{job}/declare")))
         .header("Origin", serve.base.clone())
@@ -209,7 +209,7 @@ async fn wait_progress(
 }
 
 /// Polls a job's progress until it is done; fails after a deadline.
-async fn wait_done(serve: &ServeProcess, job: &str) -> serde_json::Value {
+pub(crate) async fn wait_done(serve: &ServeProcess, job: &str) -> serde_json::Value {
     wait_progress(serve, job, Duration::from_secs(120), |progress| {
         progress["done"] == true
     })

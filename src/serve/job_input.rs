@@ -1,0 +1,483 @@
+//! What a job's upload is read with beyond its profile: the sheet the
+//! clerk chose, the columns mapped on the page, and the cells corrected in
+//! the grid. Each is kept in the job's folder and laid over the profile's
+//! settings for every check of the file and for its run, so that what was
+//! checked is what is declared. Mappings are also remembered per profile
+//! and set of headers, so that the next export with those headers goes
+//! straight through.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::fields::Field;
+use crate::init::field_of;
+use crate::input::{
+    CellEdits, HEADER_SEARCH_ROWS, HeaderSearch, InputError, InputOptions, RowSource,
+};
+use crate::run::validate::{LedgerQuestion, ValidateSummary, validate_keeping_reasons};
+use crate::settings::{InputSettings, Settings};
+use crate::validate::{ColumnMap, MappingError};
+
+/// The clerk's choices for one upload.
+pub const CHOICES: &str = "choices.json";
+
+/// The cells corrected in the grid.
+pub const EDITS: &str = "edits.json";
+
+/// Mappings remembered for one profile at most: the oldest is forgotten.
+const MAX_SAVED_MAPPINGS: usize = 50;
+
+/// Sample values shown under each of the file's headers.
+const SAMPLE_ROWS: usize = 3;
+
+/// The clerk's choices for one upload.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct JobChoices {
+    /// The workbook's sheet to read.
+    pub sheet: Option<String>,
+    /// The columns mapped on the page.
+    pub columns: Option<ColumnChoice>,
+}
+
+/// Columns mapped on the page: which of the file's headers each field is
+/// read from, and the row the headers are on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ColumnChoice {
+    pub header_row: u64,
+    /// Canonical field → the file's header.
+    pub columns: BTreeMap<String, String>,
+}
+
+impl JobChoices {
+    /// The choices kept in the job's folder; none when there are none.
+    pub fn read(job: &Path) -> JobChoices {
+        std::fs::read_to_string(job.join(CHOICES))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn write(&self, job: &Path) -> anyhow::Result<()> {
+        crate::report::write_json(&job.join(CHOICES), self)
+            .with_context(|| format!("cannot write {CHOICES}"))
+    }
+}
+
+impl ColumnChoice {
+    fn apply(&self, input: &mut InputSettings) {
+        for field in Field::ALL {
+            if let Some(header) = self.columns.get(field.name()) {
+                input.fields.columns[field.index()] = Some(header.clone());
+                input
+                    .columns_as_written
+                    .insert(field.name().to_owned(), header.clone());
+            }
+        }
+        input.header_row = self.header_row;
+    }
+}
+
+/// The profile's settings with the job's choices and corrections laid
+/// over them.
+pub fn job_settings(profile: &Settings, job: &Path) -> anyhow::Result<Settings> {
+    let mut settings = profile.clone();
+    let choices = JobChoices::read(job);
+    if let Some(sheet) = choices.sheet {
+        settings.input.sheet = sheet;
+    }
+    if let Some(columns) = &choices.columns {
+        columns.apply(&mut settings.input);
+    }
+    let edits = CellEdits::read(&job.join(EDITS)).context("cannot read the corrections")?;
+    if !edits.is_empty() {
+        settings.input.edits = Some(Arc::new(edits));
+    }
+    Ok(settings)
+}
+
+/// What the page must ask before the file can be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Needs {
+    /// Which sheet holds the orders.
+    Sheet,
+    /// Which column is which field.
+    Columns,
+}
+
+/// What checking an upload came to.
+pub enum UploadCheck {
+    Needs(Needs),
+    /// Headers and no order under them: nothing to map or check.
+    HeaderOnly {
+        header_row: u64,
+    },
+    Checked(Box<ValidateSummary>),
+}
+
+/// Checks the upload of the job in `job` (its file `input`) as its
+/// profile reads it with the job's choices: asks for a sheet or for the
+/// columns when they are needed (applying a mapping remembered for the
+/// file's headers), else validates it into `job/out`.
+pub fn check_upload(
+    job: &Path,
+    input: &Path,
+    profile: &Settings,
+    mappings: &Path,
+) -> anyhow::Result<UploadCheck> {
+    let mut choices = JobChoices::read(job);
+    let settings = job_settings(profile, job)?;
+    match sheet_question(input, &settings)? {
+        Some(SheetQuestion::Several { .. } | SheetQuestion::Missing { .. }) => {
+            return Ok(UploadCheck::Needs(Needs::Sheet));
+        }
+        Some(SheetQuestion::OnlyOne(sheet)) => {
+            choices.sheet = Some(sheet);
+            choices.write(job)?;
+        }
+        None => {}
+    }
+    let mut settings = job_settings(profile, job)?;
+    if needs_columns(input, &settings)
+        && let Some(probe) = probe(input, &settings)?
+    {
+        if !probe.has_rows {
+            return Ok(UploadCheck::HeaderOnly {
+                header_row: probe.header_row,
+            });
+        }
+        let Some(columns) = remembered_mapping(mappings, &probe.headers) else {
+            return Ok(UploadCheck::Needs(Needs::Columns));
+        };
+        choices.columns = Some(ColumnChoice {
+            header_row: probe.header_row,
+            columns,
+        });
+        choices.write(job)?;
+        settings = job_settings(profile, job)?;
+        if needs_columns(input, &settings) {
+            return Ok(UploadCheck::Needs(Needs::Columns));
+        }
+    }
+    Ok(UploadCheck::Checked(Box::new(check_job(
+        job, input, &settings,
+    )?)))
+}
+
+/// Validates the job's file into `job/out` with every rule a run applies
+/// before sending: the fields, the rows against each other, and the
+/// profile's ledger (a row it would refuse is rejected now).
+pub fn check_job(job: &Path, input: &Path, settings: &Settings) -> anyhow::Result<ValidateSummary> {
+    let out = job.join("out");
+    let question = match (settings.endpoint(), settings.scope()) {
+        (Ok(endpoint), Ok((endpoint_name, client_id))) => {
+            let path = settings.ledger.for_run(endpoint, &out);
+            // A ledger that does not exist yet is not made by a check.
+            let ledger = match path.exists() {
+                true => Some(crate::ledger::Ledger::open(
+                    &path,
+                    &endpoint_name,
+                    &client_id,
+                )?),
+                false => None,
+            };
+            ledger.map(|ledger| LedgerQuestion {
+                ledger: Some(ledger),
+                retransmit_wait: settings.retransmit_wait,
+                resend_failed: false,
+            })
+        }
+        _ => None,
+    };
+    validate_keeping_reasons(
+        input,
+        settings,
+        &out,
+        &job.join(super::jobs::REASONS),
+        question,
+    )
+}
+
+/// Whether the file's header row cannot be found with the settings' column
+/// names, or lacks a field every row needs: its columns need mapping.
+pub fn needs_columns(input: &Path, settings: &Settings) -> bool {
+    match RowSource::open(input, &settings.input.open_options()) {
+        Err(InputError::NoHeaderRow { .. }) => true,
+        Ok(source) => matches!(
+            ColumnMap::resolve(
+                source.headers(),
+                &settings.input.fields,
+                source.header_line()
+            ),
+            Err(MappingError::MissingRequired { .. })
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Which sheet to read, when the settings do not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SheetQuestion {
+    /// The profile names a sheet the workbook does not have.
+    Missing { pinned: String, sheets: Vec<String> },
+    /// Several sheets have a header row: the clerk says which.
+    Several { sheets: Vec<String> },
+    /// One sheet has a header row: it is read.
+    OnlyOne(String),
+}
+
+impl SheetQuestion {
+    /// The sheets to choose from.
+    pub fn sheets(&self) -> &[String] {
+        match self {
+            SheetQuestion::Missing { sheets, .. } | SheetQuestion::Several { sheets } => sheets,
+            SheetQuestion::OnlyOne(sheet) => std::slice::from_ref(sheet),
+        }
+    }
+}
+
+/// The question about sheets a workbook raises with these settings; none
+/// for a CSV file or a sheet the settings name and the workbook has.
+pub fn sheet_question(input: &Path, settings: &Settings) -> anyhow::Result<Option<SheetQuestion>> {
+    let is_workbook = input
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("xlsx"));
+    if !is_workbook {
+        return Ok(None);
+    }
+    let sheets = crate::input::xlsx_sheet_names(input)?;
+    let pinned = &settings.input.sheet;
+    if !pinned.is_empty() {
+        if sheets.contains(pinned) {
+            return Ok(None);
+        }
+        return Ok(Some(SheetQuestion::Missing {
+            pinned: pinned.clone(),
+            sheets,
+        }));
+    }
+    let mut with_orders = Vec::new();
+    for sheet in sheets {
+        let mut one = settings.clone();
+        one.input.sheet = sheet.clone();
+        if probe(input, &one)?.is_some() {
+            with_orders.push(sheet);
+        }
+    }
+    Ok(match with_orders.len() {
+        0 => None,
+        1 => with_orders.pop().map(SheetQuestion::OnlyOne),
+        _ => Some(SheetQuestion::Several {
+            sheets: with_orders,
+        }),
+    })
+}
+
+/// The header row the page guesses for a file whose headers do not match
+/// its profile, with what is under each header.
+#[derive(Debug, Clone)]
+pub struct HeaderProbe {
+    pub sheet: Option<String>,
+    pub header_row: u64,
+    pub headers: Vec<String>,
+    /// Per column, the first rows' values (numbers that look like
+    /// certificate numbers masked).
+    pub samples: Vec<Vec<String>>,
+    /// Per field, the column the page proposes: the profile's header when
+    /// the file has it, else `init`'s guess.
+    pub proposed: Vec<(Field, Option<usize>)>,
+    /// Whether any row follows the header row.
+    pub has_rows: bool,
+}
+
+/// Finds the row, among the first non-blank rows, that holds the most
+/// headers the profile or `init` knows (two at least), and what is under
+/// it; `None` when no row does.
+pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderProbe>> {
+    let options = InputOptions {
+        sheet: settings.input.sheet.clone(),
+        encoding: settings.input.encoding,
+        header: HeaderSearch::default(),
+        edits: None,
+    };
+    let mut source = match RowSource::open(input, &options) {
+        Ok(source) => source,
+        Err(InputError::Unreadable { message, .. }) if message.contains("empty") => {
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let sheet = source.sheet().map(str::to_owned);
+    let mut rows = vec![(source.header_line(), source.headers().to_vec())];
+    while rows.len() < HEADER_SEARCH_ROWS + SAMPLE_ROWS {
+        match source.next_row()? {
+            Some(row) => rows.push((row.line, row.header_texts())),
+            None => break,
+        }
+    }
+    let known: Vec<&str> = Field::ALL
+        .iter()
+        .map(|&field| settings.input.fields.header_for(field))
+        .collect();
+    let score = |cells: &[String]| {
+        cells
+            .iter()
+            .filter(|cell| !cell.is_empty())
+            .filter(|cell| known.contains(&cell.as_str()) || field_of(cell).is_some())
+            .count()
+    };
+    let best = rows
+        .iter()
+        .take(HEADER_SEARCH_ROWS)
+        .enumerate()
+        .map(|(index, (_, cells))| (index, score(cells)))
+        .filter(|(_, score)| *score >= 2)
+        .max_by_key(|(index, score)| (*score, std::cmp::Reverse(*index)));
+    let Some((index, _)) = best else {
+        return Ok(None);
+    };
+    let (header_row, headers) = rows[index].clone();
+    let samples = (0..headers.len())
+        .map(|column| {
+            rows[index + 1..]
+                .iter()
+                .take(SAMPLE_ROWS)
+                .filter_map(|(_, cells)| cells.get(column))
+                .filter(|cell| !cell.is_empty())
+                .map(|cell| masked_sample(cell))
+                .collect()
+        })
+        .collect();
+    let mut taken = Vec::new();
+    let proposed = Field::ALL
+        .iter()
+        .map(|&field| {
+            let configured = settings.input.fields.header_for(field);
+            let column = headers
+                .iter()
+                .position(|header| header == configured)
+                .or_else(|| {
+                    headers.iter().enumerate().position(|(column, header)| {
+                        !taken.contains(&column) && field_of(header) == Some(field)
+                    })
+                });
+            if let Some(column) = column {
+                taken.push(column);
+            }
+            (field, column)
+        })
+        .collect();
+    Ok(Some(HeaderProbe {
+        sheet,
+        header_row,
+        headers,
+        samples,
+        proposed,
+        has_rows: rows.len() > index + 1,
+    }))
+}
+
+/// A sample value as the page may show it: long runs of digits (a
+/// certificate number, perhaps) masked.
+fn masked_sample(text: &str) -> String {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    if digits >= 15 && text.chars().count() <= 20 && text.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        crate::ledger::mask_certificate(text)
+    } else {
+        text.chars().take(40).collect()
+    }
+}
+
+/// A mapping remembered for a profile: the file's headers, in order, and
+/// the columns mapped for them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RememberedMapping {
+    headers: Vec<String>,
+    columns: BTreeMap<String, String>,
+}
+
+/// The file of a profile's remembered mappings under `--data`.
+pub fn mappings_file(data: &Path, profile: &str) -> PathBuf {
+    data.join("mappings").join(format!("{profile}.json"))
+}
+
+fn remembered(path: &Path) -> Vec<RememberedMapping> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// The columns mapped earlier for exactly these headers.
+pub fn remembered_mapping(path: &Path, headers: &[String]) -> Option<BTreeMap<String, String>> {
+    remembered(path)
+        .into_iter()
+        .find(|mapping| mapping.headers == headers)
+        .map(|mapping| mapping.columns)
+}
+
+/// Remembers `columns` for files with exactly these headers.
+pub fn remember_mapping(
+    path: &Path,
+    headers: &[String],
+    columns: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let mut mappings = remembered(path);
+    mappings.retain(|mapping| mapping.headers != headers);
+    mappings.push(RememberedMapping {
+        headers: headers.to_vec(),
+        columns: columns.clone(),
+    });
+    if mappings.len() > MAX_SAVED_MAPPINGS {
+        mappings.drain(..mappings.len() - MAX_SAVED_MAPPINGS);
+    }
+    if let Some(folder) = path.parent() {
+        crate::outdir::create_private_folder(folder)
+            .context("cannot keep the mapping for the next export")?;
+    }
+    crate::report::write_json(path, &mappings)
+        .context("cannot keep the mapping for the next export")
+}
+
+/// Why a mapping from the page cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingProblem {
+    /// Fields every row needs, with neither a column nor a default.
+    Missing(Vec<Field>),
+    /// One header chosen for two fields.
+    Twice(String),
+}
+
+/// The mapping the page's form gives (field → column), checked against the
+/// headers and the profile's defaults.
+pub fn mapping_of(
+    chosen: &[(Field, Option<usize>)],
+    headers: &[String],
+    settings: &Settings,
+) -> Result<BTreeMap<String, String>, MappingProblem> {
+    let mut columns = BTreeMap::new();
+    let mut used: Vec<usize> = Vec::new();
+    for &(field, column) in chosen {
+        let Some(column) = column.filter(|&column| column < headers.len()) else {
+            continue;
+        };
+        if used.contains(&column) {
+            return Err(MappingProblem::Twice(headers[column].clone()));
+        }
+        used.push(column);
+        columns.insert(field.name().to_owned(), headers[column].clone());
+    }
+    let missing: Vec<Field> = Field::ALL
+        .into_iter()
+        .filter(|field| field.always_required())
+        .filter(|field| settings.input.fields.defaults[field.index()].is_none())
+        .filter(|field| !columns.contains_key(field.name()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(MappingProblem::Missing(missing));
+    }
+    Ok(columns)
+}
