@@ -19,8 +19,9 @@ use crate::settings::Settings;
 /// Where the run declares to.
 pub enum Target {
     Remote(Box<ApiSettings>),
-    /// The embedded sandbox, with the payments it knows.
-    Embedded(Payments),
+    /// The embedded sandbox, with the payments it knows and where it
+    /// remembers what it accepted (if it does).
+    Embedded(Payments, Option<std::path::PathBuf>),
 }
 
 impl Target {
@@ -34,7 +35,7 @@ impl Target {
                     .map_err(anyhow::Error::msg)?
                     .taking_unknown_as_paid(),
             };
-            Target::Embedded(payments)
+            Target::Embedded(payments, settings.sandbox_memory.clone())
         } else {
             Target::Remote(Box::new(settings.remote_api()?))
         })
@@ -45,7 +46,7 @@ impl Target {
     pub fn names(&self) -> (String, String) {
         match self {
             Target::Remote(api) => (api.base.to_string(), api.client_id.clone()),
-            Target::Embedded(_) => (EMBEDDED_ENDPOINT.to_owned(), EMBEDDED_CLIENT_ID.to_owned()),
+            Target::Embedded(..) => (EMBEDDED_ENDPOINT.to_owned(), EMBEDDED_CLIENT_ID.to_owned()),
         }
     }
 }
@@ -54,18 +55,25 @@ impl Target {
 /// settings that reach it.
 pub async fn start_embedded_sandbox(
     payments: Payments,
+    memory: Option<std::path::PathBuf>,
     timeout: Duration,
 ) -> anyhow::Result<(RunningSandbox, ApiSettings)> {
     let (client_key, sandbox_key) =
         tokio::task::spawn_blocking(|| (generate_key_pair(), generate_key_pair()))
             .await
             .context("key generation")?;
-    let settings = SandboxSettings::new(
+    let mut settings = SandboxSettings::new(
         MessageVerifier::new(client_key.as_public_key())?,
         MessageSigner::new(&sandbox_key, "1")?,
         payments,
     );
-    let sandbox = Arc::new(Sandbox::new(settings));
+    settings.memory = memory;
+    let sandbox = Arc::new(
+        tokio::task::spawn_blocking(move || Sandbox::remembering(settings))
+            .await
+            .context("reading the sandbox's memory")?
+            .context("cannot read the embedded sandbox's memory")?,
+    );
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
     let running = RunningSandbox::start(sandbox, addr)
         .await

@@ -140,7 +140,7 @@ impl RunPlan {
         let identity = folder::identity(&input_sha256, &endpoint, &settings.input, &client_id);
         folder::check_previous(out, &identity, options.fresh)?;
         if options.fresh {
-            folder::move_aside(out, matches!(target, Target::Embedded(_)))?;
+            folder::move_aside(out, matches!(target, Target::Embedded(..)))?;
         }
         let ledger_path = settings.ledger.for_run(settings.endpoint()?, out);
         // One run per ledger scope: taken before the ledger is read.
@@ -412,8 +412,9 @@ async fn connect(
 ) -> anyhow::Result<(Option<RunningSandbox>, DeclareClient)> {
     let (sandbox, api) = match target {
         Target::Remote(api) => (None, *api),
-        Target::Embedded(payments) => {
-            let (sandbox, api) = start_embedded_sandbox(payments, settings.api.timeout).await?;
+        Target::Embedded(payments, memory) => {
+            let (sandbox, api) =
+                start_embedded_sandbox(payments, memory, settings.api.timeout).await?;
             events(RunEvent::EmbeddedSandbox {
                 endpoint: sandbox.endpoint(),
             });

@@ -288,6 +288,50 @@ impl Ledger {
         response
     }
 
+    /// Takes back a declaration this sandbox accepted before it last
+    /// stopped (its memory): the latest request under its ID and the
+    /// answer it was given, as if the retransmission wait were over.
+    pub fn restore(
+        &mut self,
+        request: DeclareRequest,
+        response: DeclareResponse,
+        accepted_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let Ok(amount) = request.declaration_amount.value.parse::<u64>() else {
+            return;
+        };
+        let id = request.customs_declaration_request_id.clone();
+        if let Some(old) = self.by_request_id.remove(&id) {
+            self.orders.remove(&order_key(&old.request));
+            if let Some(declared) = self.declared.get_mut(&old.request.payment_request_id) {
+                *declared = declared.saturating_sub(old.amount);
+            }
+        }
+        let now = Instant::now();
+        let age = (chrono::Utc::now() - accepted_at)
+            .to_std()
+            .unwrap_or_default();
+        let accepted = now.checked_sub(age).unwrap_or(now);
+        self.sequence += 1;
+        *self
+            .declared
+            .entry(request.payment_request_id.clone())
+            .or_default() += amount;
+        self.orders.insert(order_key(&request), id.clone());
+        self.by_request_id.insert(
+            id,
+            Declaration {
+                request,
+                response,
+                amount,
+                last_call: accepted,
+                sequence: self.sequence,
+                accepted,
+                accepted_at,
+            },
+        );
+    }
+
     /// The recorded declaration under a request ID.
     pub fn get(&self, request_id: &str) -> Option<&Declaration> {
         self.by_request_id.get(request_id)
@@ -326,6 +370,32 @@ mod tests {
 
     fn code(response: &DeclareResponse) -> &str {
         &response.result.result_code
+    }
+
+    #[test]
+    fn a_restored_memory_answers_as_the_sandbox_did_before_it_stopped() {
+        let (payments, window) = (payments(), Duration::from_secs(300));
+        let mut before = Ledger::default();
+        let first = before.declare(request("D1", "P1", 600), &payments, Instant::now(), window);
+        assert_eq!(code(&first), "SUCCESS");
+        let mut after = Ledger::default();
+        after.restore(request("D1", "P1", 600), first.clone(), chrono::Utc::now());
+        // A retransmission remembered later replaces the first amount.
+        after.restore(request("D1", "P1", 700), first.clone(), chrono::Utc::now());
+        assert_eq!(after.declared_amount("P1"), 700);
+        let now = Instant::now();
+        // The same request: the same answer, IDs and all.
+        assert_eq!(
+            after.declare(request("D1", "P1", 700), &payments, now, window),
+            first
+        );
+        // The same order under another ID: declared already.
+        let mut other = request("D2", "P1", 100);
+        other.payment_request_id = "P1".into();
+        assert_eq!(
+            code(&after.declare(other, &payments, now, window)),
+            "DUPLICATED_DECLARATION"
+        );
     }
 
     #[test]

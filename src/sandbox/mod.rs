@@ -30,6 +30,7 @@ pub use ledger::Ledger;
 pub use payments::{Payment, Payments};
 pub use stats::StatsReport;
 
+use crate::protocol::DeclareRequest;
 use crate::protocol::SPEC_CUSTOMS_CODES;
 use crate::protocol::keys::{
     KeyError, generate_key_pair, load_signer, load_verifier, write_key_pair,
@@ -65,6 +66,9 @@ pub struct SandboxSettings {
     pub customs_delay: Duration,
     /// Whether answers are signed (off only to measure the client alone).
     pub sign_answers: bool,
+    /// Where the declarations it accepts are remembered across restarts
+    /// (the page's sandbox profiles); `None`: forgotten when it stops.
+    pub memory: Option<std::path::PathBuf>,
 }
 
 impl SandboxSettings {
@@ -86,6 +90,7 @@ impl SandboxSettings {
             retransmit_window: Duration::from_secs(300),
             customs_delay: Duration::from_secs(10),
             sign_answers: true,
+            memory: None,
         }
     }
 }
@@ -100,6 +105,43 @@ pub struct Sandbox {
     settings: SandboxSettings,
     books: Mutex<Books>,
     in_flight: AtomicUsize,
+    /// Appended with each declaration accepted or changed.
+    memory: Option<Mutex<std::fs::File>>,
+}
+
+/// One line of a sandbox's memory: a declaration it accepted (or changed
+/// by a retransmission) and its answer.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    request: DeclareRequest,
+    response: DeclareResponse,
+    accepted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The declarations of a sandbox's memory, and the file to go on adding
+/// to. A line cut short by a crash is skipped.
+fn recall(path: &Path) -> std::io::Result<(Ledger, std::fs::File)> {
+    use std::io::BufRead;
+    let mut ledger = Ledger::default();
+    if let Ok(file) = std::fs::File::open(path) {
+        for line in std::io::BufReader::new(file).lines() {
+            if let Ok(remembered) = serde_json::from_str::<Remembered>(&line?) {
+                ledger.restore(
+                    remembered.request,
+                    remembered.response,
+                    remembered.accepted_at,
+                );
+            }
+        }
+    }
+    if let Some(folder) = path.parent() {
+        crate::outdir::create_private_folder(folder)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    Ok((ledger, options.open(path)?))
 }
 
 /// An answer to send: status, body, whether to cut it short.
@@ -112,14 +154,28 @@ struct Answer {
 
 impl Sandbox {
     pub fn new(settings: SandboxSettings) -> Sandbox {
-        Sandbox {
+        Sandbox::remembering(settings).expect("a sandbox without memory reads no file")
+    }
+
+    /// A sandbox that starts from its memory (`settings.memory`), if it
+    /// has one, and adds to it.
+    pub fn remembering(settings: SandboxSettings) -> std::io::Result<Sandbox> {
+        let (ledger, memory) = match &settings.memory {
+            Some(path) => {
+                let (ledger, file) = recall(path)?;
+                (ledger, Some(Mutex::new(file)))
+            }
+            None => (Ledger::default(), None),
+        };
+        Ok(Sandbox {
             settings,
             books: Mutex::new(Books {
-                ledger: Ledger::default(),
+                ledger,
                 stats: stats::Stats::new(Instant::now()),
             }),
             in_flight: AtomicUsize::new(0),
-        }
+            memory,
+        })
     }
 
     fn books(&self) -> std::sync::MutexGuard<'_, Books> {
@@ -297,12 +353,40 @@ impl Sandbox {
                 &format!("Illegal parameters: {reason}"),
             ),
             Ok(request) => {
-                let response = self.books().ledger.declare(
+                let mut books = self.books();
+                // Kept only when it changes the books: a new declaration,
+                // or a retransmission's.
+                let remembered = self.memory.as_ref().and_then(|_| {
+                    let known = books.ledger.get(&request.customs_declaration_request_id);
+                    (known.map(|declaration| &declaration.request) != Some(&request))
+                        .then(|| request.clone())
+                });
+                let response = books.ledger.declare(
                     request,
                     &self.settings.payments,
                     Instant::now(),
                     self.settings.retransmit_window,
                 );
+                if let (Some(request), Some(memory)) = (remembered, &self.memory)
+                    && response.result.result_status == "S"
+                {
+                    let accepted_at = books
+                        .ledger
+                        .get(&request.customs_declaration_request_id)
+                        .map_or_else(chrono::Utc::now, |declaration| declaration.accepted_at);
+                    let line = Remembered {
+                        request,
+                        response: response.clone(),
+                        accepted_at,
+                    };
+                    let mut text = serde_json::to_vec(&line).expect("requests serialise");
+                    text.push(b'\n');
+                    use std::io::Write;
+                    if let Err(error) = memory.lock().expect("not poisoned").write_all(&text) {
+                        tracing::warn!("the sandbox cannot remember a declaration: {error}");
+                    }
+                }
+                drop(books);
                 self.json_answer(&response.result.result_code.clone(), &response)
             }
         };

@@ -258,6 +258,13 @@ pub fn sandbox_ledger(data: &Path, profile: &str) -> PathBuf {
     data.join("sandbox-ledgers").join(format!("{profile}.db"))
 }
 
+/// Where the embedded sandbox of a sandbox profile remembers the
+/// declarations it accepted, beside the profile's ledger.
+pub fn sandbox_memory(data: &Path, profile: &str) -> PathBuf {
+    data.join("sandbox-ledgers")
+        .join(format!("{profile}.sandbox.jsonl"))
+}
+
 /// The profiles of `--config-dir`: every `*.toml`, sorted by name.
 pub fn profiles(serve: &super::ServeSettings) -> Vec<Profile> {
     let mut profiles: Vec<Profile> = std::fs::read_dir(&serve.config_dir)
@@ -276,6 +283,8 @@ pub fn profiles(serve: &super::ServeSettings) -> Vec<Profile> {
                 let ledger = sandbox_ledger(&serve.data, &name);
                 settings =
                     Settings::load_profile(&path, Overrides::with_ledger(Some(ledger))).ok()?;
+                // Its sandbox remembers what it accepted, as Alipay+ does.
+                settings.sandbox_memory = Some(sandbox_memory(&serve.data, &name));
             }
             let (endpoint, sandbox, problem) = match settings.endpoint() {
                 Ok(endpoint) => (endpoint.name(), endpoint.is_sandbox(), None),

@@ -179,6 +179,9 @@ pub struct Settings {
     pub language: Language,
     /// `[sandbox] payments`: the payments the embedded sandbox knows.
     pub sandbox_payments: Option<PathBuf>,
+    /// Where the embedded sandbox remembers what it accepted across runs
+    /// (the page's sandbox profiles); `None`: each run's sandbox is new.
+    pub sandbox_memory: Option<PathBuf>,
     /// `[output] metrics`: where a run writes its figures for Prometheus.
     pub metrics: Option<PathBuf>,
     /// `[ledger] keep_raw_answers_days`: raw answers older than this are
@@ -267,6 +270,7 @@ impl Settings {
             },
             language: overrides.language.unwrap_or(config.output.language),
             sandbox_payments: config.sandbox.payments,
+            sandbox_memory: None,
             metrics: config.output.metrics.clone(),
             keep_raw_answers: Duration::from_secs(
                 86_400 * u64::from(config.ledger.keep_raw_answers_days.unwrap_or(90)),

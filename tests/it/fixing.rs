@@ -369,3 +369,141 @@ fn a_profiles_pinned_sheet_that_is_missing_offers_the_sheets_there_are() {
         assert_eq!(count_in(&page, "valid"), 4, "{page}");
     });
 }
+
+#[test]
+fn two_thousand_rows_with_one_wrong_code_are_one_kind_fixed_by_one_replace() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 2010);
+    sandbox_profile(&work, &payments);
+    let mut text = String::new();
+    for (index, line) in std::fs::read_to_string(&orders)
+        .unwrap()
+        .lines()
+        .enumerate()
+    {
+        // Rows 2 to 2001: the first 2,000 orders.
+        if (1..=2000).contains(&index) {
+            text.push_str(&line.replacen(",ZONGSHU,", ",ZONGSHUX,", 1));
+        } else {
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let job = location(&upload(&serve, "try", "orders.csv", text.into_bytes()).await);
+        let page = get_text_in(&serve, &job, "zh-CN").await;
+        assert_eq!(count_in(&page, "valid"), 10, "{page}");
+        assert_eq!(count_in(&page, "rejected"), 2000, "{page}");
+        // The list says how much of it is shown, and the Declare button
+        // comes before it, not 2,000 rows down.
+        assert!(page.contains("500 / 2000"), "{page}");
+        let button = page.find("id=\"declare-form\"").expect("a Declare button");
+        let list = page.find("id=\"rejected-rows\"").expect("the list");
+        assert!(button < list, "{page}");
+
+        // One kind, 2,000 rows, paged.
+        let grid = get_text_in(&serve, &format!("{job}/fix"), "zh-CN").await;
+        assert!(grid.contains("(2000)</li>"), "{grid}");
+        assert!(grid.contains("id=\"page-note\""), "{grid}");
+        assert!(grid.contains("id=\"next\""), "{grid}");
+        assert_eq!(
+            grid.matches("class=\"save-row\"").count(),
+            50,
+            "a page at a time"
+        );
+        let second = get_text_in(&serve, &format!("{job}/fix?page=1"), "zh-CN").await;
+        assert!(second.contains("id=\"row-52\""), "{second}");
+        assert!(second.contains("id=\"previous\""), "{second}");
+
+        // One replacement fixes them all.
+        let replaced = post_form(
+            &serve,
+            &format!("{job}/replace"),
+            &[
+                ("column", "2"),
+                ("find", "ZONGSHUX"),
+                ("replace", "ZONGSHU"),
+            ],
+        )
+        .await;
+        assert_eq!(replaced.status(), StatusCode::SEE_OTHER);
+        let page = get_text_in(&serve, &job, "zh-CN").await;
+        assert_eq!(count_in(&page, "valid"), 2010, "{page}");
+        assert_eq!(count_in(&page, "rejected"), 0, "{page}");
+        let grid = get_text_in(&serve, &format!("{job}/fix"), "zh-CN").await;
+        assert!(grid.contains("id=\"none-left\""), "{grid}");
+    });
+}
+
+#[test]
+fn a_header_only_file_is_said_before_any_mapping() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 1);
+    sandbox_profile(&work, &payments);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // Headers the profile does not know, and no row under them.
+        let answer = crate::serve::upload_request(
+            &serve,
+            "try",
+            "只有表头.csv",
+            "支付凭证编码,报关流水号,海关\n".into(),
+        )
+        .header("Accept-Language", "zh-CN")
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = answer.text().await.unwrap();
+        assert!(page.contains("只有表头"), "{page}");
+    });
+}
+
+#[test]
+fn the_sandbox_profile_remembers_what_its_sandbox_accepted_across_uploads() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 5);
+    sandbox_profile(&work, &payments);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bytes = std::fs::read(&orders).unwrap();
+        let first = location(&upload(&serve, "try", "orders.csv", bytes).await);
+        assert_eq!(
+            declare(&serve, &first).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(wait_done(&serve, &first).await["S"], 5);
+        // Without the profile's ledger, the same orders under new request
+        // IDs reach the sandbox: it remembers them, as Alipay+ would.
+        for name in ["try.db", "try.db.key"] {
+            let _ = std::fs::remove_file(work.path(&format!("data/sandbox-ledgers/{name}")));
+        }
+        let again = std::fs::read_to_string(&orders)
+            .unwrap()
+            .replace(",D", ",E");
+        let second = location(&upload(&serve, "try", "again.csv", again.into_bytes()).await);
+        assert_eq!(
+            declare(&serve, &second).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let done = wait_done(&serve, &second).await;
+        assert_eq!(done["F"], 5, "{done}");
+        assert_eq!(done["S"], 0, "{done}");
+        let results = client()
+            .get(serve.url(&format!("{second}/files/results.csv")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(results.contains("DUPLICATED_DECLARATION"), "{results}");
+    });
+    let memory =
+        std::fs::read_to_string(work.path("data/sandbox-ledgers/try.sandbox.jsonl")).unwrap();
+    assert_eq!(memory.lines().count(), 5, "{memory}");
+}
