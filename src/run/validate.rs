@@ -520,6 +520,12 @@ impl KeptReasons {
                 let text = row.cell(column).original_text();
                 let text = if certificate {
                     crate::ledger::mask_certificate(text.trim())
+                } else if text.chars().count() > crate::input::MAX_EDIT_CHARS {
+                    // Longer than any field may be: kept in part, said so.
+                    let mut part: String =
+                        text.chars().take(crate::input::MAX_EDIT_CHARS).collect();
+                    part.push('…');
+                    part
                 } else {
                     text.into_owned()
                 };

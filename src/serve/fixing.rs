@@ -368,7 +368,13 @@ async fn show_columns(
         id,
         sheet: probe.sheet,
         header_row: probe.header_row,
-        headers: probe.headers,
+        headers: probe
+            .headers
+            .into_iter()
+            .enumerate()
+            .filter(|(_, header)| !header.is_empty())
+            .take(super::views::MAX_OFFERED_HEADERS)
+            .collect(),
         rows,
         missing,
         twice: match problem {
@@ -653,6 +659,7 @@ pub async fn fix_row(
             );
         }
     };
+    let mut changed = false;
     for (name, value) in &form {
         let Some(column) = name
             .strip_prefix('c')
@@ -676,6 +683,10 @@ pub async fn fix_row(
             let problem = refused_text(refused, language);
             return show_grid(&id, &target, language, &kind, page, Some(problem));
         }
+        changed = true;
+    }
+    if !changed {
+        return show_grid(&id, &target, language, &kind, page, None);
     }
     save_edits_and_recheck(&state, &id, &target, language, &edits, &kind, page).await
 }
@@ -762,6 +773,7 @@ pub async fn replace(
             );
         }
     };
+    let mut changed = false;
     for rejection in kept_rejections(&reasons).into_iter().flatten() {
         let of_kind = form.kind.is_empty()
             || rejection
@@ -779,6 +791,10 @@ pub async fn replace(
             let problem = refused_text(refused, language);
             return show_grid(&id, &target, language, &form.kind, 0, Some(problem));
         }
+        changed = true;
+    }
+    if !changed {
+        return show_grid(&id, &target, language, &form.kind, 0, None);
     }
     save_edits_and_recheck(&state, &id, &target, language, &edits, "", 0).await
 }

@@ -33,6 +33,14 @@ const MAX_SAVED_MAPPINGS: usize = 50;
 /// Sample values shown under each of the file's headers.
 const SAMPLE_ROWS: usize = 3;
 
+/// Sheets of a workbook looked at for order columns: each look reads the
+/// workbook's parts again.
+const MAX_SHEETS_LOOKED_AT: usize = 20;
+
+/// Headers of one file remembered at most, in characters: an export's
+/// headers are a few hundred; a file of 16,384 long headers is not kept.
+const MAX_REMEMBERED_HEADER_CHARS: usize = 64 * 1024;
+
 /// The clerk's choices for one upload.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct JobChoices {
@@ -259,7 +267,7 @@ pub fn sheet_question(input: &Path, settings: &Settings) -> anyhow::Result<Optio
         }));
     }
     let mut with_orders = Vec::new();
-    for sheet in sheets {
+    for sheet in sheets.into_iter().take(MAX_SHEETS_LOOKED_AT) {
         let mut one = settings.clone();
         one.input.sheet = sheet.clone();
         if probe(input, &one)?.is_some() {
@@ -425,6 +433,14 @@ pub fn remember_mapping(
     headers: &[String],
     columns: &BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
+    if headers
+        .iter()
+        .map(|header| header.chars().count())
+        .sum::<usize>()
+        > MAX_REMEMBERED_HEADER_CHARS
+    {
+        return Ok(());
+    }
     let mut mappings = remembered(path);
     mappings.retain(|mapping| mapping.headers != headers);
     mappings.push(RememberedMapping {

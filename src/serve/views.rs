@@ -320,6 +320,9 @@ pub struct ColumnRow {
     pub missing: bool,
 }
 
+/// Headers a mapping page offers at most: ERP exports have a few hundred.
+pub const MAX_OFFERED_HEADERS: usize = 1000;
+
 impl ColumnRow {
     pub fn is_chosen(&self, column: &usize) -> bool {
         self.chosen == Some(*column)
@@ -335,7 +338,9 @@ pub struct ColumnsPage<'a> {
     pub id: &'a str,
     pub sheet: Option<String>,
     pub header_row: u64,
-    pub headers: Vec<String>,
+    /// The file's headers to choose from: (column, header), the
+    /// non-empty ones, at most `MAX_OFFERED_HEADERS`.
+    pub headers: Vec<(usize, String)>,
     pub rows: Vec<ColumnRow>,
     /// Needed fields without a column, in the page's language.
     pub missing: Vec<&'static str>,

@@ -507,3 +507,74 @@ fn the_sandbox_profile_remembers_what_its_sandbox_accepted_across_uploads() {
         std::fs::read_to_string(work.path("data/sandbox-ledgers/try.sandbox.jsonl")).unwrap();
     assert_eq!(memory.lines().count(), 5, "{memory}");
 }
+
+#[test]
+fn hostile_cells_forms_and_headers_stay_bounded() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    sandbox_profile(&work, &payments);
+    // A customs code of 100,000 characters in row 2.
+    let text = std::fs::read_to_string(&orders).unwrap().replacen(
+        "P0,D0,ZONGSHU",
+        &format!("P0,D0,{}", "Z".repeat(100_000)),
+        1,
+    );
+    // 3,000 columns and the payment ID's renamed: the mapping page.
+    let mut wide = String::from(
+        "PayRef,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit",
+    );
+    for column in 0..3000 {
+        wide.push_str(&format!(",extra{column}"));
+    }
+    wide.push_str("\nP0,D0,ZONGSHU,M1,Shop,100,false\n");
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let job = location(&upload(&serve, "try", "orders.csv", text.into_bytes()).await);
+        let grid = get_text_in(&serve, &format!("{job}/fix"), "en").await;
+        // The cell is shown in part, not 100,000 characters of it.
+        assert!(
+            grid.contains(&format!("value=\"{}…\"", "Z".repeat(512))),
+            "cut"
+        );
+        assert!(grid.len() < 60_000, "{} bytes", grid.len());
+        // A correction longer than any field is refused, kept nowhere.
+        let refused = post_form(
+            &serve,
+            &format!("{job}/fix"),
+            &[("row", "2"), ("c2", &"Y".repeat(600))],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+        assert!(refused.contains("id=\"fix-problem\""), "{refused}");
+        assert!(!refused.contains(&"Y".repeat(600)));
+        // A column that is no field's, a row that is not rejected, a sheet
+        // that is not there: nothing is kept.
+        for form in [
+            vec![("row", "2"), ("c7", "x")],
+            vec![("row", "3"), ("c2", "x")],
+            vec![("row", "99999999999999999999"), ("c2", "x")],
+        ] {
+            post_form(&serve, &format!("{job}/fix"), &form).await;
+        }
+        let edits: Vec<_> = std::fs::read_dir(work.path("data/jobs"))
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.path().join("edits.json").exists())
+            .collect();
+        assert!(edits.is_empty(), "{edits:?}");
+        let sheet = post_form(&serve, &format!("{job}/sheet"), &[("sheet", "x")]).await;
+        assert_eq!(sheet.status(), StatusCode::BAD_REQUEST);
+
+        let wide_job = location(&upload(&serve, "try", "wide.csv", wide.into_bytes()).await);
+        let page = get_text_in(&serve, &format!("{wide_job}/columns"), "en").await;
+        let options = page.matches("<option value=\"").count();
+        // 18 fields, each with "not in the file" and at most 1,000 headers.
+        assert!(options <= 18 * 1001, "{options} options");
+        assert!(page.contains(">PayRef</option>"));
+    });
+}
