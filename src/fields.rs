@@ -39,6 +39,10 @@ pub struct FieldSettings {
 }
 
 impl FieldSettings {
+    /// The header of a field mapped to no column (on the page's mapping
+    /// screen): no export has it, so the field is read from nowhere.
+    pub const UNMAPPED: &'static str = "\u{0}not in the file";
+
     /// The header a field is looked up under.
     pub fn header_for(&self, field: Field) -> &str {
         self.columns[field.index()]

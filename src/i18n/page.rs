@@ -98,6 +98,8 @@ words! {
         still_missing: "Still missing (choose a column for each):", "尚未匹配（请为每项选择一列）：";
         chosen_twice: "One column is chosen for two fields:", "同一列被选给了两个字段：";
         use_columns: "Use these columns", "使用这些列";
+        header_twice_in_file: "The file has two columns with this header: rename one in the export (or in Excel) and upload it again:",
+            "文件中有两列使用同一个列标题：请在导出文件（或 Excel）中重命名其中一列后重新上传：";
         fix_title: "Fix the rejected rows", "修正被拒绝的行";
         fix_here: "Fix them on this page", "在网页上修正";
         fix_explained: "Correct the cells marked in red and save the row: it is checked again with every rule. Fixed rows join the rows to declare.",

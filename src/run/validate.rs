@@ -459,9 +459,11 @@ impl KeptColumns {
     }
 }
 
-/// The most rejected rows whose reasons and cells are kept: the page pages
-/// through them, and rejected.xlsx has every one.
+/// The most rejected rows whose reasons and cells are kept, and the most
+/// bytes they take: the page reads them at each view of its grid, and
+/// rejected.xlsx has every row.
 pub const MAX_KEPT_REJECTIONS: usize = 100_000;
+pub const MAX_KEPT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The rejected rows' reasons and cells, kept to be said and corrected
 /// later.
@@ -469,6 +471,7 @@ struct KeptReasons {
     file: AtomicFile,
     path: std::path::PathBuf,
     rows: usize,
+    bytes: u64,
     columns: Vec<(usize, bool)>,
 }
 
@@ -504,12 +507,13 @@ impl KeptReasons {
                 .with_context(|| format!("cannot write {}", path.display()))?,
             path: path.to_owned(),
             rows: 0,
+            bytes: 0,
             columns,
         })
     }
 
     fn keep(&mut self, row: &crate::input::RowRef<'_>, problems: &[Problem]) -> anyhow::Result<()> {
-        if self.rows >= MAX_KEPT_REJECTIONS {
+        if self.rows >= MAX_KEPT_REJECTIONS || self.bytes >= MAX_KEPT_BYTES {
             return Ok(());
         }
         self.rows += 1;
@@ -544,9 +548,11 @@ impl KeptReasons {
                 .collect(),
             cells,
         };
-        serde_json::to_writer(&mut self.file, &kept)
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.file.write_all(b"\n"))
+        let mut line = serde_json::to_vec(&kept).map_err(std::io::Error::from)?;
+        line.push(b'\n');
+        self.bytes += line.len() as u64;
+        self.file
+            .write_all(&line)
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
 

@@ -23,6 +23,10 @@ pub struct Declaration {
     /// When it was first accepted: customs processing starts then.
     pub accepted: Instant,
     pub accepted_at: chrono::DateTime<chrono::Utc>,
+    /// Taken back from the sandbox's memory, which keeps the buyer's
+    /// certificate number and names only as keyed digests: a request is
+    /// compared with it digested the same way.
+    pub digested: bool,
 }
 
 /// Where customs is with a declaration, as `inquireDeclarationRequests`
@@ -90,12 +94,58 @@ impl Declaration {
 /// Everything the sandbox has accepted.
 #[derive(Debug, Default)]
 pub struct Ledger {
+    /// The key of the memory's digests, when declarations were restored.
+    memory_key: Option<PersonalDigest>,
     by_request_id: HashMap<String, Declaration>,
     /// (customs code, order) → request ID that declared it.
     orders: HashMap<(String, String), String>,
     /// paymentRequestId → accumulated declared fen.
     declared: HashMap<String, u64>,
     sequence: u64,
+}
+
+/// Keyed digests (HMAC-SHA256) of a request's personal data, so that the
+/// sandbox's memory never holds a certificate number or a name in full.
+#[derive(Clone)]
+pub struct PersonalDigest(ring::hmac::Key);
+
+impl std::fmt::Debug for PersonalDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersonalDigest(..)")
+    }
+}
+
+impl PersonalDigest {
+    pub fn new(key: &[u8]) -> PersonalDigest {
+        PersonalDigest(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key))
+    }
+
+    fn of(&self, text: &str) -> String {
+        let tag = ring::hmac::sign(&self.0, text.as_bytes());
+        format!("hmac:{}", crate::report::hex(tag.as_ref()))
+    }
+
+    /// `request` with its certificate number and names digested.
+    pub fn digested(&self, request: &DeclareRequest) -> DeclareRequest {
+        let mut request = request.clone();
+        if let Some(certificate) = &mut request.buyer_certificate {
+            certificate.certificate_no = self.of(&certificate.certificate_no);
+            if let Some(name) = &mut certificate.holder_name {
+                name.full_name = self.of(&name.full_name);
+                for part in [
+                    &mut name.first_name,
+                    &mut name.middle_name,
+                    &mut name.last_name,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    *part = self.of(part);
+                }
+            }
+        }
+        request
+    }
 }
 
 fn failed(code: &str, message: &str) -> DeclareResponse {
@@ -226,6 +276,7 @@ impl Ledger {
                 sequence: self.sequence,
                 accepted: now,
                 accepted_at: chrono::Utc::now(),
+                digested: false,
             },
         );
         response
@@ -242,13 +293,18 @@ impl Ledger {
         window: Duration,
     ) -> DeclareResponse {
         let id = request.customs_declaration_request_id.clone();
+        let key = self.memory_key.clone();
         let existing = self.by_request_id.get_mut(&id).expect("caller checked");
         let since_last = now.saturating_duration_since(existing.last_call);
         existing.last_call = now;
-        if existing.request == request {
+        let comparable = match (&key, existing.digested) {
+            (Some(key), true) => key.digested(&request),
+            _ => request.clone(),
+        };
+        if existing.request == comparable {
             return existing.response.clone();
         }
-        if since_last < window || !only_retransmittable_changes(&existing.request, &request) {
+        if since_last < window || !only_retransmittable_changes(&existing.request, &comparable) {
             return failed(
                 "REPEAT_REQ_INCONSISTENT",
                 "Repeated requests are inconsistent.",
@@ -282,6 +338,7 @@ impl Ledger {
             .insert(request.payment_request_id.clone(), replaced);
         existing.amount = amount;
         existing.request = request;
+        existing.digested = false;
         let response = existing.response.clone();
         self.orders.remove(&old_key);
         self.orders.insert(new_key, id);
@@ -293,10 +350,12 @@ impl Ledger {
     /// answer it was given, as if the retransmission wait were over.
     pub fn restore(
         &mut self,
+        key: &PersonalDigest,
         request: DeclareRequest,
         response: DeclareResponse,
         accepted_at: chrono::DateTime<chrono::Utc>,
     ) {
+        self.memory_key = Some(key.clone());
         let Ok(amount) = request.declaration_amount.value.parse::<u64>() else {
             return;
         };
@@ -328,6 +387,7 @@ impl Ledger {
                 sequence: self.sequence,
                 accepted,
                 accepted_at,
+                digested: true,
             },
         );
     }
@@ -375,19 +435,51 @@ mod tests {
     #[test]
     fn a_restored_memory_answers_as_the_sandbox_did_before_it_stopped() {
         let (payments, window) = (payments(), Duration::from_secs(300));
+        let key = PersonalDigest::new(b"a key for the test");
+        let with_buyer = |amount| {
+            let mut request = request("D1", "P1", amount);
+            request.buyer_certificate = Some(crate::protocol::BuyerCertificate {
+                certificate_type: "ID_CARD".into(),
+                certificate_no: "11010519491231002X".into(),
+                holder_name: Some(crate::protocol::HolderName {
+                    first_name: None,
+                    middle_name: None,
+                    last_name: None,
+                    full_name: "张三".into(),
+                }),
+                effective_date: None,
+                expire_date: None,
+            });
+            request
+        };
         let mut before = Ledger::default();
-        let first = before.declare(request("D1", "P1", 600), &payments, Instant::now(), window);
+        let first = before.declare(with_buyer(600), &payments, Instant::now(), window);
         assert_eq!(code(&first), "SUCCESS");
+        let remembered = |amount| key.digested(&with_buyer(amount));
+        let kept = format!("{:?}", remembered(600));
+        assert!(!kept.contains("11010519491231002X"), "{kept}");
+        assert!(!kept.contains("张三"), "{kept}");
         let mut after = Ledger::default();
-        after.restore(request("D1", "P1", 600), first.clone(), chrono::Utc::now());
+        after.restore(&key, remembered(600), first.clone(), chrono::Utc::now());
         // A retransmission remembered later replaces the first amount.
-        after.restore(request("D1", "P1", 700), first.clone(), chrono::Utc::now());
+        after.restore(&key, remembered(700), first.clone(), chrono::Utc::now());
         assert_eq!(after.declared_amount("P1"), 700);
         let now = Instant::now();
         // The same request: the same answer, IDs and all.
         assert_eq!(
-            after.declare(request("D1", "P1", 700), &payments, now, window),
+            after.declare(with_buyer(700), &payments, now, window),
             first
+        );
+        // Another buyer under the same ID is not the same request.
+        let mut other_buyer = with_buyer(700);
+        other_buyer
+            .buyer_certificate
+            .as_mut()
+            .unwrap()
+            .certificate_no = "110105194912310029".into();
+        assert_eq!(
+            code(&after.declare(other_buyer, &payments, now, window)),
+            "REPEAT_REQ_INCONSISTENT"
         );
         // The same order under another ID: declared already.
         let mut other = request("D2", "P1", 100);

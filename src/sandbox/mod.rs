@@ -106,7 +106,7 @@ pub struct Sandbox {
     books: Mutex<Books>,
     in_flight: AtomicUsize,
     /// Appended with each declaration accepted or changed.
-    memory: Option<Mutex<std::fs::File>>,
+    memory: Option<Mutex<Memory>>,
 }
 
 /// One line of a sandbox's memory: a declaration it accepted (or changed
@@ -118,15 +118,72 @@ struct Remembered {
     accepted_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The declarations of a sandbox's memory, and the file to go on adding
+/// Declarations a sandbox's memory keeps at most: it is for trying the
+/// page, and is read whole when a run starts.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// What a sandbox remembers with: the file it adds to, the key of its
+/// digests, and how many declarations it holds.
+struct Memory {
+    file: std::fs::File,
+    key: ledger::PersonalDigest,
+    lines: usize,
+}
+
+/// Opens `path` (owner-only) to add to it.
+fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    if append {
+        options.create(true).append(true);
+    } else {
+        options.write(true).create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The key of a memory's digests, kept beside it (`<memory>.key`), made
+/// on first use.
+fn memory_key(path: &Path) -> std::io::Result<ledger::PersonalDigest> {
+    use std::io::Write;
+    let key_path = crate::ledger::key_path(path);
+    match std::fs::read(&key_path) {
+        Ok(key) if key.len() == 32 => return Ok(ledger::PersonalDigest::new(&key)),
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is not a key this sandbox made",
+                key_path.display()
+            )));
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| std::io::Error::other("no randomness for the sandbox's key"))?;
+    let mut file = open_private(&key_path, false)?;
+    file.write_all(&key)?;
+    file.sync_all()?;
+    Ok(ledger::PersonalDigest::new(&key))
+}
+
+/// The declarations of a sandbox's memory, and the memory to go on adding
 /// to. A line cut short by a crash is skipped.
-fn recall(path: &Path) -> std::io::Result<(Ledger, std::fs::File)> {
+fn recall(path: &Path) -> std::io::Result<(Ledger, Memory)> {
     use std::io::BufRead;
+    if let Some(folder) = path.parent() {
+        crate::outdir::create_private_folder(folder)?;
+    }
+    let key = memory_key(path)?;
     let mut ledger = Ledger::default();
+    let mut lines = 0;
     if let Ok(file) = std::fs::File::open(path) {
         for line in std::io::BufReader::new(file).lines() {
+            lines += 1;
             if let Ok(remembered) = serde_json::from_str::<Remembered>(&line?) {
                 ledger.restore(
+                    &key,
                     remembered.request,
                     remembered.response,
                     remembered.accepted_at,
@@ -134,14 +191,8 @@ fn recall(path: &Path) -> std::io::Result<(Ledger, std::fs::File)> {
             }
         }
     }
-    if let Some(folder) = path.parent() {
-        crate::outdir::create_private_folder(folder)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    Ok((ledger, options.open(path)?))
+    let file = open_private(path, true)?;
+    Ok((ledger, Memory { file, key, lines }))
 }
 
 /// An answer to send: status, body, whether to cut it short.
@@ -162,8 +213,8 @@ impl Sandbox {
     pub fn remembering(settings: SandboxSettings) -> std::io::Result<Sandbox> {
         let (ledger, memory) = match &settings.memory {
             Some(path) => {
-                let (ledger, file) = recall(path)?;
-                (ledger, Some(Mutex::new(file)))
+                let (ledger, memory) = recall(path)?;
+                (ledger, Some(Mutex::new(memory)))
             }
             None => (Ledger::default(), None),
         };
@@ -374,16 +425,20 @@ impl Sandbox {
                         .ledger
                         .get(&request.customs_declaration_request_id)
                         .map_or_else(chrono::Utc::now, |declaration| declaration.accepted_at);
+                    let mut memory = memory.lock().expect("not poisoned");
                     let line = Remembered {
-                        request,
+                        request: memory.key.digested(&request),
                         response: response.clone(),
                         accepted_at,
                     };
                     let mut text = serde_json::to_vec(&line).expect("requests serialise");
                     text.push(b'\n');
                     use std::io::Write;
-                    if let Err(error) = memory.lock().expect("not poisoned").write_all(&text) {
-                        tracing::warn!("the sandbox cannot remember a declaration: {error}");
+                    if memory.lines < MAX_REMEMBERED {
+                        memory.lines += 1;
+                        if let Err(error) = memory.file.write_all(&text) {
+                            tracing::warn!("the sandbox cannot remember a declaration: {error}");
+                        }
                     }
                 }
                 drop(books);

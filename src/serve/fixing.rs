@@ -87,16 +87,95 @@ fn unstarted(state: &Shared, id: &str, language: Language) -> Result<Unstarted, 
 }
 
 /// One change of a job at a time: its choices, corrections and checks.
+/// A job the server does not know gets a lock of its own, kept nowhere:
+/// invented IDs leave nothing behind.
 pub async fn job_lock(state: &Shared, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
-    let lock = Arc::clone(
-        state
-            .job_locks
-            .lock()
-            .expect("not poisoned")
-            .entry(id.to_owned())
-            .or_default(),
-    );
+    let known = state.jobs.lock().expect("not poisoned").contains_key(id);
+    let lock = match known {
+        true => Arc::clone(
+            state
+                .job_locks
+                .lock()
+                .expect("not poisoned")
+                .entry(id.to_owned())
+                .or_default(),
+        ),
+        false => Arc::default(),
+    };
     lock.lock_owned().await
+}
+
+/// Runs `work` on the blocking pool as one of the few file checks at once
+/// (the upload's limit): opening a large workbook is as heavy as checking.
+async fn checking<T: Send + 'static>(
+    state: &Shared,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let permit = Arc::clone(&state.validations)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+}
+
+/// The job's choices and corrections as they were, to put back when a
+/// change cannot be checked: the page keeps showing what will be declared.
+struct Kept {
+    choices: Option<Vec<u8>>,
+    edits: Option<Vec<u8>>,
+}
+
+impl Kept {
+    fn of(job: &Path) -> Kept {
+        Kept {
+            choices: std::fs::read(job.join(job_input::CHOICES)).ok(),
+            edits: std::fs::read(job.join(job_input::EDITS)).ok(),
+        }
+    }
+
+    fn put_back(&self, job: &Path) {
+        for (name, bytes) in [
+            (job_input::CHOICES, &self.choices),
+            (job_input::EDITS, &self.edits),
+        ] {
+            let path = job.join(name);
+            let _ = match bytes {
+                Some(bytes) => crate::report::AtomicFile::create(&path).and_then(|mut file| {
+                    std::io::Write::write_all(&mut file, bytes)?;
+                    file.commit()
+                }),
+                None => std::fs::remove_file(&path).or(Ok(())),
+            };
+        }
+    }
+}
+
+/// Checks the job after a change of its choices or corrections; when the
+/// file cannot be checked so, the change is undone (and the job checked
+/// as it was), and the reason shown.
+async fn after_change(
+    state: &Shared,
+    id: &str,
+    target: &Unstarted,
+    language: Language,
+    before: Kept,
+) -> Result<(), Response> {
+    match recheck(state, id, target, language).await {
+        Ok(()) => Ok(()),
+        Err(message) => {
+            before.put_back(&target.job);
+            let _ = recheck(state, id, target, language).await;
+            Err(error_page_in(
+                language,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &message,
+            ))
+        }
+    }
 }
 
 /// Checks the job's file again with its choices and corrections (a few
@@ -112,12 +191,7 @@ async fn recheck(
     settings.language = language;
     let mappings = job_input::mappings_file(&state.settings.data, &target.profile.name);
     let (job, input) = (target.job.clone(), target.input.clone());
-    let permit = Arc::clone(&state.validations)
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
-    let checked = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let checked = checking(state, move || {
         job_input::check_upload(&job, &input, &settings, &mappings)
     })
     .await
@@ -224,7 +298,7 @@ pub async fn choose_sheet(
         Err(page) => return *page,
     };
     let input = target.input.clone();
-    let sheets = tokio::task::spawn_blocking(move || crate::input::xlsx_sheet_names(&input))
+    let sheets = checking(&state, move || crate::input::xlsx_sheet_names(&input))
         .await
         .ok()
         .and_then(Result::ok)
@@ -233,31 +307,28 @@ pub async fn choose_sheet(
         let t = PageWords::of(language);
         return error_page_in(language, StatusCode::BAD_REQUEST, t.sheet_choose);
     }
-    // Another sheet has its own headers: its columns are asked again.
-    let choices = JobChoices {
-        sheet: Some(form.sheet),
-        columns: None,
-    };
-    if let Err(error) = choices.write(&target.job) {
-        return error_page_in(
-            language,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &error.to_string(),
-        );
+    let before = Kept::of(&target.job);
+    let choices = JobChoices::read(&target.job);
+    if choices.sheet.as_deref() != Some(form.sheet.as_str()) {
+        // Another sheet has its own headers and rows: its columns are
+        // asked again, and corrections made to the other sheet's rows
+        // are not laid over this one's.
+        let choices = JobChoices {
+            sheet: Some(form.sheet),
+            columns: None,
+        };
+        if let Err(error) = choices.write(&target.job) {
+            return error_page_in(
+                language,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &error.to_string(),
+            );
+        }
+        let _ = std::fs::remove_file(target.job.join(job_input::EDITS));
     }
-    after_change(&state, &id, &target, language).await
-}
-
-/// Checks the job again and shows where it is now.
-async fn after_change(
-    state: &Shared,
-    id: &str,
-    target: &Unstarted,
-    language: Language,
-) -> Response {
-    match recheck(state, id, target, language).await {
+    match after_change(&state, &id, &target, language, before).await {
         Ok(()) => Redirect::to(&format!("/jobs/{id}")).into_response(),
-        Err(message) => error_page_in(language, StatusCode::UNPROCESSABLE_ENTITY, &message),
+        Err(page) => page,
     }
 }
 
@@ -295,7 +366,7 @@ async fn show_columns(
         }
     };
     let input = target.input.clone();
-    let probed = tokio::task::spawn_blocking(move || {
+    let probed = checking(state, move || {
         let mut settings = settings;
         // The columns are asked afresh: the file's own header row is found.
         settings.input.header_row = 0;
@@ -349,7 +420,18 @@ async fn show_columns(
             chosen: column,
             samples: column
                 .and_then(|column| probe.samples.get(column))
-                .map(|samples| samples.join(" · "))
+                .map(|samples| {
+                    let shown: Vec<String> = match field {
+                        // Whatever column is chosen for it, and whatever
+                        // its numbers look like.
+                        Field::CertificateNo => samples
+                            .iter()
+                            .map(|sample| crate::ledger::mask_certificate(sample))
+                            .collect(),
+                        _ => samples.clone(),
+                    };
+                    shown.join(" · ")
+                })
                 .unwrap_or_default(),
             missing: needed(field) && column.is_none(),
         })
@@ -377,8 +459,12 @@ async fn show_columns(
             .collect(),
         rows,
         missing,
-        twice: match problem {
-            Some(MappingProblem::Twice(header)) => Some(header),
+        twice: match &problem {
+            Some(MappingProblem::Twice(header)) => Some(header.clone()),
+            _ => None,
+        },
+        ambiguous: match problem {
+            Some(MappingProblem::Ambiguous(header)) => Some(header),
             _ => None,
         },
     });
@@ -421,7 +507,7 @@ pub async fn map_columns(
         }
     };
     let input = target.input.clone();
-    let probed = tokio::task::spawn_blocking(move || {
+    let probed = checking(&state, move || {
         let mut settings = settings;
         settings.input.header_row = 0;
         job_input::probe(&input, &settings)
@@ -436,23 +522,28 @@ pub async fn map_columns(
             return show_columns(&state, &id, &target, language, Some((chosen, problem))).await;
         }
     };
-    let mappings = job_input::mappings_file(&state.settings.data, &target.profile.name);
+    let before = Kept::of(&target.job);
     let mut choices = JobChoices::read(&target.job);
     choices.columns = Some(ColumnChoice {
         header_row: probe.header_row,
         columns: columns.clone(),
     });
-    let kept = choices
-        .write(&target.job)
-        .and_then(|()| job_input::remember_mapping(&mappings, &probe.headers, &columns));
-    if let Err(error) = kept {
+    if let Err(error) = choices.write(&target.job) {
         return error_page_in(
             language,
             StatusCode::INTERNAL_SERVER_ERROR,
-            &state.without_paths(&format!("{error:#}")),
+            &error.to_string(),
         );
     }
-    after_change(&state, &id, &target, language).await
+    if let Err(page) = after_change(&state, &id, &target, language, before).await {
+        return page;
+    }
+    // Remembered once the file was checked with it.
+    let mappings = job_input::mappings_file(&state.settings.data, &target.profile.name);
+    if let Err(error) = job_input::remember_mapping(&mappings, &probe.headers, &columns) {
+        tracing::warn!("{}", state.without_paths(&format!("{error:#}")));
+    }
+    Redirect::to(&format!("/jobs/{id}")).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -560,6 +651,17 @@ fn show_grid(
         )
     });
     let summary = super::jobs::SavedSummary::read(&target.job.join("out"));
+    // More rejected rows than the grid keeps: said, with where they are.
+    let page_note = match (page_note, rejected_count < summary.rows.rejected) {
+        (note, true) => Some(format!(
+            "{}{} {rejected_count} / {} · {}",
+            note.map(|note| format!("{note} · ")).unwrap_or_default(),
+            t.first_of,
+            summary.rows.rejected,
+            t.all_in_rejected_xlsx
+        )),
+        (note, false) => note,
+    };
     render(&FixPage {
         lang: language.tag(),
         title: t.title,

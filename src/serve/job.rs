@@ -122,6 +122,9 @@ pub async fn declare(
     if form.confirm.as_deref() != Some("yes") {
         return error_page_in(language, StatusCode::BAD_REQUEST, t.confirm_first);
     }
+    // No change of the job's sheet, columns or corrections while its state
+    // is read and its run prepared: it is declared as last checked.
+    let _editing = super::fixing::job_lock(&state, &id).await;
     let job = with_job(&state, &id, |job| {
         (
             job.profile.clone(),
@@ -182,7 +185,6 @@ pub async fn declare(
     // Declared as it was last checked: the sheet, columns and corrections
     // chosen on the page.
     let job_folder = folder_of_job(&options.out);
-    let _editing = super::fixing::job_lock(&state, &id).await;
     let settings = match super::job_input::job_settings(&profile.settings, &job_folder) {
         // The run's report is written in the clerk's language.
         Ok(mut settings) => {

@@ -77,12 +77,14 @@ impl JobChoices {
 impl ColumnChoice {
     fn apply(&self, input: &mut InputSettings) {
         for field in Field::ALL {
-            if let Some(header) = self.columns.get(field.name()) {
-                input.fields.columns[field.index()] = Some(header.clone());
-                input
-                    .columns_as_written
-                    .insert(field.name().to_owned(), header.clone());
-            }
+            let header = self
+                .columns
+                .get(field.name())
+                .map_or(crate::fields::FieldSettings::UNMAPPED, String::as_str);
+            input.fields.columns[field.index()] = Some(header.to_owned());
+            input
+                .columns_as_written
+                .insert(field.name().to_owned(), header.to_owned());
         }
         input.header_row = self.header_row;
     }
@@ -266,11 +268,15 @@ pub fn sheet_question(input: &Path, settings: &Settings) -> anyhow::Result<Optio
             sheets,
         }));
     }
+    if sheets.len() > MAX_SHEETS_LOOKED_AT {
+        // Too many to look into: the clerk says which.
+        return Ok(Some(SheetQuestion::Several { sheets }));
+    }
     let mut with_orders = Vec::new();
-    for sheet in sheets.into_iter().take(MAX_SHEETS_LOOKED_AT) {
+    for sheet in sheets {
         let mut one = settings.clone();
         one.input.sheet = sheet.clone();
-        if probe(input, &one)?.is_some() {
+        if probe(input, &one)?.is_some_and(|probe| probe.has_rows && probe.recognised) {
             with_orders.push(sheet);
         }
     }
@@ -298,6 +304,9 @@ pub struct HeaderProbe {
     pub proposed: Vec<(Field, Option<usize>)>,
     /// Whether any row follows the header row.
     pub has_rows: bool,
+    /// Whether the header row holds headers the profile or `init` knows
+    /// (not only the first row of several cells).
+    pub recognised: bool,
 }
 
 /// Finds the row, among the first non-blank rows, that holds the most
@@ -342,8 +351,16 @@ pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderP
         .enumerate()
         .map(|(index, (_, cells))| (index, score(cells)))
         .filter(|(_, score)| *score >= 2)
-        .max_by_key(|(index, score)| (*score, std::cmp::Reverse(*index)));
-    let Some((index, _)) = best else {
+        .max_by_key(|(index, score)| (*score, std::cmp::Reverse(*index)))
+        .map(|(index, _)| index)
+        // Headers no one knows: the first row of several cells, for the
+        // clerk to map.
+        .or_else(|| {
+            rows.iter()
+                .take(HEADER_SEARCH_ROWS)
+                .position(|(_, cells)| cells.iter().filter(|cell| !cell.is_empty()).count() >= 3)
+        });
+    let Some(index) = best else {
         return Ok(None);
     };
     let (header_row, headers) = rows[index].clone();
@@ -384,6 +401,7 @@ pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderP
         samples,
         proposed,
         has_rows: rows.len() > index + 1,
+        recognised: score(&rows[index].1) >= 2,
     }))
 }
 
@@ -465,6 +483,9 @@ pub enum MappingProblem {
     Missing(Vec<Field>),
     /// One header chosen for two fields.
     Twice(String),
+    /// A header the file has in two columns: a column is found by its
+    /// header, so one of them must be renamed.
+    Ambiguous(String),
 }
 
 /// The mapping the page's form gives (field → column), checked against the
@@ -482,6 +503,14 @@ pub fn mapping_of(
         };
         if used.contains(&column) {
             return Err(MappingProblem::Twice(headers[column].clone()));
+        }
+        if headers
+            .iter()
+            .filter(|header| **header == headers[column])
+            .count()
+            > 1
+        {
+            return Err(MappingProblem::Ambiguous(headers[column].clone()));
         }
         used.push(column);
         columns.insert(field.name().to_owned(), headers[column].clone());

@@ -346,6 +346,8 @@ pub struct ColumnsPage<'a> {
     pub missing: Vec<&'static str>,
     /// A header chosen for two fields.
     pub twice: Option<String>,
+    /// A header chosen that the file has in two columns.
+    pub ambiguous: Option<String>,
 }
 
 /// A kind of problem in the grid, with its rows.

@@ -68,7 +68,7 @@ impl ColumnMap {
                 });
             }
             columns[field.index()] = found;
-            labels[field.index()] = if wanted == field.name() {
+            labels[field.index()] = if wanted == field.name() || wanted == FieldSettings::UNMAPPED {
                 field.name().into()
             } else {
                 format!("{wanted} ({field})").into()
@@ -76,12 +76,17 @@ impl ColumnMap {
             let has_default = settings.defaults[field.index()].is_some();
             if found.is_none() && !has_default {
                 if field.always_required() {
-                    missing.push(if wanted == field.name() {
-                        field.name().to_owned()
-                    } else {
-                        format!("{field} (configured column \"{wanted}\")")
-                    });
-                } else if settings.columns[field.index()].is_some() {
+                    missing.push(
+                        if wanted == field.name() || wanted == FieldSettings::UNMAPPED {
+                            field.name().to_owned()
+                        } else {
+                            format!("{field} (configured column \"{wanted}\")")
+                        },
+                    );
+                } else if settings.columns[field.index()]
+                    .as_deref()
+                    .is_some_and(|header| header != FieldSettings::UNMAPPED)
+                {
                     warnings.push(format!(
                         "[columns] maps {field} to \"{wanted}\", but the header row has no such \
                          column; {field} will be empty"

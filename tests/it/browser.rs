@@ -406,7 +406,7 @@ fn a_chinese_clerk_maps_fixes_declares_and_reads_back_results_in_chromium() {
     );
     let export = work.path("订单导出.xlsx");
     erp_workbook(&export, ROWS);
-    let header_only = work.write("只有表头.csv", "支付单号,报关流水号,海关\n");
+    let header_only = work.write("headers.csv", "支付单号,报关流水号,海关\n");
     let wrong_kind = work.write("订单.xls", "\u{1}not a workbook");
     let downloads = work.path("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
@@ -421,7 +421,7 @@ fn a_chinese_clerk_maps_fixes_declares_and_reads_back_results_in_chromium() {
             // Files the page cannot read, explained in Chinese.
             for (file, needle, shot) in [
                 (&wrong_kind, "旧版 Excel 工作簿", "zh-wrong-kind.png"),
-                (&header_only, "只有表头", "zh-header-only.png"),
+                (&header_only, "只有表头（第 1 行）", "zh-header-only.png"),
             ] {
                 browser.goto(&serve.url("/")).await?;
                 browser

@@ -449,7 +449,7 @@ fn a_header_only_file_is_said_before_any_mapping() {
         let answer = crate::serve::upload_request(
             &serve,
             "try",
-            "只有表头.csv",
+            "headers.csv",
             "支付凭证编码,报关流水号,海关\n".into(),
         )
         .header("Accept-Language", "zh-CN")
@@ -458,7 +458,7 @@ fn a_header_only_file_is_said_before_any_mapping() {
         .unwrap();
         assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let page = answer.text().await.unwrap();
-        assert!(page.contains("只有表头"), "{page}");
+        assert!(page.contains("只有表头（第 1 行）"), "{page}");
     });
 }
 
@@ -477,11 +477,16 @@ fn the_sandbox_profile_remembers_what_its_sandbox_accepted_across_uploads() {
             StatusCode::SEE_OTHER
         );
         assert_eq!(wait_done(&serve, &first).await["S"], 5);
-        // Without the profile's ledger, the same orders under new request
-        // IDs reach the sandbox: it remembers them, as Alipay+ would.
-        for name in ["try.db", "try.db.key"] {
-            let _ = std::fs::remove_file(work.path(&format!("data/sandbox-ledgers/{name}")));
-        }
+    });
+    // The server stopped, and the profile's ledger lost: the same orders
+    // under new request IDs reach the sandbox, which remembers them, as
+    // Alipay+ would.
+    drop(serve);
+    for name in ["try.db", "try.db.key"] {
+        let _ = std::fs::remove_file(work.path(&format!("data/sandbox-ledgers/{name}")));
+    }
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    runtime.block_on(async {
         let again = std::fs::read_to_string(&orders)
             .unwrap()
             .replace(",D", ",E");
@@ -576,5 +581,292 @@ declarationAmount.value,isSplit",
         // 18 fields, each with "not in the file" and at most 1,000 headers.
         assert!(options <= 18 * 1001, "{options} options");
         assert!(page.contains(">PayRef</option>"));
+    });
+}
+
+/// The job folder of the only job under `data/jobs`.
+fn only_job_folder(work: &Workdir) -> std::path::PathBuf {
+    let mut folders: Vec<_> = std::fs::read_dir(work.path("data/jobs"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    folders.pop().unwrap()
+}
+
+#[test]
+fn corrections_are_checked_against_other_rows_and_the_ledger() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 4);
+    sandbox_profile(&work, &payments);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // Declared first: P0 to P3 under D0 to D3.
+        let bytes = std::fs::read(&orders).unwrap();
+        let first = location(&upload(&serve, "try", "orders.csv", bytes).await);
+        declare(&serve, &first).await;
+        assert_eq!(wait_done(&serve, &first).await["S"], 4);
+
+        // The next file: P1's order again under a new ID (the ledger holds
+        // it), and a row with a customs code that does not exist.
+        let next = "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit\n\
+P1,E1,ZONGSHU,M1,Shop,100,false\n\
+P2,E2,ZONGSHUX,M1,Shop,100,false\n";
+        let job = location(&upload(&serve, "try", "next.csv", next.into()).await);
+        let page = get_text_in(&serve, &job, "en").await;
+        // The ledger's rule applies at the check, not only in the run.
+        assert_eq!(count_in(&page, "rejected"), 2, "{page}");
+        let grid = get_text_in(&serve, &format!("{job}/fix"), "en").await;
+        assert!(grid.contains("id=\"row-2\""), "{grid}");
+        assert!(
+            grid.contains("row 2") || grid.contains("declared"),
+            "{grid}"
+        );
+        // Fixing row 3's customs code but giving it row 2's ID: the rows
+        // are checked against each other, and it stays rejected.
+        post_form(
+            &serve,
+            &format!("{job}/fix"),
+            &[("row", "3"), ("c1", "E1"), ("c2", "ZONGSHU")],
+        )
+        .await;
+        let page = get_text_in(&serve, &job, "en").await;
+        assert_eq!(count_in(&page, "valid"), 0, "{page}");
+        let grid = get_text_in(&serve, &format!("{job}/fix"), "en").await;
+        assert!(grid.contains("id=\"row-3\""), "{grid}");
+        assert!(grid.contains("value=\"E1\""), "{grid}");
+    });
+}
+
+#[test]
+fn certificate_numbers_stay_masked_on_the_fixing_pages() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 2);
+    sandbox_profile(&work, &payments);
+    let number = "11010519491231002X";
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // A rejected row (amount) with a buyer's certificate number.
+        let file = format!(
+            "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,buyerCertificate.certificateType,buyerCertificate.certificateNo,\
+buyerCertificate.holderName.fullName\n\
+P0,D0,ZONGSHU,M1,Shop,1o0,false,ID_CARD,{number},张三\n"
+        );
+        let job = location(&upload(&serve, "try", "orders.csv", file.into()).await);
+        let grid = get_text_in(&serve, &format!("{job}/fix"), "en").await;
+        assert!(!grid.contains(number), "{grid}");
+        assert!(grid.contains("110105********002X"), "{grid}");
+        let folder = only_job_folder(&work);
+        let reasons = std::fs::read_to_string(folder.join("reasons.jsonl")).unwrap();
+        assert!(!reasons.contains(number), "{reasons}");
+        // The same file with the number's column renamed: the mapping page
+        // shows its values masked in the certificate's row.
+        let renamed = String::from(
+            "PayRef,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,buyerCertificate.certificateType,证件 编号,\
+buyerCertificate.holderName.fullName\n\
+P0,D0,ZONGSHU,M1,Shop,100,false,ID_CARD,E 1234 5678,张三\n",
+        );
+        let mapped = location(&upload(&serve, "try", "renamed.csv", renamed.into()).await);
+        // The number's column chosen for it (and the payment ID left out,
+        // so that the page comes back with the choice shown).
+        let mut form = mapping(&[]);
+        form.push(("buyerCertificate.certificateNo", "8"));
+        let refused = post_form(&serve, &format!("{mapped}/columns"), &form).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = refused.text().await.unwrap();
+        assert!(page.contains("<option value=\"8\" selected>"), "{page}");
+        assert!(!page.contains("E 1234 5678"), "{page}");
+        assert!(page.contains("E 1234*5678"), "masked as everywhere: {page}");
+    });
+}
+
+#[test]
+fn a_restarted_server_keeps_the_mapping_question_and_the_corrections() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 3);
+    sandbox_profile(&work, &payments);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let (asking, fixed) = runtime.block_on(async {
+        let asking = location(&upload(&serve, "try", "renamed.csv", renamed(&orders)).await);
+        let text = std::fs::read_to_string(&orders)
+            .unwrap()
+            .replace("P1,D1,ZONGSHU", "P1,D1,ZONGSHUX");
+        let fixed = location(&upload(&serve, "try", "orders.csv", text.into_bytes()).await);
+        post_form(
+            &serve,
+            &format!("{fixed}/fix"),
+            &[("row", "3"), ("c2", "ZONGSHU")],
+        )
+        .await;
+        let page = get_text_in(&serve, &fixed, "en").await;
+        assert_eq!(count_in(&page, "valid"), 3, "{page}");
+        (asking, fixed)
+    });
+    drop(serve);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    runtime.block_on(async {
+        let answer = client().get(serve.url(&asking)).send().await.unwrap();
+        assert_eq!(location(&answer), format!("{asking}/columns"));
+        let page = get_text_in(&serve, &fixed, "en").await;
+        assert_eq!(count_in(&page, "valid"), 3, "{page}");
+        declare(&serve, &fixed).await;
+        let done = wait_done(&serve, &fixed).await;
+        assert_eq!(done["S"], 3, "the corrected row too: {done}");
+    });
+}
+
+#[test]
+fn another_sheet_drops_the_corrections_and_a_sheet_without_rows_changes_nothing() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 10);
+    sandbox_profile(&work, &payments);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bytes = workbook(&work, &["一月", "二月"], 3);
+        let job = location(&upload(&serve, "try", "orders.xlsx", bytes).await);
+        post_form(&serve, &format!("{job}/sheet"), &[("sheet", "一月")]).await;
+        // A correction on 一月's row 2 (P0): its declaration ID.
+        post_form(&serve, &format!("{job}/fix"), &[("row", "2"), ("c1", "D9")]).await;
+        let edits = only_job_folder(&work).join("edits.json");
+        assert!(!edits.exists(), "row 2 is not rejected: nothing kept");
+        std::fs::write(&edits, r#"{"rows":{"2":{"1":"D9"}}}"#).unwrap();
+        // Another sheet: the corrections made for the first are dropped.
+        post_form(&serve, &format!("{job}/sheet"), &[("sheet", "二月")]).await;
+        assert!(!edits.exists(), "corrections of 一月 laid over 二月");
+        declare(&serve, &job).await;
+        wait_done(&serve, &job).await;
+        let results = client()
+            .get(serve.url(&format!("{job}/files/results.csv")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!results.contains("D9"), "{results}");
+        assert!(results.contains(",P3,D3,"), "{results}");
+    });
+}
+
+#[test]
+fn a_choice_that_cannot_be_checked_is_undone() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 10);
+    sandbox_profile(&work, &payments);
+    // 一月 with orders, 模板 with headers only.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    for (name, rows) in [("一月", 2), ("模板", 0)] {
+        let sheet = book.add_worksheet().set_name(name).unwrap();
+        for (column, header) in [
+            "paymentRequestId",
+            "customsDeclarationRequestId",
+            "customs.customsCode",
+            "merchantCustomsInfo.merchantCustomsCode",
+            "merchantCustomsInfo.merchantCustomsName",
+            "declarationAmount.value",
+            "isSplit",
+        ]
+        .iter()
+        .enumerate()
+        {
+            sheet.write(0, column as u16, *header).unwrap();
+        }
+        for row in 0..rows {
+            for (column, cell) in [
+                format!("P{row}"),
+                format!("D{row}"),
+                "ZONGSHU".into(),
+                "M1".into(),
+                "Shop".into(),
+                "100".into(),
+                "false".into(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                sheet.write(row + 1, column as u16, cell).unwrap();
+            }
+        }
+    }
+    let path = work.path("book.xlsx");
+    book.save(&path).unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let job =
+            location(&upload(&serve, "try", "book.xlsx", std::fs::read(&path).unwrap()).await);
+        // Only the sheet with orders has them: read without asking.
+        let page = get_text_in(&serve, &job, "en").await;
+        assert!(page.contains("«一月»"), "{page}");
+        assert_eq!(count_in(&page, "valid"), 2, "{page}");
+        let refused = post_form(&serve, &format!("{job}/sheet"), &[("sheet", "模板")]).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = get_text_in(&serve, &job, "en").await;
+        assert!(page.contains("«一月»"), "{page}");
+        assert_eq!(count_in(&page, "valid"), 2, "{page}");
+        declare(&serve, &job).await;
+        assert_eq!(wait_done(&serve, &job).await["S"], 2);
+    });
+}
+
+#[test]
+fn a_header_twice_in_the_file_is_explained_and_not_remembered() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 2);
+    sandbox_profile(&work, &payments);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let file = "编号,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,编号\nP0,D0,ZONGSHU,M1,Shop,100,false,x\n";
+        let job = location(&upload(&serve, "try", "twice.csv", file.into()).await);
+        let answer = post_form(
+            &serve,
+            &format!("{job}/columns"),
+            &mapping(&[("paymentRequestId", "0")]),
+        )
+        .await;
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = answer.text().await.unwrap();
+        assert!(page.contains("id=\"columns-ambiguous\""), "{page}");
+        assert!(page.contains("重命名"), "{page}");
+        assert!(!work.path("data/mappings/try.json").exists());
+    });
+}
+
+#[test]
+fn a_field_left_not_in_the_file_is_read_from_nowhere() {
+    let work = Workdir::new();
+    let (orders, payments) = orders(&work, 2);
+    sandbox_profile(&work, &payments);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // The file has referenceOrderId under its canonical header, with
+        // text too long for it; the clerk says the file has no such field.
+        let text = String::from_utf8(renamed(&orders))
+            .unwrap()
+            .replace(",note\n", ",referenceOrderId\n")
+            .replace("kept 0", &"R".repeat(80))
+            .replace("kept 1", &"R".repeat(80));
+        let job = location(&upload(&serve, "try", "orders.csv", text.into_bytes()).await);
+        let mut form = mapping(&[("paymentRequestId", "0")]);
+        form.push(("referenceOrderId", ""));
+        post_form(&serve, &format!("{job}/columns"), &form).await;
+        let page = get_text_in(&serve, &job, "en").await;
+        assert_eq!(count_in(&page, "valid"), 2, "{page}");
+        assert_eq!(count_in(&page, "rejected"), 0, "{page}");
     });
 }
