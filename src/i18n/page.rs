@@ -16,8 +16,8 @@ words! {
         checking: "Checking the file… At most two files are checked at once: when others are \
                    being checked, this one waits its turn.",
                   "正在检查文件……同一时间最多检查两个文件：若有其他文件正在检查，本文件将排队等候。";
-        no_profiles: "No profile: put a config (*.toml) in the --config-dir folder",
-                     "没有配置：请把配置文件（*.toml）放到 --config-dir 目录中";
+        no_profiles: "No profile yet: IT puts the configs that declare for real in the profiles folder; to try a file, make a sandbox profile below.",
+                     "还没有配置：真实申报的配置由 IT 放入配置目录；如需试用文件，请在下方新建沙箱配置。";
         validation: "Validation", "校验结果";
         read_sheet: "Read from the sheet", "读取的工作表";
         header_on_row: "column headers on row", "表头所在行";
@@ -98,6 +98,8 @@ words! {
         still_missing: "Still missing (choose a column for each):", "尚未匹配（请为每项选择一列）：";
         chosen_twice: "One column is chosen for two fields:", "同一列被选给了两个字段：";
         use_columns: "Use these columns", "使用这些列";
+        new_sandbox_profile: "— a new sandbox profile, to try this file —", "— 新建沙箱配置，用此文件试用 —";
+        new_profile_name: "Name of the new sandbox profile", "新沙箱配置的名称";
         header_twice_in_file: "The file has two columns with this header: rename one in the export (or in Excel) and upload it again:",
             "文件中有两列使用同一个列标题：请在导出文件（或 Excel）中重命名其中一列后重新上传：";
         fix_title: "Fix the rejected rows", "修正被拒绝的行";

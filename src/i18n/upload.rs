@@ -21,6 +21,12 @@ pub enum UploadProblem {
     ChooseBoth,
     /// The file could not be read or its columns not found: the reason.
     CannotRead { name: String, reason: String },
+    /// A new sandbox profile's name that cannot be used.
+    ProfileName { name: String },
+    /// A new sandbox profile's name already taken.
+    ProfileTaken { name: String },
+    /// Too many sandbox profiles made on the page already.
+    TooManyProfiles { most: usize },
 }
 
 impl UploadProblem {
@@ -88,6 +94,24 @@ impl UploadProblem {
             (UploadProblem::CannotRead { name, reason }, Language::ZhCn) => {
                 format!("无法读取“{name}”：{reason}")
             }
+            (UploadProblem::ProfileName { name }, Language::En) => {
+                format!("“{name}” cannot name a profile: use 1 to 40 letters, digits, - or _.")
+            }
+            (UploadProblem::ProfileName { name }, Language::ZhCn) => {
+                format!("“{name}”不能用作配置名称：请使用 1 到 40 个字母、汉字、数字、- 或 _。")
+            }
+            (UploadProblem::ProfileTaken { name }, Language::En) => {
+                format!("A profile named “{name}” exists already: choose it, or another name.")
+            }
+            (UploadProblem::ProfileTaken { name }, Language::ZhCn) => {
+                format!("名为“{name}”的配置已存在：请直接选择它，或换一个名称。")
+            }
+            (UploadProblem::TooManyProfiles { most }, Language::En) => {
+                format!("The page has made {most} sandbox profiles already: use one of them.")
+            }
+            (UploadProblem::TooManyProfiles { most }, Language::ZhCn) => {
+                format!("网页已创建 {most} 个沙箱配置：请使用其中之一。")
+            }
         }
     }
 }
@@ -117,6 +141,11 @@ mod tests {
             UploadProblem::TooLarge { megabytes: 100 },
             UploadProblem::OneAtATime,
             UploadProblem::ChooseBoth,
+            UploadProblem::ProfileName { name: "a b".into() },
+            UploadProblem::ProfileTaken {
+                name: "shop".into(),
+            },
+            UploadProblem::TooManyProfiles { most: 100 },
         ];
         for problem in problems {
             let (en, zh) = (problem.text(Language::En), problem.text(Language::ZhCn));

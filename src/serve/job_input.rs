@@ -33,6 +33,10 @@ const MAX_SAVED_MAPPINGS: usize = 50;
 /// Sample values shown under each of the file's headers.
 const SAMPLE_ROWS: usize = 3;
 
+/// Rows read for the mapping page: the header search's, and some more
+/// whose amounts say their unit.
+const AMOUNT_ROWS: usize = 60;
+
 /// Sheets of a workbook looked at for order columns: each look reads the
 /// workbook's parts again.
 const MAX_SHEETS_LOOKED_AT: usize = 20;
@@ -304,6 +308,9 @@ pub struct HeaderProbe {
     pub proposed: Vec<(Field, Option<usize>)>,
     /// Whether any row follows the header row.
     pub has_rows: bool,
+    /// The values under the proposed amount column, for `init`'s guess of
+    /// their unit.
+    pub amounts: Vec<String>,
     /// Whether the header row holds headers the profile or `init` knows
     /// (not only the first row of several cells).
     pub recognised: bool,
@@ -328,7 +335,7 @@ pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderP
     };
     let sheet = source.sheet().map(str::to_owned);
     let mut rows = vec![(source.header_line(), source.headers().to_vec())];
-    while rows.len() < HEADER_SEARCH_ROWS + SAMPLE_ROWS {
+    while rows.len() < HEADER_SEARCH_ROWS + AMOUNT_ROWS {
         match source.next_row()? {
             Some(row) => rows.push((row.line, row.header_texts())),
             None => break,
@@ -376,7 +383,7 @@ pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderP
         })
         .collect();
     let mut taken = Vec::new();
-    let proposed = Field::ALL
+    let proposed: Vec<(Field, Option<usize>)> = Field::ALL
         .iter()
         .map(|&field| {
             let configured = settings.input.fields.header_for(field);
@@ -394,15 +401,51 @@ pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderP
             (field, column)
         })
         .collect();
+    let amounts = proposed
+        .iter()
+        .find(|(field, _)| *field == Field::AmountValue)
+        .and_then(|(_, column)| *column)
+        .map(|column| {
+            rows[index + 1..]
+                .iter()
+                .filter_map(|(_, cells)| cells.get(column))
+                .filter(|cell| !cell.is_empty())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Some(HeaderProbe {
         sheet,
         header_row,
         headers,
         samples,
         proposed,
+        amounts,
         has_rows: rows.len() > index + 1,
         recognised: score(&rows[index].1) >= 2,
     }))
+}
+
+/// The unit a file's amounts look like (`init`'s guess): the unit its
+/// amount header names, else yuan when amounts have decimals or a yuan
+/// sign, else fen.
+pub fn guess_amount_unit(input: &Path, settings: &Settings) -> &'static str {
+    let Ok(Some(probe)) = probe(input, settings) else {
+        return "fen";
+    };
+    let Some(column) = probe
+        .proposed
+        .iter()
+        .find(|(field, _)| *field == Field::AmountValue)
+        .and_then(|(_, column)| *column)
+    else {
+        return "fen";
+    };
+    let mapping = crate::init::Mapping::of(std::slice::from_ref(&probe.headers[column]));
+    if let Some(unit) = mapping.amount_unit_in_header {
+        return unit;
+    }
+    crate::init::guess_amount_unit(probe.amounts.iter().map(String::as_str))
 }
 
 /// A sample value as the page may show it: long runs of digits (a

@@ -265,43 +265,129 @@ pub fn sandbox_memory(data: &Path, profile: &str) -> PathBuf {
         .join(format!("{profile}.sandbox.jsonl"))
 }
 
-/// The profiles of `--config-dir`: every `*.toml`, sorted by name.
+/// The folder of the sandbox profiles made on the page, under `--data`.
+pub fn page_profiles(data: &Path) -> PathBuf {
+    data.join("sandbox-profiles")
+}
+
+/// Sandbox profiles the page makes at most.
+pub const MAX_PAGE_PROFILES: usize = 100;
+
+/// Makes a sandbox profile named `name` for trying `input`: it declares to
+/// the embedded sandbox only, reads amounts in the unit the file's look
+/// like, and has its columns mapped on the page.
+pub fn make_sandbox_profile(
+    data: &Path,
+    name: &str,
+    known: &[String],
+    input: &Path,
+) -> Result<(), crate::i18n::upload::UploadProblem> {
+    use crate::i18n::upload::UploadProblem;
+    let usable = (1..=40).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    if !usable {
+        return Err(UploadProblem::ProfileName {
+            name: name.chars().take(40).collect(),
+        });
+    }
+    if known.iter().any(|known| known.eq_ignore_ascii_case(name)) {
+        return Err(UploadProblem::ProfileTaken {
+            name: name.to_owned(),
+        });
+    }
+    let folder = page_profiles(data);
+    let made = std::fs::read_dir(&folder).map_or(0, |entries| entries.count());
+    if made >= MAX_PAGE_PROFILES {
+        return Err(UploadProblem::TooManyProfiles {
+            most: MAX_PAGE_PROFILES,
+        });
+    }
+    let defaults = Settings::load(None, Overrides::default()).expect("the defaults load");
+    let unit = super::job_input::guess_amount_unit(input, &defaults);
+    let text = format!(
+        "# Made on the page to try a file: it declares to the embedded sandbox\n\
+         # only. Its columns are mapped on the page.\n\
+         [api]\nendpoint = \"sandbox\"\n\n[input]\namount_unit = \"{unit}\"\n"
+    );
+    let written = crate::outdir::create_private_folder(&folder).and_then(|()| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(folder.join(format!("{name}.toml")))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+    });
+    written.map_err(|_| UploadProblem::ProfileTaken {
+        name: name.to_owned(),
+    })
+}
+
+/// The profiles: every `*.toml` of `--config-dir`, and the sandbox
+/// profiles made on the page (a name IT uses wins), sorted by name.
 pub fn profiles(serve: &super::ServeSettings) -> Vec<Profile> {
-    let mut profiles: Vec<Profile> = std::fs::read_dir(&serve.config_dir)
+    let from_it: Vec<PathBuf> = toml_files(&serve.config_dir);
+    let it_names: Vec<String> = from_it
+        .iter()
+        .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    let made_here = toml_files(&page_profiles(&serve.data))
+        .into_iter()
+        .filter(|path| {
+            path.file_stem()
+                .is_some_and(|stem| !it_names.iter().any(|name| name.as_str() == stem))
+        });
+    let mut profiles: Vec<Profile> = from_it
+        .into_iter()
+        .map(|path| (path, false))
+        .chain(made_here.map(|path| (path, true)))
+        .filter_map(|(path, made_here)| {
+            let profile = profile_of(serve, path)?;
+            // One made on the page declares only to the sandbox.
+            (!made_here || profile.sandbox).then_some(profile)
+        })
+        .collect();
+    profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    profiles
+}
+
+/// The `*.toml` files of `folder`.
+fn toml_files(folder: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(folder)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-        .filter_map(|path| {
-            let mut settings = Settings::load_profile(&path, Overrides::default()).ok()?;
-            let name = path.file_stem()?.to_string_lossy().into_owned();
-            if settings
-                .endpoint()
-                .is_ok_and(|endpoint| endpoint.is_sandbox())
-            {
-                let ledger = sandbox_ledger(&serve.data, &name);
-                settings =
-                    Settings::load_profile(&path, Overrides::with_ledger(Some(ledger))).ok()?;
-                // Its sandbox remembers what it accepted, as Alipay+ does.
-                settings.sandbox_memory = Some(sandbox_memory(&serve.data, &name));
-            }
-            let (endpoint, sandbox, problem) = match settings.endpoint() {
-                Ok(endpoint) => (endpoint.name(), endpoint.is_sandbox(), None),
-                Err(problem) => (String::new(), false, Some(problem.to_string())),
-            };
-            Some(Profile {
-                name,
-                path,
-                settings,
-                endpoint,
-                sandbox,
-                problem,
-            })
-        })
-        .collect();
-    profiles.sort_by(|a, b| a.name.cmp(&b.name));
-    profiles
+        .collect()
+}
+
+/// The profile of one config file.
+fn profile_of(serve: &super::ServeSettings, path: PathBuf) -> Option<Profile> {
+    let mut settings = Settings::load_profile(&path, Overrides::default()).ok()?;
+    let name = path.file_stem()?.to_string_lossy().into_owned();
+    if settings
+        .endpoint()
+        .is_ok_and(|endpoint| endpoint.is_sandbox())
+    {
+        let ledger = sandbox_ledger(&serve.data, &name);
+        settings = Settings::load_profile(&path, Overrides::with_ledger(Some(ledger))).ok()?;
+        // Its sandbox remembers what it accepted, as Alipay+ does.
+        settings.sandbox_memory = Some(sandbox_memory(&serve.data, &name));
+    }
+    let (endpoint, sandbox, problem) = match settings.endpoint() {
+        Ok(endpoint) => (endpoint.name(), endpoint.is_sandbox(), None),
+        Err(problem) => (String::new(), false, Some(problem.to_string())),
+    };
+    Some(Profile {
+        name,
+        path,
+        settings,
+        endpoint,
+        sandbox,
+        problem,
+    })
 }
 
 /// Reads a job the server knows.

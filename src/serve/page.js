@@ -112,8 +112,19 @@ function languageLinks() {
   });
 }
 
+// Typing a new sandbox profile's name chooses "a new sandbox profile".
+function newProfile() {
+  const name = document.getElementById('new-profile');
+  const profile = document.getElementById('profile');
+  if (!name || !profile) return;
+  name.addEventListener('input', () => {
+    if (name.value.trim() !== '') profile.value = '';
+  });
+}
+
 document.addEventListener('DOMContentLoaded', () => {
   dropZone();
+  newProfile();
   progress();
   localTimes();
   languageLinks();

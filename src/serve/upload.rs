@@ -61,7 +61,9 @@ impl Drop for Leftover {
 
 /// What an upload's form gave.
 struct UploadForm {
+    /// Empty: a new sandbox profile, named by `new_profile`.
     profile: String,
+    new_profile: String,
     input: PathBuf,
     /// The file's name on the client, for `job.json`.
     input_name: String,
@@ -76,6 +78,7 @@ async fn read_upload_form(
 ) -> Result<UploadForm, (StatusCode, String)> {
     let refuse = |problem: UploadProblem| (StatusCode::BAD_REQUEST, problem.text(language));
     let mut profile = None;
+    let mut new_profile = None;
     let mut input: Option<(PathBuf, String)> = None;
     loop {
         let mut field = match multipart.next_field().await {
@@ -84,7 +87,11 @@ async fn read_upload_form(
             Err(error) => return Err((error.status(), error.body_text())),
         };
         match field.name() {
-            Some("profile") if profile.is_none() => {
+            Some(name @ ("profile" | "new_profile"))
+                if (name == "profile" && profile.is_none())
+                    || (name == "new_profile" && new_profile.is_none()) =>
+            {
+                let name = name.to_owned();
                 let mut text = Vec::new();
                 while let Some(chunk) = field
                     .chunk()
@@ -99,7 +106,11 @@ async fn read_upload_form(
                     }
                     text.extend_from_slice(&chunk);
                 }
-                profile = Some(String::from_utf8_lossy(&text).into_owned());
+                let text = String::from_utf8_lossy(&text).trim().to_owned();
+                match name.as_str() {
+                    "profile" => profile = Some(text),
+                    _ => new_profile = Some(text),
+                }
             }
             Some("file") if input.is_none() => {
                 // The client's name gives the kind of file, never a path.
@@ -135,12 +146,18 @@ async fn read_upload_form(
             }
         }
     }
+    let new_profile = new_profile.unwrap_or_default();
     match (profile, input) {
-        (Some(profile), Some((input, input_name))) => Ok(UploadForm {
-            profile,
-            input,
-            input_name,
-        }),
+        (Some(profile), Some((input, input_name)))
+            if !profile.is_empty() || !new_profile.is_empty() =>
+        {
+            Ok(UploadForm {
+                profile,
+                new_profile,
+                input,
+                input_name,
+            })
+        }
         _ => Err(refuse(UploadProblem::ChooseBoth)),
     }
 }
@@ -153,7 +170,27 @@ async fn take_upload(
     folder: &Path,
 ) -> Result<Response, (StatusCode, String)> {
     // The rows' messages in the language of the person who uploads.
-    let form = read_upload_form(multipart, folder, language).await?;
+    let mut form = read_upload_form(multipart, folder, language).await?;
+    if form.profile.is_empty() {
+        // A sandbox profile made for this file (its amounts' unit guessed
+        // from it); its columns are then mapped like any other's.
+        let name = form.new_profile.clone();
+        let input = form.input.clone();
+        let data = state.settings.data.clone();
+        let known: Vec<String> = profiles(&state.settings)
+            .into_iter()
+            .map(|profile| profile.name)
+            .collect();
+        let made = tokio::task::spawn_blocking(move || {
+            super::jobs::make_sandbox_profile(&data, &name, &known, &input)
+        })
+        .await
+        .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+        match made {
+            Ok(()) => form.profile = form.new_profile.clone(),
+            Err(problem) => return Err((StatusCode::BAD_REQUEST, problem.text(language))),
+        }
+    }
     let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == form.profile)

@@ -870,3 +870,86 @@ fn a_field_left_not_in_the_file_is_read_from_nowhere() {
         assert_eq!(count_in(&page, "rejected"), 0, "{page}");
     });
 }
+
+/// Uploads `bytes` for a new sandbox profile named `name`, in Chinese.
+async fn upload_new_profile(serve: &ServeProcess, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new()
+        .text("profile", "")
+        .text("new_profile", name.to_owned())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name("订单.csv"),
+        );
+    client()
+        .post(serve.url("/uploads"))
+        .header("Origin", serve.base.clone())
+        .header("Accept-Language", "zh-CN")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_new_sandbox_profile_is_made_from_the_page_for_a_file_and_mapped() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 3);
+    // No profile at all: the page still offers a sandbox profile to try.
+    std::fs::create_dir_all(work.path("profiles")).unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _ = payments;
+    runtime.block_on(async {
+        let home = get_text_in(&serve, "/", "zh-CN").await;
+        assert!(home.contains("id=\"no-profiles\""), "{home}");
+        assert!(home.contains("id=\"new-profile\""), "{home}");
+        // An ERP's Chinese headers, amounts in yuan.
+        let file = "支付单号,报关流水号,海关,商户备案号,商户名称,申报金额,是否拆单\n\
+                    P0,D0,ZONGSHU,M1,Shop,1.00,否\nP1,D1,ZONGSHU,M1,Shop,2.50,否\n";
+        let answer = upload_new_profile(&serve, "试用ERP", file.into()).await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        let job = location(&answer);
+        let profile =
+            std::fs::read_to_string(work.path("data/sandbox-profiles/试用ERP.toml")).unwrap();
+        assert!(profile.contains("endpoint = \"sandbox\""), "{profile}");
+        assert!(profile.contains("amount_unit = \"yuan\""), "{profile}");
+        // Its columns: init's guesses, for the clerk to confirm.
+        let answer = client().get(serve.url(&job)).send().await.unwrap();
+        assert_eq!(location(&answer), format!("{job}/columns"));
+        let page = get_text_in(&serve, &format!("{job}/columns"), "zh-CN").await;
+        assert!(
+            page.contains("<option value=\"0\" selected>支付单号</option>"),
+            "{page}"
+        );
+        assert!(!page.contains("id=\"columns-missing\""), "{page}");
+        let form = [
+            ("paymentRequestId", "0"),
+            ("customsDeclarationRequestId", "1"),
+            ("customs.customsCode", "2"),
+            ("merchantCustomsInfo.merchantCustomsCode", "3"),
+            ("merchantCustomsInfo.merchantCustomsName", "4"),
+            ("declarationAmount.value", "5"),
+            ("isSplit", "6"),
+        ];
+        post_form(&serve, &format!("{job}/columns"), &form).await;
+        let page = get_text_in(&serve, &job, "zh-CN").await;
+        assert_eq!(count_in(&page, "valid"), 2, "{page}");
+        assert!(page.contains("id=\"sandbox\""), "{page}");
+        declare(&serve, &job).await;
+        assert_eq!(wait_done(&serve, &job).await["S"], 2);
+        // Listed with the others now; its name cannot be taken twice.
+        let home = get_text_in(&serve, "/", "zh-CN").await;
+        assert!(home.contains("<option value=\"试用ERP\">"), "{home}");
+        let again = upload_new_profile(&serve, "试用erp", file.into()).await;
+        assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+        assert!(again.text().await.unwrap().contains("已存在"));
+        for bad in ["../etc", "a b", "", &"长".repeat(41)] {
+            let refused = upload_new_profile(&serve, bad, file.into()).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let made: Vec<_> = std::fs::read_dir(work.path("data/sandbox-profiles"))
+            .unwrap()
+            .collect();
+        assert_eq!(made.len(), 1, "{made:?}");
+    });
+}
