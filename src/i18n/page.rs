@@ -98,6 +98,13 @@ words! {
         still_missing: "Still missing (choose a column for each):", "尚未匹配（请为每项选择一列）：";
         chosen_twice: "One column is chosen for two fields:", "同一列被选给了两个字段：";
         use_columns: "Use these columns", "使用这些列";
+        sheet_not_declared: "A sheet could not be declared: open it to see why.", "有工作表未能申报：请打开该工作表查看原因。";
+        all_sheets: "All the order sheets, as one job (rows numbered per sheet)", "全部订单工作表，作为一个任务（行号按各工作表）";
+        sheets: "Sheets", "工作表";
+        sheet: "Sheet", "工作表";
+        part_of: "A sheet of", "所属任务";
+        open_sheet: "open", "打开";
+        all_sheets_declare: "all sheets", "全部工作表";
         new_sandbox_profile: "— a new sandbox profile, to try this file —", "— 新建沙箱配置，用此文件试用 —";
         new_profile_name: "Name of the new sandbox profile", "新沙箱配置的名称";
         header_twice_in_file: "The file has two columns with this header: rename one in the export (or in Excel) and upload it again:",

@@ -30,6 +30,10 @@ use crate::i18n::upload::UploadProblem;
 use crate::input::{CellEdits, EditRefused};
 use crate::run::validate::{KeptColumns, KeptRejection, kept_rejections};
 
+/// The sheet page's value for "all the order sheets, as one job": no
+/// sheet name can hold '*'.
+pub const ALL_SHEETS: &str = "*";
+
 /// The column chosen for each field (none: not in the file).
 type Chosen = Vec<(Field, Option<usize>)>;
 
@@ -54,12 +58,14 @@ fn unstarted(state: &Shared, id: &str, language: Language) -> Result<Unstarted, 
             job.folder.clone(),
             job.started(),
             job.valid_rows,
+            // Declared by its sheets: each is changed on its own page.
+            !job.parts.is_empty(),
         )
     });
-    let Some((profile_name, input, folder, started, valid_rows)) = found else {
+    let Some((profile_name, input, folder, started, valid_rows, grouped)) = found else {
         return Err(Box::new(no_such_job()));
     };
-    if started || folder.join("run.json").exists() {
+    if started || grouped || folder.join("run.json").exists() {
         let t = PageWords::of(language);
         return Err(Box::new(error_page_in(
             language,
@@ -275,6 +281,7 @@ pub async fn sheet_page(
         title: t.title,
         t,
         id: &id,
+        all: matches!(question, SheetQuestion::Several { .. }).then_some(ALL_SHEETS),
         pinned,
         sheets: question.sheets().to_vec(),
     })
@@ -297,6 +304,19 @@ pub async fn choose_sheet(
         Ok(target) => target,
         Err(page) => return *page,
     };
+    if form.sheet == ALL_SHEETS {
+        // Sheet names cannot hold '*': the choice of all order sheets.
+        let (input, settings) = (target.input.clone(), target.profile.settings.clone());
+        let question = checking(&state, move || job_input::sheet_question(&input, &settings)).await;
+        let Ok(Ok(Some(SheetQuestion::Several { sheets }))) = question else {
+            let t = PageWords::of(language);
+            return error_page_in(language, StatusCode::BAD_REQUEST, t.sheet_choose);
+        };
+        return match super::group::make_parts(&state, &id, sheets, language).await {
+            Ok(()) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+            Err(message) => error_page_in(language, StatusCode::UNPROCESSABLE_ENTITY, &message),
+        };
+    }
     let input = target.input.clone();
     let sheets = checking(&state, move || crate::input::xlsx_sheet_names(&input))
         .await

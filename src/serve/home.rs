@@ -26,6 +26,8 @@ pub async fn home(
         .lock()
         .expect("not poisoned")
         .iter()
+        // A sheet of a group is listed as its group.
+        .filter(|(_, job)| job.group.is_none())
         .map(|(id, job)| JobLine {
             id: id.clone(),
             profile: job.profile.clone(),

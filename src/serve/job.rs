@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::home::LangQuery;
 use super::jobs::{
-    Needs, ProfileClaim, RunEnd, SavedSummary, Stage, declared_before, no_such_job, profiles,
+    Job, Needs, ProfileClaim, RunEnd, SavedSummary, Stage, declared_before, no_such_job, profiles,
     with_job, with_job_mut,
 };
 use super::views::{JobPage, Outcome, error_page, error_page_in, files_in, rejected_rows, render};
@@ -42,9 +42,13 @@ pub async fn job_page(
             matches!(job.stage, Stage::Running { .. }),
             job.input_sha256.clone(),
             job.needs,
+            job.parts.clone(),
+            job.group.clone(),
         )
     });
-    let Some((profile_name, folder, valid_rows, started, running, sha256, needs)) = job else {
+    let Some((profile_name, folder, valid_rows, started, running, sha256, needs, parts, group)) =
+        job
+    else {
         return no_such_job();
     };
     // The page asks what it must know before it can check the file.
@@ -66,6 +70,9 @@ pub async fn job_page(
         declared_before(&state, &id, &profile, &folder, &sha256)
     };
     let t = PageWords::of(language);
+    if !parts.is_empty() {
+        return super::group::group_page(&state, &id, &profile, &parts, identical, language);
+    }
     let summary = SavedSummary::read(&folder);
     let outcomes = if summary.is_run() && !running {
         Outcome::of_codes(&summary.codes, language)
@@ -100,6 +107,7 @@ pub async fn job_page(
         sheet: summary.sheet.clone(),
         header_row: summary.header_row,
         files: files_in(&folder, &DOWNLOADS),
+        group,
     })
 }
 
@@ -110,7 +118,8 @@ pub struct DeclareForm {
     again: Option<String>,
 }
 
-/// Starts the run of a validated upload with the same engine as `run`.
+/// Starts the run of a validated upload with the same engine as `run`;
+/// a workbook declared sheet by sheet runs its sheets one after another.
 pub async fn declare(
     State(state): State<Shared>,
     UrlPath(id): UrlPath<String>,
@@ -122,10 +131,37 @@ pub async fn declare(
     if form.confirm.as_deref() != Some("yes") {
         return error_page_in(language, StatusCode::BAD_REQUEST, t.confirm_first);
     }
+    let again = form.again.as_deref() == Some("yes");
+    let parts = with_job(&state, &id, |job| (job.parts.clone(), job.group.clone()));
+    match parts {
+        None => no_such_job(),
+        // A sheet of a group is declared with the others.
+        Some((_, Some(group))) => Redirect::to(&format!("/jobs/{group}")).into_response(),
+        Some((parts, None)) if !parts.is_empty() => {
+            super::group::declare_sheets(state, id, parts, language, again).await
+        }
+        Some(_) => match launch(&state, &id, language, again).await {
+            Ok(_) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+            Err(page) => *page,
+        },
+    }
+}
+
+/// Starts the run of the job `id` (checks, profile claim, plan) and
+/// returns the task that ends with it; the page to show when it cannot
+/// start. `again`: the clerk knows the file was declared before.
+pub async fn launch(
+    state: &Shared,
+    id: &str,
+    language: Language,
+    again: bool,
+) -> Result<tokio::task::JoinHandle<()>, Box<Response>> {
+    let t = PageWords::of(language);
+    let refuse = |response: Response| Err(Box::new(response));
     // No change of the job's sheet, columns or corrections while its state
     // is read and its run prepared: it is declared as last checked.
-    let _editing = super::fixing::job_lock(&state, &id).await;
-    let job = with_job(&state, &id, |job| {
+    let _editing = super::fixing::job_lock(state, id).await;
+    let job = with_job(state, id, |job| {
         (
             job.profile.clone(),
             job.input.clone(),
@@ -136,40 +172,42 @@ pub async fn declare(
         )
     });
     let Some((profile_name, input, folder, started, sha256, needs)) = job else {
-        return no_such_job();
+        return refuse(no_such_job());
     };
     if started || needs.is_some() {
-        return Redirect::to(&format!("/jobs/{id}")).into_response();
+        return refuse(Redirect::to(&format!("/jobs/{id}")).into_response());
     }
 
     let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == profile_name)
     else {
-        return error_page(StatusCode::NOT_FOUND, "the profile is gone");
+        return refuse(error_page(StatusCode::NOT_FOUND, "the profile is gone"));
     };
-    if form.again.as_deref() != Some("yes")
-        && declared_before(&state, &id, &profile, &folder, &sha256).is_some()
-    {
-        return error_page_in(language, StatusCode::BAD_REQUEST, t.identical_confirm_first);
+    if !again && declared_before(state, id, &profile, &folder, &sha256).is_some() {
+        return refuse(error_page_in(
+            language,
+            StatusCode::BAD_REQUEST,
+            t.identical_confirm_first,
+        ));
     }
     if let Some(problem) = &profile.problem {
-        return error_page(
+        return refuse(error_page(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("the profile {} cannot declare: {problem}", profile.name),
-        );
+        ));
     }
     // Freed when the run ends, or at once when the request fails or the
     // client leaves before the run starts.
-    let Some(claim) = ProfileClaim::take(&state, &profile.name) else {
-        let running = running_job_of(&state, &profile.name)
+    let Some(claim) = ProfileClaim::take(state, &profile.name) else {
+        let running = running_job_of(state, &profile.name)
             .map(|job| format!(" /jobs/{job}"))
             .unwrap_or_default();
-        return error_page_in(
+        return refuse(error_page_in(
             language,
             StatusCode::CONFLICT,
             &format!("{} ({}){running}", t.profile_busy, profile.name),
-        );
+        ));
     };
     let options = RunOptions {
         input,
@@ -192,33 +230,39 @@ pub async fn declare(
             settings
         }
         Err(error) => {
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error:#}"));
+            return refuse(error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("{error:#}"),
+            ));
         }
     };
     let plan = match tokio::task::spawn_blocking(move || RunPlan::prepare(options, settings)).await
     {
         Ok(Ok(plan)) => plan,
         Ok(Err(error)) => {
-            return error_page(
+            return refuse(error_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &state.without_paths(&format!("{error:#}")),
-            );
+            ));
         }
         Err(error) => {
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+            return refuse(error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &error.to_string(),
+            ));
         }
     };
     let cancel = CancellationToken::new();
     let (progress_tx, progress_rx) = watch::channel(Progress::default());
-    if let Some(job) = state.jobs.lock().expect("not poisoned").get_mut(&id) {
+    if let Some(job) = state.jobs.lock().expect("not poisoned").get_mut(id) {
         job.stage = Stage::Running {
             progress: progress_rx.clone(),
             cancel: cancel.clone(),
         };
     }
-    let run_state = Arc::clone(&state);
-    let run_id = id.clone();
-    tokio::spawn(async move {
+    let run_state = Arc::clone(state);
+    let run_id = id.to_owned();
+    Ok(tokio::spawn(async move {
         let events: crate::run::Events = Arc::new(|event| match event {
             // The operator must hear that the run stopped writing.
             crate::run::RunEvent::WriteFailed { .. } => tracing::warn!("{event}"),
@@ -244,14 +288,13 @@ pub async fn declare(
             };
         }
         drop(claim);
-    });
-    Redirect::to(&format!("/jobs/{id}")).into_response()
+    }))
 }
 
 /// The run's progress, for the page's live view: figures against the job's
 /// valid rows, and the line to show in the page's language.
 #[derive(Debug, Default, serde::Serialize)]
-struct ProgressView {
+pub(super) struct ProgressView {
     started: bool,
     phase: &'static str,
     /// The job's valid rows.
@@ -265,6 +308,8 @@ struct ProgressView {
     failed: u64,
     #[serde(rename = "U")]
     unknown: u64,
+    /// Rows the run rejected itself (the ledger's refusals among them).
+    rejected: u64,
     /// Rows settled per second since the run began sending, and the
     /// seconds left at that pace.
     rate: Option<f64>,
@@ -328,6 +373,7 @@ impl ProgressView {
             success: written.success,
             failed: written.failed,
             unknown: written.unknown,
+            rejected: snapshot.rows.rejected,
             rate,
             eta_secs: left.map(|left| left.as_secs()),
             waiting_since,
@@ -367,6 +413,7 @@ impl ProgressView {
             success: summary.results.success,
             failed: summary.results.failed,
             unknown: summary.results.unknown,
+            rejected: summary.rows.rejected,
             done: true,
             exit_code: end.as_ref().ok().copied(),
             error: end.as_ref().err().cloned(),
@@ -390,10 +437,28 @@ pub async fn progress(
     Query(query): Query<LangQuery>,
 ) -> Response {
     let language = language_of(&headers, query.lang.as_deref());
-    let view = with_job(&state, &id, |job| {
+    let parts = with_job(&state, &id, |job| job.parts.clone());
+    let view = match parts {
+        Some(parts) if !parts.is_empty() => {
+            super::group::progress_of(&state, &id, &parts, language)
+        }
+        _ => with_job(&state, &id, |job| ProgressView::of_job(job, language)),
+    };
+    match view {
+        Some(view) => axum::Json(view).into_response(),
+        None => no_such_job(),
+    }
+}
+
+impl ProgressView {
+    /// Where a job's run is, as the page shows it.
+    pub(super) fn of_job(job: &Job, language: Language) -> ProgressView {
         let valid = job.valid_rows;
         match &job.stage {
-            Stage::Validated => ProgressView::default(),
+            Stage::Validated => ProgressView {
+                valid,
+                ..ProgressView::default()
+            },
             Stage::Running { progress, .. } => {
                 ProgressView::of(&progress.borrow(), valid, None, job.stopped, language)
             }
@@ -406,10 +471,58 @@ pub async fn progress(
                 progress: None,
             } => ProgressView::saved(&SavedSummary::read(&job.folder), end, language),
         }
-    });
-    match view {
-        Some(view) => axum::Json(view).into_response(),
-        None => no_such_job(),
+    }
+
+    /// The runs of a workbook's sheets as one: their figures added up, the
+    /// pace of the one declaring, and the group's end.
+    pub(super) fn sum(
+        parts: &[ProgressView],
+        end: Option<&RunEnd>,
+        stopped: bool,
+        language: Language,
+    ) -> ProgressView {
+        let add = |figure: fn(&ProgressView) -> u64| parts.iter().map(figure).sum::<u64>();
+        let (valid, settled) = (add(|p| p.valid), add(|p| p.settled));
+        let rate = parts.iter().filter(|p| !p.done).find_map(|p| p.rate);
+        let left = rate.map(|rate| {
+            std::time::Duration::from_secs_f64(valid.saturating_sub(settled) as f64 / rate)
+        });
+        let waiting_since = parts.iter().find_map(|p| p.waiting_since.clone());
+        let figures = RunFigures {
+            valid,
+            settled,
+            earlier: add(|p| p.earlier),
+            success: add(|p| p.success),
+            failed: add(|p| p.failed),
+            unknown: add(|p| p.unknown),
+            rejected: add(|p| p.rejected),
+            rate,
+            left,
+            waiting_since: waiting_since.clone(),
+            end: end.map(|end| end_words(end, stopped)),
+        };
+        ProgressView {
+            started: parts.iter().any(|p| p.started),
+            phase: if end.is_some() {
+                "finished"
+            } else {
+                "declaring"
+            },
+            valid,
+            settled,
+            earlier: figures.earlier,
+            success: figures.success,
+            failed: figures.failed,
+            unknown: figures.unknown,
+            rejected: figures.rejected,
+            rate,
+            eta_secs: left.map(|left| left.as_secs()),
+            waiting_since,
+            done: end.is_some(),
+            exit_code: end.and_then(|end| end.as_ref().ok().copied()),
+            error: end.and_then(|end| end.as_ref().err().cloned()),
+            text: progress_text(&figures, language),
+        }
     }
 }
 

@@ -49,6 +49,12 @@ pub struct Job {
     pub input_sha256: String,
     /// What the page must ask before the file can be checked.
     pub needs: Option<Needs>,
+    /// A workbook declared sheet by sheet as one job: its sheets' jobs, in
+    /// order (each checked, fixed and run on its own, rows numbered per
+    /// sheet); empty for a job of one sheet.
+    pub parts: Vec<String>,
+    /// The job this one is a sheet of.
+    pub group: Option<String>,
 }
 
 /// The file of a job's folder that keeps its rejected rows' reasons as
@@ -171,6 +177,15 @@ pub struct JobRecord {
     /// What the page must ask before the file can be checked.
     #[serde(default)]
     pub needs: Option<Needs>,
+    /// The jobs of its sheets, when it is declared sheet by sheet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+    /// The job it is a sheet of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The sheet it reads, as a part of a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
 }
 
 impl JobRecord {
@@ -232,8 +247,25 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
                 stopped: false,
                 input_sha256,
                 needs: record.needs,
+                parts: record.parts,
+                group: record.group,
             },
         );
+    }
+    // A group is where its sheets are.
+    let groups: Vec<(String, Vec<String>)> = known
+        .iter()
+        .filter(|(_, job)| !job.parts.is_empty())
+        .map(|(id, job)| (id.clone(), job.parts.clone()))
+        .collect();
+    for (id, parts) in groups {
+        let stage = {
+            let parts: Vec<&Job> = parts.iter().filter_map(|part| known.get(part)).collect();
+            super::group::stage_after_restart(&parts)
+        };
+        if let Some(group) = known.get_mut(&id) {
+            group.stage = stage;
+        }
     }
     known
 }
@@ -412,7 +444,9 @@ pub fn declared_before(
         let jobs = state.jobs.lock().expect("not poisoned");
         jobs.iter()
             .filter(|(other, job)| {
+                // A group's sheets are the same file as the group.
                 other.as_str() != id
+                    && job.group.as_deref() != Some(id)
                     && job.profile == profile.name
                     && job.input_sha256 == input_sha256
                     && job.declared_something()

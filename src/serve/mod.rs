@@ -27,6 +27,7 @@
 
 mod auth;
 mod fixing;
+mod group;
 mod home;
 mod job;
 mod job_input;

@@ -256,6 +256,9 @@ async fn take_upload(
         created_at: crate::report::timestamp(chrono::Local::now()),
         input_name: Some(form.input_name),
         needs,
+        parts: Vec::new(),
+        group: None,
+        sheet: None,
     };
     record
         .write(folder)
@@ -279,6 +282,8 @@ async fn take_upload(
             stopped: false,
             input_sha256: sha256,
             needs,
+            parts: Vec::new(),
+            group: None,
         },
     );
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())

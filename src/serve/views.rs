@@ -241,6 +241,8 @@ pub struct JobPage<'a> {
     pub sheet: Option<String>,
     pub header_row: u64,
     pub files: Vec<&'static str>,
+    /// The group it is a sheet of: declared from there.
+    pub group: Option<String>,
 }
 
 #[derive(Template)]
@@ -294,6 +296,35 @@ impl<'a> InquiredPage<'a> {
     }
 }
 
+/// One sheet of a group, on the group's page.
+pub struct PartLine {
+    pub id: String,
+    pub sheet: String,
+    pub valid: u64,
+    pub rejected: u64,
+    /// Where it is, in words.
+    pub state: String,
+    pub files: Vec<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "page/group.html")]
+pub struct GroupPage<'a> {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub t: &'static PageWords,
+    pub id: &'a str,
+    pub profile: &'a Profile,
+    pub parts: Vec<PartLine>,
+    pub valid_rows: u64,
+    pub rejected_count: u64,
+    pub started: bool,
+    pub running: bool,
+    /// Every sheet checked (none asks for its columns).
+    pub ready: bool,
+    pub identical: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "page/sheet.html")]
 pub struct SheetPage<'a> {
@@ -304,6 +335,8 @@ pub struct SheetPage<'a> {
     /// The profile's sheet the workbook does not have.
     pub pinned: Option<String>,
     pub sheets: Vec<String>,
+    /// The value that chooses all the order sheets, when several have them.
+    pub all: Option<&'static str>,
 }
 
 /// One field on the mapping page.
@@ -532,6 +565,7 @@ mod tests {
             sheet: Some("订单".to_owned()),
             header_row: 3,
             files: vec!["rejected.csv"],
+            group: None,
         }
         .render()
         .unwrap();
@@ -560,6 +594,7 @@ mod tests {
             sheet: None,
             header_row: 1,
             files: Vec::new(),
+            group: None,
         }
         .render()
         .unwrap();

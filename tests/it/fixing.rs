@@ -953,3 +953,78 @@ fn a_new_sandbox_profile_is_made_from_the_page_for_a_file_and_mapped() {
         assert_eq!(made.len(), 1, "{made:?}");
     });
 }
+
+#[test]
+fn all_order_sheets_are_declared_as_one_job_with_rows_numbered_per_sheet() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 10);
+    sandbox_profile(&work, &payments);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let job = runtime.block_on(async {
+        // P0-P2 on 一月, P3-P5 on 二月.
+        let bytes = workbook(&work, &["一月", "二月"], 3);
+        let job = location(&upload(&serve, "try", "orders.xlsx", bytes).await);
+        let page = get_text_in(&serve, &format!("{job}/sheet"), "zh-CN").await;
+        assert!(page.contains("id=\"all-sheets\""), "{page}");
+        let chosen = post_form(&serve, &format!("{job}/sheet"), &[("sheet", "*")]).await;
+        assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
+        let page = get_text_in(&serve, &job, "zh-CN").await;
+        assert_eq!(page.matches("class=\"sheet\"").count(), 2, "{page}");
+        assert!(
+            page.contains(">一月</a>") && page.contains(">二月</a>"),
+            "{page}"
+        );
+        assert_eq!(count_in(&page, "valid"), 6, "{page}");
+        // Each sheet has its own page, for its grid; declared from here.
+        let part = page
+            .split("class=\"sheet\"><td><a href=\"/jobs/")
+            .nth(2)
+            .and_then(|rest| rest.split('"').next())
+            .map(|id| format!("/jobs/{id}"))
+            .unwrap();
+        let part_page = get_text_in(&serve, &part, "zh-CN").await;
+        assert!(part_page.contains("id=\"part-of\""), "{part_page}");
+        assert!(!part_page.contains("id=\"declare-form\""), "{part_page}");
+        // The home page lists the workbook once.
+        let home = get_text_in(&serve, "/", "zh-CN").await;
+        assert_eq!(home.matches("<a href=\"/jobs/").count(), 1, "{home}");
+
+        assert_eq!(declare(&serve, &job).await.status(), StatusCode::SEE_OTHER);
+        let done = wait_done(&serve, &job).await;
+        assert_eq!(done["valid"], 6, "{done}");
+        assert_eq!(done["S"], 6, "{done}");
+        let page = get_text_in(&serve, &job, "zh-CN").await;
+        // Each sheet's results, its rows numbered as on its sheet.
+        let mut results = Vec::new();
+        let parts: Vec<String> = page
+            .split("class=\"sheet\"><td><a href=\"/jobs/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(parts.len(), 2, "{page}");
+        for id in parts {
+            let text = client()
+                .get(serve.url(&format!("/jobs/{id}/files/results.csv")))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            results.push(text);
+        }
+        assert!(results[0].contains("\n2,P0,D0,") && results[0].contains("\n4,P2,D2,"));
+        assert!(results[1].contains("\n2,P3,D3,") && results[1].contains("\n4,P5,D5,"));
+        job
+    });
+    // A restart knows the group and that it is finished.
+    drop(serve);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    runtime.block_on(async {
+        let done = wait_done(&serve, &job).await;
+        assert_eq!(done["S"], 6, "{done}");
+        let page = get_text_in(&serve, &job, "zh-CN").await;
+        assert!(!page.contains("id=\"declare-form\""), "{page}");
+    });
+}
