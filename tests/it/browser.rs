@@ -551,6 +551,9 @@ fn a_chinese_clerk_maps_fixes_declares_and_reads_back_results_in_chromium() {
             let done = browser.find(Locator::Id("progress")).await?.text().await?;
             assert!(done.starts_with("完成：60 行已申报"), "{done}");
             screenshot(&browser, "zh-done.png").await;
+            browser.set_window_size(390, 844).await?;
+            assert!(!scrolls_sideways(&browser).await?, "the finished job");
+            browser.set_window_size(1200, 1000).await?;
 
             // results.xlsx downloaded and read back: every row, IDs as text.
             browser.find(Locator::LinkText("results.xlsx")).await?.click().await?;

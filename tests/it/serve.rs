@@ -480,6 +480,24 @@ fn one_run_per_profile_at_a_time() {
         let busy = declare_again(&serve, &second).await;
         assert_eq!(busy.status(), StatusCode::CONFLICT);
         assert!(busy.text().await.unwrap().contains("slow"));
+        // Said in the clerk's language, with the running job to follow.
+        let busy_zh = client()
+            .post(serve.url(&format!("{second}/declare")))
+            .header("Origin", serve.base.clone())
+            .header("Accept-Language", "zh-CN")
+            .form(&[("confirm", "yes"), ("again", "yes")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(busy_zh.status(), StatusCode::CONFLICT);
+        let text = busy_zh.text().await.unwrap();
+        assert!(text.contains("该配置正在申报中"), "{text}");
+        assert!(text.contains(&first), "{text}");
+        // Declare pressed again in a second tab of the running job: the
+        // page of the run, not an error.
+        let again = declare_again(&serve, &first).await;
+        assert_eq!(again.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&again), first);
         let done = wait_done(&serve, &first).await;
         assert_eq!(done["exit_code"], 0, "{done}");
         // Free again once the first is done.
