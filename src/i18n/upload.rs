@@ -21,6 +21,13 @@ pub enum UploadProblem {
     ChooseBoth,
     /// The file could not be read or its columns not found: the reason.
     CannotRead { name: String, reason: String },
+    /// A header the profile reads that the file has in two columns.
+    HeaderTwice {
+        name: String,
+        header: String,
+        first: usize,
+        second: usize,
+    },
     /// A new sandbox profile's name that cannot be used.
     ProfileName { name: String },
     /// A new sandbox profile's name already taken.
@@ -94,6 +101,30 @@ impl UploadProblem {
             (UploadProblem::CannotRead { name, reason }, Language::ZhCn) => {
                 format!("无法读取“{name}”：{reason}")
             }
+            (
+                UploadProblem::HeaderTwice {
+                    name,
+                    header,
+                    first,
+                    second,
+                },
+                Language::En,
+            ) => format!(
+                "“{name}” has the header “{header}” in two columns ({first} and {second}): \
+                 rename one of them in the export (or in Excel) and upload it again."
+            ),
+            (
+                UploadProblem::HeaderTwice {
+                    name,
+                    header,
+                    first,
+                    second,
+                },
+                Language::ZhCn,
+            ) => format!(
+                "“{name}”中有两列的列标题都是“{header}”（第 {first} 列和第 {second} 列）：\
+                 请在导出文件（或 Excel）中重命名其中一列后重新上传。"
+            ),
             (UploadProblem::ProfileName { name }, Language::En) => {
                 format!("“{name}” cannot name a profile: use 1 to 40 letters, digits, - or _.")
             }
@@ -142,6 +173,12 @@ mod tests {
             UploadProblem::OneAtATime,
             UploadProblem::ChooseBoth,
             UploadProblem::ProfileName { name: "a b".into() },
+            UploadProblem::HeaderTwice {
+                name: "o.csv".into(),
+                header: "海关".into(),
+                first: 3,
+                second: 8,
+            },
             UploadProblem::ProfileTaken {
                 name: "shop".into(),
             },

@@ -291,6 +291,20 @@ async fn take_upload(
 
 /// Why a file cannot be read, without the server's name for it.
 pub fn cannot_read(error: &anyhow::Error, input: &Path, name: String) -> UploadProblem {
+    if let Some(crate::validate::MappingError::DuplicateHeader {
+        header,
+        first,
+        second,
+        ..
+    }) = error.downcast_ref()
+    {
+        return UploadProblem::HeaderTwice {
+            name,
+            header: header.clone(),
+            first: *first,
+            second: *second,
+        };
+    }
     let reason = format!("{error:#}").replace(&input.display().to_string(), "");
     let reason = reason.trim_start_matches([':', ' ']).to_owned();
     UploadProblem::CannotRead { name, reason }

@@ -1028,3 +1028,30 @@ fn all_order_sheets_are_declared_as_one_job_with_rows_numbered_per_sheet() {
         assert!(!page.contains("id=\"declare-form\""), "{page}");
     });
 }
+
+#[test]
+fn a_profile_header_twice_in_the_file_is_said_in_the_clerks_language() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 1);
+    sandbox_profile(&work, &payments);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let file = "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,customs.customsCode\nP0,D0,ZONGSHU,M1,Shop,100,false,X\n";
+        let answer = crate::serve::upload_request(&serve, "try", "twice.csv", file.into())
+            .header("Accept-Language", "zh-CN")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = answer.text().await.unwrap();
+        assert!(
+            page.contains("两列的列标题都是“customs.customsCode”"),
+            "{page}"
+        );
+        assert!(page.contains("第 3 列和第 8 列"), "{page}");
+        assert!(!page.contains("rename"), "{page}");
+    });
+}
