@@ -98,6 +98,8 @@ words! {
         still_missing: "Still missing (choose a column for each):", "尚未匹配（请为每项选择一列）：";
         chosen_twice: "One column is chosen for two fields:", "同一列被选给了两个字段：";
         use_columns: "Use these columns", "使用这些列";
+        sheet_fixed: "This is one sheet of a workbook declared sheet by sheet: its sheet cannot be changed.",
+            "这是按工作表申报的工作簿中的一个工作表，不能更换工作表。";
         sheet_not_declared: "A sheet could not be declared: open it to see why.", "有工作表未能申报：请打开该工作表查看原因。";
         all_sheets: "All the order sheets, as one job (rows numbered per sheet)", "全部订单工作表，作为一个任务（行号按各工作表）";
         sheets: "Sheets", "工作表";

@@ -263,23 +263,38 @@ impl Ledger {
     }
 
     /// When a run of this scope first read an input with this SHA-256,
-    /// other than the run into `except` (an out folder): the same file
+    /// other than the runs into `except` (out folders): the same file
     /// declared before, from the page or the command line.
     pub fn first_run_of_input(
         &self,
         input_sha256: &str,
-        except: &Path,
+        except: &[&Path],
     ) -> Result<Option<String>, LedgerError> {
         let scope = self.scope;
-        let except = std::fs::canonicalize(except).unwrap_or_else(|_| except.to_owned());
-        self.with(|c| {
-            c.query_row(
-                "SELECT min(started_at) FROM runs
-                 WHERE scope_id = ?1 AND input_sha256 = ?2 AND out_dir <> ?3",
-                params![scope, input_sha256, except.display().to_string()],
-                |row| row.get(0),
-            )
-        })
+        let except: Vec<String> = except
+            .iter()
+            .map(|folder| {
+                std::fs::canonicalize(folder)
+                    .unwrap_or_else(|_| folder.to_path_buf())
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let runs: Vec<(String, String)> = self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT started_at, out_dir FROM runs WHERE scope_id = ?1 AND input_sha256 = ?2",
+            )?;
+            let rows = statement.query_map(params![scope, input_sha256], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+            rows.collect()
+        })?;
+        // Started at is RFC 3339 in one zone: the text orders as the time.
+        Ok(runs
+            .into_iter()
+            .filter(|(_, out_dir)| !except.contains(out_dir))
+            .map(|(started_at, _)| started_at)
+            .min())
     }
 
     /// Compacts the file (SQLite's VACUUM) and empties its write-ahead log.

@@ -405,31 +405,32 @@ impl Sandbox {
             ),
             Ok(request) => {
                 let mut books = self.books();
-                // Kept only when it changes the books: a new declaration,
-                // or a retransmission's.
-                let remembered = self.memory.as_ref().and_then(|_| {
-                    let known = books.ledger.get(&request.customs_declaration_request_id);
-                    (known.map(|declaration| &declaration.request) != Some(&request))
-                        .then(|| request.clone())
-                });
+                let id = request.customs_declaration_request_id.clone();
+                let before = self
+                    .memory
+                    .as_ref()
+                    .and_then(|_| books.ledger.get(&id).map(|known| known.request.clone()));
                 let response = books.ledger.declare(
                     request,
                     &self.settings.payments,
                     Instant::now(),
                     self.settings.retransmit_window,
                 );
-                if let (Some(request), Some(memory)) = (remembered, &self.memory)
+                // Kept only when it changed the books: a new declaration,
+                // or a retransmission's (an identical resend changes
+                // nothing, digested or not).
+                let changed = books
+                    .ledger
+                    .get(&id)
+                    .filter(|known| Some(&known.request) != before.as_ref());
+                if let (Some(declaration), Some(memory)) = (changed, &self.memory)
                     && response.result.result_status == "S"
                 {
-                    let accepted_at = books
-                        .ledger
-                        .get(&request.customs_declaration_request_id)
-                        .map_or_else(chrono::Utc::now, |declaration| declaration.accepted_at);
                     let mut memory = memory.lock().expect("not poisoned");
                     let line = Remembered {
-                        request: memory.key.digested(&request),
+                        request: memory.key.digested(&declaration.request),
                         response: response.clone(),
-                        accepted_at,
+                        accepted_at: declaration.accepted_at,
                     };
                     let mut text = serde_json::to_vec(&line).expect("requests serialise");
                     text.push(b'\n');
@@ -439,6 +440,12 @@ impl Sandbox {
                         if let Err(error) = memory.file.write_all(&text) {
                             tracing::warn!("the sandbox cannot remember a declaration: {error}");
                         }
+                    } else if memory.lines == MAX_REMEMBERED {
+                        memory.lines += 1;
+                        tracing::warn!(
+                            "the sandbox remembers {MAX_REMEMBERED} declarations at most: later \
+                             ones are forgotten when it stops"
+                        );
                     }
                 }
                 drop(books);

@@ -43,6 +43,8 @@ const GRID_PAGE_ROWS: usize = 50;
 /// What the handlers need of a job that has not been declared.
 struct Unstarted {
     profile: Profile,
+    /// The workbook it is a sheet of.
+    group: Option<String>,
     input: PathBuf,
     /// The job's folder (its run folder is `out` inside).
     job: PathBuf,
@@ -60,12 +62,20 @@ fn unstarted(state: &Shared, id: &str, language: Language) -> Result<Unstarted, 
             job.valid_rows,
             // Declared by its sheets: each is changed on its own page.
             !job.parts.is_empty(),
+            job.group.clone(),
         )
     });
-    let Some((profile_name, input, folder, started, valid_rows, grouped)) = found else {
+    let Some((profile_name, input, folder, started, valid_rows, grouped, group)) = found else {
         return Err(Box::new(no_such_job()));
     };
-    if started || grouped || folder.join("run.json").exists() {
+    // A sheet of a workbook being declared waits for its turn unchanged.
+    let group_running = group.as_deref().is_some_and(|group| {
+        with_job(state, group, |job| {
+            matches!(job.stage, Stage::Running { .. })
+        })
+        .unwrap_or(false)
+    });
+    if started || grouped || group_running || folder.join("run.json").exists() {
         let t = PageWords::of(language);
         return Err(Box::new(error_page_in(
             language,
@@ -86,6 +96,7 @@ fn unstarted(state: &Shared, id: &str, language: Language) -> Result<Unstarted, 
     let job = folder.parent().unwrap_or(&folder).to_owned();
     Ok(Unstarted {
         profile,
+        group,
         input,
         job,
         valid_rows,
@@ -195,7 +206,11 @@ async fn recheck(
 ) -> Result<(), String> {
     let mut settings = target.profile.settings.clone();
     settings.language = language;
-    let mappings = job_input::mappings_file(&state.settings.data, &target.profile.name);
+    let mappings = job_input::mappings_file(
+        &state.settings.data,
+        &target.profile.name,
+        &target.profile.settings,
+    );
     let (job, input) = (target.job.clone(), target.input.clone());
     let checked = checking(state, move || {
         job_input::check_upload(&job, &input, &settings, &mappings)
@@ -304,6 +319,10 @@ pub async fn choose_sheet(
         Ok(target) => target,
         Err(page) => return *page,
     };
+    if target.group.is_some() {
+        let t = PageWords::of(language);
+        return error_page_in(language, StatusCode::BAD_REQUEST, t.sheet_fixed);
+    }
     if form.sheet == ALL_SHEETS {
         // Sheet names cannot hold '*': the choice of all order sheets.
         let (input, settings) = (target.input.clone(), target.profile.settings.clone());
@@ -559,7 +578,11 @@ pub async fn map_columns(
         return page;
     }
     // Remembered once the file was checked with it.
-    let mappings = job_input::mappings_file(&state.settings.data, &target.profile.name);
+    let mappings = job_input::mappings_file(
+        &state.settings.data,
+        &target.profile.name,
+        &target.profile.settings,
+    );
     if let Err(error) = job_input::remember_mapping(&mappings, &probe.headers, &columns) {
         tracing::warn!("{}", state.without_paths(&format!("{error:#}")));
     }

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::job::{ProgressView, launch};
 use super::job_input::{self, JobChoices, UploadCheck};
 use super::jobs::{
-    Job, JobRecord, JobState, RunEnd, Stage, declared_before, no_such_job, profiles, with_job,
-    with_job_mut,
+    Job, JobRecord, JobState, ProfileClaim, RunEnd, Stage, declared_before, no_such_job, profiles,
+    with_job, with_job_mut,
 };
 use super::views::{GroupPage, JobLine, PartLine, error_page_in, files_in, render};
 use super::{Shared, create_private_dir, new_id};
@@ -53,12 +53,57 @@ pub async fn make_parts(
     let mut record = JobRecord::read(&job).ok_or("the upload's record is gone")?;
     let name = record.input_name.clone().unwrap_or_default();
     let mut parts = Vec::new();
+    let made = make_each(
+        state,
+        id,
+        &sheets,
+        &profile,
+        &input,
+        &created_at,
+        &name,
+        language,
+        &mut parts,
+    )
+    .await;
+    if let Err(message) = made {
+        // Nothing half made is left: the sheets made so far go.
+        let mut jobs = state.jobs.lock().expect("not poisoned");
+        for part in &parts {
+            jobs.remove(part);
+            let _ = std::fs::remove_dir_all(state.settings.data.join("jobs").join(part));
+        }
+        return Err(message);
+    }
+    record.needs = None;
+    record.parts = parts.clone();
+    record.write(&job).map_err(|error| error.to_string())?;
+    with_job_mut(state, id, |job| {
+        job.needs = None;
+        job.parts = parts;
+    });
+    Ok(())
+}
+
+/// Makes and checks the part of each sheet, adding each to `parts` as it
+/// is made.
+#[allow(clippy::too_many_arguments)]
+async fn make_each(
+    state: &Shared,
+    id: &str,
+    sheets: &[String],
+    profile: &super::jobs::Profile,
+    input: &Path,
+    created_at: &str,
+    name: &str,
+    language: Language,
+    parts: &mut Vec<String>,
+) -> Result<(), String> {
     for sheet in sheets {
         let part = new_id();
         let part_folder = state.settings.data.join("jobs").join(&part);
         let part_input = part_folder.join(input.file_name().unwrap_or_default());
         let made = create_private_dir(&part_folder)
-            .and_then(|()| Ok(link_or_copy(&input, &part_input)?))
+            .and_then(|()| Ok(link_or_copy(input, &part_input)?))
             .and_then(|()| {
                 JobChoices {
                     sheet: Some(sheet.clone()),
@@ -71,7 +116,8 @@ pub async fn make_parts(
         }
         let mut settings = profile.settings.clone();
         settings.language = language;
-        let mappings = job_input::mappings_file(&state.settings.data, &profile.name);
+        let mappings =
+            job_input::mappings_file(&state.settings.data, &profile.name, &profile.settings);
         let (check_folder, check_input) = (part_folder.clone(), part_input.clone());
         let permit = Arc::clone(&state.validations)
             .acquire_owned()
@@ -88,13 +134,13 @@ pub async fn make_parts(
             Ok(UploadCheck::Checked(summary)) => (None, Some(summary)),
             Ok(UploadCheck::HeaderOnly { .. }) => (None, None),
             Err(error) => {
-                let problem = super::upload::cannot_read(&error, &part_input, name.clone());
+                let problem = super::upload::cannot_read(&error, &part_input, name.to_owned());
                 return Err(state.without_paths(&problem.text(language)));
             }
         };
         let part_record = JobRecord {
             profile: profile.name.clone(),
-            created_at: created_at.clone(),
+            created_at: created_at.to_owned(),
             input_name: Some(format!("{name} «{sheet}»")),
             needs,
             parts: Vec::new(),
@@ -111,7 +157,7 @@ pub async fn make_parts(
                 input: part_input,
                 folder: part_folder.join("out"),
                 valid_rows: summary.as_ref().map_or(0, |summary| summary.rows.valid),
-                created_at: created_at.clone(),
+                created_at: created_at.to_owned(),
                 stage: Stage::Validated,
                 stopped: false,
                 input_sha256: summary.map_or_else(String::new, |summary| summary.input_sha256),
@@ -122,13 +168,6 @@ pub async fn make_parts(
         );
         parts.push(part);
     }
-    record.needs = None;
-    record.parts = parts.clone();
-    record.write(&job).map_err(|error| error.to_string())?;
-    with_job_mut(state, id, |job| {
-        job.needs = None;
-        job.parts = parts;
-    });
     Ok(())
 }
 
@@ -176,6 +215,12 @@ pub async fn declare_sheets(
     {
         return error_page_in(language, StatusCode::BAD_REQUEST, t.identical_confirm_first);
     }
+    // One claim of the profile for all the sheets: no other run slips in
+    // between two of them.
+    let Some(claim) = ProfileClaim::take(&state, &profile_name) else {
+        return super::job::profile_busy(&state, &profile_name, language);
+    };
+    let claim = Arc::new(claim);
     let cancel = CancellationToken::new();
     // The group's own line is never written: its progress is its parts'.
     let (_, progress) = watch::channel(Progress::default());
@@ -183,6 +228,7 @@ pub async fn declare_sheets(
         if job.started() {
             return false;
         }
+        job.stopped = false;
         job.stage = Stage::Running {
             progress,
             cancel: cancel.clone(),
@@ -197,19 +243,24 @@ pub async fn declare_sheets(
     tokio::spawn(async move {
         let state = runner_state;
         let mut end: RunEnd = Ok(crate::exit::SUCCESS);
+        let mut all_ran = true;
         for part in &parts {
             if cancel.is_cancelled() {
+                all_ran = false;
                 break;
             }
-            // A sheet declared before a restart is not declared again.
+            // A sheet declared before (a restart, a stop) is not declared
+            // again.
             if let Some(JobState::Finished(code)) = with_job(&state, part, Job::state) {
                 end = worse(end, Ok(code));
                 continue;
             }
-            let mut run = match launch(&state, part, language, true).await {
+            let mut run = match launch(&state, part, language, true, Some(Arc::clone(&claim))).await
+            {
                 Ok(run) => run,
                 Err(_) => {
                     end = worse(end, Err(t.sheet_not_declared.to_owned()));
+                    all_ran = false;
                     break;
                 }
             };
@@ -231,25 +282,35 @@ pub async fn declare_sheets(
             });
             end = worse(end, part_end.unwrap_or(Ok(crate::exit::UNFINISHED)));
         }
-        if cancel.is_cancelled() {
-            end = worse(end, Ok(crate::exit::UNFINISHED));
-        }
+        drop(claim);
         with_job_mut(&state, &group, |job| {
             job.stopped = cancel.is_cancelled();
-            job.stage = Stage::Finished {
-                end,
-                progress: None,
+            // Sheets left (a stop, a sheet that could not start): the
+            // group can be declared again for them.
+            job.stage = match all_ran && !cancel.is_cancelled() {
+                true => Stage::Finished {
+                    end,
+                    progress: None,
+                },
+                false => Stage::Validated,
             };
         });
     });
     Redirect::to(&format!("/jobs/{id}")).into_response()
 }
 
-/// The worse of two ends: an error, else the higher exit code.
+/// The worse of two ends: an error, else the exit code that says more is
+/// wrong (a fatal end, rows left, rows failed, all declared).
 fn worse(a: RunEnd, b: RunEnd) -> RunEnd {
+    let rank = |code: u8| match code {
+        crate::exit::SUCCESS => 0,
+        crate::exit::SOME_FAILED => 1,
+        crate::exit::UNFINISHED => 2,
+        _ => 3,
+    };
     match (a, b) {
         (Err(error), _) | (_, Err(error)) => Err(error),
-        (Ok(a), Ok(b)) => Ok(a.max(b)),
+        (Ok(a), Ok(b)) => Ok(if rank(b) > rank(a) { b } else { a }),
     }
 }
 
@@ -271,7 +332,14 @@ pub fn progress_of(
         Stage::Finished { end, .. } => Some(end),
         _ => None,
     };
-    Some(ProgressView::sum(&views, end, group.stopped, language))
+    let running = matches!(group.stage, Stage::Running { .. });
+    Some(ProgressView::sum(
+        &views,
+        running,
+        end,
+        group.stopped,
+        language,
+    ))
 }
 
 /// The stage of a group read back after a restart: finished when every

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
+use super::jobs::JobState;
 use super::jobs::{ledger_runs, profiles};
 use super::views::{HomePage, JobLine, PastRuns, STYLE, render};
 use super::{Shared, language_of};
@@ -21,20 +22,30 @@ pub async fn home(
     Query(query): Query<LangQuery>,
 ) -> Response {
     let language = language_of(&headers, query.lang.as_deref());
-    let mut jobs: Vec<JobLine> = state
-        .jobs
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        // A sheet of a group is listed as its group.
-        .filter(|(_, job)| job.group.is_none())
-        .map(|(id, job)| JobLine {
-            id: id.clone(),
-            profile: job.profile.clone(),
-            created_at: job.created_at.clone(),
-            state: job.state(),
-        })
-        .collect();
+    let mut jobs: Vec<JobLine> = {
+        let all = state.jobs.lock().expect("not poisoned");
+        all.iter()
+            // A sheet of a group is listed as its group.
+            .filter(|(_, job)| job.group.is_none())
+            .map(|(id, job)| {
+                // A workbook whose sheets were partly declared can be
+                // declared again for the rest.
+                let partly = job.parts.iter().any(|part| {
+                    all.get(part)
+                        .is_some_and(|part| part.state() != JobState::Validated)
+                });
+                JobLine {
+                    id: id.clone(),
+                    profile: job.profile.clone(),
+                    created_at: job.created_at.clone(),
+                    state: match job.state() {
+                        JobState::Validated if partly => JobState::Interrupted,
+                        state => state,
+                    },
+                }
+            })
+            .collect()
+    };
     jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let profiles = profiles(&state.settings);
     let past_runs = profiles

@@ -140,7 +140,7 @@ pub async fn declare(
         Some((parts, None)) if !parts.is_empty() => {
             super::group::declare_sheets(state, id, parts, language, again).await
         }
-        Some(_) => match launch(&state, &id, language, again).await {
+        Some(_) => match launch(&state, &id, language, again, None).await {
             Ok(_) => Redirect::to(&format!("/jobs/{id}")).into_response(),
             Err(page) => *page,
         },
@@ -149,12 +149,15 @@ pub async fn declare(
 
 /// Starts the run of the job `id` (checks, profile claim, plan) and
 /// returns the task that ends with it; the page to show when it cannot
-/// start. `again`: the clerk knows the file was declared before.
+/// start. `again`: the clerk knows the file was declared before. `held`:
+/// the profile's claim, when the caller (a group's runner) holds it for
+/// all its sheets.
 pub async fn launch(
     state: &Shared,
     id: &str,
     language: Language,
     again: bool,
+    held: Option<Arc<ProfileClaim>>,
 ) -> Result<tokio::task::JoinHandle<()>, Box<Response>> {
     let t = PageWords::of(language);
     let refuse = |response: Response| Err(Box::new(response));
@@ -169,12 +172,14 @@ pub async fn launch(
             job.started(),
             job.input_sha256.clone(),
             job.needs,
+            // Made a group while this request waited for the lock.
+            !job.parts.is_empty(),
         )
     });
-    let Some((profile_name, input, folder, started, sha256, needs)) = job else {
+    let Some((profile_name, input, folder, started, sha256, needs, grouped)) = job else {
         return refuse(no_such_job());
     };
-    if started || needs.is_some() {
+    if started || needs.is_some() || grouped {
         return refuse(Redirect::to(&format!("/jobs/{id}")).into_response());
     }
 
@@ -199,15 +204,12 @@ pub async fn launch(
     }
     // Freed when the run ends, or at once when the request fails or the
     // client leaves before the run starts.
-    let Some(claim) = ProfileClaim::take(state, &profile.name) else {
-        let running = running_job_of(state, &profile.name)
-            .map(|job| format!(" /jobs/{job}"))
-            .unwrap_or_default();
-        return refuse(error_page_in(
-            language,
-            StatusCode::CONFLICT,
-            &format!("{} ({}){running}", t.profile_busy, profile.name),
-        ));
+    let claim = match held {
+        Some(claim) => claim,
+        None => match ProfileClaim::take(state, &profile.name) {
+            Some(claim) => Arc::new(claim),
+            None => return refuse(profile_busy(state, &profile.name, language)),
+        },
     };
     let options = RunOptions {
         input,
@@ -457,6 +459,7 @@ impl ProgressView {
         match &job.stage {
             Stage::Validated => ProgressView {
                 valid,
+                rejected: SavedSummary::read(&job.folder).rows.rejected,
                 ..ProgressView::default()
             },
             Stage::Running { progress, .. } => {
@@ -477,6 +480,7 @@ impl ProgressView {
     /// pace of the one declaring, and the group's end.
     pub(super) fn sum(
         parts: &[ProgressView],
+        running: bool,
         end: Option<&RunEnd>,
         stopped: bool,
         language: Language,
@@ -502,7 +506,7 @@ impl ProgressView {
             end: end.map(|end| end_words(end, stopped)),
         };
         ProgressView {
-            started: parts.iter().any(|p| p.started),
+            started: running || end.is_some() || parts.iter().any(|p| p.started),
             phase: if end.is_some() {
                 "finished"
             } else {
@@ -531,6 +535,19 @@ fn folder_of_job(out: &Path) -> std::path::PathBuf {
     out.parent().unwrap_or(out).to_owned()
 }
 
+/// The page that says a run of `profile` is going on, and where.
+pub fn profile_busy(state: &Shared, profile: &str, language: Language) -> Response {
+    let t = PageWords::of(language);
+    let running = running_job_of(state, profile)
+        .map(|job| format!(" /jobs/{job}"))
+        .unwrap_or_default();
+    error_page_in(
+        language,
+        StatusCode::CONFLICT,
+        &format!("{} ({profile}){running}", t.profile_busy),
+    )
+}
+
 /// The job whose run of `profile` is going on.
 fn running_job_of(state: &Shared, profile: &str) -> Option<String> {
     let jobs = state.jobs.lock().expect("not poisoned");
@@ -548,9 +565,19 @@ pub async fn stop(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> 
             cancel.cancel();
             job.stopped = true;
         }
+        job.group.clone()
     });
+    // A sheet stopped on its own page stops its workbook's other sheets.
+    if let Some(Some(group)) = &stopped {
+        with_job_mut(&state, group, |job| {
+            if let Stage::Running { cancel, .. } = &job.stage {
+                cancel.cancel();
+                job.stopped = true;
+            }
+        });
+    }
     match stopped {
-        Some(()) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+        Some(_) => Redirect::to(&format!("/jobs/{id}")).into_response(),
         None => no_such_job(),
     }
 }

@@ -144,7 +144,11 @@ pub fn check_upload(
     let mut choices = JobChoices::read(job);
     let settings = job_settings(profile, job)?;
     match sheet_question(input, &settings)? {
-        Some(SheetQuestion::Several { .. } | SheetQuestion::Missing { .. }) => {
+        Some(
+            SheetQuestion::Several { .. }
+            | SheetQuestion::Missing { .. }
+            | SheetQuestion::Unexamined { .. },
+        ) => {
             return Ok(UploadCheck::Needs(Needs::Sheet));
         }
         Some(SheetQuestion::OnlyOne(sheet)) => {
@@ -236,8 +240,10 @@ pub fn needs_columns(input: &Path, settings: &Settings) -> bool {
 pub enum SheetQuestion {
     /// The profile names a sheet the workbook does not have.
     Missing { pinned: String, sheets: Vec<String> },
-    /// Several sheets have a header row: the clerk says which.
+    /// Several sheets have a header row: the clerk says which (or all).
     Several { sheets: Vec<String> },
+    /// More sheets than are looked into: the clerk says which one.
+    Unexamined { sheets: Vec<String> },
     /// One sheet has a header row: it is read.
     OnlyOne(String),
 }
@@ -246,7 +252,9 @@ impl SheetQuestion {
     /// The sheets to choose from.
     pub fn sheets(&self) -> &[String] {
         match self {
-            SheetQuestion::Missing { sheets, .. } | SheetQuestion::Several { sheets } => sheets,
+            SheetQuestion::Missing { sheets, .. }
+            | SheetQuestion::Several { sheets }
+            | SheetQuestion::Unexamined { sheets } => sheets,
             SheetQuestion::OnlyOne(sheet) => std::slice::from_ref(sheet),
         }
     }
@@ -274,7 +282,7 @@ pub fn sheet_question(input: &Path, settings: &Settings) -> anyhow::Result<Optio
     }
     if sheets.len() > MAX_SHEETS_LOOKED_AT {
         // Too many to look into: the clerk says which.
-        return Ok(Some(SheetQuestion::Several { sheets }));
+        return Ok(Some(SheetQuestion::Unexamined { sheets }));
     }
     let mut with_orders = Vec::new();
     for sheet in sheets {
@@ -360,12 +368,12 @@ pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderP
         .filter(|(_, score)| *score >= 2)
         .max_by_key(|(index, score)| (*score, std::cmp::Reverse(*index)))
         .map(|(index, _)| index)
-        // Headers no one knows: the first row of several cells, for the
-        // clerk to map.
+        // Headers no one knows: the first row that looks like names, for
+        // the clerk to map.
         .or_else(|| {
             rows.iter()
                 .take(HEADER_SEARCH_ROWS)
-                .position(|(_, cells)| cells.iter().filter(|cell| !cell.is_empty()).count() >= 3)
+                .position(|(_, cells)| looks_like_headers(cells))
         });
     let Some(index) = best else {
         return Ok(None);
@@ -426,6 +434,26 @@ pub fn probe(input: &Path, settings: &Settings) -> anyhow::Result<Option<HeaderP
     }))
 }
 
+/// Whether a row no one recognises can still be a header row: three or
+/// more names, none repeated, none with a run of digits (an ID, an amount
+/// or a certificate number says it is an order, whose values must not
+/// become the page's column names).
+fn looks_like_headers(cells: &[String]) -> bool {
+    let names: Vec<&String> = cells.iter().filter(|cell| !cell.is_empty()).collect();
+    let unique = names
+        .iter()
+        .enumerate()
+        .all(|(index, name)| !names[..index].contains(name));
+    let numberless = names.iter().all(|name| {
+        let mut run = 0;
+        name.chars().all(|c| {
+            run = if c.is_ascii_digit() { run + 1 } else { 0 };
+            run < 4
+        })
+    });
+    names.len() >= 3 && unique && numberless
+}
+
 /// The unit a file's amounts look like (`init`'s guess): the unit its
 /// amount header names, else yuan when amounts have decimals or a yuan
 /// sign, else fen.
@@ -468,9 +496,18 @@ struct RememberedMapping {
     columns: BTreeMap<String, String>,
 }
 
-/// The file of a profile's remembered mappings under `--data`.
-pub fn mappings_file(data: &Path, profile: &str) -> PathBuf {
-    data.join("mappings").join(format!("{profile}.json"))
+/// The file of a profile's remembered mappings under `--data`: by its
+/// name and where it declares, so that a profile of the same name that
+/// declares elsewhere (IT's, after a sandbox one made on the page) never
+/// inherits them.
+pub fn mappings_file(data: &Path, profile: &str, settings: &Settings) -> PathBuf {
+    let scope = settings
+        .scope()
+        .map(|(endpoint, client_id)| format!("{endpoint}\n{client_id}"))
+        .unwrap_or_default();
+    let scope = xxhash_rust::xxh3::xxh3_64(scope.as_bytes());
+    data.join("mappings")
+        .join(format!("{profile}.{scope:016x}.json"))
 }
 
 fn remembered(path: &Path) -> Vec<RememberedMapping> {

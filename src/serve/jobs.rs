@@ -315,22 +315,42 @@ pub fn make_sandbox_profile(
     input: &Path,
 ) -> Result<(), crate::i18n::upload::UploadProblem> {
     use crate::i18n::upload::UploadProblem;
+    // Letters a look-alike cannot pass for: ASCII and Chinese characters.
     let usable = (1..=40).contains(&name.chars().count())
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        && name.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || c == '-'
+                || c == '_'
+                || ('\u{4e00}'..='\u{9fff}').contains(&c)
+        })
+        && !is_reserved_name(name);
     if !usable {
         return Err(UploadProblem::ProfileName {
             name: name.chars().take(40).collect(),
         });
     }
-    if known.iter().any(|known| known.eq_ignore_ascii_case(name)) {
+    // One at a time, so that "Shop" and "shop" cannot both be made.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let folder = page_profiles(data);
+    let made_here = toml_files(&folder);
+    let taken = known
+        .iter()
+        .map(String::as_str)
+        .chain(
+            made_here
+                .iter()
+                .filter_map(|path| path.file_stem()?.to_str()),
+        )
+        .any(|known| known.eq_ignore_ascii_case(name));
+    if taken {
         return Err(UploadProblem::ProfileTaken {
             name: name.to_owned(),
         });
     }
-    let folder = page_profiles(data);
-    let made = std::fs::read_dir(&folder).map_or(0, |entries| entries.count());
+    let made = made_here.len();
     if made >= MAX_PAGE_PROFILES {
         return Err(UploadProblem::TooManyProfiles {
             most: MAX_PAGE_PROFILES,
@@ -354,6 +374,16 @@ pub fn make_sandbox_profile(
     written.map_err(|_| UploadProblem::ProfileTaken {
         name: name.to_owned(),
     })
+}
+
+/// Names some systems keep for devices: not a profile's, whatever the
+/// case.
+fn is_reserved_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && upper.as_bytes()[3].is_ascii_digit())
 }
 
 /// The profiles: every `*.toml` of `--config-dir`, and the sandbox
@@ -428,8 +458,9 @@ pub fn with_job<T>(state: &Shared, id: &str, read: impl FnOnce(&Job) -> T) -> Op
 }
 
 /// When the same file was declared before with `profile`: by another job
-/// of the page (other than `id`), or by any run its ledger knows (the
-/// command line's too) other than the one into `folder`. The earliest.
+/// of the page (other than `id` and its sheets), or by any run its ledger
+/// knows (the command line's too) other than the ones into `folder` and
+/// its sheets' folders. The earliest.
 pub fn declared_before(
     state: &Shared,
     id: &str,
@@ -440,9 +471,16 @@ pub fn declared_before(
     if input_sha256.is_empty() {
         return None;
     }
-    let by_page = {
+    let (by_page, own_folders) = {
         let jobs = state.jobs.lock().expect("not poisoned");
-        jobs.iter()
+        let mut own_folders = vec![folder.to_owned()];
+        own_folders.extend(
+            jobs.values()
+                .filter(|job| job.group.as_deref() == Some(id))
+                .map(|job| job.folder.clone()),
+        );
+        let by_page = jobs
+            .iter()
             .filter(|(other, job)| {
                 // A group's sheets are the same file as the group.
                 other.as_str() != id
@@ -452,8 +490,10 @@ pub fn declared_before(
                     && job.declared_something()
             })
             .map(|(_, job)| job.created_at.clone())
-            .min()
+            .min();
+        (by_page, own_folders)
     };
+    let own_folders: Vec<&Path> = own_folders.iter().map(PathBuf::as_path).collect();
     let path = profile.settings.ledger.standing();
     let by_ledger = path
         .exists()
@@ -462,7 +502,7 @@ pub fn declared_before(
         .and_then(|(endpoint, client_id)| Ledger::open(&path, &endpoint, &client_id).ok())
         .and_then(|ledger| {
             ledger
-                .first_run_of_input(input_sha256, folder)
+                .first_run_of_input(input_sha256, &own_folders)
                 .ok()
                 .flatten()
         });

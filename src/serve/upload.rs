@@ -181,7 +181,13 @@ async fn take_upload(
             .into_iter()
             .map(|profile| profile.name)
             .collect();
+        // Reading the file for its amounts is a check like the others.
+        let permit = Arc::clone(&state.validations)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let made = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             super::jobs::make_sandbox_profile(&data, &name, &known, &input)
         })
         .await
@@ -190,7 +196,26 @@ async fn take_upload(
             Ok(()) => form.profile = form.new_profile.clone(),
             Err(problem) => return Err((StatusCode::BAD_REQUEST, problem.text(language))),
         }
+        // A file the page then refuses leaves no profile behind.
+        let made =
+            super::jobs::page_profiles(&state.settings.data).join(format!("{}.toml", form.profile));
+        let checked = check_and_keep(state, language, form, id, folder).await;
+        if checked.is_err() {
+            let _ = std::fs::remove_file(made);
+        }
+        return checked;
     }
+    check_and_keep(state, language, form, id, folder).await
+}
+
+/// Checks the upload of `form` with its profile and keeps it as a job.
+async fn check_and_keep(
+    state: &Shared,
+    language: Language,
+    form: UploadForm,
+    id: &str,
+    folder: &Path,
+) -> Result<Response, (StatusCode, String)> {
     let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == form.profile)
@@ -212,7 +237,8 @@ async fn take_upload(
     let out = folder.join("out");
     let mut validate_settings = profile.settings.clone();
     validate_settings.language = language;
-    let mappings = super::job_input::mappings_file(&state.settings.data, &profile.name);
+    let mappings =
+        super::job_input::mappings_file(&state.settings.data, &profile.name, &profile.settings);
     let (job, input) = (folder.to_owned(), form.input.clone());
     // Checking a file takes memory and both cores: a few at a time. The
     // permit goes with the check, which runs on even if the client leaves.

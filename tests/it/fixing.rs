@@ -842,7 +842,10 @@ declarationAmount.value,isSplit,编号\nP0,D0,ZONGSHU,M1,Shop,100,false,x\n";
         let page = answer.text().await.unwrap();
         assert!(page.contains("id=\"columns-ambiguous\""), "{page}");
         assert!(page.contains("重命名"), "{page}");
-        assert!(!work.path("data/mappings/try.json").exists());
+        let remembered = std::fs::read_dir(work.path("data/mappings"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert_eq!(remembered, 0, "a mapping that failed is not remembered");
     });
 }
 
@@ -1053,5 +1056,184 @@ declarationAmount.value,isSplit,customs.customsCode\nP0,D0,ZONGSHU,M1,Shop,100,f
         );
         assert!(page.contains("第 3 列和第 8 列"), "{page}");
         assert!(!page.contains("rename"), "{page}");
+    });
+}
+
+#[test]
+fn a_workbook_stopped_between_sheets_is_declared_again_for_the_rest() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 10);
+    // Two declarations a second: the first sheet lasts a while.
+    work.write(
+        "profiles/try.toml",
+        format!(
+            "[api]\nendpoint = \"sandbox\"\n[run]\nrate_per_sec = 2\nburst = 1\n\
+             [sandbox]\npayments = \"{payments}\"\n"
+        ),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let job = runtime.block_on(async {
+        let bytes = workbook(&work, &["一月", "二月"], 3);
+        let job = location(&upload(&serve, "try", "orders.xlsx", bytes).await);
+        post_form(&serve, &format!("{job}/sheet"), &[("sheet", "*")]).await;
+        let page = get_text_in(&serve, &job, "en").await;
+        let parts: Vec<String> = page
+            .split("class=\"sheet\"><td><a href=\"/jobs/")
+            .skip(1)
+            .map(|rest| format!("/jobs/{}", rest.split('"').next().unwrap()))
+            .collect();
+        // A sheet's own sheet cannot be changed, nor made a group.
+        for sheet in ["二月", "*"] {
+            let refused =
+                post_form(&serve, &format!("{}/sheet", parts[0]), &[("sheet", sheet)]).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{sheet}");
+        }
+        assert_eq!(declare(&serve, &job).await.status(), StatusCode::SEE_OTHER);
+        // While the workbook is declared, its sheets wait unchanged.
+        let late = post_form(
+            &serve,
+            &format!("{}/fix", parts[1]),
+            &[("row", "2"), ("c1", "X")],
+        )
+        .await;
+        assert_eq!(late.status(), StatusCode::CONFLICT);
+        // Stopped from the first sheet's own page: the second is not begun.
+        let deadline = std::time::Instant::now() + crate::common::DEADLINE;
+        loop {
+            let progress: serde_json::Value = client()
+                .get(serve.url(&format!("{}/progress", parts[0])))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if progress["settled"].as_u64().unwrap_or(0) >= 1 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{progress}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        post_form(&serve, &format!("{}/stop", parts[0]), &[]).await;
+        let deadline = std::time::Instant::now() + crate::common::DEADLINE;
+        loop {
+            let page = get_text_in(&serve, &job, "en").await;
+            if page.contains("id=\"declare-form\"") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{page}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let second: serde_json::Value = client()
+            .get(serve.url(&format!("{}/progress", parts[1])))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(second["started"], false, "{second}");
+        let home = get_text_in(&serve, "/", "en").await;
+        assert!(home.contains("interrupted"), "{home}");
+        job
+    });
+    // After a restart, the workbook's own sheets are not "the same file
+    // declared before"; Declare takes up the rest.
+    drop(serve);
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    runtime.block_on(async {
+        let page = get_text_in(&serve, &job, "en").await;
+        assert!(page.contains("id=\"declare-form\""), "{page}");
+        assert!(!page.contains("id=\"identical\""), "{page}");
+        assert_eq!(declare(&serve, &job).await.status(), StatusCode::SEE_OTHER);
+        let done = wait_done(&serve, &job).await;
+        assert_eq!(done["valid"], 6, "{done}");
+        // The stopped sheet keeps its rows left in its retry.xlsx, as a
+        // stopped run does; the sheet not begun is declared whole.
+        let (success, unknown) = (done["S"].as_u64().unwrap(), done["U"].as_u64().unwrap());
+        assert_eq!(success + unknown, 6, "{done}");
+        assert!(unknown >= 1 && success >= 3, "{done}");
+        let page = get_text_in(&serve, &job, "en").await;
+        let second = page
+            .split("class=\"sheet\"><td><a href=\"/jobs/")
+            .nth(2)
+            .map(|rest| rest.split('"').next().unwrap().to_owned())
+            .unwrap();
+        let second: serde_json::Value = client()
+            .get(serve.url(&format!("/jobs/{second}/progress")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(second["S"], 3, "{second}");
+    });
+}
+
+#[test]
+fn the_sandbox_memory_never_holds_a_certificate_number_and_ignores_resends() {
+    let work = Workdir::new();
+    let (_, payments) = orders(&work, 2);
+    sandbox_profile(&work, &payments);
+    let number = "11010519491231002X";
+    let file = format!(
+        "paymentRequestId,customsDeclarationRequestId,customs.customsCode,\
+merchantCustomsInfo.merchantCustomsCode,merchantCustomsInfo.merchantCustomsName,\
+declarationAmount.value,isSplit,buyerCertificate.certificateType,buyerCertificate.certificateNo,\
+buyerCertificate.holderName.fullName\n\
+P0,D0,ZONGSHU,M1,Shop,100,false,ID_CARD,{number},张三\n"
+    );
+    let memory = work.path("data/sandbox-ledgers/try.sandbox.jsonl");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for round in 0..2 {
+        let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+        runtime.block_on(async {
+            let job = location(&upload(&serve, "try", "orders.csv", file.clone().into()).await);
+            crate::serve::declare_again(&serve, &job).await;
+            let done = wait_done(&serve, &job).await;
+            assert_eq!(done["S"], 1, "round {round}: {done}");
+        });
+        drop(serve);
+        // The second time without the profile's ledger: the same request
+        // reaches the sandbox again, which answers it as before.
+        for name in ["try.db", "try.db.key"] {
+            let _ = std::fs::remove_file(work.path(&format!("data/sandbox-ledgers/{name}")));
+        }
+    }
+    let kept = std::fs::read_to_string(&memory).unwrap();
+    assert!(!kept.contains(number), "{kept}");
+    assert!(!kept.contains("张三"), "{kept}");
+    assert_eq!(
+        kept.lines().count(),
+        1,
+        "an identical resend adds nothing: {kept}"
+    );
+}
+
+#[test]
+fn a_new_sandbox_profile_is_not_left_by_a_refused_file_nor_named_like_another() {
+    let work = Workdir::new();
+    std::fs::create_dir_all(work.path("profiles")).unwrap();
+    let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let header_only = "支付单号,报关流水号,海关,商户备案号,商户名称,申报金额,是否拆单\n";
+        let refused = upload_new_profile(&serve, "trial", header_only.into()).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let made = std::fs::read_dir(work.path("data/sandbox-profiles"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert_eq!(made, 0, "the name is free again");
+        // Look-alikes and device names are not names.
+        for name in ["ｐｒｏｄ", "рrod", "Ärger", "CON", "com1"] {
+            let answer = upload_new_profile(&serve, name, header_only.into()).await;
+            assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{name}");
+            assert!(
+                answer.text().await.unwrap().contains("不能用作配置名称"),
+                "{name}"
+            );
+        }
     });
 }

@@ -145,7 +145,7 @@ pub(crate) async fn declare(serve: &ServeProcess, job: &str) -> reqwest::Respons
 }
 
 /// Declares a job whose file was declared before, saying so.
-async fn declare_again(serve: &ServeProcess, job: &str) -> reqwest::Response {
+pub(crate) async fn declare_again(serve: &ServeProcess, job: &str) -> reqwest::Response {
     client()
         .post(serve.url(&format!("{job}/declare")))
         .header("Origin", serve.base.clone())
