@@ -98,6 +98,25 @@ words! {
         still_missing: "Still missing (choose a column for each):", "尚未匹配（请为每项选择一列）：";
         chosen_twice: "One column is chosen for two fields:", "同一列被选给了两个字段：";
         use_columns: "Use these columns", "使用这些列";
+        no_such_upload: "No such upload or run: it may have been removed. Start again from the home page.",
+            "找不到该上传或申报记录：可能已被删除。请从首页重新开始。";
+        no_such_profile: "No such profile: it may have been removed from the profiles folder.",
+            "找不到该配置：可能已从配置目录中删除。";
+        no_such_run: "The ledger knows no such run.", "账本中没有这次申报。";
+        no_such_file: "No such file for this run.", "这次申报没有该文件。";
+        file_not_yet: "That file is not there yet: it is written when the run ends.",
+            "该文件尚未生成：申报结束时才会写出。";
+        profile_not_ready: "This profile cannot declare yet: IT has to finish its endpoint and keys.",
+            "此配置尚不能申报：需要 IT 完成其申报地址与密钥的配置。";
+        run_cannot_start: "The run could not start:", "申报未能开始：";
+        inquiry_failed: "The inquiry could not be made:", "查询未能完成：";
+        upload_broken: "The upload did not arrive whole (or did not come from this page): try again from the home page.",
+            "上传内容不完整（或并非来自本页面）：请从首页重试。";
+        from_this_page_only: "Refused: a request that changes something must come from this page.",
+            "已拒绝：会改变数据的请求必须来自本页面。";
+        too_many_sign_ins: "Too many wrong tokens: wait a minute before signing in again.",
+            "令牌错误次数过多：请等待一分钟后再登录。";
+        token_wrong: "The token is not right.", "令牌不正确。";
         sheet_fixed: "This is one sheet of a workbook declared sheet by sheet: its sheet cannot be changed.",
             "这是按工作表申报的工作簿中的一个工作表，不能更换工作表。";
         sheet_not_declared: "A sheet could not be declared: open it to see why.", "有工作表未能申报：请打开该工作表查看原因。";

@@ -14,11 +14,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
-use super::views::{LoginPage, render};
+use super::views::{LoginPage, error_page_in, render};
 use super::{
     AppState, BODY_IDLE_TIMEOUT, FAILED_SIGN_INS_PER_MINUTE, MAX_THROTTLED_ADDRESSES, PAGE_POLICY,
     SESSION_COOKIE, SESSION_LIFETIME, Shared, language_of, new_id,
 };
+use crate::i18n::page::PageWords;
 
 /// Failed sign-ins in the current minute.
 pub struct SignInFailures {
@@ -93,7 +94,7 @@ async fn checked(state: &Shared, request: Request, next: Next) -> Response {
         if !valid_bearer && !valid_session && !logging_in {
             // A wrong bearer token is a guess like a wrong sign-in.
             if given.is_some() && !state.sign_in_allowed(peer_of(&request), true) {
-                return too_many_sign_ins();
+                return too_many_sign_ins(language_of(headers, None));
             }
             let language = language_of(headers, None);
             let mut page = render(&LoginPage::new(language));
@@ -102,11 +103,12 @@ async fn checked(state: &Shared, request: Request, next: Next) -> Response {
         }
     }
     if request.method() != Method::GET && !same_origin(headers) {
-        return (
+        let language = language_of(headers, None);
+        return error_page_in(
+            language,
             StatusCode::FORBIDDEN,
-            "refused: a request that changes something must come from this page",
-        )
-            .into_response();
+            PageWords::of(language).from_this_page_only,
+        );
     }
     let peer = Peer(peer_of(&request));
     // A body that stalls is dropped rather than holding its connection.
@@ -119,13 +121,15 @@ async fn checked(state: &Shared, request: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, body)).await
 }
 
-fn too_many_sign_ins() -> Response {
-    (
+fn too_many_sign_ins(language: crate::i18n::Language) -> Response {
+    let mut page = error_page_in(
+        language,
         StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, "60")],
-        "too many wrong tokens: wait a minute before signing in again",
-    )
-        .into_response()
+        PageWords::of(language).too_many_sign_ins,
+    );
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+    page
 }
 
 /// The address a request came from, for handlers (the guard adds it).
@@ -200,12 +204,17 @@ pub async fn login(
     let Some(token) = &state.settings.token else {
         return Redirect::to("/").into_response();
     };
+    let language = language_of(&headers, None);
     if !state.sign_in_allowed(peer, false) {
-        return too_many_sign_ins();
+        return too_many_sign_ins(language);
     }
     if !bool::from(form.token.as_bytes().ct_eq(token.as_bytes())) {
         state.sign_in_allowed(peer, true);
-        return (StatusCode::UNAUTHORIZED, "the token is not right").into_response();
+        return error_page_in(
+            language,
+            StatusCode::UNAUTHORIZED,
+            PageWords::of(language).token_wrong,
+        );
     }
     let secure = secure_attribute(&state, &headers);
     (

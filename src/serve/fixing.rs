@@ -66,7 +66,7 @@ fn unstarted(state: &Shared, id: &str, language: Language) -> Result<Unstarted, 
         )
     });
     let Some((profile_name, input, folder, started, valid_rows, grouped, group)) = found else {
-        return Err(Box::new(no_such_job()));
+        return Err(Box::new(no_such_job(language)));
     };
     // A sheet of a workbook being declared waits for its turn unchanged.
     let group_running = group.as_deref().is_some_and(|group| {

@@ -193,7 +193,7 @@ pub async fn declare_sheets(
             job.input_sha256.clone(),
         )
     }) else {
-        return no_such_job();
+        return no_such_job(language);
     };
     if started {
         return Redirect::to(&format!("/jobs/{id}")).into_response();

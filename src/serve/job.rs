@@ -17,7 +17,7 @@ use super::jobs::{
     Job, Needs, ProfileClaim, RunEnd, SavedSummary, Stage, declared_before, no_such_job, profiles,
     with_job, with_job_mut,
 };
-use super::views::{JobPage, Outcome, error_page, error_page_in, files_in, rejected_rows, render};
+use super::views::{JobPage, Outcome, error_page_in, files_in, rejected_rows, render};
 use super::{DOWNLOADS, FILE_POLICY, Shared, language_of};
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
@@ -49,7 +49,7 @@ pub async fn job_page(
     let Some((profile_name, folder, valid_rows, started, running, sha256, needs, parts, group)) =
         job
     else {
-        return no_such_job();
+        return no_such_job(language);
     };
     // The page asks what it must know before it can check the file.
     match needs {
@@ -62,7 +62,8 @@ pub async fn job_page(
         _ => {}
     }
     let Some(profile) = profiles.into_iter().find(|p| p.name == profile_name) else {
-        return error_page(StatusCode::NOT_FOUND, "the profile is gone");
+        let t = PageWords::of(language);
+        return error_page_in(language, StatusCode::NOT_FOUND, t.no_such_profile);
     };
     let identical = if started {
         None
@@ -134,7 +135,7 @@ pub async fn declare(
     let again = form.again.as_deref() == Some("yes");
     let parts = with_job(&state, &id, |job| (job.parts.clone(), job.group.clone()));
     match parts {
-        None => no_such_job(),
+        None => no_such_job(language),
         // A sheet of a group is declared with the others.
         Some((_, Some(group))) => Redirect::to(&format!("/jobs/{group}")).into_response(),
         Some((parts, None)) if !parts.is_empty() => {
@@ -177,7 +178,7 @@ pub async fn launch(
         )
     });
     let Some((profile_name, input, folder, started, sha256, needs, grouped)) = job else {
-        return refuse(no_such_job());
+        return refuse(no_such_job(language));
     };
     if started || needs.is_some() || grouped {
         return refuse(Redirect::to(&format!("/jobs/{id}")).into_response());
@@ -187,7 +188,11 @@ pub async fn launch(
         .into_iter()
         .find(|p| p.name == profile_name)
     else {
-        return refuse(error_page(StatusCode::NOT_FOUND, "the profile is gone"));
+        return refuse(error_page_in(
+            language,
+            StatusCode::NOT_FOUND,
+            t.no_such_profile,
+        ));
     };
     if !again && declared_before(state, id, &profile, &folder, &sha256).is_some() {
         return refuse(error_page_in(
@@ -197,9 +202,12 @@ pub async fn launch(
         ));
     }
     if let Some(problem) = &profile.problem {
-        return refuse(error_page(
+        // The technical reason is IT's: in the log, not on the page.
+        tracing::warn!("the profile {} cannot declare: {problem}", profile.name);
+        return refuse(error_page_in(
+            language,
             StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("the profile {} cannot declare: {problem}", profile.name),
+            t.profile_not_ready,
         ));
     }
     // Freed when the run ends, or at once when the request fails or the
@@ -232,9 +240,14 @@ pub async fn launch(
             settings
         }
         Err(error) => {
-            return refuse(error_page(
+            return refuse(error_page_in(
+                language,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("{error:#}"),
+                &format!(
+                    "{} {}",
+                    t.run_cannot_start,
+                    state.without_paths(&format!("{error:#}"))
+                ),
             ));
         }
     };
@@ -242,15 +255,21 @@ pub async fn launch(
     {
         Ok(Ok(plan)) => plan,
         Ok(Err(error)) => {
-            return refuse(error_page(
+            return refuse(error_page_in(
+                language,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &state.without_paths(&format!("{error:#}")),
+                &format!(
+                    "{} {}",
+                    t.run_cannot_start,
+                    state.without_paths(&format!("{error:#}"))
+                ),
             ));
         }
         Err(error) => {
-            return refuse(error_page(
+            return refuse(error_page_in(
+                language,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &error.to_string(),
+                &format!("{} {error}", t.run_cannot_start),
             ));
         }
     };
@@ -448,7 +467,7 @@ pub async fn progress(
     };
     match view {
         Some(view) => axum::Json(view).into_response(),
-        None => no_such_job(),
+        None => no_such_job(language),
     }
 }
 
@@ -559,7 +578,12 @@ fn running_job_of(state: &Shared, profile: &str) -> Option<String> {
 /// Stops a job's run as Ctrl-C does: nothing more is sent, the requests on
 /// the wire are awaited, every file is written, and the rows not settled
 /// are in `retry.xlsx`.
-pub async fn stop(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+pub async fn stop(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let language = language_of(&headers, None);
     let stopped = with_job_mut(&state, &id, |job| {
         if let Stage::Running { cancel, .. } = &job.stage {
             cancel.cancel();
@@ -578,7 +602,7 @@ pub async fn stop(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> 
     }
     match stopped {
         Some(_) => Redirect::to(&format!("/jobs/{id}")).into_response(),
-        None => no_such_job(),
+        None => no_such_job(language),
     }
 }
 
@@ -586,21 +610,21 @@ pub async fn stop(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> 
 pub async fn download(
     State(state): State<Shared>,
     UrlPath((id, name)): UrlPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
-    if !DOWNLOADS.contains(&name.as_str()) {
-        return error_page(StatusCode::NOT_FOUND, "no such file");
-    }
+    let language = language_of(&headers, None);
     let Some(folder) = with_job(&state, &id, |job| job.folder.clone()) else {
-        return no_such_job();
+        return no_such_job(language);
     };
-    serve_file(&folder, &name).await
+    serve_file(&folder, &name, language).await
 }
 
 /// One of the files a run folder offers (`DOWNLOADS`), as the browser
 /// should take it: HTML shown, the others saved.
-pub async fn serve_file(folder: &Path, name: &str) -> Response {
+pub async fn serve_file(folder: &Path, name: &str, language: Language) -> Response {
+    let t = PageWords::of(language);
     if !DOWNLOADS.contains(&name) {
-        return error_page(StatusCode::NOT_FOUND, "no such file");
+        return error_page_in(language, StatusCode::NOT_FOUND, t.no_such_file);
     }
     // Streamed: results.csv of a large run is hundreds of megabytes.
     match tokio::fs::File::open(folder.join(name)).await {
@@ -627,6 +651,6 @@ pub async fn serve_file(folder: &Path, name: &str) -> Response {
             )
                 .into_response()
         }
-        Err(_) => error_page(StatusCode::NOT_FOUND, "that file is not there (yet)"),
+        Err(_) => error_page_in(language, StatusCode::NOT_FOUND, t.file_not_yet),
     }
 }

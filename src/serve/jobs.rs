@@ -13,7 +13,6 @@ use axum::response::Response;
 
 use super::Shared;
 pub use super::job_input::Needs;
-use super::views::error_page;
 use crate::ledger::{Ledger, RunStatus};
 use crate::outcome::StatusCounts;
 use crate::run::Progress;
@@ -523,8 +522,9 @@ pub fn with_job_mut<T>(state: &Shared, id: &str, change: impl FnOnce(&mut Job) -
         .map(change)
 }
 
-pub fn no_such_job() -> Response {
-    error_page(StatusCode::NOT_FOUND, "no such upload or run")
+pub fn no_such_job(language: crate::i18n::Language) -> Response {
+    let t = crate::i18n::page::PageWords::of(language);
+    super::views::error_page_in(language, StatusCode::NOT_FOUND, t.no_such_upload)
 }
 
 /// A profile marked busy while its run is prepared and goes on: freed when

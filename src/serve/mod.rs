@@ -216,6 +216,13 @@ pub fn router(settings: ServeSettings) -> anyhow::Result<Router> {
     create_private_dir(&settings.data)?;
     create_private_dir(&settings.data.join("jobs"))?;
     let jobs = jobs::known_jobs(&settings.data.join("jobs"));
+    // The page tells the clerk only that IT has a profile to finish: the
+    // reason is for IT, here.
+    for profile in profiles(&settings) {
+        if let Some(problem) = &profile.problem {
+            tracing::warn!("the profile {} cannot declare: {problem}", profile.name);
+        }
+    }
     let state = Arc::new(AppState {
         settings,
         jobs: Mutex::new(jobs),

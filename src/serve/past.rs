@@ -11,9 +11,10 @@ use axum::response::Response;
 use super::job::serve_file;
 use super::jobs::{Profile, SavedSummary, ledger_runs, profiles};
 use super::views::{
-    InquiredPage, PastRunPage, error_page, files_in, past_query, render, run_key, run_name,
+    InquiredPage, PastRunPage, error_page_in, files_in, past_query, render, run_key, run_name,
 };
 use super::{DOWNLOADS, Shared, language_of};
+use crate::i18n::Language;
 use crate::i18n::page::PageWords;
 
 #[derive(serde::Deserialize)]
@@ -24,12 +25,22 @@ pub struct InquireForm {
 }
 
 /// The profile and the folder of a past run its ledger lists, by its key.
-fn known_past_run(state: &Shared, profile: &str, key: &str) -> Result<(Profile, PathBuf), String> {
+fn known_past_run(
+    state: &Shared,
+    profile: &str,
+    key: &str,
+    language: Language,
+) -> Result<(Profile, PathBuf), Box<Response>> {
+    let t = PageWords::of(language);
     let Some(profile) = profiles(&state.settings)
         .into_iter()
         .find(|p| p.name == profile && !p.sandbox && p.problem.is_none())
     else {
-        return Err("no such profile".to_owned());
+        return Err(Box::new(error_page_in(
+            language,
+            StatusCode::NOT_FOUND,
+            t.no_such_profile,
+        )));
     };
     let out = ledger_runs(&profile)
         .ok()
@@ -37,7 +48,11 @@ fn known_past_run(state: &Shared, profile: &str, key: &str) -> Result<(Profile, 
         .map(|run| PathBuf::from(run.out_dir));
     match out {
         Some(out) => Ok((profile, out)),
-        None => Err("the ledger knows no such run".to_owned()),
+        None => Err(Box::new(error_page_in(
+            language,
+            StatusCode::NOT_FOUND,
+            t.no_such_run,
+        ))),
     }
 }
 
@@ -57,14 +72,14 @@ pub async fn past_run(
     headers: HeaderMap,
     Query(query): Query<PastQuery>,
 ) -> Response {
-    let (profile, out) = match known_past_run(&state, &query.profile, &query.run) {
+    let language = language_of(&headers, query.lang.as_deref());
+    let (profile, out) = match known_past_run(&state, &query.profile, &query.run, language) {
         Ok(known) => known,
-        Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
+        Err(page) => return *page,
     };
     if let Some(name) = &query.file {
-        return serve_file(&out, name).await;
+        return serve_file(&out, name, language).await;
     }
-    let language = language_of(&headers, query.lang.as_deref());
     let t = PageWords::of(language);
     render(&PastRunPage {
         lang: language.tag(),
@@ -90,9 +105,9 @@ pub async fn inquire_run(
     axum::Form(form): axum::Form<InquireForm>,
 ) -> Response {
     let language = language_of(&headers, None);
-    let (profile, out) = match known_past_run(&state, &form.profile, &form.run) {
+    let (profile, out) = match known_past_run(&state, &form.profile, &form.run, language) {
         Ok(known) => known,
-        Err(message) => return error_page(StatusCode::NOT_FOUND, &message),
+        Err(page) => return *page,
     };
     // The ledger and the files are read and written as it goes: off the
     // page's workers.
@@ -111,10 +126,19 @@ pub async fn inquire_run(
     .await;
     match inquired {
         Ok(Ok((out, report))) => render(&InquiredPage::new(language, &out, &report)),
-        Ok(Err(error)) => error_page(
+        Ok(Err(error)) => error_page_in(
+            language,
             StatusCode::UNPROCESSABLE_ENTITY,
-            &state.without_paths(&format!("{error:#}")),
+            &format!(
+                "{} {}",
+                PageWords::of(language).inquiry_failed,
+                state.without_paths(&format!("{error:#}"))
+            ),
         ),
-        Err(error) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        Err(error) => error_page_in(
+            language,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{} {error}", PageWords::of(language).inquiry_failed),
+        ),
     }
 }

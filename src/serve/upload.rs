@@ -13,9 +13,10 @@ use tokio::io::AsyncWriteExt;
 
 use super::job_input::UploadCheck;
 use super::jobs::{Job, JobRecord, Stage, profiles};
-use super::views::{error_page, error_page_in};
+use super::views::error_page_in;
 use super::{MAX_FIELD_BYTES, MAX_UPLOAD, Shared, create_private_dir, language_of, new_id};
 use crate::i18n::Language;
+use crate::i18n::page::PageWords;
 use crate::i18n::upload::UploadProblem;
 
 /// Takes an upload (a profile and a file), streams it to a file of the
@@ -29,8 +30,10 @@ pub async fn upload(
 ) -> Response {
     let id = new_id();
     let folder = state.settings.data.join("jobs").join(&id);
+    let language = language_of(&headers, None);
     if let Err(error) = create_private_dir(&folder) {
-        return error_page(
+        return error_page_in(
+            language,
             StatusCode::INTERNAL_SERVER_ERROR,
             &state.without_paths(&error.to_string()),
         );
@@ -38,7 +41,6 @@ pub async fn upload(
     // Removed unless the upload becomes a job, also when the client goes
     // away mid-way (the handler is then dropped).
     let mut leftover = Leftover(Some(folder.clone()));
-    let language = language_of(&headers, None);
     match take_upload(&state, language, multipart, &id, &folder).await {
         Ok(response) => {
             leftover.0 = None;
@@ -84,7 +86,7 @@ async fn read_upload_form(
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(error) => return Err((error.status(), error.body_text())),
+            Err(error) => return Err(broken(&error, language)),
         };
         match field.name() {
             Some(name @ ("profile" | "new_profile"))
@@ -96,12 +98,13 @@ async fn read_upload_form(
                 while let Some(chunk) = field
                     .chunk()
                     .await
-                    .map_err(|error| (error.status(), error.body_text()))?
+                    .map_err(|error| broken(&error, language))?
                 {
                     if text.len() + chunk.len() > MAX_FIELD_BYTES {
+                        let name = String::from_utf8_lossy(&text).chars().take(40).collect();
                         return Err((
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("the profile's name is longer than {MAX_FIELD_BYTES} bytes"),
+                            UploadProblem::ProfileName { name }.text(language),
                         ));
                     }
                     text.extend_from_slice(&chunk);
@@ -141,7 +144,7 @@ async fn read_upload_form(
             _ => {
                 return Err((
                     StatusCode::BAD_REQUEST,
-                    "the form has a field the page does not send".to_owned(),
+                    PageWords::of(language).upload_broken.to_owned(),
                 ));
             }
         }
@@ -336,6 +339,22 @@ pub fn cannot_read(error: &anyhow::Error, input: &Path, name: String) -> UploadP
     UploadProblem::CannotRead { name, reason }
 }
 
+/// A form that did not arrive whole (or too large), in the clerk's words.
+fn broken(
+    error: &axum::extract::multipart::MultipartError,
+    language: Language,
+) -> (StatusCode, String) {
+    let status = error.status();
+    let text = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => UploadProblem::TooLarge {
+            megabytes: MAX_UPLOAD / 1024 / 1024,
+        }
+        .text(language),
+        _ => PageWords::of(language).upload_broken.to_owned(),
+    };
+    (status, text)
+}
+
 /// Streams a multipart field to `path`, refusing it once it passes
 /// `MAX_UPLOAD` bytes.
 async fn save(
@@ -354,7 +373,7 @@ async fn save(
         .chunk()
         .await
         // The body limit past MAX_UPLOAD says 413 too.
-        .map_err(|error| (error.status(), error.body_text()))?
+        .map_err(|error| broken(&error, language))?
     {
         written += chunk.len() as u64;
         if written > MAX_UPLOAD {

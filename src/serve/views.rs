@@ -37,11 +37,6 @@ pub fn render(template: &impl Template) -> Response {
     }
 }
 
-/// An error page with `status`.
-pub fn error_page(status: StatusCode, message: &str) -> Response {
-    error_page_in(Language::En, status, message)
-}
-
 /// An error page with `status` in the clerk's language.
 pub fn error_page_in(language: Language, status: StatusCode, message: &str) -> Response {
     let mut response = render(&ErrorPage {
