@@ -428,7 +428,8 @@ impl RowSource {
             return Ok(None);
         }
         if let Some(edits) = self.edits.clone()
-            && let Some(mut row) = self.take_current_if(|line| edits.touches(line))
+            && self.current_is_editable(|line| edits.touches(line))
+            && let Some(mut row) = self.take_current()
         {
             edits.apply(&mut row);
             self.edited = Some(row);
@@ -442,16 +443,18 @@ impl RowSource {
         })
     }
 
-    /// The current row, handed over, when `wanted` says so of its line
-    /// (a row the reader could not hold is never handed over).
-    fn take_current_if(&mut self, wanted: impl Fn(u64) -> bool) -> Option<OwnedRow> {
+    /// Whether the current row is one `wanted` says of its line, and one
+    /// the reader could hold (a row past a limit is only its fault).
+    fn current_is_editable(&self, wanted: impl Fn(u64) -> bool) -> bool {
         let current = match &self.source {
             Source::Csv(csv) => csv.current(),
             Source::Xlsx(xlsx) => xlsx.current(),
-        }?;
-        if !wanted(current.line) || current.fault().is_some() {
-            return None;
-        }
+        };
+        current.is_some_and(|row| wanted(row.line) && row.fault().is_none())
+    }
+
+    /// The current row, handed over.
+    fn take_current(&mut self) -> Option<OwnedRow> {
         match &mut self.source {
             Source::Csv(csv) => csv.take_current().map(|(line, record)| OwnedRow {
                 line,
@@ -469,22 +472,7 @@ impl RowSource {
         if self.next_row()?.is_none() {
             return Ok(None);
         }
-        if let Some(row) = self.edited.take() {
-            return Ok(Some(row));
-        }
-        Ok(self
-            .take_current_if(|_| true)
-            .or_else(|| match &mut self.source {
-                // A row the reader could not hold goes on as its fault.
-                Source::Csv(csv) => csv.take_current().map(|(line, record)| OwnedRow {
-                    line,
-                    cells: OwnedCells::Csv(record),
-                }),
-                Source::Xlsx(xlsx) => xlsx.take_current().map(|(line, cells)| OwnedRow {
-                    line,
-                    cells: OwnedCells::Xlsx(cells),
-                }),
-            }))
+        Ok(self.edited.take().or_else(|| self.take_current()))
     }
 
     /// Blank rows the underlying reader passed over without returning them.

@@ -22,7 +22,7 @@ use super::views::{
     ColumnRow, ColumnsPage, FixPage, GridCell, GridColumn, GridRow, KindGroup, SheetPage,
     error_page_in, render,
 };
-use super::{Shared, language_of};
+use super::{Shared, checking, language_of};
 use crate::fields::Field;
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
@@ -104,6 +104,16 @@ fn unstarted(state: &Shared, id: &str, language: Language) -> Result<Unstarted, 
 }
 
 /// One change of a job at a time: its choices, corrections and checks.
+/// The job `id` to change, locked for the change; else the page to show.
+async fn changing(
+    state: &Shared,
+    id: &str,
+    language: Language,
+) -> Result<(tokio::sync::OwnedMutexGuard<()>, Unstarted), Box<Response>> {
+    let lock = job_lock(state, id).await;
+    Ok((lock, unstarted(state, id, language)?))
+}
+
 /// A job the server does not know gets a lock of its own, kept nowhere:
 /// invented IDs leave nothing behind.
 pub async fn job_lock(state: &Shared, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
@@ -120,23 +130,6 @@ pub async fn job_lock(state: &Shared, id: &str) -> tokio::sync::OwnedMutexGuard<
         false => Arc::default(),
     };
     lock.lock_owned().await
-}
-
-/// Runs `work` on the blocking pool as one of the few file checks at once
-/// (the upload's limit): opening a large workbook is as heavy as checking.
-async fn checking<T: Send + 'static>(
-    state: &Shared,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
-    let permit = Arc::clone(&state.validations)
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work()
-    })
-    .await
 }
 
 /// The job's choices and corrections as they were, to put back when a
@@ -314,9 +307,8 @@ pub async fn choose_sheet(
     axum::Form(form): axum::Form<SheetForm>,
 ) -> Response {
     let language = language_of(&headers, None);
-    let _lock = job_lock(&state, &id).await;
-    let target = match unstarted(&state, &id, language) {
-        Ok(target) => target,
+    let (_lock, target) = match changing(&state, &id, language).await {
+        Ok(changing) => changing,
         Err(page) => return *page,
     };
     if target.group.is_some() {
@@ -520,9 +512,8 @@ pub async fn map_columns(
     axum::Form(form): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let language = language_of(&headers, None);
-    let _lock = job_lock(&state, &id).await;
-    let target = match unstarted(&state, &id, language) {
-        Ok(target) => target,
+    let (_lock, target) = match changing(&state, &id, language).await {
+        Ok(changing) => changing,
         Err(page) => return *page,
     };
     let chosen: Chosen = Field::ALL
@@ -771,9 +762,8 @@ pub async fn fix_row(
     axum::Form(form): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let language = language_of(&headers, None);
-    let _lock = job_lock(&state, &id).await;
-    let target = match unstarted(&state, &id, language) {
-        Ok(target) => target,
+    let (_lock, target) = match changing(&state, &id, language).await {
+        Ok(changing) => changing,
         Err(page) => return *page,
     };
     let field = |name: &str| {
@@ -893,9 +883,8 @@ pub async fn replace(
     axum::Form(form): axum::Form<ReplaceForm>,
 ) -> Response {
     let language = language_of(&headers, None);
-    let _lock = job_lock(&state, &id).await;
-    let target = match unstarted(&state, &id, language) {
-        Ok(target) => target,
+    let (_lock, target) = match changing(&state, &id, language).await {
+        Ok(changing) => changing,
         Err(page) => return *page,
     };
     let reasons = target.job.join(super::jobs::REASONS);

@@ -20,7 +20,7 @@ use super::jobs::{
     with_job, with_job_mut,
 };
 use super::views::{GroupPage, JobLine, PartLine, error_page_in, files_in, render};
-use super::{Shared, create_private_dir, new_id};
+use super::{Shared, checking, create_private_dir, new_id};
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
 use crate::run::Progress;
@@ -119,12 +119,7 @@ async fn make_each(
         let mappings =
             job_input::mappings_file(&state.settings.data, &profile.name, &profile.settings);
         let (check_folder, check_input) = (part_folder.clone(), part_input.clone());
-        let permit = Arc::clone(&state.validations)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let checked = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let checked = checking(state, move || {
             job_input::check_upload(&check_folder, &check_input, &settings, &mappings)
         })
         .await

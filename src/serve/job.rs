@@ -378,29 +378,41 @@ impl ProgressView {
             rejected: snapshot.rows.rejected,
             rate,
             left,
-            waiting_since: waiting_since.clone(),
+            waiting_since,
             end: end.map(|end| end_words(end, stopped)),
         };
+        let phase = match snapshot.phase {
+            Phase::Declaring => "declaring",
+            Phase::WritingOutputs => "writing",
+            Phase::Finished => "finished",
+        };
+        ProgressView::of_figures(figures, true, phase, end.cloned(), language)
+    }
+
+    /// What the page gets of a run's figures and its end.
+    fn of_figures(
+        figures: RunFigures,
+        started: bool,
+        phase: &'static str,
+        end: Option<RunEnd>,
+        language: Language,
+    ) -> ProgressView {
         ProgressView {
-            started: true,
-            phase: match snapshot.phase {
-                Phase::Declaring => "declaring",
-                Phase::WritingOutputs => "writing",
-                Phase::Finished => "finished",
-            },
-            valid,
-            settled,
-            earlier,
-            success: written.success,
-            failed: written.failed,
-            unknown: written.unknown,
-            rejected: snapshot.rows.rejected,
-            rate,
-            eta_secs: left.map(|left| left.as_secs()),
-            waiting_since,
+            started,
+            phase,
+            valid: figures.valid,
+            settled: figures.settled,
+            earlier: figures.earlier,
+            success: figures.success,
+            failed: figures.failed,
+            unknown: figures.unknown,
+            rejected: figures.rejected,
+            rate: figures.rate,
+            eta_secs: figures.left.map(|left| left.as_secs()),
+            waiting_since: figures.waiting_since.clone(),
             done: end.is_some(),
-            exit_code: end.and_then(|end| end.as_ref().ok().copied()),
-            error: end.and_then(|end| end.as_ref().err().cloned()),
+            exit_code: end.as_ref().and_then(|end| end.as_ref().ok().copied()),
+            error: end.and_then(|end| end.err()),
             text: progress_text(&figures, language),
         }
     }
@@ -425,22 +437,7 @@ impl ProgressView {
             }),
             ..RunFigures::default()
         };
-        ProgressView {
-            started: true,
-            phase: "finished",
-            valid: summary.rows.valid,
-            settled: summary.rows.valid,
-            earlier: summary.from_ledger,
-            success: summary.results.success,
-            failed: summary.results.failed,
-            unknown: summary.results.unknown,
-            rejected: summary.rows.rejected,
-            done: true,
-            exit_code: end.as_ref().ok().copied(),
-            error: end.as_ref().err().cloned(),
-            text: progress_text(&figures, language),
-            ..ProgressView::default()
-        }
+        ProgressView::of_figures(figures, true, "finished", Some(end.clone()), language)
     }
 }
 
@@ -510,7 +507,6 @@ impl ProgressView {
         let left = rate.map(|rate| {
             std::time::Duration::from_secs_f64(valid.saturating_sub(settled) as f64 / rate)
         });
-        let waiting_since = parts.iter().find_map(|p| p.waiting_since.clone());
         let figures = RunFigures {
             valid,
             settled,
@@ -521,31 +517,16 @@ impl ProgressView {
             rejected: add(|p| p.rejected),
             rate,
             left,
-            waiting_since: waiting_since.clone(),
+            waiting_since: parts.iter().find_map(|p| p.waiting_since.clone()),
             end: end.map(|end| end_words(end, stopped)),
         };
-        ProgressView {
-            started: running || end.is_some() || parts.iter().any(|p| p.started),
-            phase: if end.is_some() {
-                "finished"
-            } else {
-                "declaring"
-            },
-            valid,
-            settled,
-            earlier: figures.earlier,
-            success: figures.success,
-            failed: figures.failed,
-            unknown: figures.unknown,
-            rejected: figures.rejected,
-            rate,
-            eta_secs: left.map(|left| left.as_secs()),
-            waiting_since,
-            done: end.is_some(),
-            exit_code: end.and_then(|end| end.as_ref().ok().copied()),
-            error: end.and_then(|end| end.as_ref().err().cloned()),
-            text: progress_text(&figures, language),
-        }
+        let started = running || end.is_some() || parts.iter().any(|p| p.started);
+        let phase = if end.is_some() {
+            "finished"
+        } else {
+            "declaring"
+        };
+        ProgressView::of_figures(figures, started, phase, end.cloned(), language)
     }
 }
 

@@ -205,6 +205,23 @@ impl AppState {
 
 type Shared = Arc<AppState>;
 
+/// Runs `work` on the blocking pool as one of the few file checks at once
+/// (the upload's limit): opening a large workbook is as heavy as checking.
+async fn checking<T: Send + 'static>(
+    state: &Shared,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let permit = Arc::clone(&state.validations)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+}
+
 /// Whether `addr` is a loopback address.
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()

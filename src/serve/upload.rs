@@ -4,7 +4,6 @@
 //! refused or failed upload leaves nothing behind.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +13,9 @@ use tokio::io::AsyncWriteExt;
 use super::job_input::UploadCheck;
 use super::jobs::{Job, JobRecord, Stage, profiles};
 use super::views::error_page_in;
-use super::{MAX_FIELD_BYTES, MAX_UPLOAD, Shared, create_private_dir, language_of, new_id};
+use super::{
+    MAX_FIELD_BYTES, MAX_UPLOAD, Shared, checking, create_private_dir, language_of, new_id,
+};
 use crate::i18n::Language;
 use crate::i18n::page::PageWords;
 use crate::i18n::upload::UploadProblem;
@@ -185,12 +186,7 @@ async fn take_upload(
             .map(|profile| profile.name)
             .collect();
         // Reading the file for its amounts is a check like the others.
-        let permit = Arc::clone(&state.validations)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let made = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let made = checking(state, move || {
             super::jobs::make_sandbox_profile(&data, &name, &known, &input)
         })
         .await
@@ -244,13 +240,8 @@ async fn check_and_keep(
         super::job_input::mappings_file(&state.settings.data, &profile.name, &profile.settings);
     let (job, input) = (folder.to_owned(), form.input.clone());
     // Checking a file takes memory and both cores: a few at a time. The
-    // permit goes with the check, which runs on even if the client leaves.
-    let permit = Arc::clone(&state.validations)
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
-    let checked = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    // check runs on even if the client leaves.
+    let checked = checking(state, move || {
         super::job_input::check_upload(&job, &input, &validate_settings, &mappings)
     })
     .await;
