@@ -89,6 +89,7 @@ pub struct DeclareClient {
 
 impl DeclareClient {
     pub fn new(settings: ApiSettings) -> Result<DeclareClient, ClientError> {
+        crate::protocol::use_aws_lc_for_tls();
         // Never followed: a redirect would carry the signed body (names,
         // certificate numbers) to wherever the answer points.
         let http = reqwest::Client::builder()

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ring::hmac;
+use aws_lc_rs::hmac;
 
 use super::LedgerError;
 use crate::protocol::DeclareRequest;

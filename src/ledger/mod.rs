@@ -42,8 +42,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aws_lc_rs::hmac;
 use chrono::{DateTime, SecondsFormat, Utc};
-use ring::hmac;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::outcome::{ResultRow, ResultSource, Status};

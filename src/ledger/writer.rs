@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aws_lc_rs::hmac;
 use chrono::Utc;
-use ring::hmac;
 use rusqlite::{Connection, params};
 
 use super::keys::{fingerprints, masked_certificate};

@@ -1,7 +1,7 @@
 //! Loading RSA keys the way the Alipay+ SDKs store them: PKCS#8 PEM,
 //! PKCS#1 PEM, or the bare Base64 body without armour (either DER form).
-//! The `rsa` crate reads every form and generates keys, which `ring` cannot
-//! do; `ring` then signs and verifies (see `signing`). One loader serves the
+//! The `rsa` crate reads every form and generates keys, which `aws-lc-rs` cannot
+//! do; `aws-lc-rs` then signs and verifies (see `signing`). One loader serves the
 //! client and the sandbox. Errors name the file or the environment variable
 //! and never echo what it holds: key material is never printed.
 
@@ -121,7 +121,7 @@ pub fn load_verifier(path: &Path) -> Result<MessageVerifier, KeyError> {
     })
 }
 
-/// The PKCS#8 DER of a private key, for `ring`; wiped when dropped.
+/// The PKCS#8 DER of a private key, for `aws-lc-rs`; wiped when dropped.
 pub(crate) fn private_key_der(key: &PrivateKey) -> Option<rsa::pkcs8::SecretDocument> {
     key.to_pkcs8_der().ok()
 }

@@ -47,3 +47,13 @@ pub fn without_user_info(text: &str) -> String {
         None => text.to_owned(),
     }
 }
+
+/// Makes aws-lc-rs the process's TLS provider (once; a provider already
+/// chosen stays): reqwest is built without one of its own, so that the
+/// build has one crypto library.
+pub fn use_aws_lc_for_tls() {
+    static CHOSEN: std::sync::Once = std::sync::Once::new();
+    CHOSEN.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}

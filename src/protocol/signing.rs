@@ -2,22 +2,23 @@
 //! `"POST <path>\n<Client-Id>.<time>.<body>"`, carried in a `Signature`
 //! header as `algorithm=RSA256,keyVersion=<v>,signature=<URL-encoded
 //! Base64>`. Requests are signed with the client's key and responses with
-//! Alipay+'s (or the sandbox's); the same code does both. `ring` performs
-//! the private-key operation (constant-time, unlike `rsa` 0.9's, and about
-//! four times faster than `rsa` 0.10's) and the verification.
+//! Alipay+'s (or the sandbox's); the same code does both. `aws-lc-rs`
+//! performs the private-key operation (constant-time, at OpenSSL's speed:
+//! it is AWS-LC, BoringSSL's descendant) and the verification; `rsa` only
+//! reads keys in every form and generates them.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use std::sync::Arc;
 
-use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair};
 use rsa::{PrivateKey, PublicKey};
 
 use super::keys::{private_key_der, public_key_der};
 
-/// Why a parsed key cannot sign or verify (ring takes RSA keys of 2048 to
+/// Why a parsed key cannot sign or verify (aws-lc-rs takes RSA keys of 2048 to
 /// 4096 bits for signing and 2048 to 8192 for verifying).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -77,7 +78,7 @@ impl MessageSigner {
 
     /// The `Signature` header value for a message.
     pub fn signature_header(&self, path: &str, client_id: &str, time: &str, body: &[u8]) -> String {
-        let mut signature = vec![0; self.key.public().modulus_len()];
+        let mut signature = vec![0; self.key.public_modulus_len()];
         self.key
             .sign(
                 &RSA_PKCS1_SHA256,
@@ -141,7 +142,7 @@ pub fn parse_signature_header(value: &str) -> Result<SignatureHeader, String> {
 /// Verifies messages against a public key.
 #[derive(Clone)]
 pub struct MessageVerifier {
-    /// The key as PKCS#1 `RSAPublicKey` DER, the form ring verifies with.
+    /// The key as PKCS#1 `RSAPublicKey` DER, the form aws-lc-rs verifies with.
     key: Arc<Vec<u8>>,
 }
 
@@ -178,9 +179,12 @@ impl MessageVerifier {
         body: &[u8],
         signature: &[u8],
     ) -> bool {
-        ring::signature::UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, self.key.as_slice())
-            .verify(&content_to_sign(path, client_id, time, body), signature)
-            .is_ok()
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &RSA_PKCS1_2048_8192_SHA256,
+            self.key.as_slice(),
+        )
+        .verify(&content_to_sign(path, client_id, time, body), signature)
+        .is_ok()
     }
 
     /// Whether a whole `Signature` header value signs the message, with
@@ -203,7 +207,7 @@ impl MessageVerifier {
 }
 
 /// The `subjectPublicKey` BIT STRING's content of a SubjectPublicKeyInfo:
-/// for RSA, the PKCS#1 `RSAPublicKey` that ring takes.
+/// for RSA, the PKCS#1 `RSAPublicKey` that aws-lc-rs takes.
 fn spki_subject_public_key(spki: &[u8]) -> Option<Vec<u8>> {
     use rsa::pkcs8::der::Decode;
     let info = rsa::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(spki).ok()?;
@@ -418,7 +422,7 @@ mod tests {
     }
 
     /// A second implementation, the `rsa` crate's PKCS#1 v1.5, checks
-    /// ring's signatures, and ring checks its signatures.
+    /// aws-lc-rs's signatures, and aws-lc-rs checks its signatures.
     #[test]
     fn signatures_agree_with_a_second_implementation() {
         use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
@@ -439,7 +443,7 @@ mod tests {
         let second_verifier = VerifyingKey::<Sha256>::new(public.clone());
         second_verifier
             .verify(&content, &Signature::try_from(ours.as_slice()).unwrap())
-            .expect("the rsa crate verifies ring's signature");
+            .expect("the rsa crate verifies aws-lc-rs's signature");
 
         let theirs = SigningKey::<Sha256>::new(private).sign(&content).to_vec();
         let verifier = MessageVerifier::new(&public).unwrap();
@@ -451,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_ring_cannot_use_are_refused_with_the_reason() {
+    fn keys_aws_lc_cannot_use_are_refused_with_the_reason() {
         let small = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).unwrap();
         let error = MessageSigner::new(&small, "1").unwrap_err().to_string();
         assert!(error.contains("2048"), "{error}");

@@ -107,7 +107,7 @@ pub struct Ledger {
 /// Keyed digests (HMAC-SHA256) of a request's personal data, so that the
 /// sandbox's memory never holds a certificate number or a name in full.
 #[derive(Clone)]
-pub struct PersonalDigest(ring::hmac::Key);
+pub struct PersonalDigest(aws_lc_rs::hmac::Key);
 
 impl std::fmt::Debug for PersonalDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,11 +117,11 @@ impl std::fmt::Debug for PersonalDigest {
 
 impl PersonalDigest {
     pub fn new(key: &[u8]) -> PersonalDigest {
-        PersonalDigest(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key))
+        PersonalDigest(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key))
     }
 
     fn of(&self, text: &str) -> String {
-        let tag = ring::hmac::sign(&self.0, text.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&self.0, text.as_bytes());
         format!("hmac:{}", crate::report::hex(tag.as_ref()))
     }
 

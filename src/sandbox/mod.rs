@@ -160,7 +160,7 @@ fn memory_key(path: &Path) -> std::io::Result<ledger::PersonalDigest> {
         Err(error) => return Err(error),
     }
     let mut key = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut key)
         .map_err(|_| std::io::Error::other("no randomness for the sandbox's key"))?;
     let mut file = open_private(&key_path, false)?;
     file.write_all(&key)?;

@@ -69,6 +69,7 @@ async fn raw(
     method: reqwest::Method,
     content_type: &str,
 ) -> DeclareOutcome {
+    declare_batch::protocol::use_aws_lc_for_tls();
     let response = reqwest::Client::new()
         .request(method, format!("{}{DECLARE_PATH}", sandbox.endpoint))
         .header("Content-Type", content_type)
@@ -326,6 +327,7 @@ async fn a_retransmission_replaces_the_declared_amount() {
 async fn tampering_proxy(target: String) -> String {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, StatusCode};
+    declare_batch::protocol::use_aws_lc_for_tls();
     let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
         let target = target.clone();
         async move {

@@ -70,8 +70,8 @@ impl Driver {
         language: Option<&str>,
         downloads: Option<&Path>,
     ) -> Client {
-        // Two crypto providers are built in (ring, aws-lc-rs); say which.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // The build's one crypto provider, for fantoccini's rustls too.
+        declare_batch::protocol::use_aws_lc_for_tls();
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),

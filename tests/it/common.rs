@@ -298,6 +298,7 @@ impl SandboxProcess {
     /// The sandbox's own counts, from `GET /stats`.
     pub async fn stats(&self) -> declare_batch::sandbox::StatsReport {
         let url = format!("{}/stats", self.endpoint);
+        declare_batch::protocol::use_aws_lc_for_tls();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()

@@ -78,6 +78,7 @@ impl Drop for ServeProcess {
 }
 
 pub(crate) fn client() -> Client {
+    declare_batch::protocol::use_aws_lc_for_tls();
     Client::builder()
         .redirect(redirect::Policy::none())
         .timeout(Duration::from_secs(60))

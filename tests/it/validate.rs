@@ -702,8 +702,8 @@ fn keygen_writes_a_pair_that_ring_reads_and_never_overwrites() {
         let mode = std::fs::metadata(&private).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "private key readable by its owner only");
     }
-    // ring, which parses keys independently of the rsa crate that wrote
-    // them, checks the pair's consistency and that the halves match.
+    // aws-lc-rs, which parses keys independently of the rsa crate that
+    // wrote them, checks the pair's consistency and that the halves match.
     let der = |pem: &str| {
         use base64::Engine;
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -711,12 +711,13 @@ fn keygen_writes_a_pair_that_ring_reads_and_never_overwrites() {
             .decode(body)
             .unwrap()
     };
-    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der(&private_text))
-        .expect("ring reads and checks the PKCS#8 key");
-    assert_eq!(pair.public().modulus_len(), 256, "RSA-2048");
+    use aws_lc_rs::signature::KeyPair;
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der(&private_text))
+        .expect("aws-lc-rs reads and checks the PKCS#8 key");
+    assert_eq!(pair.public_modulus_len(), 256, "RSA-2048");
     let spki = der(&std::fs::read_to_string(&public).unwrap());
     assert!(
-        spki.ends_with(pair.public().as_ref()),
+        spki.ends_with(pair.public_key().as_ref()),
         "the public file holds the private key's public half"
     );
     let run = work.run(&["keygen", "keys", "--name", "merchant"]);
