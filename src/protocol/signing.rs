@@ -19,7 +19,7 @@ use rsa::{PrivateKey, PublicKey};
 use super::keys::{private_key_der, public_key_der};
 
 /// Why a parsed key cannot sign or verify (aws-lc-rs takes RSA keys of 2048 to
-/// 4096 bits for signing and 2048 to 8192 for verifying).
+/// 8192 bits for both).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct UnusableKey(String);
@@ -66,7 +66,7 @@ impl MessageSigner {
             .ok_or_else(|| UnusableKey("it cannot be encoded as PKCS#8".into()))?;
         let key = RsaKeyPair::from_pkcs8(der.as_bytes()).map_err(|rejected| {
             UnusableKey(format!(
-                "{rejected} (RSA keys of 2048 to 4096 bits sign; Alipay+ uses RSA-2048)"
+                "{rejected} (RSA keys of 2048 to 8192 bits sign; Alipay+ uses RSA-2048)"
             ))
         })?;
         Ok(MessageSigner {

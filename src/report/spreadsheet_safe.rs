@@ -59,8 +59,15 @@ pub fn serialize<W: io::Write>(csv: &mut csv::Writer<W>, row: &impl Serialize) -
         let mut scratch = scratch.borrow_mut();
         let scratch = &mut *scratch;
         scratch.line.borrow_mut().clear();
-        scratch.writer.serialize(row)?;
-        scratch.writer.flush()?;
+        let written = scratch.writer.serialize(row).and_then(|()| {
+            scratch.writer.flush()?;
+            Ok(())
+        });
+        if let Err(error) = written {
+            // A row cut short mid-way must not run on into the next one.
+            *scratch = Scratch::new();
+            return Err(error);
+        }
         let line = scratch.line.borrow();
         split_record(
             &mut scratch.splitter,
@@ -103,10 +110,10 @@ impl io::Write for ScratchLine {
     }
 }
 
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = {
+impl Scratch {
+    fn new() -> Scratch {
         let line = std::rc::Rc::new(std::cell::RefCell::new(Vec::with_capacity(512)));
-        std::cell::RefCell::new(Scratch {
+        Scratch {
             writer: csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(ScratchLine(std::rc::Rc::clone(&line))),
@@ -114,8 +121,12 @@ thread_local! {
             splitter: csv_core::ReaderBuilder::new().build(),
             cells: Vec::with_capacity(512),
             ends: Vec::with_capacity(32),
-        })
-    };
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new());
 }
 
 /// Cuts one CSV line (the writer's, ending in a line break) into its
@@ -198,6 +209,38 @@ mod tests {
             text,
             "P1,\"'=HYPERLINK(\"\"x\"\",\"\"y\"\"), \"\"quoted\"\"\",'-3\n"
         );
+    }
+
+    #[test]
+    fn a_row_that_fails_mid_way_leaves_nothing_for_the_next() {
+        struct Failing;
+        impl Serialize for Failing {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::{Error, SerializeStruct};
+                let mut row = serializer.serialize_struct("Failing", 2)?;
+                row.serialize_field("id", "HALF")?;
+                Err(S::Error::custom("no second field"))
+            }
+        }
+        #[derive(Serialize)]
+        struct Row {
+            id: &'static str,
+            message: &'static str,
+        }
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        assert!(serialize(&mut csv, &Failing).is_err());
+        serialize(
+            &mut csv,
+            &Row {
+                id: "P1",
+                message: "m",
+            },
+        )
+        .unwrap();
+        let text = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+        assert_eq!(text, "P1,m\n");
     }
 
     #[test]
