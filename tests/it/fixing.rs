@@ -31,6 +31,30 @@ async fn post_form(serve: &ServeProcess, path: &str, form: &[(&str, &str)]) -> r
         .unwrap()
 }
 
+/// A file of a job (`/jobs/ID`), as text.
+async fn job_file(serve: &ServeProcess, job: &str, name: &str) -> String {
+    client()
+        .get(serve.url(&format!("{job}/files/{name}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A job's progress, as the page's script reads it.
+async fn progress_of(serve: &ServeProcess, job: &str) -> serde_json::Value {
+    client()
+        .get(serve.url(&format!("{job}/progress")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The number in the element with `id` of a page (`<b id="valid">12</b>`).
 fn count_in(page: &str, id: &str) -> u64 {
     let start = page
@@ -240,14 +264,7 @@ fn rejected_rows_are_fixed_in_the_grid_and_declared_with_the_others() {
         // Declared, the file can no longer be changed.
         let late = post_form(&serve, &format!("{job}/fix"), &[("row", "3"), ("c2", "X")]).await;
         assert_eq!(late.status(), StatusCode::CONFLICT);
-        let results = client()
-            .get(serve.url(&format!("{job}/files/results.csv")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let results = job_file(&serve, &job, "results.csv").await;
         assert!(
             results.contains("\n4,P2,D2,,ZONGSHU,100,S,SUCCESS"),
             "{results}"
@@ -258,14 +275,25 @@ fn rejected_rows_are_fixed_in_the_grid_and_declared_with_the_others() {
 /// A workbook with orders on the sheets `sheets` (an instructions sheet
 /// first), `rows` orders on each.
 fn workbook(work: &Workdir, sheets: &[&str], rows: usize) -> Vec<u8> {
+    let sheets: Vec<(&str, usize)> = sheets.iter().map(|sheet| (*sheet, rows)).collect();
+    workbook_of(work, true, &sheets)
+}
+
+/// A workbook whose sheets have these numbers of orders under the
+/// canonical headers (P0, P1 … across the sheets), after an instructions
+/// sheet when `instructions`.
+fn workbook_of(work: &Workdir, instructions: bool, sheets: &[(&str, usize)]) -> Vec<u8> {
     let mut workbook = rust_xlsxwriter::Workbook::new();
-    workbook
-        .add_worksheet()
-        .set_name("说明")
-        .unwrap()
-        .write(0, 0, "本工作簿为订单导出")
-        .unwrap();
-    for (index, name) in sheets.iter().enumerate() {
+    if instructions {
+        workbook
+            .add_worksheet()
+            .set_name("说明")
+            .unwrap()
+            .write(0, 0, "本工作簿为订单导出")
+            .unwrap();
+    }
+    let mut n = 0;
+    for (name, rows) in sheets {
         let sheet = workbook.add_worksheet().set_name(*name).unwrap();
         for (column, header) in [
             "paymentRequestId",
@@ -281,8 +309,7 @@ fn workbook(work: &Workdir, sheets: &[&str], rows: usize) -> Vec<u8> {
         {
             sheet.write(0, column as u16, *header).unwrap();
         }
-        for row in 0..rows {
-            let n = index * rows + row;
+        for row in 0..*rows {
             let cells = [
                 format!("P{n}"),
                 format!("D{n}"),
@@ -295,6 +322,7 @@ fn workbook(work: &Workdir, sheets: &[&str], rows: usize) -> Vec<u8> {
             for (column, cell) in cells.iter().enumerate() {
                 sheet.write(row as u32 + 1, column as u16, cell).unwrap();
             }
+            n += 1;
         }
     }
     let path = work.path("orders.xlsx");
@@ -330,14 +358,7 @@ fn a_workbook_with_orders_on_two_sheets_asks_which() {
         assert_eq!(declare(&serve, &job).await.status(), StatusCode::SEE_OTHER);
         let done = wait_done(&serve, &job).await;
         assert_eq!(done["S"], 3, "{done}");
-        let results = client()
-            .get(serve.url(&format!("{job}/files/results.csv")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let results = job_file(&serve, &job, "results.csv").await;
         // The second sheet's orders, P3 to P5.
         assert!(results.contains(",P3,D3,,ZONGSHU,100,S,"), "{results}");
         assert!(!results.contains(",P0,D0,"), "{results}");
@@ -498,14 +519,7 @@ fn the_sandbox_profile_remembers_what_its_sandbox_accepted_across_uploads() {
         let done = wait_done(&serve, &second).await;
         assert_eq!(done["F"], 5, "{done}");
         assert_eq!(done["S"], 0, "{done}");
-        let results = client()
-            .get(serve.url(&format!("{second}/files/results.csv")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let results = job_file(&serve, &second, "results.csv").await;
         assert!(results.contains("DUPLICATED_DECLARATION"), "{results}");
     });
     let memory =
@@ -746,14 +760,7 @@ fn another_sheet_drops_the_corrections_and_a_sheet_without_rows_changes_nothing(
         assert!(!edits.exists(), "corrections of 一月 laid over 二月");
         declare(&serve, &job).await;
         wait_done(&serve, &job).await;
-        let results = client()
-            .get(serve.url(&format!("{job}/files/results.csv")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let results = job_file(&serve, &job, "results.csv").await;
         assert!(!results.contains("D9"), "{results}");
         assert!(results.contains(",P3,D3,"), "{results}");
     });
@@ -765,47 +772,11 @@ fn a_choice_that_cannot_be_checked_is_undone() {
     let (_, payments) = orders(&work, 10);
     sandbox_profile(&work, &payments);
     // 一月 with orders, 模板 with headers only.
-    let mut book = rust_xlsxwriter::Workbook::new();
-    for (name, rows) in [("一月", 2), ("模板", 0)] {
-        let sheet = book.add_worksheet().set_name(name).unwrap();
-        for (column, header) in [
-            "paymentRequestId",
-            "customsDeclarationRequestId",
-            "customs.customsCode",
-            "merchantCustomsInfo.merchantCustomsCode",
-            "merchantCustomsInfo.merchantCustomsName",
-            "declarationAmount.value",
-            "isSplit",
-        ]
-        .iter()
-        .enumerate()
-        {
-            sheet.write(0, column as u16, *header).unwrap();
-        }
-        for row in 0..rows {
-            for (column, cell) in [
-                format!("P{row}"),
-                format!("D{row}"),
-                "ZONGSHU".into(),
-                "M1".into(),
-                "Shop".into(),
-                "100".into(),
-                "false".into(),
-            ]
-            .iter()
-            .enumerate()
-            {
-                sheet.write(row + 1, column as u16, cell).unwrap();
-            }
-        }
-    }
-    let path = work.path("book.xlsx");
-    book.save(&path).unwrap();
+    let bytes = workbook_of(&work, false, &[("一月", 2), ("模板", 0)]);
     let serve = ServeProcess::start(&work, "127.0.0.1:0", &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let job =
-            location(&upload(&serve, "try", "book.xlsx", std::fs::read(&path).unwrap()).await);
+        let job = location(&upload(&serve, "try", "book.xlsx", bytes).await);
         // Only the sheet with orders has them: read without asking.
         let page = get_text_in(&serve, &job, "en").await;
         assert!(page.contains("«一月»"), "{page}");
@@ -1007,14 +978,7 @@ fn all_order_sheets_are_declared_as_one_job_with_rows_numbered_per_sheet() {
             .collect();
         assert_eq!(parts.len(), 2, "{page}");
         for id in parts {
-            let text = client()
-                .get(serve.url(&format!("/jobs/{id}/files/results.csv")))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = job_file(&serve, &format!("/jobs/{id}"), "results.csv").await;
             results.push(text);
         }
         assert!(results[0].contains("\n2,P0,D0,") && results[0].contains("\n4,P2,D2,"));
@@ -1101,14 +1065,7 @@ fn a_workbook_stopped_between_sheets_is_declared_again_for_the_rest() {
         // Stopped from the first sheet's own page: the second is not begun.
         let deadline = std::time::Instant::now() + crate::common::DEADLINE;
         loop {
-            let progress: serde_json::Value = client()
-                .get(serve.url(&format!("{}/progress", parts[0])))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let progress: serde_json::Value = progress_of(&serve, &parts[0]).await;
             if progress["settled"].as_u64().unwrap_or(0) >= 1 {
                 break;
             }
@@ -1125,14 +1082,7 @@ fn a_workbook_stopped_between_sheets_is_declared_again_for_the_rest() {
             assert!(std::time::Instant::now() < deadline, "{page}");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let second: serde_json::Value = client()
-            .get(serve.url(&format!("{}/progress", parts[1])))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let second: serde_json::Value = progress_of(&serve, &parts[1]).await;
         assert_eq!(second["started"], false, "{second}");
         let home = get_text_in(&serve, "/", "en").await;
         assert!(home.contains("interrupted"), "{home}");
@@ -1160,14 +1110,7 @@ fn a_workbook_stopped_between_sheets_is_declared_again_for_the_rest() {
             .nth(2)
             .map(|rest| rest.split('"').next().unwrap().to_owned())
             .unwrap();
-        let second: serde_json::Value = client()
-            .get(serve.url(&format!("/jobs/{second}/progress")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let second: serde_json::Value = progress_of(&serve, &format!("/jobs/{second}")).await;
         assert_eq!(second["S"], 3, "{second}");
     });
 }
