@@ -241,8 +241,73 @@ impl OwnedRow {
 }
 
 enum Sha256State {
-    Running(std::thread::JoinHandle<std::io::Result<[u8; 32]>>),
+    Running(DigestThread),
     Done([u8; 32]),
+}
+
+/// The thread hashing the input beside the work. A source dropped before
+/// it asked for the digest (a probe of the header row, a check that
+/// stopped at an error) stops the thread at its next read, instead of
+/// leaving it to read the whole file for nothing.
+struct DigestThread {
+    thread: Option<std::thread::JoinHandle<std::io::Result<[u8; 32]>>>,
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DigestThread {
+    fn spawn(path: &Path) -> std::io::Result<DigestThread> {
+        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = Abandonable {
+            path: path.to_owned(),
+            file: None,
+            abandoned: std::sync::Arc::clone(&abandoned),
+        };
+        let thread = std::thread::Builder::new()
+            .name("input-sha256".into())
+            .spawn(move || decode::sha256(reader))?;
+        Ok(DigestThread {
+            thread: Some(thread),
+            abandoned,
+        })
+    }
+
+    fn join(mut self) -> std::io::Result<[u8; 32]> {
+        self.thread
+            .take()
+            .expect("joined once")
+            .join()
+            .expect("the hashing thread does not panic")
+    }
+}
+
+impl Drop for DigestThread {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.abandoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The input file as the hashing thread reads it (opened there), ending
+/// in an error once the digest is no longer wanted.
+struct Abandonable {
+    path: PathBuf,
+    file: Option<File>,
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Read for Abandonable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("the digest is no longer wanted"));
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(File::open(&self.path)?),
+        };
+        file.read(buf)
+    }
 }
 
 enum Source {
@@ -295,11 +360,7 @@ impl RowSource {
         };
         let file_len = std::fs::metadata(path).map_err(io_error)?.len();
         // The digest is only needed at the end: compute it beside the work.
-        let hashed_path = path.to_owned();
-        let sha256 = std::thread::Builder::new()
-            .name("input-sha256".into())
-            .spawn(move || decode::sha256(File::open(hashed_path)?))
-            .map_err(io_error)?;
+        let sha256 = DigestThread::spawn(path).map_err(io_error)?;
         let mut row_source = match format {
             InputFormat::Csv => {
                 let mut head = [0u8; 4];
@@ -530,13 +591,10 @@ impl RowSource {
             else {
                 unreachable!("matched just above")
             };
-            let digest = thread
-                .join()
-                .expect("the hashing thread does not panic")
-                .map_err(|source| InputError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
+            let digest = thread.join().map_err(|source| InputError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
             self.sha256 = Sha256State::Done(digest);
         }
         match self.sha256 {
@@ -569,4 +627,28 @@ fn read_head(path: &Path, head: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_thread_hashes_the_file_and_an_abandoned_one_stops_reading() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("in.csv");
+        std::fs::write(&path, "id\n1\n").unwrap();
+        let digest = DigestThread::spawn(&path).unwrap().join().unwrap();
+        assert_eq!(digest, decode::sha256(&b"id\n1\n"[..]).unwrap());
+        // Dropped before it was asked: its reader refuses the next read.
+        let dropped = DigestThread::spawn(&path).unwrap();
+        let abandoned = std::sync::Arc::clone(&dropped.abandoned);
+        drop(dropped);
+        let mut reader = Abandonable {
+            path: path.clone(),
+            file: None,
+            abandoned,
+        };
+        assert!(reader.read(&mut [0u8; 8]).is_err());
+    }
 }
