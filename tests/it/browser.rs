@@ -175,14 +175,7 @@ fn a_clerk_uploads_declares_and_sees_the_outcome_in_chromium() {
             browser.goto(&serve.url("/?lang=en")).await?;
             let home = browser.current_url().await?.to_string();
             screenshot(&browser, "home.png").await;
-            browser
-                .find(Locator::Id("profile"))
-                .await?
-                .select_by_value("try-it")
-                .await?;
-            let file = browser.find(Locator::Id("file")).await?;
-            file.send_keys(&workbook.display().to_string()).await?;
-            browser.find(Locator::Id("check")).await?.click().await?;
+            check_file(&browser, "try-it", &workbook).await?;
             // The validation: the rejected rows with their reasons.
             let rejected = wait_for(&browser, Locator::Id("rejected-rows")).await?;
             let reasons = rejected.text().await?;
@@ -344,6 +337,26 @@ fn erp_workbook(path: &Path, rows: usize) {
     workbook.save(path).unwrap();
 }
 
+/// On the home page: chooses `profile`, gives the file input `file` and
+/// presses "Check the file", as a clerk does.
+async fn check_file(
+    browser: &Client,
+    profile: &str,
+    file: &Path,
+) -> Result<(), fantoccini::error::CmdError> {
+    browser
+        .find(Locator::Id("profile"))
+        .await?
+        .select_by_value(profile)
+        .await?;
+    browser
+        .find(Locator::Id("file"))
+        .await?
+        .send_keys(&file.display().to_string())
+        .await?;
+    browser.find(Locator::Id("check")).await?.click().await
+}
+
 /// Whether the page now shown scrolls sideways in the browser's window.
 async fn scrolls_sideways(browser: &Client) -> Result<bool, fantoccini::error::CmdError> {
     let widths = browser
@@ -424,17 +437,7 @@ fn a_chinese_clerk_maps_fixes_declares_and_reads_back_results_in_chromium() {
                 (&header_only, "只有表头（第 1 行）", "zh-header-only.png"),
             ] {
                 browser.goto(&serve.url("/")).await?;
-                browser
-                    .find(Locator::Id("profile"))
-                    .await?
-                    .select_by_value("erp")
-                    .await?;
-                browser
-                    .find(Locator::Id("file"))
-                    .await?
-                    .send_keys(&file.display().to_string())
-                    .await?;
-                browser.find(Locator::Id("check")).await?.click().await?;
+                check_file(&browser, "erp", file).await?;
                 let said = wait_for(&browser, Locator::Id("error")).await?.text().await?;
                 assert!(said.contains(needle), "{said}");
                 screenshot(&browser, shot).await;
@@ -444,17 +447,7 @@ fn a_chinese_clerk_maps_fixes_declares_and_reads_back_results_in_chromium() {
             browser.goto(&serve.url("/")).await?;
             let title = browser.find(Locator::Css("h1")).await?.text().await?;
             assert_eq!(title, "海关申报");
-            browser
-                .find(Locator::Id("profile"))
-                .await?
-                .select_by_value("erp")
-                .await?;
-            browser
-                .find(Locator::Id("file"))
-                .await?
-                .send_keys(&export.display().to_string())
-                .await?;
-            browser.find(Locator::Id("check")).await?.click().await?;
+            check_file(&browser, "erp", &export).await?;
             let missing = wait_for(&browser, Locator::Id("columns-missing"))
                 .await?
                 .text()
