@@ -4,7 +4,8 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::Ledger;
+use super::answers::{AnswerValues, decode};
+use super::{Ledger, LedgerError, SETTLED_OR_SENT, since_millis, time_text};
 use crate::outcome::Status;
 
 /// The columns of `ledger export`, for an export with no row.
@@ -103,32 +104,38 @@ impl Ledger {
         let mut session = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         session.end_reading()?;
         let connection = &session.connection;
-        let mut statement = connection.prepare(
-            "SELECT d.request_id, d.payment_request_id, d.reference_order_id, d.customs_code,
-                    d.merchant_customs_code, d.merchant_customs_name, d.amount,
-                    d.certificate_no, d.status, d.result_code, d.result_message,
-                    d.psp_declaration_request_id, d.identity_check_result,
+        let mut statement = connection.prepare(&format!(
+            "SELECT d.request_id, d.payment_request_id, d.reference_order_id, t.customs_code,
+                    t.merchant_customs_code, t.merchant_customs_name, d.amount,
+                    d.certificate_no, d.status, COALESCE(code.text, ''),
+                    COALESCE(message.text, ''), d.psp_declaration_request_id,
+                    COALESCE(identity.text, ''),
                     COALESCE(d.customs_status, ''), COALESCE(d.customs_result_code, ''),
                     COALESCE(d.customs_result_description, ''),
-                    (SELECT count(*) FROM calls c
-                      WHERE c.scope_id = d.scope_id AND c.request_id = d.request_id),
-                    COALESCE(d.first_call_at, ''), d.last_call_at, COALESCE(d.settled_at, ''),
-                    COALESCE(d.inquired_at, ''), COALESCE(r.out_dir, ''), d.input_row,
-                    COALESCE(d.earlier_amount, ''), COALESCE(d.amount_changed_at, '')
-             FROM declarations d LEFT JOIN runs r ON r.id = d.run_id
+                    (SELECT count(*) FROM calls c WHERE c.declaration_id = d.id),
+                    (SELECT min(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                    (SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                    d.settled_at, d.inquired_at, COALESCE(r.out_dir, ''), d.input_row,
+                    COALESCE(d.earlier_amount, ''), d.amount_changed_at,
+                    {SETTLED_OR_SENT} AS since
+             FROM declarations d JOIN targets t ON t.id = d.target_id
+                  LEFT JOIN runs r ON r.id = d.run_id
+                  LEFT JOIN texts code ON code.id = d.result_code
+                  LEFT JOIN texts message ON message.id = d.result_message
+                  LEFT JOIN texts identity ON identity.id = d.identity_check_result
              WHERE d.scope_id = ?1
-               AND COALESCE(d.settled_at, d.last_call_at) >= ?2
+               AND since >= ?2
                AND (?3 IS NULL OR d.status = ?3)
                AND (?4 IS NULL
                     OR (?4 = 'pending' AND d.status = 'S'
                         AND COALESCE(d.customs_result_code, '') = '')
                     OR (?4 = 'final' AND COALESCE(d.customs_result_code, '') <> '')
                     OR (?4 = 'code' AND d.customs_result_code = ?5))
-             ORDER BY COALESCE(d.settled_at, d.last_call_at), d.request_id",
-        )?;
+             ORDER BY since, d.request_id"
+        ))?;
         let mut rows = statement.query(params![
             scope,
-            since.unwrap_or(""),
+            since_millis(since),
             status.map(Status::as_str),
             customs.map(|filter| match filter {
                 CustomsFilter::Pending => "pending",
@@ -160,17 +167,87 @@ impl Ledger {
                 customs_result_code: row.get(14)?,
                 customs_result_description: row.get(15)?,
                 calls: row.get(16)?,
-                first_call_at: row.get(17)?,
-                last_call_at: row.get(18)?,
-                settled_at: row.get(19)?,
-                inquired_at: row.get(20)?,
+                first_call_at: optional_time(row.get(17)?),
+                last_call_at: optional_time(row.get(18)?),
+                settled_at: optional_time(row.get(19)?),
+                inquired_at: optional_time(row.get(20)?),
                 run: row.get(21)?,
                 row: row.get(22)?,
                 earlier_amount: row.get(23)?,
-                amount_changed_at: row.get(24)?,
+                amount_changed_at: optional_time(row.get(24)?),
             })?;
             count += 1;
         }
         Ok(count)
+    }
+}
+
+/// A stored time for the export: RFC 3339, or empty when there is none.
+fn optional_time(millis: Option<i64>) -> String {
+    millis.map(time_text).unwrap_or_default()
+}
+
+impl Ledger {
+    /// The raw answers of a request ID's calls, oldest first, as they came
+    /// (none for a call unanswered, or whose raw answer was dropped).
+    pub fn raw_answers(&self, request_id: &str) -> Result<Vec<Option<String>>, LedgerError> {
+        let scope = self.scope;
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT COALESCE(code.text, ''), COALESCE(message.text, ''),
+                        COALESCE(c.status, ''), shape.text, c.answer_values, c.answer_text,
+                        d.psp_payment_id, d.psp_declaration_request_id,
+                        COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
+                        d.clearing_transaction_id,
+                        COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
+                        d.psp_order_amount,
+                        COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), '')
+                 FROM declarations d JOIN calls c ON c.declaration_id = d.id
+                      LEFT JOIN texts code ON code.id = c.result_code
+                      LEFT JOIN texts message ON message.id = c.result_message
+                      LEFT JOIN texts shape ON shape.id = c.answer_shape
+                 WHERE d.scope_id = ?1 AND d.request_id = ?2
+                 ORDER BY c.seq",
+            )?;
+            let mut rows = statement.query(params![scope, request_id])?;
+            let mut answers = Vec::new();
+            while let Some(row) = rows.next()? {
+                let own: [String; 3] = [row.get(0)?, row.get(1)?, row.get(2)?];
+                let shape: Option<String> = row.get(3)?;
+                let frozen: Option<String> = row.get(4)?;
+                let text: Option<String> = row.get(5)?;
+                let declared: [String; 7] = [
+                    row.get(6)?,
+                    row.get(7)?,
+                    row.get(8)?,
+                    row.get(9)?,
+                    row.get(10)?,
+                    row.get(11)?,
+                    row.get(12)?,
+                ];
+                let declaration = match frozen {
+                    Some(values) => serde_json::from_str::<[String; 7]>(&values).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            4,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
+                    None => declared,
+                };
+                answers.push(match (shape, text) {
+                    (_, Some(text)) => Some(text),
+                    (Some(shape), None) => Some(decode(
+                        &shape,
+                        &AnswerValues {
+                            own: own.each_ref().map(String::as_str),
+                            declaration: declaration.each_ref().map(String::as_str),
+                        },
+                    )),
+                    (None, None) => None,
+                });
+            }
+            Ok(answers)
+        })
     }
 }

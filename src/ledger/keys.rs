@@ -12,11 +12,14 @@ use super::LedgerError;
 use crate::protocol::DeclareRequest;
 
 /// Keyed fingerprints of a request: of its exact bytes, and of its bytes
-/// with the fields a retransmission may change left out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// with the fields a retransmission may change left out. Each is the first
+/// 64 bits of an HMAC-SHA256, kept as an integer: two different requests
+/// share one by a chance of 2^-64 per comparison, and eight bytes instead
+/// of thirty-two keep the ledger small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprints {
-    pub body: Vec<u8>,
-    pub fixed: Vec<u8>,
+    pub body: i64,
+    pub fixed: i64,
 }
 
 /// A certificate number as messages and the ledger keep it: the first 6
@@ -142,7 +145,20 @@ pub(super) fn fingerprints(key: &hmac::Key, request: &DeclareRequest, body: &[u8
     fixed.declaration_amount.value.clear();
     fixed.declaration_amount.currency.clear();
     Fingerprints {
-        body: hmac::sign(key, body).as_ref().to_vec(),
-        fixed: hmac::sign(key, &fixed.to_body()).as_ref().to_vec(),
+        body: fingerprint(key, body),
+        fixed: fingerprint(key, &fixed.to_body()),
     }
+}
+
+/// The first 64 bits of the HMAC of `bytes`, as an integer.
+pub(super) fn fingerprint(key: &hmac::Key, bytes: &[u8]) -> i64 {
+    let tag = hmac::sign(key, bytes);
+    leading_integer(tag.as_ref())
+}
+
+/// The first 8 bytes of a digest as a big-endian integer.
+pub(super) fn leading_integer(digest: &[u8]) -> i64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }

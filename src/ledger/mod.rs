@@ -6,23 +6,29 @@
 //! Everything is kept per scope (endpoint + client ID), so a sandbox never
 //! mixes with production. Tables: `runs` (which out folder and input),
 //! `declarations` (the latest state per request ID: its fields, status,
-//! answer and customs outcome), `calls` (every request sent, with the
-//! answer that settled it) and `inquiries` (every inquiry result).
-//! Certificate numbers are stored masked, so bodies are compared by keyed
-//! fingerprints (HMAC-SHA256 with a key in a file beside the ledger; the
-//! ledger alone cannot be searched for a guessed ID). WAL mode with
-//! `synchronous = NORMAL`: each commit is handed to the OS at once, so a
-//! killed process loses nothing, as with the journal; two processes on one
-//! ledger wait for each other (busy timeout) instead of failing.
+//! answer and customs outcome), `calls` (every request sent, with its
+//! answer), `inquiries` (every inquiry result), and what they name by
+//! number: `targets` (customs and merchant) and `texts` (result codes,
+//! messages, the shapes of raw answers). Certificate numbers are stored
+//! masked, so bodies are compared by keyed fingerprints (HMAC-SHA256 with a
+//! key in a file beside the ledger, its first 64 bits kept; the ledger
+//! alone cannot be searched for a guessed ID). Times are milliseconds since
+//! the epoch; a year of nights stays a few hundred bytes a declaration.
+//! WAL mode with `synchronous = NORMAL`: each commit is handed to the OS at
+//! once, so a killed process loses nothing, as with the journal; two
+//! processes on one ledger wait for each other (busy timeout) instead of
+//! failing.
 //!
 //! This module is the whole interface to storage: moving the ledger to a
 //! shared database (several workers on one client ID) means another
 //! implementation of these methods, nothing else. By responsibility: the
 //! tables and their migrations (`schema.rs`), the fingerprint key and
-//! masking (`keys.rs`), the writer thread of a run (`writer.rs`), reading
-//! back (`export.rs`); opening, the send decision and the single writes of
-//! inquiries are here.
+//! masking (`keys.rs`), raw answers as shapes and interned texts
+//! (`answers.rs`), the writer thread of a run (`writer.rs`), reading back
+//! (`export.rs`, `status.rs`); opening, the send decision and the single
+//! writes of inquiries are here.
 
+mod answers;
 mod export;
 mod keys;
 mod lease;
@@ -190,11 +196,26 @@ pub fn ledger_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|time| time.with_timezone(&Utc))
+/// A time the ledger stores (milliseconds since the epoch) as it writes
+/// times for people: RFC 3339, UTC, milliseconds.
+fn time_text(millis: i64) -> String {
+    DateTime::from_timestamp_millis(millis)
+        .map(ledger_time)
+        .unwrap_or_default()
 }
+
+/// A `since` given as RFC 3339, in the milliseconds the ledger compares;
+/// none (or a text that is no time) is the beginning.
+fn since_millis(since: Option<&str>) -> i64 {
+    since
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map_or(i64::MIN, |time| time.timestamp_millis())
+}
+
+/// A declaration's time as messages and filters use it: when it was
+/// settled, or else last sent (on the alias `d`).
+const SETTLED_OR_SENT: &str = "COALESCE(d.settled_at,
+     (SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id), 0)";
 
 /// Reads share a read transaction for this many queries at most, or this
 /// long: what other processes commit meanwhile is seen a moment later.
@@ -219,9 +240,10 @@ impl Session {
 /// A declaration row as the decisions read it.
 struct Held {
     status: Status,
-    body: Vec<u8>,
-    fixed: Vec<u8>,
-    last_call_at: String,
+    body: i64,
+    fixed: i64,
+    /// When it was last sent, in milliseconds.
+    last_call_at: Option<i64>,
     earlier: Earlier,
     result: ResultRow,
 }
@@ -386,16 +408,24 @@ impl Ledger {
     fn held(&self, request_id: &str) -> Result<Option<Held>, LedgerError> {
         let scope = self.scope;
         self.with_read(|c| {
-            c.prepare_cached(
-                "SELECT d.status, d.body_hmac, d.fixed_hmac, d.last_call_at,
-                        COALESCE(r.out_dir, ''), d.input_row, COALESCE(d.settled_at, d.last_call_at),
-                        d.payment_request_id, d.reference_order_id, d.customs_code, d.amount,
-                        d.result_code, d.result_message, d.psp_payment_id,
-                        d.psp_declaration_request_id, d.psp_customs_code, d.clearing_channel,
-                        d.clearing_transaction_id, d.psp_order_amount, d.identity_check_result
-                 FROM declarations d LEFT JOIN runs r ON r.id = d.run_id
-                 WHERE d.scope_id = ?1 AND d.request_id = ?2",
-            )?
+            c.prepare_cached(&format!(
+                "SELECT d.status, d.body_fp, d.fixed_fp,
+                        (SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                        COALESCE(r.out_dir, ''), d.input_row, {SETTLED_OR_SENT},
+                        d.payment_request_id, d.reference_order_id, t.customs_code, d.amount,
+                        COALESCE(code.text, ''), COALESCE(message.text, ''), d.psp_payment_id,
+                        d.psp_declaration_request_id, COALESCE(customs.text, ''),
+                        COALESCE(channel.text, ''), d.clearing_transaction_id,
+                        d.psp_order_amount, COALESCE(identity.text, '')
+                 FROM declarations d JOIN targets t ON t.id = d.target_id
+                      LEFT JOIN runs r ON r.id = d.run_id
+                      LEFT JOIN texts code ON code.id = d.result_code
+                      LEFT JOIN texts message ON message.id = d.result_message
+                      LEFT JOIN texts customs ON customs.id = d.psp_customs_code
+                      LEFT JOIN texts channel ON channel.id = d.clearing_channel
+                      LEFT JOIN texts identity ON identity.id = d.identity_check_result
+                 WHERE d.scope_id = ?1 AND d.request_id = ?2"
+            ))?
             .query_row(params![scope, request_id], |row| {
                 let status: Status = row.get(0)?;
                 Ok(Held {
@@ -407,7 +437,7 @@ impl Ledger {
                         run: row.get(4)?,
                         row: row.get(5)?,
                         request_id: request_id.to_owned(),
-                        at: row.get(6)?,
+                        at: time_text(row.get(6)?),
                     },
                     result: ResultRow {
                         customs_declaration_request_id: request_id.to_owned(),
@@ -451,7 +481,10 @@ impl Ledger {
             match held.status {
                 Status::S if identical => return Ok(Decision::Known(Box::new(held.result))),
                 Status::S if held.fixed == fingerprints.fixed => {
-                    let last_call = parse_time(&held.last_call_at).unwrap_or(now);
+                    let last_call = held
+                        .last_call_at
+                        .and_then(DateTime::from_timestamp_millis)
+                        .unwrap_or(now);
                     let allowed_from = last_call
                         + chrono::Duration::from_std(retransmit_wait)
                             .unwrap_or(chrono::Duration::MAX);
@@ -478,24 +511,25 @@ impl Ledger {
             }
         }
         let scope = self.scope;
-        let order = request.declaration_order_id().to_owned();
+        let order = request.declaration_order_id();
         let customs = request.customs.customs_code.to_uppercase();
         let other = self.with_read(|c| {
-            c.prepare_cached(
-                "SELECT d.request_id, COALESCE(r.out_dir, ''), d.input_row,
-                        COALESCE(d.settled_at, d.last_call_at)
+            c.prepare_cached(&format!(
+                "SELECT d.request_id, COALESCE(r.out_dir, ''), d.input_row, {SETTLED_OR_SENT}
                  FROM declarations d INDEXED BY declarations_by_order
+                      JOIN targets t ON t.id = d.target_id
                       LEFT JOIN runs r ON r.id = d.run_id
-                 WHERE d.scope_id = ?1 AND d.order_id = ?2 AND d.customs_code = ?3
-                   AND d.status = 'S' AND d.request_id <> ?4
+                 WHERE d.scope_id = ?1 AND ({ORDER_OF}) = ?2 AND d.status = 'S'
+                   AND t.customs_code = ?3 AND d.request_id <> ?4
                  LIMIT 1",
-            )?
+                ORDER_OF = schema::ORDER_OF
+            ))?
             .query_row(params![scope, order, customs, request_id], |row| {
                 Ok(Earlier {
                     request_id: row.get(0)?,
                     run: row.get(1)?,
                     row: row.get(2)?,
-                    at: row.get(3)?,
+                    at: time_text(row.get(3)?),
                 })
             })
             .optional()
@@ -518,7 +552,7 @@ impl Ledger {
         body: &[u8],
         retransmission: bool,
     ) -> Result<(), LedgerError> {
-        let writes = self.writes();
+        let mut writes = self.writes();
         self.with(|c| {
             let tx = c.transaction()?;
             writes.call(&tx, line, request, body, retransmission)?;
@@ -537,7 +571,7 @@ impl Ledger {
         body: &[u8],
         answer: &str,
     ) -> Result<(), LedgerError> {
-        let writes = self.writes();
+        let mut writes = self.writes();
         self.with(|c| {
             let tx = c.transaction()?;
             writes.outcome(&tx, result, request, body, answer)?;
@@ -550,6 +584,7 @@ impl Ledger {
             key: self.key.clone(),
             scope: self.scope,
             run: self.run,
+            texts: answers::Texts::default(),
         }
     }
 
@@ -596,30 +631,67 @@ impl Ledger {
     /// Settles a request ID the ledger holds as U, which an inquiry found
     /// declared with the row's content, as S.
     pub fn settle_by_inquiry(&self, result: &ResultRow) -> Result<(), LedgerError> {
-        let now = ledger_time(Utc::now());
+        self.settle(
+            &result.customs_declaration_request_id,
+            "<> 'S'",
+            &result.result_code,
+            &result.result_message,
+            &result.psp_payment_id,
+            &result.psp_declaration_request_id,
+        )
+    }
+
+    /// Sets a declaration S with an inquiry's answer when its status
+    /// matches `condition`, the earlier answers stored against its fields
+    /// keeping theirs.
+    fn settle(
+        &self,
+        request_id: &str,
+        condition: &str,
+        code: &str,
+        message: &str,
+        psp_payment_id: &str,
+        psp_declaration_request_id: &str,
+    ) -> Result<(), LedgerError> {
+        let now = Utc::now().timestamp_millis();
         let scope = self.scope;
+        let mut writes = self.writes();
         self.with(|c| {
-            c.prepare_cached(
-                "UPDATE declarations SET status = 'S', result_code = ?3, result_message = ?4,
-                     psp_payment_id = ?5, psp_declaration_request_id = ?6, settled_at = ?7
-                 WHERE scope_id = ?1 AND request_id = ?2 AND status <> 'S'",
+            let tx = c.transaction()?;
+            let declaration: Option<i64> = tx
+                .prepare_cached(&format!(
+                    "SELECT id FROM declarations
+                     WHERE scope_id = ?1 AND request_id = ?2 AND status {condition}"
+                ))?
+                .query_row(params![scope, request_id], |row| row.get(0))
+                .optional()?;
+            let Some(declaration) = declaration else {
+                return Ok(());
+            };
+            tx.prepare_cached(answers::FREEZE_ANSWERS_SQL)?
+                .execute(params![declaration])?;
+            let code = writes.texts.id(&tx, code)?;
+            let message = writes.texts.id(&tx, message)?;
+            tx.prepare_cached(
+                "UPDATE declarations SET status = 'S', result_code = ?2, result_message = ?3,
+                     psp_payment_id = ?4, psp_declaration_request_id = ?5, settled_at = ?6
+                 WHERE id = ?1",
             )?
             .execute(params![
-                scope,
-                result.customs_declaration_request_id,
-                result.result_code,
-                result.result_message,
-                result.psp_payment_id,
-                result.psp_declaration_request_id,
+                declaration,
+                code,
+                message,
+                psp_payment_id,
+                psp_declaration_request_id,
                 now
             ])?;
-            Ok(())
+            tx.commit()
         })
     }
 
     /// Records what an inquiry said about a request ID.
     pub fn record_inquiry(&self, outcome: &CustomsOutcome) -> Result<(), LedgerError> {
-        let now = ledger_time(Utc::now());
+        let now = Utc::now();
         let (scope, run) = (self.scope, self.run);
         self.with(|c| {
             let tx = c.transaction()?;
@@ -633,7 +705,7 @@ impl Ledger {
                 scope,
                 outcome.request_id,
                 run,
-                now,
+                ledger_time(now),
                 outcome.status,
                 outcome.result_code,
                 outcome.result_description,
@@ -654,7 +726,7 @@ impl Ledger {
                 outcome.result_description,
                 outcome.returned_time,
                 outcome.modified_time,
-                now
+                now.timestamp_millis()
             ])?;
             tx.commit()
         })

@@ -2,15 +2,26 @@
 //! migration takes the file from one version to the next in a transaction
 //! of its own, so an old ledger is brought up to date on open and a newer
 //! one is refused instead of misread.
+//!
+//! Version 4 is the compact ledger: fingerprints as 64-bit integers, times
+//! as milliseconds since the epoch, customs and merchant (`targets`) and
+//! short texts (`texts`: result codes, messages, answer shapes) stored once
+//! and named by number, the order indexed without a column of its own,
+//! calls keyed by their declaration's number, and raw answers kept as
+//! shapes (`answers.rs`). Its migration rewrites the older tables row by
+//! row, in Rust.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 
 use super::LedgerError;
+use super::answers::{AnswerValues, Texts, encode};
+use super::keys::leading_integer;
 
-/// The migrations, in order; the schema version is how many have run.
-const MIGRATIONS: [&str; 3] = [
+/// The migrations written in SQL, in order; the fourth is `compact`.
+pub(super) const MIGRATIONS: [&str; 3] = [
     // 1: scopes, runs, declarations, calls, inquiries.
     "CREATE TABLE scopes(
          id INTEGER PRIMARY KEY,
@@ -101,8 +112,282 @@ const MIGRATIONS: [&str; 3] = [
      ALTER TABLE runs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;",
 ];
 
+/// A declaration's order, as the order index holds it; a query that uses
+/// the index says it the same way.
+pub(super) const ORDER_OF: &str =
+    "CASE WHEN split THEN reference_order_id ELSE payment_request_id END";
+
+/// The tables of version 4, made beside the older ones by `compact`.
+const COMPACT_TABLES: &str = "
+     CREATE TABLE texts(
+         id INTEGER PRIMARY KEY,
+         text TEXT NOT NULL UNIQUE
+     );
+     CREATE TABLE targets(
+         id INTEGER PRIMARY KEY,
+         customs_code TEXT NOT NULL,
+         merchant_customs_code TEXT NOT NULL,
+         merchant_customs_name TEXT NOT NULL,
+         UNIQUE(customs_code, merchant_customs_code, merchant_customs_name)
+     );
+     CREATE TABLE declarations(
+         id INTEGER PRIMARY KEY,
+         scope_id INTEGER NOT NULL REFERENCES scopes(id),
+         request_id TEXT NOT NULL,
+         payment_request_id TEXT NOT NULL,
+         reference_order_id TEXT NOT NULL DEFAULT '',
+         -- The order is reference_order_id when split, else payment_request_id.
+         split INTEGER NOT NULL DEFAULT 0,
+         target_id INTEGER NOT NULL REFERENCES targets(id),
+         amount TEXT NOT NULL,
+         certificate_no TEXT NOT NULL DEFAULT '',
+         body_fp INTEGER NOT NULL,
+         fixed_fp INTEGER NOT NULL,
+         status TEXT NOT NULL CHECK (status IN ('S', 'F', 'U')),
+         result_code INTEGER REFERENCES texts(id),
+         result_message INTEGER REFERENCES texts(id),
+         psp_payment_id TEXT NOT NULL DEFAULT '',
+         psp_declaration_request_id TEXT NOT NULL DEFAULT '',
+         psp_customs_code INTEGER REFERENCES texts(id),
+         clearing_channel INTEGER REFERENCES texts(id),
+         clearing_transaction_id TEXT NOT NULL DEFAULT '',
+         psp_order_amount TEXT NOT NULL DEFAULT '',
+         identity_check_result INTEGER REFERENCES texts(id),
+         run_id INTEGER REFERENCES runs(id),
+         input_row INTEGER NOT NULL,
+         settled_at INTEGER,
+         customs_status TEXT,
+         customs_result_code TEXT,
+         customs_result_description TEXT,
+         customs_result_returned_time TEXT,
+         customs_modified_time TEXT,
+         inquired_at INTEGER,
+         earlier_amount TEXT,
+         amount_changed_at INTEGER
+     );
+     CREATE UNIQUE INDEX declarations_by_request ON declarations(scope_id, request_id);
+     -- Only declared orders are looked up (DUPLICATED_DECLARATION). By the
+     -- order's text, not a keyed fingerprint: order IDs grow with time, so a
+     -- night's entries land together instead of on every page of a year.
+     CREATE INDEX declarations_by_order ON declarations(scope_id, (ORDER_OF))
+         WHERE status = 'S';
+     -- A call's body is its declaration's unless it says otherwise; its
+     -- answer is a shape (texts) with the values of its own result and of
+     -- its declaration (or answer_values, once those changed), or the whole
+     -- text when no shape fits.
+     CREATE TABLE calls(
+         declaration_id INTEGER NOT NULL REFERENCES declarations(id),
+         seq INTEGER NOT NULL,
+         run_id INTEGER REFERENCES runs(id),
+         input_row INTEGER NOT NULL,
+         sent_at INTEGER NOT NULL,
+         body_fp INTEGER,
+         retransmission INTEGER NOT NULL,
+         status TEXT,
+         result_code INTEGER REFERENCES texts(id),
+         result_message INTEGER REFERENCES texts(id),
+         answered_at INTEGER,
+         answer_shape INTEGER REFERENCES texts(id),
+         answer_values TEXT,
+         answer_text TEXT,
+         PRIMARY KEY (declaration_id, seq)
+     ) WITHOUT ROWID;
+     -- The raw answers still kept, by age: what a run's end drops is found
+     -- without reading a year of calls.
+     CREATE INDEX calls_with_answers ON calls(answered_at)
+         WHERE answer_shape IS NOT NULL OR answer_text IS NOT NULL;";
+
 /// The schema version this build writes.
-pub const VERSION: i64 = MIGRATIONS.len() as i64;
+pub const VERSION: i64 = MIGRATIONS.len() as i64 + 1;
+
+/// Milliseconds since the epoch of an RFC 3339 time as versions 1–3 wrote
+/// them.
+fn millis(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|time| time.timestamp_millis())
+}
+
+/// Version 3 to 4: the declarations and calls rewritten compactly, the
+/// fingerprints cut to their first 64 bits, every raw answer shaped against
+/// its declaration.
+fn compact(tx: &Connection) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "DROP INDEX declarations_by_order;
+         DROP INDEX calls_by_request;
+         ALTER TABLE declarations RENAME TO declarations_v3;
+         ALTER TABLE calls RENAME TO calls_v3;",
+    )?;
+    tx.execute_batch(&COMPACT_TABLES.replace("ORDER_OF", ORDER_OF))?;
+    let mut texts = Texts::default();
+    // (scope, request ID) -> (declaration, its body fingerprint, its PSP
+    // values); a year of declarations fits in memory once, at migration.
+    let mut declarations: HashMap<(i64, String), (i64, i64, [String; 7])> = HashMap::new();
+    {
+        let mut read = tx.prepare(
+            "SELECT scope_id, request_id, payment_request_id, reference_order_id, order_id,
+                    customs_code, merchant_customs_code, merchant_customs_name, amount,
+                    certificate_no, body_hmac, fixed_hmac, status, result_code, result_message,
+                    psp_payment_id, psp_declaration_request_id, psp_customs_code,
+                    clearing_channel, clearing_transaction_id, psp_order_amount,
+                    identity_check_result, run_id, input_row, settled_at, customs_status,
+                    customs_result_code, customs_result_description,
+                    customs_result_returned_time, customs_modified_time, inquired_at,
+                    earlier_amount, amount_changed_at
+             FROM declarations_v3",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let scope: i64 = row.get(0)?;
+            let request_id: String = row.get(1)?;
+            let customs_code: String = row.get(5)?;
+            // Versions 1–3 kept the order itself: the reference's when split.
+            let order: String = row.get(4)?;
+            let reference: String = row.get(3)?;
+            let split = !reference.is_empty() && order == reference;
+            let target = texts.target(tx, &customs_code, &row.get::<_, String>(6)?, &{
+                row.get::<_, String>(7)?
+            })?;
+            let body: Vec<u8> = row.get(10)?;
+            let fixed: Vec<u8> = row.get(11)?;
+            let body_fp = leading_integer(&body);
+            let psp: [String; 7] = [
+                row.get(15)?,
+                row.get(16)?,
+                row.get(17)?,
+                row.get(19)?,
+                row.get(18)?,
+                row.get(20)?,
+                row.get(21)?,
+            ];
+            let time = |index: usize| -> rusqlite::Result<Option<i64>> {
+                Ok(row
+                    .get::<_, Option<String>>(index)?
+                    .as_deref()
+                    .and_then(millis))
+            };
+            tx.prepare_cached(
+                "INSERT INTO declarations(scope_id, request_id, payment_request_id,
+                     reference_order_id, split, target_id, amount, certificate_no, body_fp,
+                     fixed_fp, status, result_code, result_message, psp_payment_id,
+                     psp_declaration_request_id, psp_customs_code, clearing_channel,
+                     clearing_transaction_id, psp_order_amount, identity_check_result, run_id,
+                     input_row, settled_at, customs_status, customs_result_code,
+                     customs_result_description, customs_result_returned_time,
+                     customs_modified_time, inquired_at, earlier_amount, amount_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30,
+                         ?31)",
+            )?
+            .execute(params![
+                scope,
+                request_id,
+                row.get::<_, String>(2)?,
+                reference,
+                split,
+                target,
+                row.get::<_, String>(8)?,
+                row.get::<_, String>(9)?,
+                body_fp,
+                leading_integer(&fixed),
+                row.get::<_, String>(12)?,
+                texts.id(tx, &row.get::<_, String>(13)?)?,
+                texts.id(tx, &row.get::<_, String>(14)?)?,
+                psp[0],
+                psp[1],
+                texts.id(tx, &psp[2])?,
+                texts.id(tx, &psp[4])?,
+                psp[3],
+                psp[5],
+                texts.id(tx, &psp[6])?,
+                row.get::<_, Option<i64>>(22)?,
+                row.get::<_, i64>(23)?,
+                time(24)?,
+                row.get::<_, Option<String>>(25)?,
+                row.get::<_, Option<String>>(26)?,
+                row.get::<_, Option<String>>(27)?,
+                row.get::<_, Option<String>>(28)?,
+                row.get::<_, Option<String>>(29)?,
+                time(30)?,
+                row.get::<_, Option<String>>(31)?,
+                time(32)?,
+            ])?;
+            declarations.insert((scope, request_id), (tx.last_insert_rowid(), body_fp, psp));
+        }
+    }
+    {
+        let mut read = tx.prepare(
+            "SELECT scope_id, request_id, run_id, input_row, sent_at, body_hmac, retransmission,
+                    status, result_code, result_message, answer, answered_at
+             FROM calls_v3 ORDER BY scope_id, request_id, id",
+        )?;
+        let mut rows = read.query([])?;
+        let mut last: Option<(i64, i64)> = None;
+        while let Some(row) = rows.next()? {
+            let scope: i64 = row.get(0)?;
+            let request_id: String = row.get(1)?;
+            // A call whose declaration is gone (never in versions 1–3) has
+            // nothing to belong to.
+            let Some((declaration, declared_body, psp)) = declarations.get(&(scope, request_id))
+            else {
+                continue;
+            };
+            let seq = match last {
+                Some((id, seq)) if id == *declaration => seq + 1,
+                _ => 1,
+            };
+            last = Some((*declaration, seq));
+            let body = leading_integer(&row.get::<_, Vec<u8>>(5)?);
+            let status: Option<String> = row.get(7)?;
+            let code: Option<String> = row.get(8)?;
+            let message: Option<String> = row.get(9)?;
+            let answer: Option<String> = row.get(10)?;
+            let stored = encode(
+                answer.as_deref().unwrap_or_default(),
+                &AnswerValues {
+                    own: [
+                        code.as_deref().unwrap_or_default(),
+                        message.as_deref().unwrap_or_default(),
+                        status.as_deref().unwrap_or_default(),
+                    ],
+                    declaration: psp.each_ref().map(String::as_str),
+                },
+            );
+            let shape = match &stored.shape {
+                Some(shape) => texts.shape_id(tx, shape)?,
+                None => None,
+            };
+            let text = match (&stored.shape, shape) {
+                (Some(_), None) => answer,
+                _ => stored.text,
+            };
+            tx.prepare_cached(
+                "INSERT INTO calls(declaration_id, seq, run_id, input_row, sent_at, body_fp,
+                     retransmission, status, result_code, result_message, answered_at,
+                     answer_shape, answer_text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                declaration,
+                seq,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, i64>(3)?,
+                millis(&row.get::<_, String>(4)?).unwrap_or(0),
+                (body != *declared_body).then_some(body),
+                row.get::<_, bool>(6)?,
+                status,
+                texts.id(tx, code.as_deref().unwrap_or_default())?,
+                texts.id(tx, message.as_deref().unwrap_or_default())?,
+                row.get::<_, Option<String>>(11)?
+                    .as_deref()
+                    .and_then(millis),
+                shape,
+                text,
+            ])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE calls_v3; DROP TABLE declarations_v3;")
+}
 
 /// Brings the ledger's schema up to [`VERSION`].
 pub fn migrate(connection: &mut Connection, path: &Path) -> Result<(), LedgerError> {
@@ -128,8 +413,10 @@ pub fn migrate(connection: &mut Connection, path: &Path) -> Result<(), LedgerErr
         if version == VERSION {
             return tx.commit().map_err(sql);
         }
-        tx.execute_batch(MIGRATIONS[version as usize])
-            .map_err(sql)?;
+        match MIGRATIONS.get(version as usize) {
+            Some(migration) => tx.execute_batch(migration).map_err(sql)?,
+            None => compact(&tx).map_err(sql)?,
+        }
         tx.pragma_update(None, "user_version", version + 1)
             .map_err(sql)?;
         tx.commit().map_err(sql)?;

@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::Utc;
 use rusqlite::params;
 
-use super::{Ledger, LedgerError, ledger_time};
+use super::{Ledger, LedgerError, SETTLED_OR_SENT, since_millis, time_text};
 use crate::outcome::Status;
 
 /// One night (run) as `ledger status` shows it.
@@ -84,19 +84,22 @@ impl Ledger {
         let cutoff = chrono::Duration::from_std(keep_raw_answers)
             .ok()
             .and_then(|keep| now.checked_sub_signed(keep))
-            .map(ledger_time)
-            .unwrap_or_default();
+            .map_or(i64::MIN, |time| time.timestamp_millis());
         let (scope, run) = (self.scope, self.run);
         self.with(|c| {
             if let Some(run) = run {
                 c.execute(
                     "UPDATE runs SET finished_at = ?2, exit_code = ?3, waiting = ?4 WHERE id = ?1",
-                    params![run, ledger_time(now), exit_code, waiting],
+                    params![run, super::ledger_time(now), exit_code, waiting],
                 )?;
             }
             let dropped = c.execute(
-                "UPDATE calls SET answer = NULL
-                 WHERE scope_id = ?1 AND answer IS NOT NULL AND answered_at < ?2",
+                "UPDATE calls INDEXED BY calls_with_answers
+                 SET answer_shape = NULL, answer_values = NULL, answer_text = NULL
+                 WHERE (answer_shape IS NOT NULL OR answer_text IS NOT NULL)
+                   AND answered_at < ?2
+                   AND (SELECT d.scope_id FROM declarations d WHERE d.id = calls.declaration_id)
+                       = ?1",
                 params![scope, cutoff],
             )?;
             Ok(dropped as u64)
@@ -145,7 +148,7 @@ impl Ledger {
                 "SELECT r.out_dir, d.status, COALESCE(d.customs_result_code, ''), count(*)
                  FROM declarations d JOIN runs r ON r.id = d.run_id
                  WHERE d.scope_id = ?1
-                 GROUP BY r.out_dir, d.status, COALESCE(d.customs_result_code, '')",
+                 GROUP BY d.run_id, d.status, COALESCE(d.customs_result_code, '')",
             )?;
             let mut rows = statement.query(params![scope])?;
             while let Some(row) = rows.next()? {
@@ -178,20 +181,19 @@ impl Ledger {
         let scope = self.scope;
         self.with(|c| {
             let mut statement = c.prepare(&format!(
-                "SELECT d.request_id, d.status, COALESCE(d.settled_at, d.last_call_at),
+                "SELECT d.request_id, d.status, {SETTLED_OR_SENT} AS since,
                         COALESCE(r.out_dir, ''), d.input_row
                  FROM declarations d LEFT JOIN runs r ON r.id = d.run_id
-                 WHERE d.scope_id = ?1 AND {OPEN}
-                   AND COALESCE(d.settled_at, d.last_call_at) >= ?2
-                 ORDER BY COALESCE(d.settled_at, d.last_call_at) LIMIT 1"
+                 WHERE d.scope_id = ?1 AND {OPEN} AND since >= ?2
+                 ORDER BY since LIMIT 1"
             ))?;
-            let mut rows = statement.query(params![scope, since.unwrap_or("")])?;
+            let mut rows = statement.query(params![scope, since_millis(since)])?;
             rows.next()?
                 .map(|row| {
                     Ok(OpenItem {
                         request_id: row.get(0)?,
                         status: row.get(1)?,
-                        since: row.get(2)?,
+                        since: time_text(row.get(2)?),
                         run: row.get(3)?,
                         row: row.get(4)?,
                     })
@@ -212,14 +214,14 @@ impl Ledger {
         let scope = self.scope;
         self.with(|c| {
             let mut statement = c.prepare_cached(&format!(
-                "SELECT d.request_id, d.status, d.customs_code, d.amount, d.reference_order_id
-                 FROM declarations d
+                "SELECT d.request_id, d.status, t.customs_code, d.amount, d.reference_order_id
+                 FROM declarations d JOIN targets t ON t.id = d.target_id
                  WHERE d.scope_id = ?1 AND d.request_id > ?2 AND {OPEN}
-                   AND COALESCE(d.settled_at, d.last_call_at) >= ?3
+                   AND {SETTLED_OR_SENT} >= ?3
                  ORDER BY d.request_id LIMIT ?4"
             ))?;
             statement
-                .query_map(params![scope, after, since.unwrap_or(""), limit], |row| {
+                .query_map(params![scope, after, since_millis(since), limit], |row| {
                     Ok(PendingDeclaration {
                         request_id: row.get(0)?,
                         status: row.get(1)?,
@@ -241,25 +243,14 @@ impl Ledger {
         psp_declaration_request_id: &str,
         message: &str,
     ) -> Result<(), LedgerError> {
-        let now = ledger_time(Utc::now());
-        let scope = self.scope;
-        self.with(|c| {
-            c.prepare_cached(
-                "UPDATE declarations SET status = 'S', result_code = 'SUCCESS',
-                     result_message = ?3, psp_payment_id = ?4, psp_declaration_request_id = ?5,
-                     settled_at = ?6
-                 WHERE scope_id = ?1 AND request_id = ?2 AND status = 'U'",
-            )?
-            .execute(params![
-                scope,
-                request_id,
-                message,
-                psp_payment_id,
-                psp_declaration_request_id,
-                now
-            ])?;
-            Ok(())
-        })
+        self.settle(
+            request_id,
+            "= 'U'",
+            "SUCCESS",
+            message,
+            psp_payment_id,
+            psp_declaration_request_id,
+        )
     }
 
     /// When a run of this scope first read an input with this SHA-256,

@@ -396,20 +396,20 @@ fn a_damaged_status_is_an_error_not_an_unknown() {
 #[test]
 fn a_ledger_of_the_first_schema_is_brought_up_to_date() {
     let dir = tempfile::tempdir().unwrap();
-    drop(open(dir.path()));
-    // Back to version 1, as an older declare-batch left it.
+    // A file of version 1, as an older declare-batch left it.
     let connection = rusqlite::Connection::open(dir.path().join("l.db")).unwrap();
     connection
-        .execute_batch(
-            "ALTER TABLE declarations DROP COLUMN earlier_amount;
-             ALTER TABLE declarations DROP COLUMN amount_changed_at;
-             ALTER TABLE runs DROP COLUMN finished_at;
-             ALTER TABLE runs DROP COLUMN exit_code;
-             ALTER TABLE runs DROP COLUMN waiting;
-             PRAGMA user_version = 1;",
-        )
+        .execute_batch(&format!(
+            "{} PRAGMA user_version = 1;",
+            schema::MIGRATIONS[0]
+        ))
         .unwrap();
     drop(connection);
+    std::fs::write(
+        dir.path().join("l.db.key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    )
+    .unwrap();
     let ledger = open(dir.path());
     let first = request("D1", "P1", "100");
     declare(&ledger, &first, Status::S, 2);
@@ -417,7 +417,7 @@ fn a_ledger_of_the_first_schema_is_brought_up_to_date() {
         .with(|c| c.query_row("PRAGMA user_version", [], |row| row.get(0)))
         .unwrap();
     assert_eq!(version, schema::VERSION);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     ledger
         .finish_run(0, 0, Duration::from_secs(86_400))
         .unwrap();
@@ -432,11 +432,12 @@ fn a_run_end_is_recorded_and_old_raw_answers_are_dropped_but_their_fields_stay()
     declare(&ledger, &old, Status::S, 2);
     declare(&ledger, &new, Status::S, 3);
     // The first answer came 100 days ago.
-    let long_ago = ledger_time(Utc::now() - chrono::Duration::days(100));
+    let long_ago = (Utc::now() - chrono::Duration::days(100)).timestamp_millis();
     ledger
         .with(|c| {
             c.execute(
-                "UPDATE calls SET answered_at = ?1 WHERE request_id = 'D1'",
+                "UPDATE calls SET answered_at = ?1
+                 WHERE declaration_id = (SELECT id FROM declarations WHERE request_id = 'D1')",
                 params![long_ago],
             )
         })
@@ -445,15 +446,11 @@ fn a_run_end_is_recorded_and_old_raw_answers_are_dropped_but_their_fields_stay()
         .finish_run(4, 3, Duration::from_secs(90 * 86_400))
         .unwrap();
     assert_eq!(dropped, 1);
-    let answers: Vec<(String, Option<String>)> = ledger
-        .with(|c| {
-            c.prepare("SELECT request_id, answer FROM calls ORDER BY request_id")?
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect()
-        })
-        .unwrap();
-    assert_eq!(answers[0], ("D1".to_owned(), None));
-    assert_eq!(answers[1], ("D2".to_owned(), Some("{}".to_owned())));
+    assert_eq!(ledger.raw_answers("D1").unwrap(), vec![None]);
+    assert_eq!(
+        ledger.raw_answers("D2").unwrap(),
+        vec![Some("{}".to_owned())]
+    );
     // The declaration itself still answers a re-feed.
     assert!(matches!(decide(&ledger, &old, false), Decision::Known(_)));
     let runs = ledger.status(None).unwrap();
@@ -500,4 +497,373 @@ fn a_retransmission_forgets_the_old_bodys_customs_outcome() {
     let open = ledger.open_declarations(None, "", 10).unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].amount, "90");
+}
+
+/// An answer as the API gives it, holding the result's own fields.
+fn answer_of(result: &ResultRow) -> String {
+    serde_json::json!({
+        "result": {
+            "resultCode": result.result_code,
+            "resultMessage": result.result_message,
+            "resultStatus": result.result_status.as_str(),
+        },
+        "pspPaymentId": result.psp_payment_id,
+        "pspDeclarationRequestId": result.psp_declaration_request_id,
+        "pspCustomsCode": result.psp_customs_code,
+        "clearingTransactionId": result.clearing_transaction_id,
+        "clearingChannel": result.clearing_channel,
+        "pspOrderAmount": {"currency": "CNY", "value": result.psp_order_amount},
+        "identityCheckResult": result.identity_check_result,
+    })
+    .to_string()
+}
+
+fn answered(request: &DeclareRequest, status: Status, row: u64, psp: &str) -> ResultRow {
+    ResultRow {
+        result_message: "Success".into(),
+        psp_payment_id: format!("2000{psp}"),
+        psp_declaration_request_id: format!("2026{psp}"),
+        psp_customs_code: "31222699S7".into(),
+        clearing_channel: "CUP".into(),
+        clearing_transaction_id: format!("0000{psp}"),
+        psp_order_amount: "1000".into(),
+        ..result(request, status, row)
+    }
+}
+
+#[test]
+fn raw_answers_come_back_byte_for_byte_after_their_declaration_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    let body = first.to_body();
+    // Sent twice: an unknown answer, then S.
+    let unknown = r#"{"result":{"resultCode":"UNKNOWN_EXCEPTION","resultMessage":"try again","resultStatus":"U"}}"#;
+    ledger.record_call(2, &first, &body, false).unwrap();
+    let mut in_doubt = result(&first, Status::U, 2);
+    in_doubt.result_code = "UNKNOWN_EXCEPTION".into();
+    in_doubt.result_message = "try again".into();
+    ledger
+        .record_outcome(&in_doubt, &first, &body, unknown)
+        .unwrap();
+    ledger.record_call(2, &first, &body, false).unwrap();
+    let declared = answered(&first, Status::S, 2, "111");
+    let declared_answer = answer_of(&declared);
+    ledger
+        .record_outcome(&declared, &first, &body, &declared_answer)
+        .unwrap();
+    // A retransmission with another amount, answered S with other IDs.
+    let mut changed = first.clone();
+    changed.declaration_amount.value = "90".into();
+    let changed_body = changed.to_body();
+    ledger
+        .record_call(3, &changed, &changed_body, true)
+        .unwrap();
+    let again = answered(&changed, Status::S, 3, "222");
+    let again_answer = answer_of(&again);
+    ledger
+        .record_outcome(&again, &changed, &changed_body, &again_answer)
+        .unwrap();
+    let answers = ledger.raw_answers("D1").unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            Some(unknown.to_owned()),
+            Some(declared_answer.clone()),
+            Some(again_answer.clone())
+        ]
+    );
+    // An inquiry settling it anew changes its IDs; the answers stay.
+    ledger
+        .settle_by_inquiry(&ResultRow {
+            psp_payment_id: "2000333".into(),
+            ..answered(&changed, Status::S, 3, "333")
+        })
+        .unwrap();
+    let Decision::Known(known) = decide(&ledger, &changed, false) else {
+        panic!("the retransmitted body is known");
+    };
+    assert_eq!(
+        known.psp_payment_id, "2000222",
+        "settle_by_inquiry keeps an S"
+    );
+    assert_eq!(ledger.raw_answers("D1").unwrap()[2], Some(again_answer));
+    // The calls know which body each carried: the first two the old one.
+    let bodies: Vec<Option<i64>> = ledger
+        .with(|c| {
+            c.prepare(
+                "SELECT COALESCE(c.body_fp, d.body_fp) FROM calls c
+                 JOIN declarations d ON d.id = c.declaration_id ORDER BY c.seq",
+            )?
+            .query_map([], |row| row.get(0))?
+            .collect()
+        })
+        .unwrap();
+    let old = ledger.fingerprints(&first, &body).body;
+    let new = ledger.fingerprints(&changed, &changed_body).body;
+    assert_eq!(bodies, vec![Some(old), Some(old), Some(new)]);
+}
+
+#[test]
+fn an_unknown_settled_by_inquiry_keeps_its_earlier_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    let body = first.to_body();
+    ledger.record_call(2, &first, &body, false).unwrap();
+    let failed = answered(&first, Status::F, 2, "111");
+    let failed_answer = answer_of(&failed);
+    ledger
+        .record_outcome(&failed, &first, &body, &failed_answer)
+        .unwrap();
+    ledger.record_call(2, &first, &body, false).unwrap();
+    ledger
+        .record_outcome(&result(&first, Status::U, 2), &first, &body, "")
+        .unwrap();
+    ledger
+        .settle(
+            &first.customs_declaration_request_id,
+            "<> 'S'",
+            "SUCCESS",
+            "found",
+            "PAY9",
+            "PSP9",
+        )
+        .unwrap();
+    let Decision::Known(known) = decide(&ledger, &first, false) else {
+        panic!("settled S");
+    };
+    assert_eq!(
+        (known.psp_payment_id.as_str(), known.result_message.as_str()),
+        ("PAY9", "found")
+    );
+    assert_eq!(
+        ledger.raw_answers("D1").unwrap(),
+        vec![Some(failed_answer), None]
+    );
+}
+
+#[test]
+fn a_ledger_of_version_3_is_rewritten_compactly_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(&format!(
+            "{} {} {} PRAGMA user_version = 3;",
+            schema::MIGRATIONS[0],
+            schema::MIGRATIONS[1],
+            schema::MIGRATIONS[2]
+        ))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("l.db.key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    )
+    .unwrap();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[0; 32]);
+    let declared = request("D1", "P1", "100");
+    let unknown = request("D2", "P2", "50");
+    let hmac = |bytes: &[u8]| aws_lc_rs::hmac::sign(&key, bytes).as_ref().to_vec();
+    let fixed = |request: &DeclareRequest| {
+        let mut fixed = request.clone();
+        fixed.merchant_customs_info.merchant_customs_code.clear();
+        fixed.merchant_customs_info.merchant_customs_name.clear();
+        fixed.customs.customs_code.clear();
+        fixed.declaration_amount.value.clear();
+        fixed.declaration_amount.currency.clear();
+        hmac(&fixed.to_body())
+    };
+    let answer = answer_of(&answered(&declared, Status::S, 2, "111"));
+    connection
+        .execute_batch(
+            "INSERT INTO scopes(id, endpoint, client_id) VALUES (1, 'https://api.example', 'C1');
+             INSERT INTO runs(id, scope_id, out_dir, input, input_sha256, started_at)
+             VALUES (1, 1, 'night-0', 'orders.csv', 'abc', '2026-11-01T01:00:00.000Z');",
+        )
+        .unwrap();
+    for (request, status, settled) in [
+        (&declared, "S", Some("2026-11-01T01:00:02.000Z")),
+        (&unknown, "U", None),
+    ] {
+        connection
+            .execute(
+                "INSERT INTO declarations(scope_id, request_id, payment_request_id, order_id,
+                     customs_code, merchant_customs_code, merchant_customs_name, amount,
+                     certificate_no, body_hmac, fixed_hmac, status, result_code, result_message,
+                     psp_payment_id, psp_declaration_request_id, psp_customs_code,
+                     clearing_channel, clearing_transaction_id, psp_order_amount,
+                     identity_check_result, run_id, input_row, first_call_at, last_call_at,
+                     settled_at)
+                 VALUES (1, ?1, ?2, ?2, 'ZONGSHU', 'M1', 'Shop', ?3, '110105********002X', ?4,
+                         ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, '1000', 'CHECK_PASSED', 1, 2,
+                         '2026-11-01T01:00:01.000Z', '2026-11-01T01:00:01.000Z', ?14)",
+                params![
+                    request.customs_declaration_request_id,
+                    request.payment_request_id,
+                    request.declaration_amount.value,
+                    hmac(&request.to_body()),
+                    fixed(request),
+                    status,
+                    if status == "S" { "SUCCESS" } else { "" },
+                    if status == "S" { "Success" } else { "" },
+                    if status == "S" { "2000111" } else { "" },
+                    if status == "S" { "2026111" } else { "" },
+                    if status == "S" { "31222699S7" } else { "" },
+                    if status == "S" { "CUP" } else { "" },
+                    if status == "S" { "0000111" } else { "" },
+                    settled,
+                ],
+            )
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO calls(scope_id, request_id, run_id, input_row, sent_at, body_hmac,
+                     retransmission, status, result_code, result_message, answer, answered_at)
+                 VALUES (1, ?1, 1, 2, '2026-11-01T01:00:01.000Z', ?2, 0, ?3, ?4, ?5, ?6,
+                         '2026-11-01T01:00:02.000Z')",
+                params![
+                    request.customs_declaration_request_id,
+                    hmac(&request.to_body()),
+                    status,
+                    if status == "S" { "SUCCESS" } else { "" },
+                    if status == "S" { "Success" } else { "" },
+                    (status == "S").then_some(&answer),
+                ],
+            )
+            .unwrap();
+    }
+    drop(connection);
+    let ledger = open(dir.path());
+    // What it held answers as before.
+    let Decision::Known(known) = decide(&ledger, &declared, false) else {
+        panic!("the declared body is known");
+    };
+    assert_eq!(known.psp_payment_id, "2000111");
+    assert_eq!(known.customs_code, "ZONGSHU");
+    assert_eq!(ledger.raw_answers("D1").unwrap(), vec![Some(answer)]);
+    // The order is still declared under D1.
+    let other = request("D9", "P1", "100");
+    assert!(matches!(
+        decide(&ledger, &other, false),
+        Decision::Refused(Refusal::OrderDeclared { ref earlier }) if earlier.request_id == "D1"
+            && earlier.at == "2026-11-01T01:00:02.000Z" && earlier.run == "night-0"
+    ));
+    // A changed amount under D1 counts from the last call's time.
+    let mut changed = declared.clone();
+    changed.declaration_amount.value = "90".into();
+    assert!(matches!(
+        decide(&ledger, &changed, false),
+        Decision::Send {
+            retransmission: true
+        }
+    ));
+    assert_eq!(
+        decide(&ledger, &unknown, false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+    let mut exported = Vec::new();
+    ledger
+        .export(None, None, None, |row| {
+            exported.push(row);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(exported.len(), 2);
+    assert_eq!(exported[0].customs_declaration_request_id, "D2");
+    assert_eq!(exported[0].last_call_at, "2026-11-01T01:00:01.000Z");
+    assert_eq!(exported[1].settled_at, "2026-11-01T01:00:02.000Z");
+    assert_eq!(
+        (
+            exported[1].merchant_customs_name.as_str(),
+            exported[1].calls
+        ),
+        ("Shop", 1)
+    );
+    let runs = ledger.status(None).unwrap();
+    assert_eq!((runs[0].success, runs[0].unknown), (1, 1));
+    let since = ledger
+        .open_declarations(Some("2026-11-01T01:00:01.500Z"), "", 10)
+        .unwrap();
+    assert_eq!(since.len(), 1, "only D1 was settled after the time");
+}
+
+/// Issue 22's measure, as a floor that would catch a regression: 4,000
+/// declarations with short answers take at most 400 bytes each.
+#[test]
+fn a_declaration_with_a_short_answer_takes_under_400_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let writer = ledger.writer().unwrap();
+    let declarations = 4000;
+    for n in 0..declarations {
+        let mut request = request(&format!("DCL{n:020}"), &format!("PAY{n:020}"), "100");
+        request.merchant_customs_info.merchant_customs_name = "杭州优选跨境贸易有限公司".into();
+        let body = request.to_body();
+        writer.call(n + 2, &request, &body, false);
+        let result = answered(&request, Status::S, n + 2, &format!("{n:020}"));
+        let answer = answer_of(&result);
+        writer.outcome(result, &request, &body, &answer, Box::new(|_| {}));
+    }
+    writer.finish();
+    // As a run leaves it: the log copied in, no VACUUM.
+    ledger
+        .with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+        .unwrap();
+    let size = std::fs::metadata(dir.path().join("l.db")).unwrap().len();
+    let each = size / declarations;
+    assert!(each <= 400, "{each} bytes per declaration");
+    let last = format!("DCL{:020}", declarations - 1);
+    assert!(
+        ledger.raw_answers(&last).unwrap()[0]
+            .as_deref()
+            .is_some_and(|a| a.contains("pspPaymentId"))
+    );
+}
+
+#[test]
+fn a_split_order_is_its_reference_and_only_declared_ones_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let mut part = request("D1", "P1", "100");
+    part.is_split = crate::protocol::IsSplit::Yes;
+    part.reference_order_id = Some("ORD1".into());
+    declare(&ledger, &part, Status::S, 2);
+    // Another part of the same payment, another order: sent.
+    let mut second = request("D2", "P1", "50");
+    second.is_split = crate::protocol::IsSplit::Yes;
+    second.reference_order_id = Some("ORD2".into());
+    assert_eq!(
+        decide(&ledger, &second, false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+    // The payment unsplit is not the order ORD1 either.
+    assert_eq!(
+        decide(&ledger, &request("D3", "P1", "150"), false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
+    // ORD1 again under another ID: refused.
+    let mut again = part.clone();
+    again.customs_declaration_request_id = "D4".into();
+    again.payment_request_id = "P2".into();
+    assert!(matches!(
+        decide(&ledger, &again, false),
+        Decision::Refused(Refusal::OrderDeclared { ref earlier }) if earlier.request_id == "D1"
+    ));
+    // An order only failed (F) or in doubt (U) is no declaration.
+    declare(&ledger, &second, Status::F, 3);
+    let mut third = second.clone();
+    third.customs_declaration_request_id = "D5".into();
+    assert_eq!(
+        decide(&ledger, &third, false),
+        Decision::Send {
+            retransmission: false
+        }
+    );
 }

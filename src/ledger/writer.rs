@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use chrono::Utc;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::answers::{AnswerValues, FREEZE_ANSWERS_SQL, Texts, encode};
 use super::keys::{fingerprints, masked_certificate};
-use super::{LedgerError, file_identity, ledger_time};
+use super::{LedgerError, file_identity};
 use crate::outcome::{ResultRow, Status};
-use crate::protocol::DeclareRequest;
+use crate::protocol::{DeclareRequest, IsSplit};
 
 /// The writes of one scope and run, shared by the ledger's own methods and
 /// its writer thread.
@@ -22,11 +23,18 @@ pub(super) struct Writes {
     pub(super) key: hmac::Key,
     pub(super) scope: i64,
     pub(super) run: Option<i64>,
+    pub(super) texts: Texts,
+}
+
+/// Now as the ledger stores times: milliseconds since the epoch.
+pub(super) fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
 }
 
 impl Writes {
+    /// The request ID's declaration (a new one as U), then the call.
     pub(super) fn call(
-        &self,
+        &mut self,
         tx: &Connection,
         line: u64,
         request: &DeclareRequest,
@@ -34,196 +42,276 @@ impl Writes {
         retransmission: bool,
     ) -> rusqlite::Result<()> {
         let fingerprints = fingerprints(&self.key, request, body);
-        let now = ledger_time(Utc::now());
         let (scope, run) = (self.scope, self.run);
-        let certificate = masked_certificate(request);
-        tx.prepare_cached(CALL_SQL)?.execute(params![
-            scope,
-            request.customs_declaration_request_id,
-            run,
-            line,
-            now,
-            fingerprints.body,
-            retransmission
-        ])?;
+        let target = self.texts.target(
+            tx,
+            &request.customs.customs_code.to_uppercase(),
+            &request.merchant_customs_info.merchant_customs_code,
+            &request.merchant_customs_info.merchant_customs_name,
+        )?;
         tx.prepare_cached(CALL_DECLARATION_SQL)?.execute(params![
             scope,
             request.customs_declaration_request_id,
             request.payment_request_id,
             request.reference_order_id.as_deref().unwrap_or_default(),
-            request.declaration_order_id(),
-            request.customs.customs_code.to_uppercase(),
-            request.merchant_customs_info.merchant_customs_code,
-            request.merchant_customs_info.merchant_customs_name,
+            is_split(request),
+            target,
             request.declaration_amount.value,
-            certificate,
+            masked_certificate(request),
             fingerprints.body,
             fingerprints.fixed,
             run,
             line,
-            now
+        ])?;
+        tx.prepare_cached(CALL_SQL)?.execute(params![
+            scope,
+            request.customs_declaration_request_id,
+            run,
+            line,
+            now_millis(),
+            fingerprints.body,
+            retransmission
         ])?;
         Ok(())
     }
 
+    /// A call's answer: on the call, and (S or F) on the declaration.
     pub(super) fn outcome(
-        &self,
+        &mut self,
         tx: &Connection,
         result: &ResultRow,
         request: &DeclareRequest,
         body: &[u8],
         answer: &str,
     ) -> rusqlite::Result<()> {
-        let now = ledger_time(Utc::now());
+        let now = now_millis();
         let (scope, run) = (self.scope, self.run);
         let status = result.result_status.as_str();
-        tx.prepare_cached(OUTCOME_CALL_SQL)?.execute(params![
-            scope,
-            result.customs_declaration_request_id,
-            status,
-            result.result_code,
-            result.result_message,
+        let request_id = &result.customs_declaration_request_id;
+        let code = self.texts.id(tx, &result.result_code)?;
+        let message = self.texts.id(tx, &result.result_message)?;
+        let held: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, body_fp FROM declarations WHERE scope_id = ?1 AND request_id = ?2",
+            )?
+            .query_row(params![scope, request_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        if result.result_status != Status::U {
+            let fingerprints = fingerprints(&self.key, request, body);
+            let psp_customs_code = self.texts.id(tx, &result.psp_customs_code)?;
+            let clearing_channel = self.texts.id(tx, &result.clearing_channel)?;
+            let identity = self.texts.id(tx, &result.identity_check_result)?;
+            if let Some((declaration, _)) = held {
+                tx.prepare_cached(FREEZE_ANSWERS_SQL)?
+                    .execute(params![declaration])?;
+            }
+            match held {
+                Some((declaration, held_body)) if held_body == fingerprints.body => {
+                    tx.prepare_cached(OUTCOME_SAME_BODY_SQL)?.execute(params![
+                        declaration,
+                        status,
+                        code,
+                        message,
+                        result.psp_payment_id,
+                        result.psp_declaration_request_id,
+                        psp_customs_code,
+                        clearing_channel,
+                        result.clearing_transaction_id,
+                        result.psp_order_amount,
+                        identity,
+                        run,
+                        result.row,
+                        now
+                    ])?;
+                }
+                _ => {
+                    if let Some((declaration, held_body)) = held {
+                        // The calls of the old body keep it.
+                        tx.prepare_cached(
+                            "UPDATE calls SET body_fp = ?2
+                             WHERE declaration_id = ?1 AND body_fp IS NULL",
+                        )?
+                        .execute(params![declaration, held_body])?;
+                    }
+                    let target = self.texts.target(
+                        tx,
+                        &request.customs.customs_code.to_uppercase(),
+                        &request.merchant_customs_info.merchant_customs_code,
+                        &request.merchant_customs_info.merchant_customs_name,
+                    )?;
+                    tx.prepare_cached(OUTCOME_DECLARATION_SQL)?
+                        .execute(params![
+                            scope,
+                            request_id,
+                            request.payment_request_id,
+                            request.reference_order_id.as_deref().unwrap_or_default(),
+                            is_split(request),
+                            target,
+                            request.declaration_amount.value,
+                            masked_certificate(request),
+                            fingerprints.body,
+                            fingerprints.fixed,
+                            status,
+                            code,
+                            message,
+                            result.psp_payment_id,
+                            result.psp_declaration_request_id,
+                            psp_customs_code,
+                            clearing_channel,
+                            result.clearing_transaction_id,
+                            result.psp_order_amount,
+                            identity,
+                            run,
+                            result.row,
+                            now
+                        ])?;
+                }
+            }
+        }
+        let Some((declaration, _)) = held else {
+            // An outcome replayed from a journal may have no call here.
+            return Ok(());
+        };
+        // The answer is shaped against the declaration as it now stands.
+        let values: [String; 7] =
+            tx.prepare_cached(DECLARATION_VALUES_SQL)?
+                .query_row(params![declaration], |row| {
+                    Ok([
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                    ])
+                })?;
+        let stored = encode(
             answer,
-            now
-        ])?;
-        if result.result_status == Status::U {
-            return Ok(());
-        }
-        let fingerprints = fingerprints(&self.key, request, body);
-        let updated = tx.prepare_cached(OUTCOME_SAME_BODY_SQL)?.execute(params![
-            scope,
-            result.customs_declaration_request_id,
-            fingerprints.body,
+            &AnswerValues {
+                own: [&result.result_code, &result.result_message, status],
+                declaration: values.each_ref().map(String::as_str),
+            },
+        );
+        let shape = match &stored.shape {
+            Some(shape) => self.texts.shape_id(tx, shape)?,
+            None => None,
+        };
+        let text = match (&stored.shape, shape) {
+            (Some(_), None) => Some(answer),
+            _ => stored.text.as_deref(),
+        };
+        tx.prepare_cached(OUTCOME_CALL_SQL)?.execute(params![
+            declaration,
             status,
-            result.result_code,
-            result.result_message,
-            result.psp_payment_id,
-            result.psp_declaration_request_id,
-            result.psp_customs_code,
-            result.clearing_channel,
-            result.clearing_transaction_id,
-            result.psp_order_amount,
-            result.identity_check_result,
-            run,
-            result.row,
-            now
+            code,
+            message,
+            now,
+            shape,
+            text
         ])?;
-        if updated > 0 {
-            return Ok(());
-        }
-        tx.prepare_cached(OUTCOME_DECLARATION_SQL)?
-            .execute(params![
-                scope,
-                result.customs_declaration_request_id,
-                request.payment_request_id,
-                request.reference_order_id.as_deref().unwrap_or_default(),
-                request.declaration_order_id(),
-                request.customs.customs_code.to_uppercase(),
-                request.merchant_customs_info.merchant_customs_code,
-                request.merchant_customs_info.merchant_customs_name,
-                request.declaration_amount.value,
-                masked_certificate(request),
-                fingerprints.body,
-                fingerprints.fixed,
-                status,
-                result.result_code,
-                result.result_message,
-                result.psp_payment_id,
-                result.psp_declaration_request_id,
-                result.psp_customs_code,
-                result.clearing_channel,
-                result.clearing_transaction_id,
-                result.psp_order_amount,
-                result.identity_check_result,
-                run,
-                result.row,
-                now
-            ])?;
         Ok(())
     }
 }
 
-const CALL_SQL: &str =
-    "INSERT INTO calls(scope_id, request_id, run_id, input_row, sent_at, body_hmac,
-                                   retransmission)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-/// A new request ID's row, as U; a known one only gets its last call (its
-/// body is replaced when an answer settles it), so that the indexes are not
+/// Whether the request's order is its `referenceOrderId` (else its
+/// `paymentRequestId`), as the ledger's order index reads it.
+fn is_split(request: &DeclareRequest) -> bool {
+    matches!(
+        (&request.reference_order_id, &request.is_split),
+        (Some(_), IsSplit::Yes)
+    )
+}
+
+/// A new request ID's row, as U; a known one is left as it is (its body is
+/// replaced when an answer settles it), so that the indexes are not
 /// rewritten per call.
-const CALL_DECLARATION_SQL: &str =
-    "INSERT INTO declarations(scope_id, request_id, payment_request_id,
-                     reference_order_id, order_id, customs_code, merchant_customs_code,
-                     merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
-                     status, run_id, input_row, first_call_at, last_call_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'U', ?13, ?14, ?15, ?15)
-                 ON CONFLICT(scope_id, request_id) DO UPDATE SET
-                     last_call_at = excluded.last_call_at";
-const OUTCOME_CALL_SQL: &str =
-    "UPDATE calls SET status = ?3, result_code = ?4, result_message = ?5,
-                                  answer = ?6, answered_at = ?7
-                 WHERE id = (SELECT max(id) FROM calls WHERE scope_id = ?1 AND request_id = ?2)";
-/// An answer for the body the row already holds: no indexed column changes.
-const OUTCOME_SAME_BODY_SQL: &str = "UPDATE declarations SET status = ?4, result_code = ?5,
-                     result_message = ?6, psp_payment_id = ?7, psp_declaration_request_id = ?8,
-                     psp_customs_code = ?9, clearing_channel = ?10, clearing_transaction_id = ?11,
-                     psp_order_amount = ?12, identity_check_result = ?13, run_id = ?14,
-                     input_row = ?15, settled_at = ?16
-                 WHERE scope_id = ?1 AND request_id = ?2 AND body_hmac = ?3
-                   AND (status <> 'S' OR ?4 = 'S')";
+const CALL_DECLARATION_SQL: &str = "INSERT INTO declarations(scope_id, request_id,
+         payment_request_id, reference_order_id, split, target_id, amount, certificate_no,
+         body_fp, fixed_fp, status, run_id, input_row)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'U', ?11, ?12)
+     ON CONFLICT(scope_id, request_id) DO NOTHING";
+/// The call, numbered after its declaration's earlier ones; its body only
+/// when it is not its declaration's.
+const CALL_SQL: &str = "INSERT INTO calls(declaration_id, seq, run_id, input_row, sent_at,
+         body_fp, retransmission)
+     SELECT d.id, COALESCE((SELECT max(c.seq) FROM calls c WHERE c.declaration_id = d.id), 0) + 1,
+            ?3, ?4, ?5, CASE WHEN d.body_fp = ?6 THEN NULL ELSE ?6 END, ?7
+     FROM declarations d WHERE d.scope_id = ?1 AND d.request_id = ?2";
+/// The answer, on its declaration's last call.
+const OUTCOME_CALL_SQL: &str = "UPDATE calls SET status = ?2, result_code = ?3,
+         result_message = ?4, answered_at = ?5, answer_shape = ?6, answer_values = NULL,
+         answer_text = ?7
+     WHERE declaration_id = ?1
+       AND seq = (SELECT max(seq) FROM calls WHERE declaration_id = ?1)";
+/// The declaration's PSP values, in `AnswerValues` order.
+const DECLARATION_VALUES_SQL: &str = "SELECT d.psp_payment_id, d.psp_declaration_request_id,
+         COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
+         d.clearing_transaction_id,
+         COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
+         d.psp_order_amount,
+         COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), '')
+     FROM declarations d WHERE d.id = ?1";
+/// An answer for the body the row already holds: no indexed column
+/// changes, unless it settles the row as S (the order index holds only S).
+const OUTCOME_SAME_BODY_SQL: &str = "UPDATE declarations SET status = ?2, result_code = ?3,
+         result_message = ?4, psp_payment_id = ?5, psp_declaration_request_id = ?6,
+         psp_customs_code = ?7, clearing_channel = ?8, clearing_transaction_id = ?9,
+         psp_order_amount = ?10, identity_check_result = ?11, run_id = ?12, input_row = ?13,
+         settled_at = ?14
+     WHERE id = ?1 AND (status <> 'S' OR ?2 = 'S')";
 /// A new body (a retransmission) replaces the old one, keeps the amount it
 /// replaced, and forgets the old body's customs outcome: customs decides on
 /// the new one, which an inquiry then asks about.
-const OUTCOME_DECLARATION_SQL: &str =
-    "INSERT INTO declarations(scope_id, request_id, payment_request_id,
-                         reference_order_id, order_id, customs_code, merchant_customs_code,
-                         merchant_customs_name, amount, certificate_no, body_hmac, fixed_hmac,
-                         status, result_code, result_message, psp_payment_id,
-                         psp_declaration_request_id, psp_customs_code, clearing_channel,
-                         clearing_transaction_id, psp_order_amount, identity_check_result,
-                         run_id, input_row, first_call_at, last_call_at, settled_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?25, ?25)
-                     ON CONFLICT(scope_id, request_id) DO UPDATE SET
-                         payment_request_id = excluded.payment_request_id,
-                         reference_order_id = excluded.reference_order_id,
-                         order_id = excluded.order_id,
-                         customs_code = excluded.customs_code,
-                         merchant_customs_code = excluded.merchant_customs_code,
-                         merchant_customs_name = excluded.merchant_customs_name,
-                         earlier_amount = CASE WHEN declarations.amount <> excluded.amount
-                             THEN declarations.amount ELSE declarations.earlier_amount END,
-                         amount_changed_at = CASE WHEN declarations.amount <> excluded.amount
-                             THEN excluded.settled_at ELSE declarations.amount_changed_at END,
-                         amount = excluded.amount,
-                         customs_status = CASE WHEN declarations.body_hmac <> excluded.body_hmac
-                             THEN NULL ELSE declarations.customs_status END,
-                         customs_result_code = CASE WHEN declarations.body_hmac <> excluded.body_hmac
-                             THEN NULL ELSE declarations.customs_result_code END,
-                         customs_result_description = CASE WHEN declarations.body_hmac <> excluded.body_hmac
-                             THEN NULL ELSE declarations.customs_result_description END,
-                         customs_result_returned_time = CASE WHEN declarations.body_hmac <> excluded.body_hmac
-                             THEN NULL ELSE declarations.customs_result_returned_time END,
-                         customs_modified_time = CASE WHEN declarations.body_hmac <> excluded.body_hmac
-                             THEN NULL ELSE declarations.customs_modified_time END,
-                         inquired_at = CASE WHEN declarations.body_hmac <> excluded.body_hmac
-                             THEN NULL ELSE declarations.inquired_at END,
-                         certificate_no = excluded.certificate_no,
-                         body_hmac = excluded.body_hmac,
-                         fixed_hmac = excluded.fixed_hmac,
-                         status = excluded.status,
-                         result_code = excluded.result_code,
-                         result_message = excluded.result_message,
-                         psp_payment_id = excluded.psp_payment_id,
-                         psp_declaration_request_id = excluded.psp_declaration_request_id,
-                         psp_customs_code = excluded.psp_customs_code,
-                         clearing_channel = excluded.clearing_channel,
-                         clearing_transaction_id = excluded.clearing_transaction_id,
-                         psp_order_amount = excluded.psp_order_amount,
-                         identity_check_result = excluded.identity_check_result,
-                         run_id = excluded.run_id,
-                         input_row = excluded.input_row,
-                         settled_at = excluded.settled_at
-                     WHERE declarations.status <> 'S' OR excluded.status = 'S'";
+const OUTCOME_DECLARATION_SQL: &str = "INSERT INTO declarations(scope_id, request_id,
+         payment_request_id, reference_order_id, split, target_id, amount, certificate_no,
+         body_fp, fixed_fp, status, result_code, result_message, psp_payment_id,
+         psp_declaration_request_id, psp_customs_code, clearing_channel,
+         clearing_transaction_id, psp_order_amount, identity_check_result, run_id, input_row,
+         settled_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19, ?20, ?21, ?22, ?23)
+     ON CONFLICT(scope_id, request_id) DO UPDATE SET
+         payment_request_id = excluded.payment_request_id,
+         reference_order_id = excluded.reference_order_id,
+         split = excluded.split,
+         target_id = excluded.target_id,
+         earlier_amount = CASE WHEN declarations.amount <> excluded.amount
+             THEN declarations.amount ELSE declarations.earlier_amount END,
+         amount_changed_at = CASE WHEN declarations.amount <> excluded.amount
+             THEN excluded.settled_at ELSE declarations.amount_changed_at END,
+         amount = excluded.amount,
+         customs_status = CASE WHEN declarations.body_fp <> excluded.body_fp
+             THEN NULL ELSE declarations.customs_status END,
+         customs_result_code = CASE WHEN declarations.body_fp <> excluded.body_fp
+             THEN NULL ELSE declarations.customs_result_code END,
+         customs_result_description = CASE WHEN declarations.body_fp <> excluded.body_fp
+             THEN NULL ELSE declarations.customs_result_description END,
+         customs_result_returned_time = CASE WHEN declarations.body_fp <> excluded.body_fp
+             THEN NULL ELSE declarations.customs_result_returned_time END,
+         customs_modified_time = CASE WHEN declarations.body_fp <> excluded.body_fp
+             THEN NULL ELSE declarations.customs_modified_time END,
+         inquired_at = CASE WHEN declarations.body_fp <> excluded.body_fp
+             THEN NULL ELSE declarations.inquired_at END,
+         certificate_no = excluded.certificate_no,
+         body_fp = excluded.body_fp,
+         fixed_fp = excluded.fixed_fp,
+         status = excluded.status,
+         result_code = excluded.result_code,
+         result_message = excluded.result_message,
+         psp_payment_id = excluded.psp_payment_id,
+         psp_declaration_request_id = excluded.psp_declaration_request_id,
+         psp_customs_code = excluded.psp_customs_code,
+         clearing_channel = excluded.clearing_channel,
+         clearing_transaction_id = excluded.clearing_transaction_id,
+         psp_order_amount = excluded.psp_order_amount,
+         identity_check_result = excluded.identity_check_result,
+         run_id = excluded.run_id,
+         input_row = excluded.input_row,
+         settled_at = excluded.settled_at
+     WHERE declarations.status <> 'S' OR excluded.status = 'S'";
 
 /// Called once an outcome's group is committed, or has failed.
 pub type AfterCommit = Box<dyn FnOnce(Result<(), &LedgerError>) + Send>;
@@ -268,7 +356,7 @@ const QUEUED: usize = 2 * GROUP;
 /// written and every later outcome is told the failure.
 fn write_groups(
     mut connection: Connection,
-    writes: &Writes,
+    writes: &mut Writes,
     path: &Path,
     identity: Option<(u64, u64)>,
     receiver: &std::sync::mpsc::Receiver<Queued>,
@@ -317,6 +405,7 @@ fn write_groups(
                 tx.commit()
             })();
             if let Err(source) = written {
+                writes.texts.forget();
                 failure = Some(LedgerError::Sql {
                     path: path.to_owned(),
                     source,
@@ -362,7 +451,7 @@ impl LedgerWriter {
     /// Starts the writer thread on `connection`, its own.
     pub(super) fn start(
         connection: Connection,
-        writes: Writes,
+        mut writes: Writes,
         path: PathBuf,
         identity: Option<(u64, u64)>,
     ) -> Result<LedgerWriter, LedgerError> {
@@ -370,7 +459,7 @@ impl LedgerWriter {
         let thread_path = path.clone();
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || write_groups(connection, &writes, &thread_path, identity, &receiver))
+            .spawn(move || write_groups(connection, &mut writes, &thread_path, identity, &receiver))
             .map_err(|source| LedgerError::Key {
                 path: path.clone(),
                 source,

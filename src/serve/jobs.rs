@@ -270,17 +270,58 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
 }
 
 /// The runs a profile's ledger knows, the newest 50 first, as `ledger
-/// status` counts them; none without a ledger.
+/// status` counts them; none without a ledger. Counting reads every
+/// declaration (most of a second for a year of them), and the home page
+/// asks on every view: the counts are kept until the ledger's files change.
 pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<RunStatus>> {
     let path = profile.settings.ledger.standing();
     if !path.exists() {
         return Ok(Vec::new());
     }
     let (endpoint, client_id) = profile.settings.scope()?;
-    let mut runs = Ledger::open(&path, &endpoint, &client_id)?.status(None)?;
+    let key = (path.clone(), endpoint, client_id);
+    // Taken before counting: a write meanwhile changes it, so the next
+    // view counts again.
+    let stamp = ledger_stamp(&path);
+    if let Some((known, runs)) = counted_runs()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        && *known == stamp
+    {
+        return Ok(runs.clone());
+    }
+    let mut runs = Ledger::open(&path, &key.1, &key.2)?.status(None)?;
     runs.reverse();
     runs.truncate(50);
+    let mut counted = counted_runs().lock().unwrap_or_else(|e| e.into_inner());
+    // One entry per profile's ledger; a config folder rewritten many
+    // times over must not grow it for ever.
+    if counted.len() >= 1024 {
+        counted.clear();
+    }
+    counted.insert(key, (stamp, runs.clone()));
     Ok(runs)
+}
+
+/// A ledger's runs as last counted, by (file, endpoint, client ID), with the
+/// stamp of its files then.
+type CountedRuns = HashMap<(PathBuf, String, String), (LedgerStamp, Vec<RunStatus>)>;
+
+fn counted_runs() -> &'static std::sync::Mutex<CountedRuns> {
+    static COUNTED: std::sync::OnceLock<std::sync::Mutex<CountedRuns>> = std::sync::OnceLock::new();
+    COUNTED.get_or_init(Default::default)
+}
+
+/// The size and modification time of a ledger and of its write-ahead log:
+/// every commit changes one of them.
+type LedgerStamp = [(u64, Option<std::time::SystemTime>); 2];
+
+fn ledger_stamp(path: &Path) -> LedgerStamp {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    [path, Path::new(&wal)]
+        .map(|file| std::fs::metadata(file).map_or((0, None), |m| (m.len(), m.modified().ok())))
 }
 
 /// The ledger of a sandbox profile: under `--data`, so that trying the page
@@ -557,5 +598,69 @@ impl Drop for ProfileClaim {
             .lock()
             .expect("not poisoned")
             .remove(&self.profile);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{ResultRow, Status};
+    use crate::protocol::DeclareRequest;
+
+    /// The counts the home page shows follow the ledger: kept while it is
+    /// unchanged, counted again once a run wrote to it.
+    #[test]
+    fn the_past_runs_shown_follow_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("night.toml");
+        std::fs::write(
+            &config,
+            "[api]\nendpoint = \"https://api.example\"\nclient_id = \"C1\"\n",
+        )
+        .unwrap();
+        let ledger_path = dir.path().join("l.db");
+        let settings = Settings::load(
+            Some(&config),
+            Overrides::with_ledger(Some(ledger_path.clone())),
+        )
+        .unwrap();
+        let (endpoint, client_id) = settings.scope().unwrap();
+        let profile = Profile {
+            name: "night".into(),
+            path: config,
+            settings,
+            endpoint: endpoint.clone(),
+            sandbox: false,
+            problem: None,
+        };
+        assert!(ledger_runs(&profile).unwrap().is_empty(), "no ledger yet");
+        let declare = |n: u64| {
+            let mut ledger = Ledger::open(&ledger_path, &endpoint, &client_id).unwrap();
+            ledger
+                .begin_run(&dir.path().join("night-1"), Path::new("o.csv"), "abc")
+                .unwrap();
+            let request = DeclareRequest::example(&format!("D{n}"), &format!("P{n}"), "100");
+            let body = request.to_body();
+            ledger.record_call(2, &request, &body, false).unwrap();
+            let result = ResultRow {
+                customs_declaration_request_id: request.customs_declaration_request_id.clone(),
+                result_status: Status::S,
+                ..ResultRow::default()
+            };
+            ledger
+                .record_outcome(&result, &request, &body, "{}")
+                .unwrap();
+        };
+        declare(1);
+        let runs = ledger_runs(&profile).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].success, 1);
+        assert_eq!(ledger_runs(&profile).unwrap()[0].success, 1, "as kept");
+        declare(2);
+        assert_eq!(
+            ledger_runs(&profile).unwrap()[0].success,
+            2,
+            "counted again after the ledger changed"
+        );
     }
 }
