@@ -67,7 +67,7 @@ fn utf8_pass(mut reader: impl Read, count: bool) -> io::Result<Utf8Scan> {
         let data = &buf[..carried + read];
         let mut pos = 0;
         while pos < data.len() {
-            match std::str::from_utf8(&data[pos..]) {
+            match simdutf8::compat::from_utf8(&data[pos..]) {
                 Ok(_) => {
                     if count {
                         count_valid(&data[pos..], &mut scan, &mut newlines_before_invalid);

@@ -27,10 +27,17 @@ const PLACEHOLDERS: usize = 10;
 /// An answer's shape longer than this is not interned (kept whole).
 const LONGEST_SHAPE: usize = 4096;
 
-/// Past this many interned texts, answers are kept whole rather than
-/// adding a shape each: an endpoint whose every answer differs in more than
-/// the known fields (a time stamp, say) must not double the ledger.
-const MOST_TEXTS: i64 = 100_000;
+/// Past this many shapes, answers are kept whole (and dropped with the
+/// other raw answers) rather than adding a shape each: an endpoint whose
+/// every answer differs in more than the known fields (a time stamp, say)
+/// must not grow the table for ever. Shapes no call uses any more are
+/// deleted at a run's end once there are more than `FEW_SHAPES`.
+const MOST_SHAPES: i64 = 10_000;
+pub(super) const FEW_SHAPES: i64 = 1_000;
+
+/// Texts remembered at most per writer: a run whose every answer has a
+/// message of its own must not grow them with its rows.
+const MOST_REMEMBERED: usize = 4_096;
 
 /// The values an answer is encoded against: the call's result code,
 /// message and status, then the declaration's PSP fields, in
@@ -131,14 +138,16 @@ pub(super) fn decode(shape: &str, values: &AnswerValues) -> String {
     answer
 }
 
-/// The interned texts of one connection's writes: a text's ID never
-/// changes once committed, so they are remembered; a failed transaction
-/// forgets them all (its IDs may be gone).
+/// The interned texts and shapes of one connection's writes: an ID never
+/// changes once committed, so they are remembered (a few thousand at most);
+/// a failed transaction forgets them all (its IDs may be gone).
 #[derive(Default)]
 pub(super) struct Texts {
     ids: HashMap<String, i64>,
+    shapes: HashMap<String, i64>,
     targets: HashMap<(String, String, String), i64>,
-    most: Option<i64>,
+    /// Shapes in the ledger, once counted.
+    shape_count: Option<i64>,
 }
 
 impl Texts {
@@ -155,36 +164,49 @@ impl Texts {
         let id: i64 = tx
             .prepare_cached("SELECT id FROM texts WHERE text = ?1")?
             .query_row(params![text], |row| row.get(0))?;
+        if self.ids.len() >= MOST_REMEMBERED {
+            self.ids.clear();
+        }
         self.ids.insert(text.to_owned(), id);
-        self.most = Some(self.most.map_or(id, |most| most.max(id)));
         Ok(Some(id))
     }
 
-    /// The ID of an answer's shape, unless there are too many texts to add
+    /// The ID of an answer's shape, unless there are too many shapes to add
     /// one more (the answer is then kept whole).
     pub(super) fn shape_id(
         &mut self,
         tx: &Connection,
         shape: &str,
     ) -> rusqlite::Result<Option<i64>> {
-        if let Some(&id) = self.ids.get(shape) {
+        if let Some(&id) = self.shapes.get(shape) {
             return Ok(Some(id));
         }
-        if self.most.is_none() {
-            self.most = Some(tx.query_row(
-                "SELECT COALESCE(max(id), 0) FROM texts",
-                [],
-                |row| row.get(0),
-            )?);
+        let known: Option<i64> = tx
+            .prepare_cached("SELECT id FROM shapes WHERE shape = ?1")?
+            .query_row(params![shape], |row| row.get(0))
+            .optional()?;
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let count = match self.shape_count {
+                    Some(count) => count,
+                    None => tx.query_row("SELECT count(*) FROM shapes", [], |row| row.get(0))?,
+                };
+                if count >= MOST_SHAPES {
+                    self.shape_count = Some(count);
+                    return Ok(None);
+                }
+                tx.prepare_cached("INSERT INTO shapes(shape) VALUES (?1)")?
+                    .execute(params![shape])?;
+                self.shape_count = Some(count + 1);
+                tx.last_insert_rowid()
+            }
+        };
+        if self.shapes.len() >= MOST_REMEMBERED {
+            self.shapes.clear();
         }
-        if self.most.is_some_and(|most| most >= MOST_TEXTS) {
-            let known: Option<i64> = tx
-                .prepare_cached("SELECT id FROM texts WHERE text = ?1")?
-                .query_row(params![shape], |row| row.get(0))
-                .optional()?;
-            return Ok(known);
-        }
-        self.id(tx, shape)
+        self.shapes.insert(shape.to_owned(), id);
+        Ok(Some(id))
     }
 
     /// The ID of a customs code and merchant, interning them.
@@ -216,6 +238,9 @@ impl Texts {
             .query_row(params![customs_code, merchant_code, merchant_name], |row| {
                 row.get(0)
             })?;
+        if self.targets.len() >= MOST_REMEMBERED {
+            self.targets.clear();
+        }
         self.targets.insert(key, id);
         Ok(id)
     }
@@ -296,17 +321,28 @@ mod tests {
         connection
             .execute_batch(
                 "CREATE TABLE texts(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
-                 INSERT INTO texts(id, text) VALUES (7, 'known shape');",
+                 CREATE TABLE shapes(id INTEGER PRIMARY KEY, shape TEXT NOT NULL UNIQUE);
+                 INSERT INTO shapes(id, shape) VALUES (7, 'known shape');",
             )
             .unwrap();
         let mut texts = Texts::default();
         assert_eq!(texts.shape_id(&connection, "new shape").unwrap(), Some(8));
+        // As many shapes as allowed (codes and messages do not count).
         connection
             .execute(
-                "INSERT INTO texts(id, text) VALUES (?1, 'the last one')",
-                params![MOST_TEXTS],
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                 INSERT INTO shapes(shape) SELECT 'shape ' || i FROM n",
+                params![MOST_SHAPES - 2],
             )
             .unwrap();
+        for n in 0..100 {
+            assert!(
+                texts
+                    .id(&connection, &format!("message {n}"))
+                    .unwrap()
+                    .is_some()
+            );
+        }
         let mut texts = Texts::default();
         assert_eq!(texts.shape_id(&connection, "another shape").unwrap(), None);
         assert_eq!(
@@ -314,8 +350,11 @@ mod tests {
             Some(7),
             "a shape already there is still used"
         );
-        // Short texts (codes, messages) are always interned.
-        assert!(texts.id(&connection, "SUCCESS").unwrap().is_some());
         assert_eq!(texts.id(&connection, "").unwrap(), None);
+        // What a writer remembers stays bounded.
+        for n in 0..(MOST_REMEMBERED + 10) {
+            texts.id(&connection, &format!("text {n}")).unwrap();
+        }
+        assert!(texts.ids.len() <= MOST_REMEMBERED);
     }
 }

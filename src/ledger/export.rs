@@ -113,8 +113,10 @@ impl Ledger {
                     COALESCE(d.customs_status, ''), COALESCE(d.customs_result_code, ''),
                     COALESCE(d.customs_result_description, ''),
                     (SELECT count(*) FROM calls c WHERE c.declaration_id = d.id),
-                    (SELECT min(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
-                    (SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                    COALESCE((SELECT min(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                             d.settled_at),
+                    COALESCE((SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                             d.settled_at),
                     d.settled_at, d.inquired_at, COALESCE(r.out_dir, ''), d.input_row,
                     COALESCE(d.earlier_amount, ''), d.amount_changed_at,
                     {SETTLED_OR_SENT} AS since
@@ -195,7 +197,7 @@ impl Ledger {
         self.with(|c| {
             let mut statement = c.prepare(
                 "SELECT COALESCE(code.text, ''), COALESCE(message.text, ''),
-                        COALESCE(c.status, ''), shape.text, c.answer_values, c.answer_text,
+                        COALESCE(c.status, ''), shape.shape, c.answer_values, c.answer_text,
                         d.psp_payment_id, d.psp_declaration_request_id,
                         COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
                         d.clearing_transaction_id,
@@ -205,7 +207,7 @@ impl Ledger {
                  FROM declarations d JOIN calls c ON c.declaration_id = d.id
                       LEFT JOIN texts code ON code.id = c.result_code
                       LEFT JOIN texts message ON message.id = c.result_message
-                      LEFT JOIN texts shape ON shape.id = c.answer_shape
+                      LEFT JOIN shapes shape ON shape.id = c.answer_shape
                  WHERE d.scope_id = ?1 AND d.request_id = ?2
                  ORDER BY c.seq",
             )?;

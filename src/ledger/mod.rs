@@ -8,8 +8,8 @@
 //! `declarations` (the latest state per request ID: its fields, status,
 //! answer and customs outcome), `calls` (every request sent, with its
 //! answer), `inquiries` (every inquiry result), and what they name by
-//! number: `targets` (customs and merchant) and `texts` (result codes,
-//! messages, the shapes of raw answers). Certificate numbers are stored
+//! number: `targets` (customs and merchant), `texts` (result codes,
+//! messages) and `shapes` (of raw answers). Certificate numbers are stored
 //! masked, so bodies are compared by keyed fingerprints (HMAC-SHA256 with a
 //! key in a file beside the ledger, its first 64 bits kept; the ledger
 //! alone cannot be searched for a guessed ID). Times are milliseconds since
@@ -242,7 +242,8 @@ struct Held {
     status: Status,
     body: i64,
     fixed: i64,
-    /// When it was last sent, in milliseconds.
+    /// When it was last sent (settled, for an outcome replayed from a
+    /// journal whose call never reached the ledger), in milliseconds.
     last_call_at: Option<i64>,
     earlier: Earlier,
     result: ResultRow,
@@ -410,7 +411,8 @@ impl Ledger {
         self.with_read(|c| {
             c.prepare_cached(&format!(
                 "SELECT d.status, d.body_fp, d.fixed_fp,
-                        (SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                        COALESCE((SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
+                                 d.settled_at),
                         COALESCE(r.out_dir, ''), d.input_row, {SETTLED_OR_SENT},
                         d.payment_request_id, d.reference_order_id, t.customs_code, d.amount,
                         COALESCE(code.text, ''), COALESCE(message.text, ''), d.psp_payment_id,
@@ -554,7 +556,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut writes = self.writes();
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             writes.call(&tx, line, request, body, retransmission)?;
             tx.commit()
         })
@@ -573,7 +575,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut writes = self.writes();
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             writes.outcome(&tx, result, request, body, answer)?;
             tx.commit()
         })
@@ -657,7 +659,7 @@ impl Ledger {
         let scope = self.scope;
         let mut writes = self.writes();
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let declaration: Option<i64> = tx
                 .prepare_cached(&format!(
                     "SELECT id FROM declarations
@@ -694,7 +696,7 @@ impl Ledger {
         let now = Utc::now();
         let (scope, run) = (self.scope, self.run);
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.prepare_cached(
                 "INSERT INTO inquiries(scope_id, request_id, run_id, inquired_at, status,
                      customs_result_code, customs_result_description, returned_time,

@@ -4,14 +4,12 @@
 //! one is refused instead of misread.
 //!
 //! Version 4 is the compact ledger: fingerprints as 64-bit integers, times
-//! as milliseconds since the epoch, customs and merchant (`targets`) and
-//! short texts (`texts`: result codes, messages, answer shapes) stored once
-//! and named by number, the order indexed without a column of its own,
-//! calls keyed by their declaration's number, and raw answers kept as
-//! shapes (`answers.rs`). Its migration rewrites the older tables row by
-//! row, in Rust.
+//! as milliseconds since the epoch, customs and merchant (`targets`), short
+//! texts (`texts`: result codes, messages) and raw answers' shapes
+//! (`shapes`, see `answers.rs`) stored once and named by number, the order
+//! indexed without a column of its own, calls keyed by their declaration's
+//! number. Its migration rewrites the older tables row by row, in Rust.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, params};
@@ -123,6 +121,10 @@ const COMPACT_TABLES: &str = "
          id INTEGER PRIMARY KEY,
          text TEXT NOT NULL UNIQUE
      );
+     CREATE TABLE shapes(
+         id INTEGER PRIMARY KEY,
+         shape TEXT NOT NULL UNIQUE
+     );
      CREATE TABLE targets(
          id INTEGER PRIMARY KEY,
          customs_code TEXT NOT NULL,
@@ -172,7 +174,7 @@ const COMPACT_TABLES: &str = "
      CREATE INDEX declarations_by_order ON declarations(scope_id, (ORDER_OF))
          WHERE status = 'S';
      -- A call's body is its declaration's unless it says otherwise; its
-     -- answer is a shape (texts) with the values of its own result and of
+     -- answer is a shape (shapes) with the values of its own result and of
      -- its declaration (or answer_values, once those changed), or the whole
      -- text when no shape fits.
      CREATE TABLE calls(
@@ -187,7 +189,9 @@ const COMPACT_TABLES: &str = "
          result_code INTEGER REFERENCES texts(id),
          result_message INTEGER REFERENCES texts(id),
          answered_at INTEGER,
-         answer_shape INTEGER REFERENCES texts(id),
+         -- A shape (no foreign key: unused shapes are deleted without
+         -- looking for their calls one by one).
+         answer_shape INTEGER,
          answer_values TEXT,
          answer_text TEXT,
          PRIMARY KEY (declaration_id, seq)
@@ -208,6 +212,42 @@ fn millis(text: &str) -> Option<i64> {
         .map(|time| time.timestamp_millis())
 }
 
+/// A declaration of version 4 as the migration of its calls needs it.
+struct Declared {
+    declaration: i64,
+    body: i64,
+    psp: [String; 7],
+}
+
+fn declared(tx: &Connection, scope: i64, request_id: &str) -> rusqlite::Result<Option<Declared>> {
+    use rusqlite::OptionalExtension;
+    tx.prepare_cached(
+        "SELECT d.id, d.body_fp, d.psp_payment_id, d.psp_declaration_request_id,
+                COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
+                d.clearing_transaction_id,
+                COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
+                d.psp_order_amount,
+                COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), '')
+         FROM declarations d WHERE d.scope_id = ?1 AND d.request_id = ?2",
+    )?
+    .query_row(params![scope, request_id], |row| {
+        Ok(Declared {
+            declaration: row.get(0)?,
+            body: row.get(1)?,
+            psp: [
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+            ],
+        })
+    })
+    .optional()
+}
+
 /// Version 3 to 4: the declarations and calls rewritten compactly, the
 /// fingerprints cut to their first 64 bits, every raw answer shaped against
 /// its declaration.
@@ -220,9 +260,6 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
     )?;
     tx.execute_batch(&COMPACT_TABLES.replace("ORDER_OF", ORDER_OF))?;
     let mut texts = Texts::default();
-    // (scope, request ID) -> (declaration, its body fingerprint, its PSP
-    // values); a year of declarations fits in memory once, at migration.
-    let mut declarations: HashMap<(i64, String), (i64, i64, [String; 7])> = HashMap::new();
     {
         let mut read = tx.prepare(
             "SELECT scope_id, request_id, payment_request_id, reference_order_id, order_id,
@@ -250,7 +287,6 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
             })?;
             let body: Vec<u8> = row.get(10)?;
             let fixed: Vec<u8> = row.get(11)?;
-            let body_fp = leading_integer(&body);
             let psp: [String; 7] = [
                 row.get(15)?,
                 row.get(16)?,
@@ -288,7 +324,7 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
                 target,
                 row.get::<_, String>(8)?,
                 row.get::<_, String>(9)?,
-                body_fp,
+                leading_integer(&body),
                 leading_integer(&fixed),
                 row.get::<_, String>(12)?,
                 texts.id(tx, &row.get::<_, String>(13)?)?,
@@ -312,7 +348,6 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
                 row.get::<_, Option<String>>(31)?,
                 time(32)?,
             ])?;
-            declarations.insert((scope, request_id), (tx.last_insert_rowid(), body_fp, psp));
         }
     }
     {
@@ -322,21 +357,37 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
              FROM calls_v3 ORDER BY scope_id, request_id, id",
         )?;
         let mut rows = read.query([])?;
-        let mut last: Option<(i64, i64)> = None;
+        // The calls come by request ID: each declaration is looked up once,
+        // when its first call comes, so that memory does not grow with a
+        // year of them.
+        let mut current: Option<(i64, String, Option<Declared>)> = None;
+        let mut seq = 0;
         while let Some(row) = rows.next()? {
             let scope: i64 = row.get(0)?;
             let request_id: String = row.get(1)?;
+            if current
+                .as_ref()
+                .is_none_or(|(s, id, _)| *s != scope || *id != request_id)
+            {
+                let declared = declared(tx, scope, &request_id)?;
+                current = Some((scope, request_id, declared));
+                seq = 0;
+            }
             // A call whose declaration is gone (never in versions 1–3) has
             // nothing to belong to.
-            let Some((declaration, declared_body, psp)) = declarations.get(&(scope, request_id))
+            let Some((
+                _,
+                _,
+                Some(Declared {
+                    declaration,
+                    body: declared_body,
+                    psp,
+                }),
+            )) = &current
             else {
                 continue;
             };
-            let seq = match last {
-                Some((id, seq)) if id == *declaration => seq + 1,
-                _ => 1,
-            };
-            last = Some((*declaration, seq));
+            seq += 1;
             let body = leading_integer(&row.get::<_, Vec<u8>>(5)?);
             let status: Option<String> = row.get(7)?;
             let code: Option<String> = row.get(8)?;

@@ -102,6 +102,18 @@ impl Ledger {
                        = ?1",
                 params![scope, cutoff],
             )?;
+            // Shapes only pile up when answers differ in more than the known
+            // fields; then the ones no kept answer uses go.
+            let shapes: i64 = c.query_row("SELECT count(*) FROM shapes", [], |row| row.get(0))?;
+            if shapes > super::answers::FEW_SHAPES {
+                c.execute(
+                    "DELETE FROM shapes WHERE id NOT IN (
+                         SELECT answer_shape FROM calls INDEXED BY calls_with_answers
+                         WHERE (answer_shape IS NOT NULL OR answer_text IS NOT NULL)
+                           AND answer_shape IS NOT NULL)",
+                    [],
+                )?;
+            }
             Ok(dropped as u64)
         })
     }

@@ -867,3 +867,125 @@ fn a_split_order_is_its_reference_and_only_declared_ones_count() {
         }
     );
 }
+
+/// A run's writer whose group starts with an answer (a read first) waits
+/// for another process's write like any other, instead of failing at once
+/// when it needs the write lock.
+#[test]
+fn a_group_beginning_with_an_answer_waits_for_another_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let writer = ledger.writer().unwrap();
+    let (first, second) = (request("D1", "P1", "100"), request("D2", "P2", "100"));
+    let (told, heard) = std::sync::mpsc::channel::<Result<(), String>>();
+    for request in [&first, &second] {
+        writer.call(2, request, &request.to_body(), false);
+    }
+    let told_first = told.clone();
+    writer.outcome(
+        result(&first, Status::S, 2),
+        &first,
+        &first.to_body(),
+        "{}",
+        Box::new(move |written| {
+            let _ = told_first.send(written.map_err(|e| e.to_string()));
+        }),
+    );
+    let deadline = Duration::from_secs(30);
+    heard.recv_timeout(deadline).unwrap().unwrap();
+    // Another process writes meanwhile.
+    let other = rusqlite::Connection::open(dir.path().join("l.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    writer.outcome(
+        result(&second, Status::S, 2),
+        &second,
+        &second.to_body(),
+        "{}",
+        Box::new(move |written| {
+            let _ = told.send(written.map_err(|e| e.to_string()));
+        }),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    other
+        .execute("INSERT INTO texts(text) VALUES ('another process')", [])
+        .unwrap();
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(heard.recv_timeout(deadline).unwrap(), Ok(()));
+    writer.finish();
+    assert!(matches!(
+        decide(&ledger, &second, false),
+        Decision::Known(_)
+    ));
+}
+
+/// An S replayed from a journal whose call never reached the ledger (killed
+/// between the two) counts its retransmission wait from when it was settled:
+/// a correction is sent once the wait is over, not refused for ever.
+#[test]
+fn a_replayed_outcome_without_its_call_can_be_corrected_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    ledger
+        .ensure_outcome(&result(&first, Status::S, 2), &first, &first.to_body())
+        .unwrap();
+    let mut changed = first.clone();
+    changed.declaration_amount.value = "90".into();
+    let later = Utc::now() + chrono::Duration::seconds(301);
+    assert_eq!(
+        ledger
+            .decide(&changed, &changed.to_body(), later, WAIT, false)
+            .unwrap(),
+        Decision::Send {
+            retransmission: true
+        }
+    );
+    let mut exported = Vec::new();
+    ledger
+        .export(None, None, None, |row| {
+            exported.push(row);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(exported[0].calls, 0);
+    assert_eq!(exported[0].last_call_at, exported[0].settled_at);
+    assert!(!exported[0].first_call_at.is_empty());
+}
+
+/// Shapes pile up only when answers differ in more than the known fields;
+/// past a thousand, a run's end deletes those no kept answer uses.
+#[test]
+fn unused_shapes_are_deleted_once_they_pile_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let first = request("D1", "P1", "100");
+    let body = first.to_body();
+    ledger.record_call(2, &first, &body, false).unwrap();
+    let answer = r#"{"result":{"resultStatus":"S"},"traceId":"t-1"}"#;
+    ledger
+        .record_outcome(&result(&first, Status::S, 2), &first, &body, answer)
+        .unwrap();
+    let shapes = |ledger: &Ledger| -> i64 {
+        ledger
+            .with(|c| c.query_row("SELECT count(*) FROM shapes", [], |row| row.get(0)))
+            .unwrap()
+    };
+    ledger
+        .with(|c| {
+            c.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
+                 INSERT INTO shapes(shape) SELECT 'trace ' || i FROM n",
+                [],
+            )
+        })
+        .unwrap();
+    assert_eq!(shapes(&ledger), 1201);
+    ledger
+        .finish_run(0, 0, Duration::from_secs(86_400))
+        .unwrap();
+    assert_eq!(shapes(&ledger), 1, "the one a kept answer uses stays");
+    assert_eq!(
+        ledger.raw_answers("D1").unwrap(),
+        vec![Some(answer.to_owned())]
+    );
+}

@@ -383,7 +383,8 @@ fn write_groups(
         }
         if failure.is_none() {
             let written = (|| {
-                let tx = connection.transaction()?;
+                let tx = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 for write in &group {
                     match write {
                         Queued::Call(call) => writes.call(

@@ -272,7 +272,9 @@ pub fn known_jobs(jobs: &Path) -> HashMap<String, Job> {
 /// The runs a profile's ledger knows, the newest 50 first, as `ledger
 /// status` counts them; none without a ledger. Counting reads every
 /// declaration (most of a second for a year of them), and the home page
-/// asks on every view: the counts are kept until the ledger's files change.
+/// asks on every view: the counts are kept until another connection
+/// commits to the ledger (SQLite's `data_version`, watched on a connection
+/// kept for it) or the file is replaced.
 pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<RunStatus>> {
     let path = profile.settings.ledger.standing();
     if !path.exists() {
@@ -280,48 +282,86 @@ pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<RunStatus>> {
     }
     let (endpoint, client_id) = profile.settings.scope()?;
     let key = (path.clone(), endpoint, client_id);
-    // Taken before counting: a write meanwhile changes it, so the next
-    // view counts again.
-    let stamp = ledger_stamp(&path);
-    if let Some((known, runs)) = counted_runs()
+    let file = file_identity(&path);
+    let taken = counted_runs()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        && *known == stamp
-    {
-        return Ok(runs.clone());
-    }
-    let mut runs = Ledger::open(&path, &key.1, &key.2)?.status(None)?;
-    runs.reverse();
-    runs.truncate(50);
+        .remove(&key);
+    // The watcher of the same file, or a new one.
+    let (watch, known) = match taken {
+        Some(counted) if counted.file == file => {
+            (counted.watch, Some((counted.version, counted.runs)))
+        }
+        _ => (
+            rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
+            None,
+        ),
+    };
+    // Read before counting: a commit meanwhile makes the next view count
+    // again.
+    let version: i64 = watch.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+    let runs = match known {
+        Some((known, runs)) if known == version => runs,
+        _ => {
+            let mut runs = Ledger::open(&path, &key.1, &key.2)?.status(None)?;
+            runs.reverse();
+            runs.truncate(50);
+            runs
+        }
+    };
     let mut counted = counted_runs().lock().unwrap_or_else(|e| e.into_inner());
     // One entry per profile's ledger; a config folder rewritten many
     // times over must not grow it for ever.
-    if counted.len() >= 1024 {
+    if counted.len() >= 256 {
         counted.clear();
     }
-    counted.insert(key, (stamp, runs.clone()));
+    counted.insert(
+        key,
+        CountedRuns {
+            file,
+            watch,
+            version,
+            runs: runs.clone(),
+        },
+    );
     Ok(runs)
 }
 
-/// A ledger's runs as last counted, by (file, endpoint, client ID), with the
-/// stamp of its files then.
-type CountedRuns = HashMap<(PathBuf, String, String), (LedgerStamp, Vec<RunStatus>)>;
+/// A ledger's runs as last counted, with what tells whether it changed.
+struct CountedRuns {
+    /// The file (device, inode) counted.
+    file: Option<(u64, u64)>,
+    /// A connection kept to read `data_version` on.
+    watch: rusqlite::Connection,
+    version: i64,
+    runs: Vec<RunStatus>,
+}
 
-fn counted_runs() -> &'static std::sync::Mutex<CountedRuns> {
-    static COUNTED: std::sync::OnceLock<std::sync::Mutex<CountedRuns>> = std::sync::OnceLock::new();
+type LedgerKey = (PathBuf, String, String);
+
+fn counted_runs() -> &'static std::sync::Mutex<HashMap<LedgerKey, CountedRuns>> {
+    static COUNTED: std::sync::OnceLock<std::sync::Mutex<HashMap<LedgerKey, CountedRuns>>> =
+        std::sync::OnceLock::new();
     COUNTED.get_or_init(Default::default)
 }
 
-/// The size and modification time of a ledger and of its write-ahead log:
-/// every commit changes one of them.
-type LedgerStamp = [(u64, Option<std::time::SystemTime>); 2];
-
-fn ledger_stamp(path: &Path) -> LedgerStamp {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    [path, Path::new(&wal)]
-        .map(|file| std::fs::metadata(file).map_or((0, None), |m| (m.len(), m.modified().ok())))
+/// Which file a path names now (device, inode).
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|metadata| (metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 /// The ledger of a sandbox profile: under `--data`, so that trying the page
