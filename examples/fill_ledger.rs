@@ -2,8 +2,8 @@
 //! BENCHMARKS.md): `fill` writes NIGHTS runs of PER_NIGHT declarations each
 //! through the ledger's own writer (the path a run takes), every one
 //! answered S with the sandbox's answer, then dates the nights one day apart
-//! ending yesterday, gives those older than a week a customs outcome, as
-//! `inquire` would have, and drops the raw answers older than 90 days, as
+//! ending yesterday, records a customs outcome for those older than a week
+//! through the ledger, as `inquire --ledger` does, and drops the raw answers older than 90 days, as
 //! the nights' ends would have. `lookups` times the send decision of N rows the
 //! ledger has never seen (the nightly case: two index lookups each).
 //!
@@ -14,7 +14,7 @@ use std::error::Error;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use declare_batch::ledger::Ledger;
+use declare_batch::ledger::{CustomsOutcome, Ledger};
 use declare_batch::outcome::{ResultRow, Status};
 use declare_batch::protocol::{
     Amount, BuyerCertificate, Customs, DeclareRequest, IsSplit, MerchantCustomsInfo,
@@ -137,11 +137,6 @@ fn fill(
          UPDATE declarations SET settled_at = settled_at - ({last} - run_id + 1) * {DAY_MS};
          UPDATE calls SET sent_at = sent_at - ({last} - run_id + 1) * {DAY_MS},
                           answered_at = answered_at - ({last} - run_id + 1) * {DAY_MS};
-         UPDATE declarations SET customs_status = 'CUSTOMS_ACCEPT_SUCCESS',
-                customs_result_code = 'ACCEPTED', customs_result_description = 'accepted',
-                customs_result_returned_time = '2026-01-01 10:00:00',
-                customs_modified_time = '2026-01-01 10:00:00', inquired_at = settled_at + 3600000
-          WHERE settled_at < {week_ago};
          UPDATE calls SET answer_shape = NULL, answer_values = NULL, answer_text = NULL
           WHERE answered_at < {keep_from};
          COMMIT;"
@@ -161,6 +156,25 @@ fn fill(
             rusqlite::params![id, text],
         )?;
     }
+    // The customs outcomes of the nights older than a week, recorded as
+    // `inquire --ledger` records them (an inquiry row each, and the
+    // declaration's outcome).
+    let inquired: Vec<String> = connection
+        .prepare("SELECT request_id FROM declarations WHERE settled_at < ?1 ORDER BY id")?
+        .query_map([week_ago], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let ledger = Ledger::open(path, endpoint, client_id)?;
+    for request_id in inquired {
+        ledger.record_inquiry(&CustomsOutcome {
+            request_id,
+            status: "CUSTOMS_ACCEPT_SUCCESS".to_owned(),
+            result_code: "ACCEPTED".to_owned(),
+            result_description: "accepted".to_owned(),
+            returned_time: "2026-01-01 10:00:00".to_owned(),
+            modified_time: "2026-01-01 10:00:00".to_owned(),
+        })?;
+    }
+    drop(ledger);
     connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     let declarations: i64 =
         connection.query_row("SELECT count(*) FROM declarations", [], |row| row.get(0))?;

@@ -110,14 +110,14 @@ impl Ledger {
                     d.certificate_no, d.status, COALESCE(code.text, ''),
                     COALESCE(message.text, ''), d.psp_declaration_request_id,
                     COALESCE(identity.text, ''),
-                    COALESCE(d.customs_status, ''), COALESCE(d.customs_result_code, ''),
-                    COALESCE(d.customs_result_description, ''),
+                    COALESCE(customs.text, ''), COALESCE(customs_code.text, ''),
+                    COALESCE(customs_description.text, ''),
                     (SELECT count(*) FROM calls c WHERE c.declaration_id = d.id),
                     COALESCE((SELECT min(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
                              d.settled_at),
                     COALESCE((SELECT max(c.sent_at) FROM calls c WHERE c.declaration_id = d.id),
                              d.settled_at),
-                    d.settled_at, d.inquired_at, COALESCE(r.out_dir, ''), d.input_row,
+                    d.settled_at, i.inquired_at, COALESCE(r.out_dir, ''), d.input_row,
                     COALESCE(d.earlier_amount, ''), d.amount_changed_at,
                     {SETTLED_OR_SENT} AS since
              FROM declarations d JOIN targets t ON t.id = d.target_id
@@ -125,14 +125,18 @@ impl Ledger {
                   LEFT JOIN texts code ON code.id = d.result_code
                   LEFT JOIN texts message ON message.id = d.result_message
                   LEFT JOIN texts identity ON identity.id = d.identity_check_result
+                  LEFT JOIN inquiries i ON i.id = d.inquiry_id
+                  LEFT JOIN texts customs ON customs.id = i.status
+                  LEFT JOIN texts customs_code ON customs_code.id = i.customs_result_code
+                  LEFT JOIN texts customs_description
+                       ON customs_description.id = i.customs_result_description
              WHERE d.scope_id = ?1
                AND since >= ?2
                AND (?3 IS NULL OR d.status = ?3)
                AND (?4 IS NULL
-                    OR (?4 = 'pending' AND d.status = 'S'
-                        AND COALESCE(d.customs_result_code, '') = '')
-                    OR (?4 = 'final' AND COALESCE(d.customs_result_code, '') <> '')
-                    OR (?4 = 'code' AND d.customs_result_code = ?5))
+                    OR (?4 = 'pending' AND d.status = 'S' AND customs_code.text IS NULL)
+                    OR (?4 = 'final' AND customs_code.text IS NOT NULL)
+                    OR (?4 = 'code' AND customs_code.text = ?5))
              ORDER BY since, d.request_id"
         ))?;
         let mut rows = statement.query(params![

@@ -691,45 +691,45 @@ impl Ledger {
         })
     }
 
-    /// Records what an inquiry said about a request ID.
+    /// Records what an inquiry said about a request ID: an inquiry row,
+    /// which becomes its declaration's customs outcome.
     pub fn record_inquiry(&self, outcome: &CustomsOutcome) -> Result<(), LedgerError> {
-        let now = Utc::now();
+        let now = Utc::now().timestamp_millis();
         let (scope, run) = (self.scope, self.run);
+        let mut writes = self.writes();
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let declaration: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM declarations WHERE scope_id = ?1 AND request_id = ?2",
+                )?
+                .query_row(params![scope, outcome.request_id], |row| row.get(0))
+                .optional()?;
+            let status = writes.texts.id(&tx, &outcome.status)?;
+            let code = writes.texts.id(&tx, &outcome.result_code)?;
+            let description = writes.texts.id(&tx, &outcome.result_description)?;
             tx.prepare_cached(
-                "INSERT INTO inquiries(scope_id, request_id, run_id, inquired_at, status,
-                     customs_result_code, customs_result_description, returned_time,
+                "INSERT INTO inquiries(scope_id, declaration_id, request_id, run_id, inquired_at,
+                     status, customs_result_code, customs_result_description, returned_time,
                      modified_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 scope,
-                outcome.request_id,
+                declaration,
+                declaration.is_none().then_some(&outcome.request_id),
                 run,
-                ledger_time(now),
-                outcome.status,
-                outcome.result_code,
-                outcome.result_description,
+                now,
+                status,
+                code,
+                description,
                 outcome.returned_time,
                 outcome.modified_time
             ])?;
-            tx.prepare_cached(
-                "UPDATE declarations SET customs_status = ?3, customs_result_code = ?4,
-                     customs_result_description = ?5, customs_result_returned_time = ?6,
-                     customs_modified_time = ?7, inquired_at = ?8
-                 WHERE scope_id = ?1 AND request_id = ?2",
-            )?
-            .execute(params![
-                scope,
-                outcome.request_id,
-                outcome.status,
-                outcome.result_code,
-                outcome.result_description,
-                outcome.returned_time,
-                outcome.modified_time,
-                now.timestamp_millis()
-            ])?;
+            if let Some(declaration) = declaration {
+                tx.prepare_cached("UPDATE declarations SET inquiry_id = ?2 WHERE id = ?1")?
+                    .execute(params![declaration, tx.last_insert_rowid()])?;
+            }
             tx.commit()
         })
     }

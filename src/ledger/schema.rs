@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::LedgerError;
 use super::answers::{AnswerValues, Texts, encode};
@@ -158,12 +158,8 @@ const COMPACT_TABLES: &str = "
          run_id INTEGER REFERENCES runs(id),
          input_row INTEGER NOT NULL,
          settled_at INTEGER,
-         customs_status TEXT,
-         customs_result_code TEXT,
-         customs_result_description TEXT,
-         customs_result_returned_time TEXT,
-         customs_modified_time TEXT,
-         inquired_at INTEGER,
+         -- The latest inquiry about its body: its customs outcome.
+         inquiry_id INTEGER REFERENCES inquiries(id),
          earlier_amount TEXT,
          amount_changed_at INTEGER
      );
@@ -196,6 +192,21 @@ const COMPACT_TABLES: &str = "
          answer_text TEXT,
          PRIMARY KEY (declaration_id, seq)
      ) WITHOUT ROWID;
+     -- Every inquiry's result; the request ID only when the ledger holds no
+     -- declaration of it.
+     CREATE TABLE inquiries(
+         id INTEGER PRIMARY KEY,
+         scope_id INTEGER NOT NULL REFERENCES scopes(id),
+         declaration_id INTEGER REFERENCES declarations(id),
+         request_id TEXT,
+         run_id INTEGER REFERENCES runs(id),
+         inquired_at INTEGER NOT NULL,
+         status INTEGER REFERENCES texts(id),
+         customs_result_code INTEGER REFERENCES texts(id),
+         customs_result_description INTEGER REFERENCES texts(id),
+         returned_time TEXT NOT NULL,
+         modified_time TEXT NOT NULL
+     );
      -- The raw answers still kept, by age: what a run's end drops is found
      -- without reading a year of calls.
      CREATE INDEX calls_with_answers ON calls(answered_at)
@@ -220,7 +231,6 @@ struct Declared {
 }
 
 fn declared(tx: &Connection, scope: i64, request_id: &str) -> rusqlite::Result<Option<Declared>> {
-    use rusqlite::OptionalExtension;
     tx.prepare_cached(
         "SELECT d.id, d.body_fp, d.psp_payment_id, d.psp_declaration_request_id,
                 COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
@@ -256,7 +266,8 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
         "DROP INDEX declarations_by_order;
          DROP INDEX calls_by_request;
          ALTER TABLE declarations RENAME TO declarations_v3;
-         ALTER TABLE calls RENAME TO calls_v3;",
+         ALTER TABLE calls RENAME TO calls_v3;
+         ALTER TABLE inquiries RENAME TO inquiries_v3;",
     )?;
     tx.execute_batch(&COMPACT_TABLES.replace("ORDER_OF", ORDER_OF))?;
     let mut texts = Texts::default();
@@ -267,10 +278,8 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
                     certificate_no, body_hmac, fixed_hmac, status, result_code, result_message,
                     psp_payment_id, psp_declaration_request_id, psp_customs_code,
                     clearing_channel, clearing_transaction_id, psp_order_amount,
-                    identity_check_result, run_id, input_row, settled_at, customs_status,
-                    customs_result_code, customs_result_description,
-                    customs_result_returned_time, customs_modified_time, inquired_at,
-                    earlier_amount, amount_changed_at
+                    identity_check_result, run_id, input_row, settled_at, earlier_amount,
+                    amount_changed_at
              FROM declarations_v3",
         )?;
         let mut rows = read.query([])?;
@@ -308,12 +317,9 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
                      fixed_fp, status, result_code, result_message, psp_payment_id,
                      psp_declaration_request_id, psp_customs_code, clearing_channel,
                      clearing_transaction_id, psp_order_amount, identity_check_result, run_id,
-                     input_row, settled_at, customs_status, customs_result_code,
-                     customs_result_description, customs_result_returned_time,
-                     customs_modified_time, inquired_at, earlier_amount, amount_changed_at)
+                     input_row, settled_at, earlier_amount, amount_changed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30,
-                         ?31)",
+                         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
             )?
             .execute(params![
                 scope,
@@ -340,13 +346,7 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
                 row.get::<_, i64>(23)?,
                 time(24)?,
                 row.get::<_, Option<String>>(25)?,
-                row.get::<_, Option<String>>(26)?,
-                row.get::<_, Option<String>>(27)?,
-                row.get::<_, Option<String>>(28)?,
-                row.get::<_, Option<String>>(29)?,
-                time(30)?,
-                row.get::<_, Option<String>>(31)?,
-                time(32)?,
+                time(26)?,
             ])?;
         }
     }
@@ -437,7 +437,55 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
             ])?;
         }
     }
-    tx.execute_batch("DROP TABLE calls_v3; DROP TABLE declarations_v3;")
+    {
+        // Inquiries by their declaration; a declaration whose customs
+        // outcome was not forgotten (by a retransmission) points at its
+        // latest.
+        let mut read = tx.prepare(
+            "SELECT scope_id, request_id, run_id, inquired_at, status, customs_result_code,
+                    customs_result_description, returned_time, modified_time
+             FROM inquiries_v3 ORDER BY id",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let scope: i64 = row.get(0)?;
+            let request_id: String = row.get(1)?;
+            let declared: Option<(i64, bool)> = tx
+                .prepare_cached(
+                    "SELECT d.id, v.customs_status IS NOT NULL
+                     FROM declarations d JOIN declarations_v3 v
+                          ON v.scope_id = d.scope_id AND v.request_id = d.request_id
+                     WHERE d.scope_id = ?1 AND d.request_id = ?2",
+                )?
+                .query_row(params![scope, request_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            tx.prepare_cached(
+                "INSERT INTO inquiries(scope_id, declaration_id, request_id, run_id, inquired_at,
+                     status, customs_result_code, customs_result_description, returned_time,
+                     modified_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                scope,
+                declared.map(|(id, _)| id),
+                declared.is_none().then_some(&request_id),
+                row.get::<_, Option<i64>>(2)?,
+                millis(&row.get::<_, String>(3)?).unwrap_or(0),
+                texts.id(tx, &row.get::<_, String>(4)?)?,
+                texts.id(tx, &row.get::<_, String>(5)?)?,
+                texts.id(tx, &row.get::<_, String>(6)?)?,
+                row.get::<_, String>(7)?,
+                row.get::<_, String>(8)?,
+            ])?;
+            if let Some((declaration, true)) = declared {
+                tx.prepare_cached("UPDATE declarations SET inquiry_id = ?2 WHERE id = ?1")?
+                    .execute(params![declaration, tx.last_insert_rowid()])?;
+            }
+        }
+    }
+    tx.execute_batch("DROP TABLE inquiries_v3; DROP TABLE calls_v3; DROP TABLE declarations_v3;")
 }
 
 /// Brings the ledger's schema up to [`VERSION`].

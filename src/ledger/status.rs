@@ -67,8 +67,9 @@ pub struct PendingDeclaration {
 
 /// The condition of a declaration still open (U, or S without a customs
 /// result), on the alias `d`.
-const OPEN: &str =
-    "(d.status = 'U' OR (d.status = 'S' AND COALESCE(d.customs_result_code, '') = ''))";
+const OPEN: &str = "(d.status = 'U' OR (d.status = 'S' AND NOT EXISTS (
+         SELECT 1 FROM inquiries i WHERE i.id = d.inquiry_id
+           AND i.customs_result_code IS NOT NULL)))";
 
 impl Ledger {
     /// Records the end of the run begun with `begin_run`: when, its exit
@@ -157,10 +158,12 @@ impl Ledger {
                 .map(|(n, run)| (run.out_dir.clone(), n))
                 .collect();
             let mut statement = c.prepare(
-                "SELECT r.out_dir, d.status, COALESCE(d.customs_result_code, ''), count(*)
+                "SELECT r.out_dir, d.status, COALESCE(code.text, ''), count(*)
                  FROM declarations d JOIN runs r ON r.id = d.run_id
+                      LEFT JOIN inquiries i ON i.id = d.inquiry_id
+                      LEFT JOIN texts code ON code.id = i.customs_result_code
                  WHERE d.scope_id = ?1
-                 GROUP BY d.run_id, d.status, COALESCE(d.customs_result_code, '')",
+                 GROUP BY d.run_id, d.status, i.customs_result_code",
             )?;
             let mut rows = statement.query(params![scope])?;
             while let Some(row) = rows.next()? {

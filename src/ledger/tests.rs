@@ -733,6 +733,20 @@ fn a_ledger_of_version_3_is_rewritten_compactly_and_loses_nothing() {
             )
             .unwrap();
     }
+    // D1's customs outcome, and an inquiry about an ID the ledger never held.
+    connection
+        .execute_batch(
+            "INSERT INTO inquiries(scope_id, request_id, run_id, inquired_at, status,
+                 customs_result_code, customs_result_description, returned_time, modified_time)
+             VALUES (1, 'D1', 1, '2026-11-02T01:00:00.000Z', 'CUSTOMS_ACCEPT_SUCCESS',
+                     'ACCEPTED', 'accepted', '2026-11-02 09:00:00', '2026-11-02 09:00:00'),
+                    (1, 'D0', 1, '2026-11-02T01:00:00.000Z', 'NOT_FOUND', '', '', '', '');
+             UPDATE declarations SET customs_status = 'CUSTOMS_ACCEPT_SUCCESS',
+                 customs_result_code = 'ACCEPTED', customs_result_description = 'accepted',
+                 inquired_at = '2026-11-02T01:00:00.000Z'
+             WHERE request_id = 'D1';",
+        )
+        .unwrap();
     drop(connection);
     let ledger = open(dir.path());
     // What it held answers as before.
@@ -782,12 +796,36 @@ fn a_ledger_of_version_3_is_rewritten_compactly_and_loses_nothing() {
         ),
         ("Shop", 1)
     );
+    assert_eq!(
+        (
+            exported[1].declaration_request_status.as_str(),
+            exported[1].customs_result_code.as_str(),
+            exported[1].inquired_at.as_str()
+        ),
+        (
+            "CUSTOMS_ACCEPT_SUCCESS",
+            "ACCEPTED",
+            "2026-11-02T01:00:00.000Z"
+        )
+    );
     let runs = ledger.status(None).unwrap();
     assert_eq!((runs[0].success, runs[0].unknown), (1, 1));
-    let since = ledger
-        .open_declarations(Some("2026-11-01T01:00:01.500Z"), "", 10)
+    assert_eq!(runs[0].customs_results.get("ACCEPTED"), Some(&1));
+    assert_eq!(runs[0].customs_pending, 0);
+    // D1 has its customs outcome: only D2 (U) is still open.
+    let open = ledger.open_declarations(None, "", 10).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].request_id, "D2");
+    let inquiries: (i64, i64) = ledger
+        .with(|c| {
+            c.query_row(
+                "SELECT count(*), count(request_id) FROM inquiries",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+        })
         .unwrap();
-    assert_eq!(since.len(), 1, "only D1 was settled after the time");
+    assert_eq!(inquiries, (2, 1), "the unknown ID keeps its request ID");
 }
 
 /// Issue 22's measure, as a floor that would catch a regression: 4,000

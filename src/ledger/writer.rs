@@ -283,18 +283,8 @@ const OUTCOME_DECLARATION_SQL: &str = "INSERT INTO declarations(scope_id, reques
          amount_changed_at = CASE WHEN declarations.amount <> excluded.amount
              THEN excluded.settled_at ELSE declarations.amount_changed_at END,
          amount = excluded.amount,
-         customs_status = CASE WHEN declarations.body_fp <> excluded.body_fp
-             THEN NULL ELSE declarations.customs_status END,
-         customs_result_code = CASE WHEN declarations.body_fp <> excluded.body_fp
-             THEN NULL ELSE declarations.customs_result_code END,
-         customs_result_description = CASE WHEN declarations.body_fp <> excluded.body_fp
-             THEN NULL ELSE declarations.customs_result_description END,
-         customs_result_returned_time = CASE WHEN declarations.body_fp <> excluded.body_fp
-             THEN NULL ELSE declarations.customs_result_returned_time END,
-         customs_modified_time = CASE WHEN declarations.body_fp <> excluded.body_fp
-             THEN NULL ELSE declarations.customs_modified_time END,
-         inquired_at = CASE WHEN declarations.body_fp <> excluded.body_fp
-             THEN NULL ELSE declarations.inquired_at END,
+         inquiry_id = CASE WHEN declarations.body_fp <> excluded.body_fp
+             THEN NULL ELSE declarations.inquiry_id END,
          certificate_no = excluded.certificate_no,
          body_fp = excluded.body_fp,
          fixed_fp = excluded.fixed_fp,
