@@ -115,7 +115,7 @@ pub enum LedgerError {
 }
 
 /// The file's device and inode: which file a path names now.
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
+pub fn file_identity(path: &Path) -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -708,24 +708,19 @@ impl Ledger {
             let status = writes.texts.id(&tx, &outcome.status)?;
             let code = writes.texts.id(&tx, &outcome.result_code)?;
             let description = writes.texts.id(&tx, &outcome.result_description)?;
-            tx.prepare_cached(
-                "INSERT INTO inquiries(scope_id, declaration_id, request_id, run_id, inquired_at,
-                     status, customs_result_code, customs_result_description, returned_time,
-                     modified_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                scope,
-                declaration,
-                declaration.is_none().then_some(&outcome.request_id),
-                run,
-                now,
-                status,
-                code,
-                description,
-                outcome.returned_time,
-                outcome.modified_time
-            ])?;
+            tx.prepare_cached(schema::INSERT_INQUIRY_SQL)?
+                .execute(params![
+                    scope,
+                    declaration,
+                    declaration.is_none().then_some(&outcome.request_id),
+                    run,
+                    now,
+                    status,
+                    code,
+                    description,
+                    outcome.returned_time,
+                    outcome.modified_time
+                ])?;
             if let Some(declaration) = declaration {
                 tx.prepare_cached("UPDATE declarations SET inquiry_id = ?2 WHERE id = ?1")?
                     .execute(params![declaration, tx.last_insert_rowid()])?;

@@ -212,6 +212,13 @@ const COMPACT_TABLES: &str = "
      CREATE INDEX calls_with_answers ON calls(answered_at)
          WHERE answer_shape IS NOT NULL OR answer_text IS NOT NULL;";
 
+/// An inquiry's result: its declaration, or its request ID when the
+/// ledger holds no declaration of it.
+pub(super) const INSERT_INQUIRY_SQL: &str = "INSERT INTO inquiries(scope_id, declaration_id,
+         request_id, run_id, inquired_at, status, customs_result_code,
+         customs_result_description, returned_time, modified_time)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64 + 1;
 
@@ -461,13 +468,7 @@ fn compact(tx: &Connection) -> rusqlite::Result<()> {
                     Ok((row.get(0)?, row.get(1)?))
                 })
                 .optional()?;
-            tx.prepare_cached(
-                "INSERT INTO inquiries(scope_id, declaration_id, request_id, run_id, inquired_at,
-                     status, customs_result_code, customs_result_description, returned_time,
-                     modified_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
+            tx.prepare_cached(INSERT_INQUIRY_SQL)?.execute(params![
                 scope,
                 declared.map(|(id, _)| id),
                 declared.is_none().then_some(&request_id),

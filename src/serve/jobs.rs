@@ -282,7 +282,7 @@ pub fn ledger_runs(profile: &Profile) -> anyhow::Result<Vec<RunStatus>> {
     }
     let (endpoint, client_id) = profile.settings.scope()?;
     let key = (path.clone(), endpoint, client_id);
-    let file = file_identity(&path);
+    let file = crate::ledger::file_identity(&path);
     let taken = counted_runs()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -347,21 +347,6 @@ fn counted_runs() -> &'static std::sync::Mutex<HashMap<LedgerKey, CountedRuns>> 
     static COUNTED: std::sync::OnceLock<std::sync::Mutex<HashMap<LedgerKey, CountedRuns>>> =
         std::sync::OnceLock::new();
     COUNTED.get_or_init(Default::default)
-}
-
-/// Which file a path names now (device, inode).
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path)
-            .ok()
-            .map(|metadata| (metadata.dev(), metadata.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::metadata(path).ok().map(|_| (0, 0))
-    }
 }
 
 /// The ledger of a sandbox profile: under `--data`, so that trying the page
