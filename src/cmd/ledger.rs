@@ -88,7 +88,7 @@ pub struct ExportOpts {
     /// Only declarations whose customs outcome is `pending` (declared S,
     /// no customs result yet), `final` (a customs result returned), or
     /// returned with this customs result code.
-    #[arg(long, value_name = "pending|final|CODE")]
+    #[arg(long, value_name = "pending|final|CODE", value_parser = parse_customs)]
     pub customs: Option<String>,
 }
 
@@ -104,6 +104,14 @@ pub fn day_start(day: NaiveDate) -> String {
 pub fn parse_day(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| format!("\"{text}\" is not a day as YYYY-MM-DD, e.g. 2026-11-01"))
+}
+
+/// A customs result code is never empty: an empty one would match nothing.
+fn parse_customs(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("give pending, final or a customs result code".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_status(text: &str) -> Result<Status, String> {
@@ -324,4 +332,16 @@ fn status_table(runs: &[crate::ledger::RunStatus]) -> String {
         text.push('\n');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_customs_code_is_refused_not_matched_against_nothing() {
+        assert!(parse_customs("").is_err());
+        assert!(parse_customs("  ").is_err());
+        assert_eq!(parse_customs("ACCEPTED").as_deref(), Ok("ACCEPTED"));
+    }
 }
