@@ -5,8 +5,7 @@
 //! fingerprints are computed with the row's other checks, in parallel;
 //! claiming them is the one sequential step, in row order.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
 use foldhash::quality::FixedState;
 use xxhash_rust::xxh3::Xxh3;
@@ -56,25 +55,118 @@ fn key(parts: &[&[u8]]) -> Key {
         .expect("12 of 16 bytes")
 }
 
-/// The keys are hash output already; hashing them again would only cost.
-#[derive(Default)]
-struct PrehashedKey(u64);
+/// A table of keys to rows, open-addressed with linear probing. The keys
+/// are hash output already, so their first bytes place them; a slot is
+/// free while its row is 0 (rows are numbered from 1). With a million
+/// rows the tables outgrow every cache and each claim would wait for
+/// memory: laid out in one vector, a slot's place is known before it is
+/// needed, so `prefetch` can ask for it rows ahead.
+struct Table<V: Copy + Default> {
+    slots: Vec<Slot<V>>,
+    len: usize,
+}
 
-impl Hasher for PrehashedKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
+#[derive(Clone, Copy, Default)]
+struct Slot<V: Copy + Default> {
+    key: Key,
+    row: u32,
+    value: V,
+}
 
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+impl<V: Copy + Default> Default for Table<V> {
+    fn default() -> Self {
+        Table {
+            slots: Vec::new(),
+            len: 0,
         }
     }
 }
 
-type Table<V> = HashMap<Key, V, BuildHasherDefault<PrehashedKey>>;
+impl<V: Copy + Default> Table<V> {
+    /// Slots at most three quarters full.
+    fn slots_for(rows: usize) -> usize {
+        (rows.saturating_mul(4) / 3 + 1).next_power_of_two().max(16)
+    }
+
+    fn home(&self, key: &Key) -> usize {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&key[..8]);
+        (u64::from_le_bytes(first) as usize) & (self.slots.len() - 1)
+    }
+
+    fn get(&self, key: &Key) -> Option<(u32, V)> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        loop {
+            let slot = &self.slots[at];
+            if slot.row == 0 {
+                return None;
+            }
+            if slot.key == *key {
+                return Some((slot.row, slot.value));
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Inserts a key not in the table.
+    fn insert_new(&mut self, key: Key, row: u32, value: V) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.reserve(self.len + 1);
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(&key);
+        while self.slots[at].row != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = Slot {
+            key,
+            row: row.max(1),
+            value,
+        };
+        self.len += 1;
+    }
+
+    /// Room for `rows` keys in all without growing.
+    fn reserve(&mut self, rows: usize) {
+        let wanted = Self::slots_for(rows.max(self.len));
+        if wanted <= self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); wanted]);
+        self.len = 0;
+        for slot in old.into_iter().filter(|slot| slot.row != 0) {
+            self.insert_new(slot.key, slot.row, slot.value);
+        }
+    }
+
+    /// Asks the memory for the slot `key` would start at.
+    fn prefetch(&self, key: &Key) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let slot: *const Slot<V> = &self.slots[self.home(key)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch only hints the cache; the address is a live slot.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(slot.cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.len() * 3 / 4
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
 
 /// Why a valid row may not be declared after all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +183,10 @@ pub enum Conflict {
 #[derive(Default)]
 pub struct CrossRowIndex {
     /// request ID → (row, body fingerprint)
-    by_request_id: Table<(u32, [u8; 8])>,
+    by_request_id: Table<[u8; 8]>,
     /// (customs code, order) → row; a second claim can only come under
     /// another request ID, since the same ID is caught first.
-    by_order: Table<u32>,
+    by_order: Table<()>,
 }
 
 impl CrossRowIndex {
@@ -111,23 +203,30 @@ impl CrossRowIndex {
         self.by_request_id.capacity().min(self.by_order.capacity())
     }
 
+    /// Asks the memory for the places a row's claim will look at, a few
+    /// rows before it is claimed.
+    pub fn prefetch(&self, print: &Fingerprint) {
+        self.by_request_id.prefetch(&print.request_id);
+        self.by_order.prefetch(&print.order);
+    }
+
     /// Checks a valid row against the earlier ones; claims its request ID
     /// and order when there is no conflict.
     pub fn claim(&mut self, row: u64, print: &Fingerprint) -> Result<(), Conflict> {
         let row = u32::try_from(row).unwrap_or(u32::MAX);
-        if let Some(&(first_row, first_body)) = self.by_request_id.get(&print.request_id) {
+        if let Some((first_row, first_body)) = self.by_request_id.get(&print.request_id) {
             return Err(if first_body == print.body {
                 Conflict::DuplicateRow { first_row }
             } else {
                 Conflict::RequestIdReused { first_row }
             });
         }
-        if let Some(&first_row) = self.by_order.get(&print.order) {
+        if let Some((first_row, ())) = self.by_order.get(&print.order) {
             return Err(Conflict::OrderAlreadyDeclared { first_row });
         }
         self.by_request_id
-            .insert(print.request_id, (row, print.body));
-        self.by_order.insert(print.order, row);
+            .insert_new(print.request_id, row, print.body);
+        self.by_order.insert_new(print.order, row, ());
         Ok(())
     }
 
@@ -139,7 +238,7 @@ impl CrossRowIndex {
         request_id: Option<&str>,
         order: Option<(&str, &str)>,
     ) -> Option<Conflict> {
-        if let Some(&(first_row, _)) =
+        if let Some((first_row, _)) =
             request_id.and_then(|id| self.by_request_id.get(&key(&[id.as_bytes()])))
         {
             return Some(Conflict::RequestIdReused { first_row });
@@ -147,7 +246,7 @@ impl CrossRowIndex {
         let (customs_code, order_id) = order?;
         self.by_order
             .get(&key(&[customs_code.as_bytes(), order_id.as_bytes()]))
-            .map(|&first_row| Conflict::OrderAlreadyDeclared { first_row })
+            .map(|(first_row, ())| Conflict::OrderAlreadyDeclared { first_row })
     }
 
     /// Valid rows that claimed an ID so far.
@@ -156,6 +255,48 @@ impl CrossRowIndex {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_request_id.is_empty()
+        self.by_request_id.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(n: u64) -> Key {
+        key(&[&n.to_le_bytes()])
+    }
+
+    #[test]
+    fn the_table_finds_every_key_through_collisions_and_growth() {
+        let mut table: Table<[u8; 8]> = Table::default();
+        assert_eq!(table.get(&key_of(1)), None, "an empty table");
+        table.reserve(100);
+        // Far past what was reserved: it grows and keeps every key.
+        for n in 1..=10_000u64 {
+            table.insert_new(key_of(n), n as u32, n.to_le_bytes());
+        }
+        assert_eq!(table.len(), 10_000);
+        for n in 1..=10_000u64 {
+            assert_eq!(table.get(&key_of(n)), Some((n as u32, n.to_le_bytes())));
+        }
+        assert_eq!(table.get(&key_of(10_001)), None);
+        // Keys whose first bytes agree all land on one place.
+        let mut crowded: Table<()> = Table::default();
+        let twins: Vec<Key> = (0..20u8)
+            .map(|n| {
+                let mut key = [7u8; 12];
+                key[11] = n;
+                key
+            })
+            .collect();
+        for (row, key) in twins.iter().enumerate() {
+            crowded.insert_new(*key, row as u32 + 2, ());
+        }
+        for (row, key) in twins.iter().enumerate() {
+            assert_eq!(crowded.get(key), Some((row as u32 + 2, ())));
+            crowded.prefetch(key);
+        }
+        assert!(crowded.capacity() >= 20);
     }
 }

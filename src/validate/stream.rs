@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use super::{CrossRowIndex, KeptRow, RowRules, ValidRow, Verdict};
+use super::{CrossRowIndex, Fingerprint, KeptRow, RowRules, ValidRow, Verdict};
 use crate::input::{InputError, OwnedRow, RowSource};
 
 const ROWS_PER_BATCH: usize = 512;
@@ -22,6 +22,8 @@ const BATCH_WEIGHT: usize = 512 * 1024;
 /// likes. A larger input grows the tables as it goes, which costs a rehash
 /// and, for a moment, both tables.
 const MAX_RESERVED_ROWS: u64 = 1 << 20;
+/// How many rows ahead of its claim a row's slots are fetched.
+const PREFETCH_AHEAD: usize = 8;
 
 /// A row and what the rules made of it.
 #[derive(Debug)]
@@ -64,7 +66,19 @@ pub fn validate_stream<V: KeptRow, E: From<InputError>>(
             if std::mem::take(&mut first) {
                 reserve_for(index, text_len, &batch);
             }
-            for outcome in batch {
+            // The rows a few ahead have their slots fetched while these
+            // are claimed: a million keys do not fit in any cache.
+            let ahead: Vec<Option<Fingerprint>> = batch
+                .iter()
+                .map(|outcome| match &outcome.verdict {
+                    Verdict::Valid(valid) => Some(*valid.fingerprint()),
+                    _ => None,
+                })
+                .collect();
+            for (at, outcome) in batch.into_iter().enumerate() {
+                if let Some(Some(print)) = ahead.get(at + PREFETCH_AHEAD) {
+                    index.prefetch(print);
+                }
                 let verdict = rules.claim(index, &outcome.row.as_row(), outcome.verdict);
                 each(Outcome {
                     row: outcome.row,
