@@ -192,6 +192,35 @@ fn beijing() -> FixedOffset {
 /// An ISO 8601 date-time, normalised to `YYYY-MM-DDTHH:MM:SS[.fff]±hh:mm`.
 /// Without an offset `+08:00` is assumed; a date alone is midnight.
 pub fn parse_datetime(text: &str) -> Result<String, RowMessage> {
+    match plain_date(text) {
+        Some(normalised) => Ok(normalised),
+        None => parse_any_datetime(text),
+    }
+}
+
+/// `YYYY-MM-DD`, the form nearly every ID card date comes in, read without
+/// chrono's format parser: midnight in Beijing, exactly as
+/// `parse_any_datetime` writes it. Anything else (or a day that does not
+/// exist) is left to that.
+fn plain_date(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(at, b)| at == 4 || at == 7 || b.is_ascii_digit());
+    if !shaped {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| text[range].parse::<u32>().ok();
+    let year = i32::try_from(number(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)?;
+    Some(format!("{text}T00:00:00+08:00"))
+}
+
+fn parse_any_datetime(text: &str) -> Result<String, RowMessage> {
     let original = text;
     let written = chinese_date(text);
     let text = written.as_ref();
@@ -314,6 +343,34 @@ pub fn check_resident_id(text: &str) -> Result<String, RowMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_date_reads_as_the_general_parser_reads_it() {
+        for text in [
+            "2015-03-01",
+            "2035-12-31",
+            "2024-02-29",
+            "2000-01-01",
+            "1949-10-01",
+            "0001-01-01",
+            "9999-12-31",
+        ] {
+            assert_eq!(plain_date(text), parse_any_datetime(text).ok(), "{text}");
+        }
+        // Not a day: left to the general parser, which refuses it.
+        for text in ["2023-02-29", "2015-13-01", "2015-00-10", "2015-04-31"] {
+            assert_eq!(plain_date(text), None, "{text}");
+            assert!(parse_datetime(text).is_err(), "{text}");
+        }
+        // Other shapes are the general parser's.
+        for text in ["2015-3-1", "2015/03/01", "20150301", "2015-03-01 ", "２０１５-03-01"] {
+            assert_eq!(plain_date(text), None, "{text}");
+        }
+        assert_eq!(
+            parse_datetime("2015-3-1").ok(),
+            parse_datetime("2015-03-01").ok()
+        );
+    }
     use crate::i18n::Language;
 
     #[test]
