@@ -363,7 +363,13 @@ mod tests {
             assert!(parse_datetime(text).is_err(), "{text}");
         }
         // Other shapes are the general parser's.
-        for text in ["2015-3-1", "2015/03/01", "20150301", "2015-03-01 ", "２０１５-03-01"] {
+        for text in [
+            "2015-3-1",
+            "2015/03/01",
+            "20150301",
+            "2015-03-01 ",
+            "２０１５-03-01",
+        ] {
             assert_eq!(plain_date(text), None, "{text}");
         }
         assert_eq!(
