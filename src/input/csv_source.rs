@@ -283,10 +283,12 @@ impl<R: Read> RecordLimit<R> {
     /// field by field. Returns how far it went; none when the run would
     /// pass a limit, which the field-by-field path then finds exactly.
     fn unquoted_run(&mut self, rest: &[u8]) -> Option<usize> {
-        let run = memchr::memchr2(b'\n', b'"', rest).unwrap_or(rest.len());
-        if run == 0 {
+        // A blank line or a quote next: nothing to count (and no search
+        // per line of a file of blank lines).
+        if matches!(rest.first(), None | Some(b'\n' | b'"')) {
             return None;
         }
+        let run = memchr::memchr2(b'\n', b'"', rest).unwrap_or(rest.len());
         let commas = rest[..run].iter().filter(|&&b| b == b',').count() as u64;
         if self.record_bytes + run as u64 > MAX_RECORD_BYTES || self.fields + commas > MAX_FIELDS {
             self.near_limit = true;
