@@ -135,18 +135,22 @@ pub(super) fn masked_certificate(request: &DeclareRequest) -> String {
         .unwrap_or_default()
 }
 
-/// The keyed fingerprints of a request and its exact bytes.
-pub(super) fn fingerprints(key: &hmac::Key, request: &DeclareRequest, body: &[u8]) -> Fingerprints {
+/// A request with what a retransmission may change (the spec) left out.
+pub(super) fn fixed_part(request: &DeclareRequest) -> DeclareRequest {
     let mut fixed = request.clone();
-    // What a retransmission may change (the spec): left out.
     fixed.merchant_customs_info.merchant_customs_code.clear();
     fixed.merchant_customs_info.merchant_customs_name.clear();
     fixed.customs.customs_code.clear();
     fixed.declaration_amount.value.clear();
     fixed.declaration_amount.currency.clear();
+    fixed
+}
+
+/// The keyed fingerprints of a request and its exact bytes.
+pub(super) fn fingerprints(key: &hmac::Key, request: &DeclareRequest, body: &[u8]) -> Fingerprints {
     Fingerprints {
         body: fingerprint(key, body),
-        fixed: fingerprint(key, &fixed.to_body()),
+        fixed: fingerprint(key, &fixed_part(request).to_body()),
     }
 }
 

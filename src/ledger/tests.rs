@@ -665,15 +665,7 @@ fn a_ledger_of_version_3_is_rewritten_compactly_and_loses_nothing() {
     let declared = request("D1", "P1", "100");
     let unknown = request("D2", "P2", "50");
     let hmac = |bytes: &[u8]| aws_lc_rs::hmac::sign(&key, bytes).as_ref().to_vec();
-    let fixed = |request: &DeclareRequest| {
-        let mut fixed = request.clone();
-        fixed.merchant_customs_info.merchant_customs_code.clear();
-        fixed.merchant_customs_info.merchant_customs_name.clear();
-        fixed.customs.customs_code.clear();
-        fixed.declaration_amount.value.clear();
-        fixed.declaration_amount.currency.clear();
-        hmac(&fixed.to_body())
-    };
+    let fixed = |request: &DeclareRequest| hmac(&keys::fixed_part(request).to_body());
     let answer = answer_of(&answered(&declared, Status::S, 2, "111"));
     connection
         .execute_batch(
