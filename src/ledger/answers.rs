@@ -5,7 +5,7 @@
 //! declaration). Each of those values, where the answer holds it as a JSON
 //! string, is replaced by a placeholder character; what is left, the
 //! answer's *shape*, is the same for every answer of a kind and is stored
-//! once, in `texts`, so a call keeps a small integer instead of the
+//! once, in `shapes`, so a call keeps a small integer instead of the
 //! answer. Reading the answer back puts the values in again, byte for
 //! byte: an encoding is kept only if it decodes to the exact answer.
 //!

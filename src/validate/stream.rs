@@ -17,7 +17,7 @@ const ROWS_PER_BATCH: usize = 512;
 /// a dozen batches are in flight, and rows can be 16,384 cells wide.
 const BATCH_WEIGHT: usize = 512 * 1024;
 /// The cross-row index is sized ahead for at most this many rows (its
-/// tables then take about 90 MB): the estimate comes from the first rows
+/// tables then take about 80 MB): the estimate comes from the first rows
 /// and the file's size, which a file of blank lines can make as large as it
 /// likes. A larger input grows the tables as it goes, which costs a rehash
 /// and, for a moment, both tables.
