@@ -59,16 +59,25 @@ impl AnswerValues<'_> {
 
 /// Before a declaration's PSP fields change: every earlier call whose
 /// answer is stored against them gets them copied (`?1`: the declaration).
-pub(super) const FREEZE_ANSWERS_SQL: &str = "UPDATE calls SET answer_values = (
-         SELECT json_array(
-             d.psp_payment_id, d.psp_declaration_request_id,
-             COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
-             d.clearing_transaction_id,
-             COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
-             d.psp_order_amount,
-             COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), ''))
-         FROM declarations d WHERE d.id = ?1)
-     WHERE declaration_id = ?1 AND answer_shape IS NOT NULL AND answer_values IS NULL";
+pub(super) const FREEZE_ANSWERS_SQL: &str = concat!(
+    "UPDATE calls SET answer_values = (SELECT json_array(",
+    psp_values_of_d!(),
+    ") FROM declarations d WHERE d.id = ?1)
+     WHERE declaration_id = ?1 AND answer_shape IS NOT NULL AND answer_values IS NULL"
+);
+
+/// The seven values `psp_values_of_d!` selects, from column `first` on.
+pub(super) fn psp_values(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<[String; 7]> {
+    Ok([
+        row.get(first)?,
+        row.get(first + 1)?,
+        row.get(first + 2)?,
+        row.get(first + 3)?,
+        row.get(first + 4)?,
+        row.get(first + 5)?,
+        row.get(first + 6)?,
+    ])
+}
 
 /// How an answer is stored: a shape (interned) or the whole text.
 #[derive(Debug, Default, PartialEq, Eq)]

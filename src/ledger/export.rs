@@ -4,7 +4,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::answers::{AnswerValues, decode};
+use super::answers::{AnswerValues, decode, psp_values};
 use super::{Ledger, LedgerError, SETTLED_OR_SENT, since_millis, time_text};
 use crate::outcome::Status;
 
@@ -199,22 +199,17 @@ impl Ledger {
     pub fn raw_answers(&self, request_id: &str) -> Result<Vec<Option<String>>, LedgerError> {
         let scope = self.scope;
         self.with(|c| {
-            let mut statement = c.prepare(
+            let mut statement = c.prepare(concat!(
                 "SELECT COALESCE(code.text, ''), COALESCE(message.text, ''),
-                        COALESCE(c.status, ''), shape.shape, c.answer_values, c.answer_text,
-                        d.psp_payment_id, d.psp_declaration_request_id,
-                        COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
-                        d.clearing_transaction_id,
-                        COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
-                        d.psp_order_amount,
-                        COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), '')
-                 FROM declarations d JOIN calls c ON c.declaration_id = d.id
+                        COALESCE(c.status, ''), shape.shape, c.answer_values, c.answer_text, ",
+                psp_values_of_d!(),
+                " FROM declarations d JOIN calls c ON c.declaration_id = d.id
                       LEFT JOIN texts code ON code.id = c.result_code
                       LEFT JOIN texts message ON message.id = c.result_message
                       LEFT JOIN shapes shape ON shape.id = c.answer_shape
                  WHERE d.scope_id = ?1 AND d.request_id = ?2
-                 ORDER BY c.seq",
-            )?;
+                 ORDER BY c.seq"
+            ))?;
             let mut rows = statement.query(params![scope, request_id])?;
             let mut answers = Vec::new();
             while let Some(row) = rows.next()? {
@@ -222,15 +217,7 @@ impl Ledger {
                 let shape: Option<String> = row.get(3)?;
                 let frozen: Option<String> = row.get(4)?;
                 let text: Option<String> = row.get(5)?;
-                let declared: [String; 7] = [
-                    row.get(6)?,
-                    row.get(7)?,
-                    row.get(8)?,
-                    row.get(9)?,
-                    row.get(10)?,
-                    row.get(11)?,
-                    row.get(12)?,
-                ];
+                let declared = psp_values(row, 6)?;
                 let declaration = match frozen {
                     Some(values) => serde_json::from_str::<[String; 7]>(&values).map_err(|e| {
                         rusqlite::Error::FromSqlConversionFailure(

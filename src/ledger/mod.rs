@@ -28,6 +28,20 @@
 //! (`export.rs`, `status.rs`); opening, the send decision and the single
 //! writes of inquiries are here.
 
+/// The PSP's values of the declaration `d`, in `AnswerValues` order: the
+/// one list every query that shapes or decodes raw answers reads (a
+/// literal, so that statements are built with `concat!` once).
+macro_rules! psp_values_of_d {
+    () => {
+        "d.psp_payment_id, d.psp_declaration_request_id,
+         COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
+         d.clearing_transaction_id,
+         COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
+         d.psp_order_amount,
+         COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), '')"
+    };
+}
+
 mod answers;
 mod export;
 mod keys;

@@ -15,7 +15,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::LedgerError;
-use super::answers::{AnswerValues, Texts, encode};
+use super::answers::{AnswerValues, Texts, encode, psp_values};
 use super::keys::leading_integer;
 
 /// The migrations written in SQL, in order; the fourth is `compact`.
@@ -238,28 +238,16 @@ struct Declared {
 }
 
 fn declared(tx: &Connection, scope: i64, request_id: &str) -> rusqlite::Result<Option<Declared>> {
-    tx.prepare_cached(
-        "SELECT d.id, d.body_fp, d.psp_payment_id, d.psp_declaration_request_id,
-                COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
-                d.clearing_transaction_id,
-                COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
-                d.psp_order_amount,
-                COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), '')
-         FROM declarations d WHERE d.scope_id = ?1 AND d.request_id = ?2",
-    )?
+    tx.prepare_cached(concat!(
+        "SELECT d.id, d.body_fp, ",
+        psp_values_of_d!(),
+        " FROM declarations d WHERE d.scope_id = ?1 AND d.request_id = ?2"
+    ))?
     .query_row(params![scope, request_id], |row| {
         Ok(Declared {
             declaration: row.get(0)?,
             body: row.get(1)?,
-            psp: [
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-                row.get(8)?,
-            ],
+            psp: psp_values(row, 2)?,
         })
     })
     .optional()

@@ -11,7 +11,7 @@ use aws_lc_rs::hmac;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::answers::{AnswerValues, FREEZE_ANSWERS_SQL, Texts, encode};
+use super::answers::{AnswerValues, FREEZE_ANSWERS_SQL, Texts, encode, psp_values};
 use super::keys::{fingerprints, masked_certificate};
 use super::{LedgerError, file_identity};
 use crate::outcome::{ResultRow, Status};
@@ -98,6 +98,8 @@ impl Writes {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()?;
+        // Whether the declaration now holds this answer's fields.
+        let mut took_answer = false;
         if result.result_status != Status::U {
             let fingerprints = fingerprints(&self.key, request, body);
             let psp_customs_code = self.texts.id(tx, &result.psp_customs_code)?;
@@ -109,7 +111,7 @@ impl Writes {
             }
             match held {
                 Some((declaration, held_body)) if held_body == fingerprints.body => {
-                    tx.prepare_cached(OUTCOME_SAME_BODY_SQL)?.execute(params![
+                    took_answer = tx.prepare_cached(OUTCOME_SAME_BODY_SQL)?.execute(params![
                         declaration,
                         status,
                         code,
@@ -124,7 +126,7 @@ impl Writes {
                         run,
                         result.row,
                         now
-                    ])?;
+                    ])? > 0;
                 }
                 _ => {
                     if let Some((declaration, held_body)) = held {
@@ -141,7 +143,8 @@ impl Writes {
                         &request.merchant_customs_info.merchant_customs_code,
                         &request.merchant_customs_info.merchant_customs_name,
                     )?;
-                    tx.prepare_cached(OUTCOME_DECLARATION_SQL)?
+                    took_answer = tx
+                        .prepare_cached(OUTCOME_DECLARATION_SQL)?
                         .execute(params![
                             scope,
                             request_id,
@@ -166,7 +169,8 @@ impl Writes {
                             run,
                             result.row,
                             now
-                        ])?;
+                        ])?
+                        > 0;
                 }
             }
         }
@@ -174,20 +178,23 @@ impl Writes {
             // An outcome replayed from a journal may have no call here.
             return Ok(());
         };
-        // The answer is shaped against the declaration as it now stands.
-        let values: [String; 7] =
+        // The answer is shaped against the declaration as it now stands:
+        // its own fields when it just took them, else read back.
+        let values = if took_answer {
+            [
+                &result.psp_payment_id,
+                &result.psp_declaration_request_id,
+                &result.psp_customs_code,
+                &result.clearing_transaction_id,
+                &result.clearing_channel,
+                &result.psp_order_amount,
+                &result.identity_check_result,
+            ]
+            .map(String::clone)
+        } else {
             tx.prepare_cached(DECLARATION_VALUES_SQL)?
-                .query_row(params![declaration], |row| {
-                    Ok([
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                    ])
-                })?;
+                .query_row(params![declaration], |row| psp_values(row, 0))?
+        };
         let stored = encode(
             answer,
             &AnswerValues {
@@ -247,13 +254,11 @@ const OUTCOME_CALL_SQL: &str = "UPDATE calls SET status = ?2, result_code = ?3,
      WHERE declaration_id = ?1
        AND seq = (SELECT max(seq) FROM calls WHERE declaration_id = ?1)";
 /// The declaration's PSP values, in `AnswerValues` order.
-const DECLARATION_VALUES_SQL: &str = "SELECT d.psp_payment_id, d.psp_declaration_request_id,
-         COALESCE((SELECT text FROM texts WHERE id = d.psp_customs_code), ''),
-         d.clearing_transaction_id,
-         COALESCE((SELECT text FROM texts WHERE id = d.clearing_channel), ''),
-         d.psp_order_amount,
-         COALESCE((SELECT text FROM texts WHERE id = d.identity_check_result), '')
-     FROM declarations d WHERE d.id = ?1";
+const DECLARATION_VALUES_SQL: &str = concat!(
+    "SELECT ",
+    psp_values_of_d!(),
+    " FROM declarations d WHERE d.id = ?1"
+);
 /// An answer for the body the row already holds: no indexed column
 /// changes, unless it settles the row as S (the order index holds only S).
 const OUTCOME_SAME_BODY_SQL: &str = "UPDATE declarations SET status = ?2, result_code = ?3,
