@@ -498,6 +498,30 @@ impl<R: Read> Read for LineEndings<R> {
 mod tests {
     use super::*;
 
+    /// Hostile lines: past the field or byte limit, counting runs at once
+    /// marks the same records as following every field.
+    #[test]
+    fn runs_mark_the_limits_where_field_by_field_does() {
+        let wide = format!("a,b\n{}\nc,d\n", "x,".repeat(MAX_FIELDS as usize + 5));
+        let long = format!("a\n{}\nb\n", "y".repeat(MAX_RECORD_BYTES as usize + 10));
+        let both = format!("{}\"q\n\"\nz\n", "zz,".repeat(400_000));
+        for input in [wide, long, both] {
+            let follow = |field_by_field: bool| {
+                let mut limit = RecordLimit::new(input.as_bytes());
+                limit.field_by_field = field_by_field;
+                let mut out = Vec::new();
+                let read = limit.read_to_end(&mut out).map_err(|e| e.to_string());
+                (read, out, limit.ends)
+            };
+            let (fast, exact) = (follow(false), follow(true));
+            assert!(
+                String::from_utf8_lossy(&fast.1).contains(FAULT_MARK),
+                "a limit was passed"
+            );
+            assert!(fast == exact);
+        }
+    }
+
     proptest::proptest! {
         /// Counting a run of unquoted fields at once cuts the same
         /// records, with the same marks, as following every field.

@@ -311,6 +311,13 @@ mod tests {
         let stored = encode(escaped, &values("2000001"));
         assert_eq!(decode(&stored.shape.unwrap(), &values("2000001")), escaped);
         assert_eq!(encode("", &values("P")), StoredAnswer::default());
+        // An answer too long to be a shape worth sharing.
+        let long = format!("{{\"padding\":\"{}\"}}", "x".repeat(LONGEST_SHAPE));
+        let stored = encode(&long, &values("P"));
+        assert_eq!(
+            (stored.shape, stored.text.as_deref()),
+            (None, Some(long.as_str()))
+        );
     }
 
     #[test]
