@@ -180,9 +180,11 @@ pub fn a1_reference(column: usize, line: u64) -> String {
 /// `2.02108E+24`, `1.2e15`: what a CSV saved from Excel holds for a long
 /// number, and what no real ID looks like.
 fn is_scientific_notation(text: &str) -> bool {
-    let Some((mantissa, exponent)) = text.split_once(['E', 'e']) else {
+    // Bytes, not characters: checked on every ID cell.
+    let Some(at) = text.bytes().position(|b| b == b'E' || b == b'e') else {
         return false;
     };
+    let (mantissa, exponent) = (&text[..at], &text[at + 1..]);
     let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     !whole.is_empty()

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::EncodingChoice;
 use super::decode::{EncodingRefusal, Gb18030Reader, TextEncoding, Utf8Scan, choose_encoding};
-use super::{Cells, InputError, RowRef};
+use super::{Cells, InputError, RowBatch, RowRef};
 
 pub(super) struct CsvSource {
     reader: csv::Reader<RecordLimit<LineEndings<Box<dyn Read + Send>>>>,
@@ -86,6 +86,48 @@ impl CsvSource {
     }
 
     pub(super) fn next_row(&mut self, path: &Path) -> Result<Option<RowRef<'_>>, InputError> {
+        if !self.next_record(path)? {
+            return Ok(None);
+        }
+        let bytes = std::mem::take(&mut self.bytes);
+        match csv::StringRecord::from_byte_record(bytes) {
+            Ok(record) => self.record = Some(record),
+            Err(error) => return Err(self.not_utf8(path, error.utf8_error().field())),
+        }
+        Ok(self.current())
+    }
+
+    /// Reads the next record onto the end of `batch`, without keeping it
+    /// here; `false` at the end of the input.
+    pub(super) fn next_into(
+        &mut self,
+        path: &Path,
+        batch: &mut RowBatch,
+    ) -> Result<bool, InputError> {
+        if !self.next_record(path)? {
+            return Ok(false);
+        }
+        batch
+            .push_record(self.line, &self.bytes)
+            .map_err(|field| self.not_utf8(path, field))?;
+        Ok(true)
+    }
+
+    fn not_utf8(&self, path: &Path, field: usize) -> InputError {
+        InputError::AtLine {
+            path: path.to_owned(),
+            line: self.line,
+            message: format!(
+                "field {} has bytes that are not valid UTF-8; check the file's encoding \
+                 ([input] encoding) or re-export it as CSV UTF-8",
+                field + 1
+            ),
+        }
+    }
+
+    /// Reads the next record's bytes into `bytes` and numbers its line;
+    /// `false` at the end of the input.
+    fn next_record(&mut self, path: &Path) -> Result<bool, InputError> {
         if let Some(previous) = self.record.take() {
             self.bytes = previous.into_byte_record();
         } else if self.bytes.as_slice().is_empty() && self.bytes.is_empty() {
@@ -110,15 +152,10 @@ impl CsvSource {
                 }
             })?;
         if !more {
-            return Ok(None);
+            return Ok(false);
         }
         // The fields' bytes lie end to end: one pass over them all.
-        let inner_newlines = self
-            .bytes
-            .as_slice()
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
+        let inner_newlines = memchr::memchr_iter(b'\n', self.bytes.as_slice()).count() as u64;
         let after = self.reader.position().line();
         // A record normally ends with the newline after its last line, so it
         // started `inner_newlines` lines before that. One that started
@@ -142,22 +179,7 @@ impl CsvSource {
         self.skipped_lines += self.line - self.next_line;
         self.next_line = after;
         self.last_size = (self.bytes.as_slice().len() + 64, self.bytes.len() + 4);
-        let bytes = std::mem::take(&mut self.bytes);
-        match csv::StringRecord::from_byte_record(bytes) {
-            Ok(record) => self.record = Some(record),
-            Err(error) => {
-                return Err(InputError::AtLine {
-                    path: path.to_owned(),
-                    line: self.line,
-                    message: format!(
-                        "field {} has bytes that are not valid UTF-8; check the file's encoding \
-                         ([input] encoding) or re-export it as CSV UTF-8",
-                        error.utf8_error().field() + 1
-                    ),
-                });
-            }
-        }
-        Ok(self.current())
+        Ok(true)
     }
 
     pub(super) fn current(&self) -> Option<RowRef<'_>> {

@@ -105,7 +105,32 @@ pub struct RowRef<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Cells<'a> {
     Csv(&'a csv::StringRecord),
+    /// A CSV record in a [`RowBatch`].
+    Fields(Fields<'a>),
     Xlsx(&'a [Cell]),
+}
+
+/// A CSV record's fields: their text end to end, and where each ends.
+#[derive(Debug, Clone, Copy)]
+struct Fields<'a> {
+    text: &'a str,
+    ends: &'a [u32],
+}
+
+impl<'a> Fields<'a> {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, field: usize) -> Option<&'a str> {
+        let end = *self.ends.get(field)? as usize;
+        let start = match field {
+            0 => 0,
+            _ => self.ends[field - 1] as usize,
+        };
+        // Every end is a character boundary (`RowBatch::push_record`).
+        self.text.get(start..end)
+    }
 }
 
 impl<'a> RowRef<'a> {
@@ -121,13 +146,12 @@ impl<'a> RowRef<'a> {
     /// The limit a row passed, when the reader could not hold it (its
     /// cells are then none: the row is only its line and its fault).
     pub fn fault(&self) -> Option<RowFault> {
-        let Cells::Csv(record) = self.cells else {
-            return None;
+        let only = match self.cells {
+            Cells::Csv(record) if record.len() == 1 => record.get(0),
+            Cells::Fields(fields) if fields.len() == 1 => fields.get(0),
+            _ => None,
         };
-        if record.len() != 1 {
-            return None;
-        }
-        let rest = record.get(0)?.strip_prefix(csv_source::FAULT_MARK)?;
+        let rest = only?.strip_prefix(csv_source::FAULT_MARK)?;
         if rest.starts_with(csv_source::TOO_LONG) {
             Some(RowFault::TooLong)
         } else if rest.starts_with(csv_source::TOO_MANY_FIELDS) {
@@ -140,8 +164,9 @@ impl<'a> RowRef<'a> {
     /// Number of cells the row has (CSV: fields on the line).
     pub fn len(&self) -> usize {
         match self.cells {
-            Cells::Csv(_) if self.fault().is_some() => 0,
+            Cells::Csv(_) | Cells::Fields(_) if self.fault().is_some() => 0,
             Cells::Csv(record) => record.len(),
+            Cells::Fields(fields) => fields.len(),
             Cells::Xlsx(cells) => cells.len(),
         }
     }
@@ -153,8 +178,9 @@ impl<'a> RowRef<'a> {
     /// The cell in `column` (0-based); empty past the end of the row.
     pub fn cell(&self, column: usize) -> CellView<'a> {
         match self.cells {
-            Cells::Csv(_) if self.fault().is_some() => CellView::Empty,
+            Cells::Csv(_) | Cells::Fields(_) if self.fault().is_some() => CellView::Empty,
             Cells::Csv(record) => record.get(column).map_or(CellView::Empty, CellView::Text),
+            Cells::Fields(fields) => fields.get(column).map_or(CellView::Empty, CellView::Text),
             Cells::Xlsx(cells) => cells.get(column).map_or(CellView::Empty, Cell::view),
         }
     }
@@ -162,6 +188,32 @@ impl<'a> RowRef<'a> {
     /// Every cell in order.
     pub fn cells(&self) -> impl Iterator<Item = CellView<'a>> + '_ {
         (0..self.len()).map(|column| self.cell(column))
+    }
+
+    /// The row with its cells copied, to keep past its batch.
+    pub fn to_owned_row(&self) -> OwnedRow {
+        let cells = match self.cells {
+            Cells::Csv(record) => OwnedCells::Csv(record.clone()),
+            Cells::Fields(fields) => OwnedCells::Csv(
+                (0..fields.len())
+                    .map(|field| fields.get(field).unwrap_or_default())
+                    .collect(),
+            ),
+            Cells::Xlsx(cells) => OwnedCells::Xlsx(cells.to_vec()),
+        };
+        OwnedRow {
+            line: self.line,
+            cells,
+        }
+    }
+
+    /// Roughly the bytes the row takes in a CSV file.
+    pub fn text_len(&self) -> usize {
+        match self.cells {
+            Cells::Csv(record) => record.as_slice().len() + record.len(),
+            Cells::Fields(fields) => fields.text.len() + fields.len(),
+            Cells::Xlsx(_) => 0,
+        }
     }
 
     fn is_blank(&self) -> bool {
@@ -238,6 +290,161 @@ impl OwnedRow {
             },
         }
     }
+}
+
+/// Rows read together, to hand to another thread at once: the text of
+/// every CSV record end to end in one buffer, so that reading a row
+/// allocates nothing, and a batch is reused once its rows are done with.
+#[derive(Debug, Default)]
+pub struct RowBatch {
+    text: String,
+    /// Each CSV field's end in `text`, from its record's start.
+    ends: Vec<u32>,
+    rows: Vec<BatchRow>,
+    /// What the owned rows weigh.
+    owned_weight: usize,
+}
+
+#[derive(Debug)]
+enum BatchRow {
+    Csv {
+        line: u64,
+        /// Where the record's text starts, and its first field's end.
+        text_at: usize,
+        ends_at: usize,
+    },
+    /// A row that is not a plain CSV record (a sheet's, a corrected one).
+    Owned(OwnedRow),
+}
+
+impl RowBatch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.rows.clear();
+        self.owned_weight = 0;
+    }
+
+    /// Roughly the bytes the rows hold in memory.
+    pub fn weight(&self) -> usize {
+        self.text.len()
+            + self.ends.len() * std::mem::size_of::<u32>()
+            + self.rows.len() * std::mem::size_of::<BatchRow>()
+            + self.owned_weight
+    }
+
+    /// Roughly the bytes the batch keeps for reuse.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity()
+            + self.ends.capacity() * std::mem::size_of::<u32>()
+            + self.rows.capacity() * std::mem::size_of::<BatchRow>()
+    }
+
+    pub fn row(&self, at: usize) -> RowRef<'_> {
+        let (text_at, ends_at, line) = match &self.rows[at] {
+            BatchRow::Owned(row) => return row.as_row(),
+            BatchRow::Csv {
+                line,
+                text_at,
+                ends_at,
+            } => (*text_at, *ends_at, *line),
+        };
+        let (text_end, ends_end) = match self.rows.get(at + 1) {
+            Some(BatchRow::Csv {
+                text_at, ends_at, ..
+            }) => (*text_at, *ends_at),
+            // Owned rows take no text: the next CSV row starts where this
+            // one ends, or nothing follows.
+            _ => self.csv_ends_after(at),
+        };
+        RowRef {
+            line,
+            cells: Cells::Fields(Fields {
+                text: &self.text[text_at..text_end],
+                ends: &self.ends[ends_at..ends_end],
+            }),
+        }
+    }
+
+    /// Where the text and field ends of the CSV row at `at` stop.
+    fn csv_ends_after(&self, at: usize) -> (usize, usize) {
+        self.rows[at + 1..]
+            .iter()
+            .find_map(|row| match row {
+                BatchRow::Csv {
+                    text_at, ends_at, ..
+                } => Some((*text_at, *ends_at)),
+                BatchRow::Owned(_) => None,
+            })
+            .unwrap_or((self.text.len(), self.ends.len()))
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = RowRef<'_>> {
+        (0..self.rows.len()).map(|at| self.row(at))
+    }
+
+    pub(crate) fn push_owned(&mut self, row: OwnedRow) {
+        self.owned_weight += row.weight();
+        self.rows.push(BatchRow::Owned(row));
+    }
+
+    /// Adds a CSV record; the field (0-based) whose bytes are not UTF-8
+    /// when one is not.
+    fn push_record(&mut self, line: u64, record: &csv::ByteRecord) -> Result<(), usize> {
+        let Ok(text) = simdutf8::basic::from_utf8(record.as_slice()) else {
+            return Err(first_field_not_utf8(record));
+        };
+        let text_at = self.text.len();
+        let ends_at = self.ends.len();
+        let mut end = 0usize;
+        for (field, bytes) in record.iter().enumerate() {
+            end += bytes.len();
+            // Valid as a whole, but a field could still end inside a
+            // character that the next one finishes.
+            if !text.is_char_boundary(end) {
+                self.ends.truncate(ends_at);
+                return Err(field);
+            }
+            // A record is at most a megabyte (`MAX_RECORD_BYTES`).
+            self.ends.push(u32::try_from(end).unwrap_or(u32::MAX));
+        }
+        self.text.push_str(text);
+        self.rows.push(BatchRow::Csv {
+            line,
+            text_at,
+            ends_at,
+        });
+        Ok(())
+    }
+
+    /// Takes back the last row, a CSV one.
+    fn pop_record(&mut self) {
+        if let Some(BatchRow::Csv {
+            text_at, ends_at, ..
+        }) = self.rows.last()
+        {
+            self.text.truncate(*text_at);
+            self.ends.truncate(*ends_at);
+            self.rows.pop();
+        }
+    }
+}
+
+/// The first field of `record` that is not UTF-8 on its own.
+fn first_field_not_utf8(record: &csv::ByteRecord) -> usize {
+    record
+        .iter()
+        .position(|field| std::str::from_utf8(field).is_err())
+        .unwrap_or(0)
 }
 
 enum Sha256State {
@@ -536,6 +743,40 @@ impl RowSource {
         Ok(self.edited.take().or_else(|| self.take_current()))
     }
 
+    /// Adds the next non-blank data row to `batch`; `false` at the end of
+    /// the input. CSV records go into the batch's text as they are read.
+    pub fn next_into(&mut self, batch: &mut RowBatch) -> Result<bool, InputError> {
+        let Source::Csv(csv) = &mut self.source else {
+            return self.next_owned_into(batch);
+        };
+        if self.edits.is_some() {
+            return self.next_owned_into(batch);
+        }
+        let found = loop {
+            if !csv.next_into(&self.path, batch)? {
+                break false;
+            }
+            if batch.row(batch.len() - 1).is_blank() {
+                batch.pop_record();
+                self.blank_rows += 1;
+            } else {
+                break true;
+            }
+        };
+        self.blank_rows += self.skipped_lines();
+        Ok(found)
+    }
+
+    fn next_owned_into(&mut self, batch: &mut RowBatch) -> Result<bool, InputError> {
+        match self.next_owned()? {
+            Some(row) => {
+                batch.push_owned(row);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Blank rows the underlying reader passed over without returning them.
     fn skipped_lines(&mut self) -> u64 {
         match &mut self.source {
@@ -650,5 +891,70 @@ mod digest_tests {
             abandoned,
         };
         assert!(reader.read(&mut [0u8; 8]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    fn record(fields: &[&[u8]]) -> csv::ByteRecord {
+        fields.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_batch_holds_records_end_to_end_beside_owned_rows() {
+        let mut batch = RowBatch::default();
+        batch
+            .push_record(3, &record(&[b"P1", "张三".as_bytes(), b""]))
+            .unwrap();
+        batch.push_owned(OwnedRow::from_texts(4, &["edited", "row"]));
+        batch.push_record(6, &record(&[b"", b"x"])).unwrap();
+        batch.push_record(7, &record(&[b"only"])).unwrap();
+        let rows: Vec<(u64, Vec<String>)> = batch
+            .rows()
+            .map(|row| {
+                let cells = row
+                    .cells()
+                    .map(|cell| cell.original_text().into_owned())
+                    .collect();
+                (row.line, cells)
+            })
+            .collect();
+        let texts = |cells: &[&str]| cells.iter().map(|cell| cell.to_string()).collect();
+        assert_eq!(
+            rows,
+            [
+                (3, texts(&["P1", "张三", ""])),
+                (4, texts(&["edited", "row"])),
+                (6, texts(&["", "x"])),
+                (7, texts(&["only"])),
+            ]
+        );
+        // Kept past the batch, a row is the same row.
+        let owned = batch.row(0).to_owned_row();
+        assert_eq!(owned.as_row().cell(1), CellView::Text("张三"));
+        // Taking back the last record leaves the others whole.
+        batch.pop_record();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.row(2).cell(1), CellView::Text("x"));
+        batch.clear();
+        assert!(batch.is_empty());
+        assert_eq!(batch.weight(), 0);
+    }
+
+    #[test]
+    fn a_field_that_is_not_utf8_is_named_even_when_the_record_as_a_whole_is() {
+        let mut batch = RowBatch::default();
+        // 你 is E4 BD A0: split by a comma, each field alone is broken,
+        // though the fields' bytes end to end are valid UTF-8.
+        assert_eq!(
+            batch.push_record(2, &record(&[b"ok", b"\xE4", b"\xBD\xA0"])),
+            Err(1)
+        );
+        assert_eq!(batch.push_record(2, &record(&[b"ok", b"a\xFFb"])), Err(1));
+        // Nothing of a refused record stays.
+        assert!(batch.is_empty());
+        assert_eq!(batch.weight(), 0);
     }
 }

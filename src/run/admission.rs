@@ -104,7 +104,7 @@ impl Admission {
                 sink.progress(|p| p.rows.add_totals_row(outcome.row.line));
                 return Ok(());
             }
-            Verdict::Rejected(problems) => return sink.reject(&outcome.row.as_row(), &problems),
+            Verdict::Rejected(problems) => return sink.reject(&outcome.row, &problems),
         };
         let line = outcome.row.line;
         // The exact bytes the ledger compares and the request sends.
@@ -127,7 +127,7 @@ impl Admission {
             if recorded {
                 sink.replayed(&result);
             } else {
-                sink.replayed_unrecorded(&result, outcome.row);
+                sink.replayed_unrecorded(&result, outcome.row.to_owned_row());
             }
             return Ok(());
         }
@@ -171,16 +171,16 @@ impl Admission {
                     allowed_from: local_time(&crate::ledger::ledger_time(allowed_from)),
                 };
                 let result = retransmit_later(line, &valid.request, &message, self.language);
-                sink.waiting(&result, outcome.row);
+                sink.waiting(&result, outcome.row.to_owned_row());
                 return Ok(());
             }
             Decision::Refused(refusal) => {
                 let problem = ledger_problem(&self.rules, &valid.request, refusal);
-                return sink.reject(&outcome.row.as_row(), &[problem]);
+                return sink.reject(&outcome.row, &[problem]);
             }
         };
         sink.count_valid(valid.long_term_expiry);
-        let mut job = Job::new(valid.request, body, outcome.row);
+        let mut job = Job::new(valid.request, body, outcome.row.to_owned_row());
         job.sent = self.replay.attempts.get(&line).copied().unwrap_or(0);
         job.retransmission = retransmission;
         // The pool drains every row, even after a stop.

@@ -177,13 +177,11 @@ fn check_input<V: KeptRow>(
                             let problems = [problem];
                             tally.add(&problems);
                             if let Some(reasons) = &mut reasons {
-                                reasons.keep(&outcome.row.as_row(), &problems)?;
+                                reasons.keep(&outcome.row, &problems)?;
                             }
-                            return rejected
-                                .write(&outcome.row.as_row(), &problems)
-                                .with_context(|| {
-                                    format!("cannot write {}", rejected_path.display())
-                                });
+                            return rejected.write(&outcome.row, &problems).with_context(|| {
+                                format!("cannot write {}", rejected_path.display())
+                            });
                         }
                     }
                     counts.valid += 1;
@@ -193,10 +191,10 @@ fn check_input<V: KeptRow>(
                 Verdict::Rejected(problems) => {
                     tally.add(&problems);
                     if let Some(reasons) = &mut reasons {
-                        reasons.keep(&outcome.row.as_row(), &problems)?;
+                        reasons.keep(&outcome.row, &problems)?;
                     }
                     rejected
-                        .write(&outcome.row.as_row(), &problems)
+                        .write(&outcome.row, &problems)
                         .with_context(|| format!("cannot write {}", rejected_path.display()))?;
                 }
             }

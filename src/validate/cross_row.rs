@@ -5,12 +5,9 @@
 //! fingerprints are computed with the row's other checks, in parallel;
 //! claiming them is the one sequential step, in row order.
 
-use std::hash::BuildHasher;
-
-use foldhash::quality::FixedState;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::protocol::DeclareRequest;
+use super::valid_fields::RequestFields;
 
 /// 96 bits of a 128-bit hash: for a million keys the chance of any
 /// collision is about 1e-17, so a key stands for its ID.
@@ -25,19 +22,16 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn of(request: &DeclareRequest) -> Fingerprint {
+    pub(super) fn of(fields: &RequestFields<'_>) -> Fingerprint {
         // The body is a function of the request's fields, so hashing the
         // fields tells bodies apart as well as hashing the JSON would, at a
-        // fraction of the cost. Derived `Hash` ends each string with 0xff
-        // (never in UTF-8) and marks each `Option`, so no two requests feed
-        // the hasher the same bytes.
-        let body = FixedState::with_seed(0).hash_one(request);
+        // fraction of the cost.
         Fingerprint {
-            request_id: key(&[request.customs_declaration_request_id.as_bytes()]),
-            body: body.to_le_bytes(),
+            request_id: key(&[fields.request_id.as_bytes()]),
+            body: fields.body_hash().to_le_bytes(),
             order: key(&[
-                request.customs.customs_code.as_bytes(),
-                request.declaration_order_id().as_bytes(),
+                fields.customs_code.as_bytes(),
+                fields.declaration_order_id().as_bytes(),
             ]),
         }
     }

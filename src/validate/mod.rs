@@ -8,6 +8,7 @@ mod columns;
 mod cross_row;
 pub mod rules;
 mod stream;
+mod valid_fields;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -15,13 +16,14 @@ use std::sync::Arc;
 use crate::fields::Field;
 use crate::i18n::{Language, RowMessage, labelled};
 use crate::input::{CellDamage, CellView, RowRef, a1_reference};
-use crate::protocol::{
-    Amount, BuyerCertificate, Customs, DeclareRequest, HolderName, MerchantCustomsInfo,
-};
+use crate::protocol::DeclareRequest;
+#[cfg(test)]
+use crate::protocol::{Amount, BuyerCertificate, Customs, MerchantCustomsInfo};
 
 pub use columns::{ColumnMap, MappingError};
 pub use cross_row::{Conflict, CrossRowIndex, Fingerprint};
 pub use stream::{Outcome, validate_stream};
+use valid_fields::{CertificateFields, HolderNameFields, RequestFields};
 
 /// The character that makes `value` run as a formula when a spreadsheet
 /// opens a file holding it: `=`, `+`, `-`, `@`, a tab or a carriage return
@@ -85,16 +87,28 @@ pub struct ValidRow {
 /// another thread than the one that built it cost `validate` a sixth of
 /// its time.
 pub trait KeptRow: Send {
-    fn keep(valid: Box<ValidRow>) -> Self;
+    fn keep(valid: &ValidFields<'_>) -> Self;
     fn fingerprint(&self) -> &Fingerprint;
     fn long_term_expiry(&self) -> bool;
     /// The request, when it is kept.
     fn request(&self) -> Option<&DeclareRequest>;
 }
 
+/// A valid row as the rules leave it, before the caller keeps what it
+/// needs: its fields borrowed from the row.
+pub struct ValidFields<'v> {
+    fields: RequestFields<'v>,
+    fingerprint: Fingerprint,
+    long_term_expiry: bool,
+}
+
 impl KeptRow for Box<ValidRow> {
-    fn keep(valid: Box<ValidRow>) -> Self {
-        valid
+    fn keep(valid: &ValidFields<'_>) -> Self {
+        Box::new(ValidRow {
+            request: valid.fields.to_request(),
+            fingerprint: valid.fingerprint,
+            long_term_expiry: valid.long_term_expiry,
+        })
     }
 
     fn fingerprint(&self) -> &Fingerprint {
@@ -118,7 +132,7 @@ pub struct CountedRow {
 }
 
 impl KeptRow for CountedRow {
-    fn keep(valid: Box<ValidRow>) -> Self {
+    fn keep(valid: &ValidFields<'_>) -> Self {
         CountedRow {
             fingerprint: valid.fingerprint,
             long_term_expiry: valid.long_term_expiry,
@@ -146,17 +160,6 @@ pub enum Verdict<V = Box<ValidRow>> {
     /// A totals or footer row (合计, 制表人, Total: …): skipped before any
     /// other check, never rejected or sent.
     Totals,
-}
-
-impl Verdict {
-    /// Keeps of a valid row what the caller needs.
-    pub fn keep<V: KeptRow>(self) -> Verdict<V> {
-        match self {
-            Verdict::Valid(valid) => Verdict::Valid(V::keep(valid)),
-            Verdict::Rejected(problems) => Verdict::Rejected(problems),
-            Verdict::Totals => Verdict::Totals,
-        }
-    }
 }
 
 /// The labels that start a totals or footer row (any case).
@@ -354,6 +357,11 @@ impl RowRules {
 
     /// Checks one non-blank row against the single-row rules.
     pub fn check(&self, row: &RowRef<'_>) -> Verdict {
+        self.check_keeping(row)
+    }
+
+    /// [`RowRules::check`], keeping `V` of a valid row.
+    pub fn check_keeping<V: KeptRow>(&self, row: &RowRef<'_>) -> Verdict<V> {
         if let Some(fault) = row.fault() {
             return Verdict::Rejected(vec![Problem {
                 field: "row",
@@ -381,19 +389,18 @@ impl RowRules {
         }
         let mut problems = Vec::new();
         let values = self.values(row, &mut problems);
-        let request = self.build(&values, &mut problems);
-        let request = match request {
-            Some(request) if problems.is_empty() => request,
+        let fields = self.build(&values, &mut problems);
+        let fields = match fields {
+            Some(fields) if problems.is_empty() => fields,
             _ => return Verdict::Rejected(problems),
         };
-        let fingerprint = Fingerprint::of(&request);
-        let long_term_expiry = request.buyer_certificate.is_some()
+        let long_term_expiry = fields.certificate.is_some()
             && values
                 .given(Field::ExpireDate)
                 .is_some_and(rules::is_long_term);
-        Verdict::Valid(Box::new(ValidRow {
-            request,
-            fingerprint,
+        Verdict::Valid(V::keep(&ValidFields {
+            fingerprint: Fingerprint::of(&fields),
+            fields,
             long_term_expiry,
         }))
     }
@@ -403,7 +410,6 @@ impl RowRules {
         let certificate_given = self.map.columns[Field::CertificateNo.index()]
             .is_some_and(|column| !row.cell(column).is_blank());
         for field in Field::ALL {
-            let is_certificate_part = field.name().starts_with("buyerCertificate.");
             let cell = self.map.columns[field.index()].map(|column| row.cell(column));
             let value = match cell.map(|cell| cell.field_text(field)) {
                 None => Cow::Borrowed(""),
@@ -411,6 +417,7 @@ impl RowRules {
                 Some(Ok(Cow::Owned(text))) => Cow::Owned(text.trim().to_owned()),
                 Some(Err(damage)) => {
                     // Certificate cells matter only when a certificate is sent.
+                    let is_certificate_part = field.name().starts_with("buyerCertificate.");
                     if !is_certificate_part || certificate_given {
                         let cell = match (&damage, self.map.columns[field.index()]) {
                             (CellDamage::FormulaWithoutValue, Some(column)) => {
@@ -498,27 +505,27 @@ impl RowRules {
         Some(value)
     }
 
-    fn required_text(
+    fn required_text<'v>(
         &self,
-        values: &Values<'_>,
+        values: &'v Values<'_>,
         field: Field,
         problems: &mut Vec<Problem>,
-    ) -> Option<String> {
+    ) -> Option<&'v str> {
         let value = self.required(values, field, problems);
         self.within_length(field, value, problems)
-            .map(str::to_owned)
     }
 
-    fn optional_text(
+    fn optional_text<'v>(
         &self,
-        values: &Values<'_>,
+        values: &'v Values<'_>,
         field: Field,
         problems: &mut Vec<Problem>,
-    ) -> Option<String> {
+    ) -> Option<&'v str> {
         self.within_length(field, values.given(field), problems)
-            .map(str::to_owned)
     }
 
+    /// Whether the field holds `wanted` (in any case), which is then the
+    /// value sent.
     fn exact(
         &self,
         values: &Values<'_>,
@@ -526,10 +533,10 @@ impl RowRules {
         wanted: &str,
         refusal: fn(String) -> RowMessage,
         problems: &mut Vec<Problem>,
-    ) -> Option<String> {
+    ) -> Option<()> {
         let value = self.required(values, field, problems)?;
         if value.eq_ignore_ascii_case(wanted) {
-            Some(wanted.to_owned())
+            Some(())
         } else {
             problems.push(self.problem(field, refusal(value.to_owned())));
             None
@@ -537,7 +544,11 @@ impl RowRules {
     }
 
     /// Applies every field rule; `None` when some field is unusable.
-    fn build(&self, values: &Values<'_>, problems: &mut Vec<Problem>) -> Option<DeclareRequest> {
+    fn build<'v>(
+        &self,
+        values: &'v Values<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<RequestFields<'v>> {
         use Field::*;
         let payment_request_id = self.required_text(values, PaymentRequestId, problems);
         let request_id = self.required_text(values, CustomsDeclarationRequestId, problems);
@@ -582,38 +593,44 @@ impl RowRules {
             problems.push(self.problem(ReferenceOrderId, RowMessage::RequiredWhenSplit));
         }
         let buyer_certificate = self.buyer_certificate(values, problems);
-        Some(DeclareRequest {
+        region?;
+        currency?;
+        Some(RequestFields {
             payment_request_id: payment_request_id?,
-            customs_declaration_request_id: request_id?,
-            customs: Customs {
-                customs_code: customs_code?,
-                region: region?,
-            },
-            merchant_customs_info: MerchantCustomsInfo {
-                merchant_customs_code: merchant_code?,
-                merchant_customs_name: merchant_name?,
-            },
-            declaration_amount: Amount {
-                currency: currency?,
-                value: amount?.to_string(),
-            },
-            is_split: is_split?.into(),
+            request_id: request_id?,
+            customs_code: customs_code?,
+            merchant_code: merchant_code?,
+            merchant_name: merchant_name?,
+            amount_fen: amount?,
+            is_split: is_split?,
             reference_order_id,
-            buyer_certificate: buyer_certificate?,
+            certificate: buyer_certificate?,
         })
     }
 
-    fn customs_code(&self, values: &Values<'_>, problems: &mut Vec<Problem>) -> Option<String> {
+    fn customs_code<'v>(
+        &self,
+        values: &'v Values<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Cow<'v, str>> {
         let field = Field::CustomsCode;
-        let code = self.required(values, field, problems)?.to_uppercase();
+        let given = self.required(values, field, problems)?;
+        // Codes are ASCII: only other text needs the full case mapping.
+        let code = if !given.is_ascii() {
+            Cow::Owned(given.to_uppercase())
+        } else if given.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(given.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(given)
+        };
         self.within_length(field, Some(&code), problems)?;
-        if self.customs_codes.contains(&code) {
+        if self.customs_codes.iter().any(|accepted| *accepted == code) {
             Some(code)
         } else {
             problems.push(self.problem(
                 field,
                 RowMessage::CustomsCodeNotAccepted {
-                    code,
+                    code: code.into_owned(),
                     accepted: self.customs_codes.join(", "),
                 },
             ));
@@ -622,11 +639,11 @@ impl RowRules {
     }
 
     /// `Some(None)`: no certificate; `None`: a certificate field is bad.
-    fn buyer_certificate(
+    fn buyer_certificate<'v>(
         &self,
-        values: &Values<'_>,
+        values: &'v Values<'_>,
         problems: &mut Vec<Problem>,
-    ) -> Option<Option<BuyerCertificate>> {
+    ) -> Option<Option<CertificateFields<'v>>> {
         use Field::*;
         let Some(number) = values.given(CertificateNo) else {
             // Damaged certificate number: its problem is recorded already.
@@ -637,7 +654,7 @@ impl RowRules {
             .required(values, CertificateType, problems)
             .and_then(|kind| {
                 if kind.eq_ignore_ascii_case("ID_CARD") {
-                    Some("ID_CARD".to_owned())
+                    Some(())
                 } else {
                     problems.push(self.problem(
                         CertificateType,
@@ -648,7 +665,7 @@ impl RowRules {
                     None
                 }
             });
-        let certificate_no = rules::check_resident_id(number)
+        let certificate_no = rules::resident_id(number)
             .map_err(|message| problems.push(self.problem(CertificateNo, message)))
             .ok();
         let first_name = self.optional_text(values, HolderFirstName, problems);
@@ -663,7 +680,7 @@ impl RowRules {
         }
         let mut date = |field: Field| {
             values.given(field).and_then(|text| {
-                rules::parse_datetime(text)
+                rules::parse_datetime_value(text)
                     .map_err(|message| problems.push(self.problem(field, message)))
                     .ok()
             })
@@ -677,14 +694,14 @@ impl RowRules {
         if problems.len() > before {
             return None;
         }
-        Some(Some(BuyerCertificate {
-            certificate_type: certificate_type?,
-            certificate_no: certificate_no?,
-            holder_name: full_name.map(|full_name| HolderName {
-                first_name,
-                middle_name,
-                last_name,
-                full_name,
+        certificate_type?;
+        Some(Some(CertificateFields {
+            number: certificate_no?,
+            holder_name: full_name.map(|full| HolderNameFields {
+                first: first_name,
+                middle: middle_name,
+                last: last_name,
+                full,
             }),
             effective_date,
             expire_date,

@@ -129,12 +129,15 @@ fn strip_currency(text: &str) -> &str {
 
 /// `isSplit`: true/false in any case, 1/0, 是/否, Y/N, yes/no.
 pub fn parse_is_split(text: &str) -> Result<bool, RowMessage> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "是" | "y" | "yes" => Ok(true),
-        "false" | "0" | "否" | "n" | "no" => Ok(false),
-        _ => Err(RowMessage::IsSplitInvalid {
+    let is = |word: &str| text.eq_ignore_ascii_case(word);
+    if ["true", "1", "是", "y", "yes"].into_iter().any(is) {
+        Ok(true)
+    } else if ["false", "0", "否", "n", "no"].into_iter().any(is) {
+        Ok(false)
+    } else {
+        Err(RowMessage::IsSplitInvalid {
             value: text.to_owned(),
-        }),
+        })
     }
 }
 
@@ -198,11 +201,53 @@ pub fn parse_datetime(text: &str) -> Result<String, RowMessage> {
     }
 }
 
-/// `YYYY-MM-DD`, the form nearly every ID card date comes in, read without
+/// A date-time as [`parse_datetime`] normalises it, without building its
+/// text in the common case: most ID card dates are plain days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DateTimeValue<'a> {
+    /// A `YYYY-MM-DD` day as given: midnight in Beijing.
+    Midnight(&'a str),
+    /// Any other accepted form, normalised.
+    Normalised(String),
+}
+
+/// What follows a plain day in its normalised form.
+const MIDNIGHT_IN_BEIJING: &str = "T00:00:00+08:00";
+
+impl DateTimeValue<'_> {
+    /// The normalised text, in two parts that run on.
+    pub fn parts(&self) -> [&str; 2] {
+        match self {
+            DateTimeValue::Midnight(day) => [day, MIDNIGHT_IN_BEIJING],
+            DateTimeValue::Normalised(text) => [text, ""],
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        self.parts().concat()
+    }
+}
+
+/// [`parse_datetime`], allocating only for the forms that are not a plain
+/// day.
+pub fn parse_datetime_value(text: &str) -> Result<DateTimeValue<'_>, RowMessage> {
+    if is_plain_date(text) {
+        Ok(DateTimeValue::Midnight(text))
+    } else {
+        parse_any_datetime(text).map(DateTimeValue::Normalised)
+    }
+}
+
+/// The common `YYYY-MM-DD` date, read with plain arithmetic rather than
 /// chrono's format parser: midnight in Beijing, exactly as
 /// `parse_any_datetime` writes it. Anything else (or a day that does not
 /// exist) is left to that.
 fn plain_date(text: &str) -> Option<String> {
+    is_plain_date(text).then(|| format!("{text}{MIDNIGHT_IN_BEIJING}"))
+}
+
+/// Whether `text` is a `YYYY-MM-DD` day that exists.
+fn is_plain_date(text: &str) -> bool {
     let bytes = text.as_bytes();
     let shaped = bytes.len() == 10
         && bytes[4] == b'-'
@@ -212,12 +257,14 @@ fn plain_date(text: &str) -> Option<String> {
             .enumerate()
             .all(|(at, b)| at == 4 || at == 7 || b.is_ascii_digit());
     if !shaped {
-        return None;
+        return false;
     }
     let number = |range: std::ops::Range<usize>| text[range].parse::<u32>().ok();
-    let year = i32::try_from(number(0..4)?).ok()?;
-    NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)?;
-    Some(format!("{text}T00:00:00+08:00"))
+    let day = || {
+        let year = i32::try_from(number(0..4)?).ok()?;
+        NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)
+    };
+    day().is_some()
 }
 
 fn parse_any_datetime(text: &str) -> Result<String, RowMessage> {
@@ -323,7 +370,17 @@ pub fn id_check_char(first17: &[u8; 17]) -> u8 {
 /// An 18-character resident ID with the right check character, upper-cased
 /// (`x` → `X`). Messages never repeat the number: it is personal data.
 pub fn check_resident_id(text: &str) -> Result<String, RowMessage> {
-    let upper = text.to_ascii_uppercase();
+    resident_id(text).map(Cow::into_owned)
+}
+
+/// [`check_resident_id`], copying the number only to upper-case it.
+pub fn resident_id(text: &str) -> Result<Cow<'_, str>, RowMessage> {
+    // Only a lower-case check character `x` needs a copy.
+    let upper = if text.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(text.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(text)
+    };
     let bytes = upper.as_bytes();
     let shape_ok = bytes.len() == 18
         && bytes[..17].iter().all(u8::is_ascii_digit)

@@ -6,16 +6,19 @@
 //! long the input is.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use super::{CrossRowIndex, Fingerprint, KeptRow, RowRules, ValidRow, Verdict};
-use crate::input::{InputError, OwnedRow, RowSource};
+use crate::input::{InputError, RowBatch, RowRef, RowSource};
 
 const ROWS_PER_BATCH: usize = 512;
-/// A batch also ends once its rows weigh this much (`OwnedRow::weight`):
+/// A batch also ends once its rows weigh this much (`RowBatch::weight`):
 /// a dozen batches are in flight, and rows can be 16,384 cells wide.
 const BATCH_WEIGHT: usize = 512 * 1024;
+/// A done batch goes back to the reader to be filled again, unless one
+/// long row left it holding more than this.
+const KEPT_BATCH_CAPACITY: usize = 4 * BATCH_WEIGHT;
 /// The cross-row index is sized ahead for at most this many rows (its
 /// tables then take about 80 MB): the estimate comes from the first rows
 /// and the file's size, which a file of blank lines can make as large as it
@@ -27,12 +30,12 @@ const PREFETCH_AHEAD: usize = 8;
 
 /// A row and what the rules made of it.
 #[derive(Debug)]
-pub struct Outcome<V = Box<ValidRow>> {
-    pub row: OwnedRow,
+pub struct Outcome<'r, V = Box<ValidRow>> {
+    pub row: RowRef<'r>,
     pub verdict: Verdict<V>,
 }
 
-type Batch<T> = (u64, Result<Vec<T>, InputError>);
+type Batch<T> = (u64, Result<T, InputError>);
 
 /// Reads every row of `source`, checks it, and calls `each` with the
 /// outcomes in row order, keeping `V` of each valid row. Stops at the first
@@ -42,17 +45,20 @@ pub fn validate_stream<V: KeptRow, E: From<InputError>>(
     rules: &RowRules,
     index: &mut CrossRowIndex,
     workers: usize,
-    mut each: impl FnMut(Outcome<V>) -> Result<(), E>,
+    mut each: impl FnMut(Outcome<'_, V>) -> Result<(), E>,
 ) -> Result<(), E> {
     let workers = workers.max(1);
-    let (work_tx, work_rx) = sync_channel::<Batch<OwnedRow>>(workers * 2);
+    let (work_tx, work_rx) = sync_channel::<Batch<RowBatch>>(workers * 2);
     // Owned by the workers alone, so that when they stop the reader's sends
     // fail and it stops too.
     let work_rx = Arc::new(Mutex::new(work_rx));
-    let (done_tx, done_rx) = sync_channel::<Batch<Outcome<V>>>(workers * 2);
+    let (done_tx, done_rx) = sync_channel::<Batch<(RowBatch, Vec<Verdict<V>>)>>(workers * 2);
+    // Batches done with, back to the reader: their buffers are filled
+    // again, and freed on the thread that made them.
+    let (spare_tx, spare_rx) = sync_channel::<RowBatch>(workers * 4 + 2);
     let text_len = source.text_len();
     std::thread::scope(|scope| {
-        scope.spawn(move || read_batches(source, |batch| work_tx.send(batch).is_ok()));
+        scope.spawn(move || read_batches(source, &spare_rx, |batch| work_tx.send(batch).is_ok()));
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
@@ -62,49 +68,58 @@ pub fn validate_stream<V: KeptRow, E: From<InputError>>(
         drop(work_rx);
         drop(done_tx);
         let mut first = true;
-        in_order(done_rx, |batch| {
+        in_order(done_rx, |(batch, verdicts)| {
             if std::mem::take(&mut first) {
                 reserve_for(index, text_len, &batch);
             }
             // The rows a few ahead have their slots fetched while these
             // are claimed: a million keys do not fit in any cache.
-            let ahead: Vec<Option<Fingerprint>> = batch
+            let ahead: Vec<Option<Fingerprint>> = verdicts
                 .iter()
-                .map(|outcome| match &outcome.verdict {
+                .map(|verdict| match verdict {
                     Verdict::Valid(valid) => Some(*valid.fingerprint()),
                     _ => None,
                 })
                 .collect();
-            for (at, outcome) in batch.into_iter().enumerate() {
+            for (at, verdict) in verdicts.into_iter().enumerate() {
                 if let Some(Some(print)) = ahead.get(at + PREFETCH_AHEAD) {
                     index.prefetch(print);
                 }
-                let verdict = rules.claim(index, &outcome.row.as_row(), outcome.verdict);
-                each(Outcome {
-                    row: outcome.row,
-                    verdict,
-                })?;
+                let row = batch.row(at);
+                let verdict = rules.claim(index, &row, verdict);
+                each(Outcome { row, verdict })?;
             }
+            give_back(&spare_tx, batch);
             Ok(())
         })
     })
 }
 
-fn read_batches(source: &mut RowSource, mut send: impl FnMut(Batch<OwnedRow>) -> bool) {
+/// Returns a done batch to the reader, unless it is too big to keep or
+/// the reader has enough (or has stopped).
+fn give_back(spare: &SyncSender<RowBatch>, batch: RowBatch) {
+    if batch.capacity() <= KEPT_BATCH_CAPACITY {
+        let _ = spare.try_send(batch);
+    }
+}
+
+fn read_batches(
+    source: &mut RowSource,
+    spare: &Receiver<RowBatch>,
+    mut send: impl FnMut(Batch<RowBatch>) -> bool,
+) {
     let mut sequence = 0;
     loop {
-        let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
-        let mut weight = 0;
+        let mut batch = spare.try_recv().unwrap_or_default();
+        batch.clear();
         let outcome = loop {
-            match source.next_owned() {
-                Ok(Some(row)) => {
-                    weight += row.weight();
-                    batch.push(row);
-                    if batch.len() == ROWS_PER_BATCH || weight >= BATCH_WEIGHT {
+            match source.next_into(&mut batch) {
+                Ok(true) => {
+                    if batch.len() == ROWS_PER_BATCH || batch.weight() >= BATCH_WEIGHT {
                         break Ok(true);
                     }
                 }
-                Ok(None) => break Ok(false),
+                Ok(false) => break Ok(false),
                 Err(error) => break Err(error),
             }
         };
@@ -126,9 +141,9 @@ fn read_batches(source: &mut RowSource, mut send: impl FnMut(Batch<OwnedRow>) ->
 }
 
 fn check_batches<V: KeptRow>(
-    work: &Mutex<Receiver<Batch<OwnedRow>>>,
+    work: &Mutex<Receiver<Batch<RowBatch>>>,
     rules: &RowRules,
-    mut send: impl FnMut(Batch<Outcome<V>>) -> bool,
+    mut send: impl FnMut(Batch<(RowBatch, Vec<Verdict<V>>)>) -> bool,
 ) {
     loop {
         // The lock is held only to take one batch.
@@ -136,13 +151,9 @@ fn check_batches<V: KeptRow>(
         let Ok((sequence, batch)) = received else {
             return;
         };
-        let checked = batch.map(|rows| {
-            rows.into_iter()
-                .map(|row| {
-                    let verdict = rules.check(&row.as_row()).keep();
-                    Outcome { row, verdict }
-                })
-                .collect()
+        let checked = batch.map(|batch| {
+            let verdicts = batch.rows().map(|row| rules.check_keeping(&row)).collect();
+            (batch, verdicts)
         });
         if !send((sequence, checked)) {
             return;
@@ -152,11 +163,11 @@ fn check_batches<V: KeptRow>(
 
 /// Sizes the cross-row index from the first batch's average row length and
 /// the input's size, so that the tables do not regrow on a large input.
-fn reserve_for<V>(index: &mut CrossRowIndex, text_len: Option<u64>, first: &[Outcome<V>]) {
+fn reserve_for(index: &mut CrossRowIndex, text_len: Option<u64>, first: &RowBatch) {
     let Some(text_len) = text_len else {
         return;
     };
-    let sampled: usize = first.iter().map(|outcome| outcome.row.text_len()).sum();
+    let sampled: usize = first.rows().map(|row| row.text_len()).sum();
     if first.is_empty() || sampled == 0 {
         return;
     }
@@ -166,9 +177,9 @@ fn reserve_for<V>(index: &mut CrossRowIndex, text_len: Option<u64>, first: &[Out
 }
 
 /// Hands the batches on in the order they were read.
-fn in_order<V, E: From<InputError>>(
-    done: Receiver<Batch<Outcome<V>>>,
-    mut each_batch: impl FnMut(Vec<Outcome<V>>) -> Result<(), E>,
+fn in_order<T, E: From<InputError>>(
+    done: Receiver<Batch<T>>,
+    mut each_batch: impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut waiting = BTreeMap::new();
     let mut next = 0;
@@ -189,12 +200,10 @@ mod tests {
 
     #[test]
     fn the_index_is_sized_ahead_for_at_most_a_million_rows() {
-        let first: Vec<Outcome<()>> = (0..512)
-            .map(|line| Outcome {
-                row: OwnedRow::from_texts(line, &["P1", "D1", "ZONGSHU"]),
-                verdict: Verdict::Totals,
-            })
-            .collect();
+        let mut first = RowBatch::default();
+        for line in 0..512 {
+            first.push_owned(OwnedRow::from_texts(line, &["P1", "D1", "ZONGSHU"]));
+        }
         // A terabyte of blank lines after 512 short rows.
         let mut index = CrossRowIndex::default();
         reserve_for(&mut index, Some(1 << 40), &first);

@@ -278,6 +278,20 @@ fn utf8_with_a_few_bad_bytes_is_refused_naming_the_line() {
 }
 
 #[test]
+fn a_character_split_by_a_comma_is_refused_naming_its_field() {
+    let work = Workdir::new();
+    // 杭 is E6 9D AD: its bytes run on across the comma, so the line's
+    // bytes end to end are UTF-8 while fields 5 and 6 are not.
+    let mut bytes =
+        format!("{HEADER}\nP1,D1,ZONGSHU,M1,杭州优选跨境贸易,100,false,,,,,,\n").into_bytes();
+    bytes.extend_from_slice(b"P2,D2,ZONGSHU,M1,\xE6,\x9D\xAD,false,,,,,,\n");
+    work.write("orders.csv", &bytes);
+    work.write("utf8.toml", "[input]\nencoding = \"utf-8\"\n");
+    let run = work.validate_in_process(&["validate", "orders.csv", "--config", "utf8.toml"]);
+    run.expect_fatal(&["line 3", "field 5", "UTF-8"]);
+}
+
+#[test]
 fn missing_required_columns_are_fatal_before_any_row() {
     let work = Workdir::new();
     work.write(
