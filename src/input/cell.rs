@@ -180,18 +180,27 @@ pub fn a1_reference(column: usize, line: u64) -> String {
 /// `2.02108E+24`, `1.2e15`: what a CSV saved from Excel holds for a long
 /// number, and what no real ID looks like.
 fn is_scientific_notation(text: &str) -> bool {
-    // Bytes, not characters: checked on every ID cell.
-    let Some(at) = text.bytes().position(|b| b == b'E' || b == b'e') else {
+    // One pass that stops at the first byte that cannot continue the form
+    // (checked on every ID cell): digits, an optional fraction, `E` or
+    // `e`, an optional sign, digits to the end.
+    let digits = |bytes: &[u8]| bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    let bytes = text.as_bytes();
+    let whole = digits(bytes);
+    if whole == 0 {
+        return false;
+    }
+    let mut rest = &bytes[whole..];
+    if let [b'.', fraction @ ..] = rest {
+        rest = &fraction[digits(fraction)..];
+    }
+    let [b'E' | b'e', exponent @ ..] = rest else {
         return false;
     };
-    let (mantissa, exponent) = (&text[..at], &text[at + 1..]);
-    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    !whole.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && fraction.bytes().all(|b| b.is_ascii_digit())
-        && !exponent.is_empty()
-        && exponent.bytes().all(|b| b.is_ascii_digit())
+    let exponent = match exponent {
+        [b'+' | b'-', unsigned @ ..] => unsigned,
+        unsigned => unsigned,
+    };
+    !exponent.is_empty() && digits(exponent) == exponent.len()
 }
 
 /// The shortest decimal with at most 15 significant digits, which is what a
@@ -257,6 +266,30 @@ fn significant_15(value: f64) -> (bool, String, i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scientific_notation_is_digits_a_fraction_an_exponent_and_nothing_else() {
+        for (text, scientific) in [
+            ("2.02108E+24", true),
+            ("1E5", true),
+            ("1e-5", true),
+            ("1.E5", true),
+            ("1e+05", true),
+            (".5E3", false),
+            ("1E", false),
+            ("1E+", false),
+            ("E5", false),
+            ("1E5x", false),
+            ("1E+-5", false),
+            ("1.2.3E4", false),
+            ("P1E5", false),
+            ("１E5", false),
+            ("12345678901234567890", false),
+            ("", false),
+        ] {
+            assert_eq!(is_scientific_notation(text), scientific, "{text}");
+        }
+    }
 
     #[test]
     fn numbers_print_as_a_spreadsheet_shows_them() {

@@ -122,6 +122,7 @@ impl<'a> Fields<'a> {
         self.ends.len()
     }
 
+    #[inline]
     fn get(&self, field: usize) -> Option<&'a str> {
         let end = *self.ends.get(field)? as usize;
         let start = match field {
@@ -145,6 +146,7 @@ impl<'a> RowRef<'a> {
 
     /// The limit a row passed, when the reader could not hold it (its
     /// cells are then none: the row is only its line and its fault).
+    #[inline]
     pub fn fault(&self) -> Option<RowFault> {
         let only = match self.cells {
             Cells::Csv(record) if record.len() == 1 => record.get(0),
@@ -162,6 +164,7 @@ impl<'a> RowRef<'a> {
     }
 
     /// Number of cells the row has (CSV: fields on the line).
+    #[inline]
     pub fn len(&self) -> usize {
         match self.cells {
             Cells::Csv(_) | Cells::Fields(_) if self.fault().is_some() => 0,
@@ -176,6 +179,8 @@ impl<'a> RowRef<'a> {
     }
 
     /// The cell in `column` (0-based); empty past the end of the row.
+    // Inlined: a cell handed back through memory stalled every read of it.
+    #[inline(always)]
     pub fn cell(&self, column: usize) -> CellView<'a> {
         match self.cells {
             Cells::Csv(_) | Cells::Fields(_) if self.fault().is_some() => CellView::Empty,
