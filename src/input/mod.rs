@@ -1,7 +1,8 @@
 //! One way to read every input: [`RowSource`] opens a `.csv` or `.xlsx`
 //! export, finds its header row, and streams data rows with the row numbers
 //! a person sees (CSV: the line a record starts on; XLSX: the sheet's row),
-//! skipping and counting blank rows. Nothing holds more than a few rows.
+//! skipping and counting blank rows. Nothing holds more than a few batches
+//! of rows ([`RowBatch`]).
 
 mod cell;
 mod csv_source;
@@ -94,7 +95,8 @@ pub enum RowFault {
     TooManyFields,
 }
 
-/// One data row, borrowed from the source until the next row is read.
+/// One data row, borrowed from the source until the next row is read, or
+/// from the [`RowBatch`] that holds it.
 #[derive(Debug, Clone, Copy)]
 pub struct RowRef<'a> {
     /// The row number a person sees.
@@ -270,14 +272,6 @@ impl OwnedRow {
         }
     }
 
-    /// Roughly the bytes the row takes in a CSV file.
-    pub fn text_len(&self) -> usize {
-        match &self.cells {
-            OwnedCells::Csv(record) => record.as_slice().len() + record.len(),
-            OwnedCells::Xlsx(_) => 0,
-        }
-    }
-
     /// Roughly the bytes the row holds in memory.
     pub fn weight(&self) -> usize {
         match &self.cells {
@@ -347,11 +341,13 @@ impl RowBatch {
             + self.owned_weight
     }
 
-    /// Roughly the bytes the batch keeps for reuse.
+    /// Roughly the bytes the batch holds, its owned rows included, were
+    /// it kept for reuse.
     pub fn capacity(&self) -> usize {
         self.text.capacity()
             + self.ends.capacity() * std::mem::size_of::<u32>()
             + self.rows.capacity() * std::mem::size_of::<BatchRow>()
+            + self.owned_weight
     }
 
     pub fn row(&self, at: usize) -> RowRef<'_> {
@@ -363,14 +359,7 @@ impl RowBatch {
                 ends_at,
             } => (*text_at, *ends_at, *line),
         };
-        let (text_end, ends_end) = match self.rows.get(at + 1) {
-            Some(BatchRow::Csv {
-                text_at, ends_at, ..
-            }) => (*text_at, *ends_at),
-            // Owned rows take no text: the next CSV row starts where this
-            // one ends, or nothing follows.
-            _ => self.csv_ends_after(at),
-        };
+        let (text_end, ends_end) = self.csv_ends_after(at);
         RowRef {
             line,
             cells: Cells::Fields(Fields {
@@ -380,7 +369,8 @@ impl RowBatch {
         }
     }
 
-    /// Where the text and field ends of the CSV row at `at` stop.
+    /// Where the text and field ends of the CSV row at `at` stop: where
+    /// the next CSV row starts (owned rows take no text), or the end.
     fn csv_ends_after(&self, at: usize) -> (usize, usize) {
         self.rows[at + 1..]
             .iter()
@@ -420,6 +410,7 @@ impl RowBatch {
                 return Err(field);
             }
             // A record is at most a megabyte (`MAX_RECORD_BYTES`).
+            debug_assert!(end as u64 <= csv_source::MAX_RECORD_BYTES + 64);
             self.ends.push(u32::try_from(end).unwrap_or(u32::MAX));
         }
         self.text.push_str(text);
@@ -433,14 +424,16 @@ impl RowBatch {
 
     /// Takes back the last row, a CSV one.
     fn pop_record(&mut self) {
-        if let Some(BatchRow::Csv {
+        let Some(BatchRow::Csv {
             text_at, ends_at, ..
         }) = self.rows.last()
-        {
-            self.text.truncate(*text_at);
-            self.ends.truncate(*ends_at);
-            self.rows.pop();
-        }
+        else {
+            debug_assert!(false, "only a CSV record just pushed is taken back");
+            return;
+        };
+        self.text.truncate(*text_at);
+        self.ends.truncate(*ends_at);
+        self.rows.pop();
     }
 }
 

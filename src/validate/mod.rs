@@ -83,9 +83,8 @@ pub struct ValidRow {
 
 /// What a caller keeps of each valid row, decided on the worker that
 /// checked it: the whole request (`run` sends it), or only what the
-/// cross-row rules and the counts need (`validate`). A request freed on
-/// another thread than the one that built it cost `validate` a sixth of
-/// its time.
+/// cross-row rules and the counts need (`validate`, which then builds no
+/// request at all).
 pub trait KeptRow: Send {
     fn keep(valid: &ValidFields<'_>) -> Self;
     fn fingerprint(&self) -> &Fingerprint;

@@ -196,10 +196,7 @@ fn beijing() -> FixedOffset {
 /// An ISO 8601 date-time, normalised to `YYYY-MM-DDTHH:MM:SS[.fff]±hh:mm`.
 /// Without an offset `+08:00` is assumed; a date alone is midnight.
 pub fn parse_datetime(text: &str) -> Result<String, RowMessage> {
-    match plain_date(text) {
-        Some(normalised) => Ok(normalised),
-        None => parse_any_datetime(text),
-    }
+    parse_datetime_value(text).map(|value| value.to_text())
 }
 
 /// A date-time as [`parse_datetime`] normalises it, without building its
@@ -239,15 +236,17 @@ pub fn parse_datetime_value(text: &str) -> Result<DateTimeValue<'_>, RowMessage>
     }
 }
 
-/// The common `YYYY-MM-DD` date, read with plain arithmetic rather than
-/// chrono's format parser: midnight in Beijing, exactly as
-/// `parse_any_datetime` writes it. Anything else (or a day that does not
-/// exist) is left to that.
+/// A plain day as the general parser would write it (the tests compare
+/// the two).
+#[cfg(test)]
 fn plain_date(text: &str) -> Option<String> {
     is_plain_date(text).then(|| format!("{text}{MIDNIGHT_IN_BEIJING}"))
 }
 
-/// Whether `text` is a `YYYY-MM-DD` day that exists.
+/// Whether `text` is the common `YYYY-MM-DD` form of a day that exists,
+/// read with plain arithmetic rather than chrono's format parser: it then
+/// means midnight in Beijing, exactly as `parse_any_datetime` writes it.
+/// Anything else is left to that.
 fn is_plain_date(text: &str) -> bool {
     let bytes = text.as_bytes();
     let shaped = bytes.len() == 10

@@ -1,9 +1,10 @@
 //! Validating a whole input on every core, in row order. One thread reads
-//! rows in batches; worker threads apply the single-row rules (the costly
-//! part: normalising, building the request, fingerprinting); the calling
-//! thread puts the batches back in order, applies the cross-row rules and
-//! hands each row on. Channels are bounded, so memory stays flat however
-//! long the input is.
+//! rows into batches (`RowBatch`: a batch's CSV text in one buffer);
+//! worker threads apply the single-row rules (the costly part: normalising
+//! and fingerprinting); the calling thread puts the batches back in order,
+//! applies the cross-row rules, hands each row on, and returns the batch to
+//! the reader to be filled again. Channels are bounded, so memory stays
+//! flat however long the input is.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -14,7 +15,8 @@ use crate::input::{InputError, RowBatch, RowRef, RowSource};
 
 const ROWS_PER_BATCH: usize = 512;
 /// A batch also ends once its rows weigh this much (`RowBatch::weight`):
-/// a dozen batches are in flight, and rows can be 16,384 cells wide.
+/// a dozen batches are in flight, as many more wait to be reused, and rows
+/// can be 16,384 cells wide.
 const BATCH_WEIGHT: usize = 512 * 1024;
 /// A done batch goes back to the reader to be filled again, unless one
 /// long row left it holding more than this.
@@ -28,7 +30,9 @@ const MAX_RESERVED_ROWS: u64 = 1 << 20;
 /// How many rows ahead of its claim a row's slots are fetched.
 const PREFETCH_AHEAD: usize = 8;
 
-/// A row and what the rules made of it.
+/// A row and what the rules made of it. The row is borrowed from its batch
+/// for the length of the call it is handed to (`RowRef::to_owned_row`
+/// keeps it longer).
 #[derive(Debug)]
 pub struct Outcome<'r, V = Box<ValidRow>> {
     pub row: RowRef<'r>,

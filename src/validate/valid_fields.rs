@@ -1,7 +1,8 @@
 //! A valid row's request as its fields, borrowed from the row wherever the
 //! rules left a value as given. Checking a row ends here: `validate` only
-//! fingerprints and counts the fields, so it builds nothing, and `run`
-//! turns them into the [`DeclareRequest`] it sends.
+//! fingerprints and counts the fields, so it builds nothing, while `run`
+//! (and `validate`'s plan or reasons) turn them into the
+//! [`DeclareRequest`] it sends.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -118,50 +119,63 @@ impl RequestFields<'_> {
     }
 
     fn hash_into(&self, bytes: &mut Vec<u8>) -> u64 {
-        {
-            bytes.clear();
-            for value in [
-                self.payment_request_id,
-                self.request_id,
-                &self.customs_code,
-                self.merchant_code,
-                self.merchant_name,
-            ] {
-                text(bytes, [value, ""]);
-            }
-            // Fixed width: needs no end.
-            bytes.extend_from_slice(&self.amount_fen.to_le_bytes());
-            bytes.push(u8::from(self.is_split));
-            optional(bytes, self.reference_order_id.map(|id| [id, ""]));
-            let Some(certificate) = &self.certificate else {
-                bytes.push(0);
-                return xxhash_rust::xxh3::xxh3_64(bytes);
-            };
-            bytes.push(1);
-            text(bytes, [&certificate.number, ""]);
-            match &certificate.holder_name {
-                None => bytes.push(0),
-                Some(name) => {
-                    bytes.push(1);
-                    for part in [name.first, name.middle, name.last] {
-                        optional(bytes, part.map(|part| [part, ""]));
-                    }
-                    text(bytes, [name.full, ""]);
-                }
-            }
-            optional(
-                bytes,
-                certificate
-                    .effective_date
-                    .as_ref()
-                    .map(DateTimeValue::parts),
-            );
-            optional(
-                bytes,
-                certificate.expire_date.as_ref().map(DateTimeValue::parts),
-            );
-            xxhash_rust::xxh3::xxh3_64(bytes)
+        // Taken apart whole, so that a field added to the request and not
+        // to its hash does not compile.
+        let RequestFields {
+            payment_request_id,
+            request_id,
+            customs_code,
+            merchant_code,
+            merchant_name,
+            amount_fen,
+            is_split,
+            reference_order_id,
+            certificate,
+        } = self;
+        bytes.clear();
+        for value in [
+            payment_request_id,
+            request_id,
+            &**customs_code,
+            merchant_code,
+            merchant_name,
+        ] {
+            text(bytes, [value, ""]);
         }
+        // Fixed width: needs no end.
+        bytes.extend_from_slice(&amount_fen.to_le_bytes());
+        bytes.push(u8::from(*is_split));
+        optional(bytes, reference_order_id.map(|id| [id, ""]));
+        match certificate {
+            None => bytes.push(0),
+            Some(CertificateFields {
+                number,
+                holder_name,
+                effective_date,
+                expire_date,
+            }) => {
+                bytes.push(1);
+                text(bytes, [number, ""]);
+                match holder_name {
+                    None => bytes.push(0),
+                    Some(HolderNameFields {
+                        first,
+                        middle,
+                        last,
+                        full,
+                    }) => {
+                        bytes.push(1);
+                        for part in [first, middle, last] {
+                            optional(bytes, part.map(|part| [part, ""]));
+                        }
+                        text(bytes, [full, ""]);
+                    }
+                }
+                optional(bytes, effective_date.as_ref().map(DateTimeValue::parts));
+                optional(bytes, expire_date.as_ref().map(DateTimeValue::parts));
+            }
+        }
+        xxhash_rust::xxh3::xxh3_64(bytes)
     }
 }
 
@@ -265,5 +279,84 @@ mod tests {
         );
         assert_eq!(request.declaration_amount.value, "100");
         assert_eq!(request.declaration_order_id(), base.declaration_order_id());
+    }
+
+    fn text() -> impl proptest::strategy::Strategy<Value = &'static str> {
+        proptest::sample::select(vec!["", "a", "b", "ab", "ba"])
+    }
+
+    fn date() -> impl proptest::strategy::Strategy<Value = Option<DateTimeValue<'static>>> {
+        proptest::prop_oneof![
+            proptest::strategy::Just(None),
+            proptest::strategy::Just(Some(DateTimeValue::Midnight("2015-03-01"))),
+            proptest::strategy::Just(Some(DateTimeValue::Normalised(
+                "2015-03-01T00:00:00+08:00".to_owned()
+            ))),
+            proptest::strategy::Just(Some(DateTimeValue::Normalised(
+                "2015-03-01T12:00:00+08:00".to_owned()
+            ))),
+        ]
+    }
+
+    fn request_fields() -> impl proptest::strategy::Strategy<Value = RequestFields<'static>> {
+        use proptest::prelude::*;
+        let holder = (
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            text(),
+        )
+            .prop_map(|(first, middle, last, full)| HolderNameFields {
+                first,
+                middle,
+                last,
+                full,
+            });
+        let certificate = (text(), proptest::option::of(holder), date(), date()).prop_map(
+            |(number, holder_name, effective_date, expire_date)| CertificateFields {
+                number: Cow::Borrowed(number),
+                holder_name,
+                effective_date,
+                expire_date,
+            },
+        );
+        (
+            (text(), text(), text(), text(), text()),
+            0u64..3,
+            any::<bool>(),
+            proptest::option::of(text()),
+            proptest::option::of(certificate),
+        )
+            .prop_map(
+                |(
+                    (payment, request, customs, merchant_code, merchant_name),
+                    amount_fen,
+                    is_split,
+                    reference_order_id,
+                    certificate,
+                )| RequestFields {
+                    payment_request_id: payment,
+                    request_id: request,
+                    customs_code: Cow::Borrowed(customs),
+                    merchant_code,
+                    merchant_name,
+                    amount_fen,
+                    is_split,
+                    reference_order_id,
+                    certificate,
+                },
+            )
+    }
+
+    proptest::proptest! {
+        /// Two rows' hashes agree exactly when the bytes they send do.
+        #[test]
+        fn hashes_agree_exactly_when_bodies_do(
+            first in request_fields(),
+            second in request_fields(),
+        ) {
+            let same_body = first.to_request().to_body() == second.to_request().to_body();
+            proptest::prop_assert_eq!(first.body_hash() == second.body_hash(), same_body);
+        }
     }
 }
