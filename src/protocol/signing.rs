@@ -142,8 +142,9 @@ pub fn parse_signature_header(value: &str) -> Result<SignatureHeader, String> {
 /// Verifies messages against a public key.
 #[derive(Clone)]
 pub struct MessageVerifier {
-    /// The key as PKCS#1 `RSAPublicKey` DER, the form aws-lc-rs verifies with.
-    key: Arc<Vec<u8>>,
+    /// Parsed once: parsing it for every message (its Montgomery set-up
+    /// included) cost the sandbox a tenth of each request.
+    key: Arc<aws_lc_rs::signature::ParsedPublicKey>,
 }
 
 impl std::fmt::Debug for MessageVerifier {
@@ -165,9 +166,9 @@ impl MessageVerifier {
             .ok_or_else(|| UnusableKey("it cannot be encoded as SubjectPublicKeyInfo".into()))?;
         let pkcs1 = spki_subject_public_key(spki.as_bytes())
             .ok_or_else(|| UnusableKey("its encoding has no public key bits".into()))?;
-        Ok(MessageVerifier {
-            key: Arc::new(pkcs1),
-        })
+        let key = aws_lc_rs::signature::ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1)
+            .map_err(|refused| UnusableKey(format!("AWS-LC refuses it: {refused}")))?;
+        Ok(MessageVerifier { key: Arc::new(key) })
     }
 
     /// Whether `signature` signs the message with this key.
@@ -179,12 +180,9 @@ impl MessageVerifier {
         body: &[u8],
         signature: &[u8],
     ) -> bool {
-        aws_lc_rs::signature::UnparsedPublicKey::new(
-            &RSA_PKCS1_2048_8192_SHA256,
-            self.key.as_slice(),
-        )
-        .verify(&content_to_sign(path, client_id, time, body), signature)
-        .is_ok()
+        self.key
+            .verify_sig(&content_to_sign(path, client_id, time, body), signature)
+            .is_ok()
     }
 
     /// Whether a whole `Signature` header value signs the message, with
