@@ -22,10 +22,9 @@ use crate::outcome::{ResultRow, ResultSource, Status, codes};
 use crate::protocol::DeclareRequest;
 use crate::validate::{CrossRowIndex, Outcome, Problem, RowRules, Verdict, validate_stream};
 
-/// How long admission waits for room in the pool's queue before it ends
-/// the ledger's shared read (which also ends by itself every 100 ms while
-/// rows flow).
-const QUEUE_WAIT_BEFORE_PAUSE: Duration = Duration::from_millis(100);
+/// How long admission waits, at most, for the pool's queue to be half
+/// empty before it hands on the next row as soon as there is room.
+const QUEUE_REFILL_WAIT: Duration = Duration::from_millis(100);
 
 /// What admission needs besides the input: its rules, what the journal already
 /// holds, the ledger, and the command line's choices.
@@ -187,28 +186,41 @@ impl Admission {
         self.queue(job, sink, jobs)
     }
 
-    /// Hands a job to the pool. A wait for room that lasts ends the ledger's
-    /// shared read first, so that it does not pin the ledger's log; a short
-    /// one (the usual, when the pool is busy) keeps it.
-    fn queue(&self, mut job: Job, sink: &Sink, jobs: &mpsc::Sender<Job>) -> anyhow::Result<()> {
-        let started = std::time::Instant::now();
-        loop {
-            match jobs.try_send(job) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    return Err(anyhow!("the run engine stopped"));
-                }
-                Err(mpsc::error::TrySendError::Full(back)) => job = back,
-            }
-            if started.elapsed() >= QUEUE_WAIT_BEFORE_PAUSE {
-                self.pause_ledger(sink);
-                return jobs
-                    .blocking_send(job)
-                    .map_err(|_| anyhow!("the run engine stopped"));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    /// Hands a job to the pool. When the pool has no room, the ledger's
+    /// shared read ends before the wait: held while the row waits, it kept
+    /// the ledger's writer from truncating its log, the writer then kept
+    /// the pool waiting, and the pool this, until a timeout; every few
+    /// thousand rows the whole run stood still for a tenth of a second. The
+    /// wait then lasts until the queue is half empty (or a while has
+    /// passed), so that the next read serves many rows, not one.
+    fn queue(&self, job: Job, sink: &Sink, jobs: &mpsc::Sender<Job>) -> anyhow::Result<()> {
+        send_when_room(jobs, job, || self.pause_ledger(sink))
+            .map_err(|_| anyhow!("the run engine stopped"))
     }
+}
+
+/// Sends `item`; when the queue is full, calls `before_wait` and then waits
+/// until the queue is half empty (at most `QUEUE_REFILL_WAIT`) before the
+/// item takes its place. The item comes back when the queue is closed.
+fn send_when_room<T>(
+    queue: &mpsc::Sender<T>,
+    item: T,
+    before_wait: impl FnOnce(),
+) -> Result<(), T> {
+    let item = match queue.try_send(item) {
+        Ok(()) => return Ok(()),
+        Err(mpsc::error::TrySendError::Closed(item)) => return Err(item),
+        Err(mpsc::error::TrySendError::Full(item)) => item,
+    };
+    before_wait();
+    let started = std::time::Instant::now();
+    while queue.capacity() < queue.max_capacity() / 2
+        && !queue.is_closed()
+        && started.elapsed() < QUEUE_REFILL_WAIT
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    queue.blocking_send(item).map_err(|error| error.0)
 }
 
 /// The result of a correction that waits for its retransmission: U
@@ -290,5 +302,46 @@ pub(super) fn ledger_problem(
                 customs_code: request.customs.customs_code.clone(),
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn a_full_queue_is_waited_for_only_after_the_read_is_ended() {
+        let (queue, mut taken) = mpsc::channel::<u32>(4);
+        for n in 0..4 {
+            send_when_room(&queue, n, || panic!("there is room")).unwrap();
+        }
+        let read_ended = Arc::new(AtomicBool::new(false));
+        let drain = {
+            let read_ended = Arc::clone(&read_ended);
+            std::thread::spawn(move || {
+                // Nothing is taken until the sender has ended its read: a
+                // sender that waited holding it would wait here forever
+                // (the deadline fails the test instead).
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while !read_ended.load(Ordering::SeqCst) {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the sender waits without ending its read"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                (0..5)
+                    .map(|_| taken.blocking_recv().expect("five are sent"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let ended = Arc::clone(&read_ended);
+        send_when_room(&queue, 4, move || ended.store(true, Ordering::SeqCst)).unwrap();
+        assert_eq!(drain.join().unwrap(), [0, 1, 2, 3, 4]);
+        // A closed queue hands the item back.
+        let (closed, receiver) = mpsc::channel::<u32>(1);
+        drop(receiver);
+        assert_eq!(send_when_room(&closed, 7, || {}), Err(7));
     }
 }
