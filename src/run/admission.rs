@@ -194,17 +194,18 @@ impl Admission {
     /// wait then lasts until the queue is half empty (or a while has
     /// passed), so that the next read serves many rows, not one.
     fn queue(&self, job: Job, sink: &Sink, jobs: &mpsc::Sender<Job>) -> anyhow::Result<()> {
-        send_when_room(jobs, job, || self.pause_ledger(sink))
+        send_when_room(jobs, job, QUEUE_REFILL_WAIT, || self.pause_ledger(sink))
             .map_err(|_| anyhow!("the run engine stopped"))
     }
 }
 
 /// Sends `item`; when the queue is full, calls `before_wait` and then waits
-/// until the queue is half empty (at most `QUEUE_REFILL_WAIT`) before the
-/// item takes its place. The item comes back when the queue is closed.
+/// until the queue is half empty (at most `refill_wait`) before the item
+/// takes its place. The item comes back when the queue is closed.
 fn send_when_room<T>(
     queue: &mpsc::Sender<T>,
     item: T,
+    refill_wait: Duration,
     before_wait: impl FnOnce(),
 ) -> Result<(), T> {
     let item = match queue.try_send(item) {
@@ -216,7 +217,7 @@ fn send_when_room<T>(
     let started = std::time::Instant::now();
     while queue.capacity() < queue.max_capacity() / 2
         && !queue.is_closed()
-        && started.elapsed() < QUEUE_REFILL_WAIT
+        && started.elapsed() < refill_wait
     {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -310,19 +311,21 @@ mod queue_tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
 
+    /// Longer than any test runs: a sender that waited before ending its
+    /// read would never end it.
+    const FOREVER: Duration = Duration::from_secs(3600);
+
     #[test]
     fn a_full_queue_is_waited_for_only_after_the_read_is_ended() {
         let (queue, mut taken) = mpsc::channel::<u32>(4);
         for n in 0..4 {
-            send_when_room(&queue, n, || panic!("there is room")).unwrap();
+            send_when_room(&queue, n, FOREVER, || panic!("there is room")).unwrap();
         }
         let read_ended = Arc::new(AtomicBool::new(false));
         let drain = {
             let read_ended = Arc::clone(&read_ended);
             std::thread::spawn(move || {
-                // Nothing is taken until the sender has ended its read: a
-                // sender that waited holding it would wait here forever
-                // (the deadline fails the test instead).
+                // Nothing is taken until the sender has ended its read.
                 let deadline = std::time::Instant::now() + Duration::from_secs(10);
                 while !read_ended.load(Ordering::SeqCst) {
                     assert!(
@@ -331,17 +334,24 @@ mod queue_tests {
                     );
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                (0..5)
-                    .map(|_| taken.blocking_recv().expect("five are sent"))
-                    .collect::<Vec<_>>()
+                let mut seen = Vec::new();
+                while let Some(item) = taken.blocking_recv() {
+                    seen.push(item);
+                }
+                seen
             })
         };
         let ended = Arc::clone(&read_ended);
-        send_when_room(&queue, 4, move || ended.store(true, Ordering::SeqCst)).unwrap();
+        let sent = send_when_room(&queue, 4, FOREVER, move || {
+            ended.store(true, Ordering::SeqCst);
+        });
+        // Closed, so that the drain ends even if an item were lost.
+        drop(queue);
+        assert_eq!(sent, Ok(()));
         assert_eq!(drain.join().unwrap(), [0, 1, 2, 3, 4]);
         // A closed queue hands the item back.
         let (closed, receiver) = mpsc::channel::<u32>(1);
         drop(receiver);
-        assert_eq!(send_when_room(&closed, 7, || {}), Err(7));
+        assert_eq!(send_when_room(&closed, 7, FOREVER, || {}), Err(7));
     }
 }
