@@ -187,10 +187,10 @@ impl Admission {
     }
 
     /// Hands a job to the pool. When the pool has no room, the ledger's
-    /// shared read ends before the wait: held while the row waits, it kept
-    /// the ledger's writer from truncating its log, the writer then kept
-    /// the pool waiting, and the pool this, until a timeout; every few
-    /// thousand rows the whole run stood still for a tenth of a second. The
+    /// shared read ends before the wait: held while the row waits (and
+    /// ended only after 100 ms), it pinned the ledger's log, and every few
+    /// thousand rows the whole run stood still for a tenth of a second
+    /// with only this thread awake (`perf sched`; see BENCHMARKS.md). The
     /// wait then lasts until the queue is half empty (or a while has
     /// passed), so that the next read serves many rows, not one.
     fn queue(&self, job: Job, sink: &Sink, jobs: &mpsc::Sender<Job>) -> anyhow::Result<()> {
