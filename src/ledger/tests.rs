@@ -911,30 +911,25 @@ fn a_group_beginning_with_an_answer_waits_for_another_writer() {
     for request in [&first, &second] {
         writer.call(2, request, &request.to_body(), false);
     }
-    let told_first = told.clone();
-    writer.outcome(
-        result(&first, Status::S, 2),
-        &first,
-        &first.to_body(),
-        "{}",
-        Box::new(move |written| {
-            let _ = told_first.send(written.map_err(|e| e.to_string()));
-        }),
-    );
+    // An S for `request`, told on `told` once written.
+    let settle = |request: &DeclareRequest, told: std::sync::mpsc::Sender<_>| {
+        writer.outcome(
+            result(request, Status::S, 2),
+            request,
+            &request.to_body(),
+            "{}",
+            Box::new(move |written| {
+                let _ = told.send(written.map_err(|e: &LedgerError| e.to_string()));
+            }),
+        );
+    };
+    settle(&first, told.clone());
     let deadline = Duration::from_secs(30);
     heard.recv_timeout(deadline).unwrap().unwrap();
     // Another process writes meanwhile.
     let other = rusqlite::Connection::open(dir.path().join("l.db")).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    writer.outcome(
-        result(&second, Status::S, 2),
-        &second,
-        &second.to_body(),
-        "{}",
-        Box::new(move |written| {
-            let _ = told.send(written.map_err(|e| e.to_string()));
-        }),
-    );
+    settle(&second, told);
     std::thread::sleep(Duration::from_millis(300));
     other
         .execute("INSERT INTO texts(text) VALUES ('another process')", [])

@@ -258,13 +258,21 @@ hides them: round the value in the sheet, e.g. =ROUND(A2,2))\",P2,D2,NINGBO,M1,�
     assert_eq!(rows(&summary), (3, 1, 2, 0));
 }
 
+/// `orders.csv`: the header, a valid UTF-8 row on line 2, then `line`.
+fn write_after_a_good_row(work: &Workdir, line: &[u8]) {
+    let mut bytes =
+        format!("{HEADER}\nP1,D1,ZONGSHU,M1,杭州优选跨境贸易,100,false,,,,,,\n").into_bytes();
+    bytes.extend_from_slice(line);
+    work.write("orders.csv", &bytes);
+}
+
 #[test]
 fn utf8_with_a_few_bad_bytes_is_refused_naming_the_line() {
     let work = Workdir::new();
-    let mut bytes =
-        format!("{HEADER}\nP1,D1,ZONGSHU,M1,杭州优选跨境贸易,100,false,,,,,,\n").into_bytes();
-    bytes.extend_from_slice(b"P2,D2,ZONGSHU,M1,\xE6\x9D\xAD\xFF,100,false,,,,,,\n");
-    work.write("orders.csv", &bytes);
+    write_after_a_good_row(
+        &work,
+        b"P2,D2,ZONGSHU,M1,\xE6\x9D\xAD\xFF,100,false,,,,,,\n",
+    );
     let run = work.validate_in_process(&["validate", "orders.csv"]);
     run.expect_fatal(&["orders.csv, line 3", "not"]);
     assert!(
@@ -282,10 +290,7 @@ fn a_character_split_by_a_comma_is_refused_naming_its_field() {
     let work = Workdir::new();
     // 杭 is E6 9D AD: its bytes run on across the comma, so the line's
     // bytes end to end are UTF-8 while fields 5 and 6 are not.
-    let mut bytes =
-        format!("{HEADER}\nP1,D1,ZONGSHU,M1,杭州优选跨境贸易,100,false,,,,,,\n").into_bytes();
-    bytes.extend_from_slice(b"P2,D2,ZONGSHU,M1,\xE6,\x9D\xAD,false,,,,,,\n");
-    work.write("orders.csv", &bytes);
+    write_after_a_good_row(&work, b"P2,D2,ZONGSHU,M1,\xE6,\x9D\xAD,false,,,,,,\n");
     work.write("utf8.toml", "[input]\nencoding = \"utf-8\"\n");
     let run = work.validate_in_process(&["validate", "orders.csv", "--config", "utf8.toml"]);
     run.expect_fatal(&["line 3", "field 5", "UTF-8"]);
