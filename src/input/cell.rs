@@ -91,12 +91,23 @@ impl CellDamage {
     }
 }
 
+/// `text` without white space at either end, as `str::trim` gives it.
+/// Most cells start and end with a printable ASCII character, which is
+/// never white space: those are answered without a search.
+#[inline]
+pub fn trimmed(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 impl<'a> CellView<'a> {
     /// Whether the cell holds nothing but white space.
     pub fn is_blank(&self) -> bool {
         match self {
             CellView::Empty => true,
-            CellView::Text(text) => text.trim().is_empty(),
+            CellView::Text(text) => trimmed(text).is_empty(),
             _ => false,
         }
     }
@@ -128,9 +139,9 @@ impl<'a> CellView<'a> {
     pub fn field_text(&self, field: Field) -> Result<Cow<'a, str>, CellDamage> {
         match *self {
             CellView::Text(text) => {
-                if field.is_id() && is_scientific_notation(text.trim()) {
+                if field.is_id() && is_scientific_notation(trimmed(text)) {
                     return Err(CellDamage::ScientificId {
-                        text: text.trim().to_owned(),
+                        text: trimmed(text).to_owned(),
                     });
                 }
                 Ok(Cow::Borrowed(text))
@@ -388,5 +399,16 @@ mod tests {
                 .text(crate::i18n::Language::En)
                 .contains("#N/A")
         );
+    }
+}
+
+#[cfg(test)]
+mod trim_properties {
+    proptest::proptest! {
+        /// The quick answer for printable ASCII ends is `str::trim`'s.
+        #[test]
+        fn trimmed_is_str_trim(text in "[ a-z,\\t\\u{3000}\\u{a0}\\u{85}张!~\\u{1}\\u{7f}]{0,8}") {
+            proptest::prop_assert_eq!(super::trimmed(&text), text.trim());
+        }
     }
 }

@@ -1,29 +1,64 @@
-//! CSV rows through the `csv` crate, one reused record at a time. The
-//! `csv` crate skips blank lines and numbers lines loosely around them, so
-//! line endings are first normalised to `\n` and every record's real start
-//! line is derived from where it ends and the newlines inside its fields;
-//! the gaps between records are the skipped blank lines. A record is
-//! capped in bytes and fields while it streams (`RecordLimit`), since the
-//! `csv` crate grows its record to whatever a line holds.
+//! CSV rows, split here. The text is first made regular: line endings
+//! become `\n` (`LineEndings`), and a record that passes a size limit is
+//! replaced by a mark (`RecordLimit`), so that only whole records of
+//! bounded size are ever held. A record without a quote is then split at
+//! its commas where it lies; one with a quote goes through `csv_core`, the
+//! `csv` crate's own parser, so that both read every file alike. Each
+//! record's start line is counted here, blank lines between records are
+//! skipped and counted, and a record goes straight into a `RowBatch`.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use super::EncodingChoice;
-use super::decode::{EncodingRefusal, Gb18030Reader, TextEncoding, Utf8Scan, choose_encoding};
-use super::{Cells, InputError, RowBatch, RowRef};
+use super::decode::{
+    EncodingRefusal, Gb18030Reader, TextEncoding, UTF8_BOM, Utf8Scan, choose_encoding,
+};
+use super::{InputError, OwnedRow, RowBatch, RowRef};
 
 pub(super) struct CsvSource {
-    reader: csv::Reader<RecordLimit<LineEndings<Box<dyn Read + Send>>>>,
-    bytes: csv::ByteRecord,
-    record: Option<csv::StringRecord>,
+    records: RecordLimit<LineEndings<Box<dyn Read + Send>>>,
+    quoted: QuotedRecords,
+    /// `next_row`'s record: a batch of one.
+    current: RowBatch,
+    /// The line the last record starts on.
     line: u64,
-    /// The line after the previous record: where a next record would start.
+    /// The line the text read so far has reached: where a next record
+    /// would start.
     next_line: u64,
+    /// Blank lines passed since the last record: skipped lines once a
+    /// record follows them (the `csv` crate never counted the blank lines
+    /// at the end).
+    blank_lines: u64,
     skipped_lines: u64,
-    /// Bytes and fields of the last record, to size the next buffer.
-    last_size: (usize, usize),
+    /// Whether any text has been read: `csv_core` drops a UTF-8 BOM at the
+    /// very start, and so does this.
+    started: bool,
+}
+
+/// The records that hold a quote, parsed by `csv_core` into buffers that
+/// grow to the largest such record.
+struct QuotedRecords {
+    reader: csv_core::Reader,
+    output: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl QuotedRecords {
+    fn new() -> QuotedRecords {
+        let mut reader = csv_core::Reader::new();
+        // `csv_core` drops a BOM in the first input it is given; the text's
+        // own first bytes are dealt with before (`CsvSource::started`), so
+        // it is first given a blank line, which it skips.
+        let primed = reader.read_record(b"\n", &mut [0; 1], &mut [0; 1]);
+        debug_assert!(matches!(primed.0, csv_core::ReadRecordResult::InputEmpty));
+        QuotedRecords {
+            reader,
+            output: vec![0; 4096],
+            ends: vec![0; 64],
+        }
+    }
 }
 
 impl CsvSource {
@@ -68,133 +103,171 @@ impl CsvSource {
             TextEncoding::Utf8 => Box::new(file),
             TextEncoding::Gb18030 => Box::new(Gb18030Reader::new(file)),
         };
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(256 * 1024)
-            .from_reader(RecordLimit::new(LineEndings::new(text)));
-        let source = CsvSource {
-            reader,
-            bytes: csv::ByteRecord::new(),
-            record: None,
+        Ok((CsvSource::new(text), encoding))
+    }
+
+    fn new(text: Box<dyn Read + Send>) -> CsvSource {
+        CsvSource {
+            records: RecordLimit::new(LineEndings::new(text)),
+            quoted: QuotedRecords::new(),
+            current: RowBatch::default(),
             line: 0,
             next_line: 1,
+            blank_lines: 0,
             skipped_lines: 0,
-            last_size: (256, 32),
-        };
-        Ok((source, encoding))
+            started: false,
+        }
     }
 
     pub(super) fn next_row(&mut self, path: &Path) -> Result<Option<RowRef<'_>>, InputError> {
-        if !self.next_record(path)? {
+        let mut current = std::mem::take(&mut self.current);
+        current.clear();
+        let read = self.next_into(path, &mut current);
+        self.current = current;
+        if !read? {
             return Ok(None);
-        }
-        let bytes = std::mem::take(&mut self.bytes);
-        match csv::StringRecord::from_byte_record(bytes) {
-            Ok(record) => self.record = Some(record),
-            Err(error) => return Err(self.not_utf8(path, error.utf8_error().field())),
         }
         Ok(self.current())
     }
 
-    /// Reads the next record onto the end of `batch`, without keeping it
-    /// here; `false` at the end of the input.
+    pub(super) fn current(&self) -> Option<RowRef<'_>> {
+        (!self.current.is_empty()).then(|| self.current.row(0))
+    }
+
+    pub(super) fn take_current(&mut self) -> Option<OwnedRow> {
+        let row = self.current().map(|row| row.to_owned_row());
+        self.current.clear();
+        row
+    }
+
+    pub(super) fn take_skipped_lines(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped_lines)
+    }
+
+    /// Reads the next record onto the end of `batch`, numbering its line;
+    /// `false` at the end of the input.
     pub(super) fn next_into(
         &mut self,
         path: &Path,
         batch: &mut RowBatch,
     ) -> Result<bool, InputError> {
-        if !self.next_record(path)? {
-            return Ok(false);
+        loop {
+            let ready = match self.records.fill() {
+                Ok(ready) => ready,
+                Err(error) => return Err(at_line(path, self.next_line, error.to_string())),
+            };
+            if ready.is_empty() {
+                return Ok(false);
+            }
+            if !std::mem::replace(&mut self.started, true) && ready.starts_with(UTF8_BOM) {
+                self.records.consume(UTF8_BOM.len());
+                continue;
+            }
+            let blank = ready.iter().take_while(|&&byte| byte == b'\n').count();
+            if blank > 0 {
+                self.records.consume(blank);
+                self.next_line += blank as u64;
+                self.blank_lines += blank as u64;
+                continue;
+            }
+            self.line = self.next_line;
+            self.skipped_lines += std::mem::take(&mut self.blank_lines);
+            let end = match memchr::memchr2(b'\n', b'"', ready) {
+                Some(end) if ready[end] == b'"' => return self.next_quoted_into(path, batch),
+                Some(end) => end,
+                // Only before the end of the text, which always ends a line.
+                None => ready.len(),
+            };
+            let pushed = batch.push_line(self.line, &ready[..end]);
+            let newline = usize::from(end < ready.len());
+            self.records.consume(end + newline);
+            self.next_line += newline as u64;
+            pushed.map_err(|field| self.not_utf8(path, field))?;
+            return Ok(true);
         }
+    }
+
+    /// Reads a record that holds a quote, from its first byte, with
+    /// `csv_core`.
+    fn next_quoted_into(&mut self, path: &Path, batch: &mut RowBatch) -> Result<bool, InputError> {
+        use csv_core::ReadRecordResult;
+        let quoted = &mut self.quoted;
+        let (mut output_len, mut ends_len) = (0, 0);
+        let mut newlines = 0u64;
+        let ran_out = loop {
+            let input = match self.records.fill() {
+                Ok(input) => input,
+                Err(error) => return Err(at_line(path, self.line, error.to_string())),
+            };
+            let (result, read, written, ended) = quoted.reader.read_record(
+                input,
+                &mut quoted.output[output_len..],
+                &mut quoted.ends[ends_len..],
+            );
+            newlines += memchr::memchr_iter(b'\n', &input[..read]).count() as u64;
+            let ran_out = input.is_empty();
+            self.records.consume(read);
+            output_len += written;
+            ends_len += ended;
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => {
+                    let grown = quoted.output.len() * 2;
+                    quoted.output.resize(grown, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let grown = quoted.ends.len() * 2;
+                    quoted.ends.resize(grown, 0);
+                }
+                ReadRecordResult::Record => break ran_out,
+                // The record's quote was read, so there is a record.
+                ReadRecordResult::End => break true,
+            }
+        };
+        // The text always ends a line, so a record that the end of the text
+        // finished ran into it inside a quoted value.
+        if ran_out {
+            return Err(at_line(
+                path,
+                self.line,
+                "a double quote opens a quoted value that is never closed, so everything from \
+                 here to the end of the file would be one value; remove the stray quote or \
+                 close the value with a matching quote (a quote inside a quoted value is \
+                 written twice: \"\")"
+                    .to_owned(),
+            ));
+        }
+        self.next_line = self.line + newlines;
+        let output = &quoted.output[..output_len];
+        let ends = &quoted.ends[..ends_len];
+        let fields = (0..ends.len()).map(|field| {
+            let start = field.checked_sub(1).map_or(0, |before| ends[before]);
+            &output[start..ends[field]]
+        });
         batch
-            .push_record(self.line, &self.bytes)
+            .push_record(self.line, fields)
             .map_err(|field| self.not_utf8(path, field))?;
         Ok(true)
     }
 
     fn not_utf8(&self, path: &Path, field: usize) -> InputError {
-        InputError::AtLine {
-            path: path.to_owned(),
-            line: self.line,
-            message: format!(
+        at_line(
+            path,
+            self.line,
+            format!(
                 "field {} has bytes that are not valid UTF-8; check the file's encoding \
                  ([input] encoding) or re-export it as CSV UTF-8",
                 field + 1
             ),
-        }
+        )
     }
+}
 
-    /// Reads the next record's bytes into `bytes` and numbers its line;
-    /// `false` at the end of the input.
-    fn next_record(&mut self, path: &Path) -> Result<bool, InputError> {
-        if let Some(previous) = self.record.take() {
-            self.bytes = previous.into_byte_record();
-        } else if self.bytes.as_slice().is_empty() && self.bytes.is_empty() {
-            // The last record was handed over: start the next one at the
-            // size of that one instead of growing it byte by byte.
-            self.bytes = csv::ByteRecord::with_capacity(self.last_size.0, self.last_size.1);
-        }
-        let more = self
-            .reader
-            .read_byte_record(&mut self.bytes)
-            .map_err(|error| {
-                let message = match error.into_kind() {
-                    csv::ErrorKind::Io(io) => io.to_string(),
-                    other => format!("{other:?}"),
-                };
-                // The records before have been read, so the trouble is at or
-                // after the line following them.
-                InputError::AtLine {
-                    path: path.to_owned(),
-                    line: self.next_line,
-                    message,
-                }
-            })?;
-        if !more {
-            return Ok(false);
-        }
-        // The fields' bytes lie end to end: one pass over them all.
-        let inner_newlines = memchr::memchr_iter(b'\n', self.bytes.as_slice()).count() as u64;
-        let after = self.reader.position().line();
-        // A record normally ends with the newline after its last line, so it
-        // started `inner_newlines` lines before that. One that started
-        // earlier than that ran into the end of the file inside a
-        // quoted value: a stray quote made the rest of the file one value.
-        let start = (after - 1)
-            .checked_sub(inner_newlines)
-            .filter(|&start| start >= self.next_line);
-        let Some(start) = start else {
-            return Err(InputError::AtLine {
-                path: path.to_owned(),
-                line: after.saturating_sub(inner_newlines).max(self.next_line),
-                message: "a double quote opens a quoted value that is never closed, so \
-                          everything from here to the end of the file would be one value; \
-                          remove the stray quote or close the value with a matching quote \
-                          (a quote inside a quoted value is written twice: \"\")"
-                    .to_owned(),
-            });
-        };
-        self.line = start;
-        self.skipped_lines += self.line - self.next_line;
-        self.next_line = after;
-        self.last_size = (self.bytes.as_slice().len() + 64, self.bytes.len() + 4);
-        Ok(true)
-    }
-
-    pub(super) fn current(&self) -> Option<RowRef<'_>> {
-        self.record.as_ref().map(|record| RowRef {
-            line: self.line,
-            cells: Cells::Csv(record),
-        })
-    }
-
-    pub(super) fn take_current(&mut self) -> Option<(u64, csv::StringRecord)> {
-        self.record.take().map(|record| (self.line, record))
-    }
-
-    pub(super) fn take_skipped_lines(&mut self) -> u64 {
-        std::mem::take(&mut self.skipped_lines)
+fn at_line(path: &Path, line: u64, message: String) -> InputError {
+    InputError::AtLine {
+        path: path.to_owned(),
+        line,
+        message,
     }
 }
 
@@ -408,19 +481,14 @@ impl<R: Read> RecordLimit<R> {
     }
 }
 
-impl<R: Read> Read for RecordLimit<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.ready_at < self.ready.len() {
-                let n = buf.len().min(self.ready.len() - self.ready_at);
-                buf[..n].copy_from_slice(&self.ready[self.ready_at..self.ready_at + n]);
-                self.ready_at += n;
-                if self.ready_at == self.ready.len() {
-                    self.ready.clear();
-                    self.ready_at = 0;
-                }
-                return Ok(n);
-            }
+impl<R: Read> RecordLimit<R> {
+    /// Whole records read ahead, to be parsed where they lie (at the end of
+    /// the text, also what is left of a record whose quote never closed);
+    /// empty at the end. `consume` says how much was used.
+    fn fill(&mut self) -> io::Result<&[u8]> {
+        while self.ready_at == self.ready.len() {
+            self.ready.clear();
+            self.ready_at = 0;
             if self.eof {
                 if self.skipping.is_some() {
                     return Err(io::Error::new(
@@ -431,10 +499,9 @@ impl<R: Read> Read for RecordLimit<R> {
                          \"\")",
                     ));
                 }
-                // An open quote at the end: the csv crate reads it and the
-                // caller names it.
+                // An open quote at the end: the parser reads it and names it.
                 if self.held.is_empty() {
-                    return Ok(0);
+                    break;
                 }
                 self.ready.append(&mut self.held);
                 continue;
@@ -455,6 +522,23 @@ impl<R: Read> Read for RecordLimit<R> {
             }
             self.chunk = chunk;
         }
+        Ok(&self.ready[self.ready_at..])
+    }
+
+    fn consume(&mut self, used: usize) {
+        self.ready_at = (self.ready_at + used).min(self.ready.len());
+    }
+}
+
+// What the tests read the limited text through.
+#[cfg(test)]
+impl<R: Read> Read for RecordLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let ready = self.fill()?;
+        let n = buf.len().min(ready.len());
+        buf[..n].copy_from_slice(&ready[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 
@@ -639,5 +723,181 @@ mod tests {
         }
         assert_eq!(normalise(b"", 4), b"");
         assert_eq!(normalise(b"x\n", 4), b"x\n");
+    }
+}
+
+/// The reader against `csv_core` (the `csv` crate's parser) reading the
+/// limited text in one piece, with every line counted from its start.
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use crate::input::Cells;
+
+    /// What a reading gives: each record's start line and fields, the blank
+    /// lines before records, and the error that ends it (its line, and its
+    /// kind or the field it names).
+    type Reading = (Vec<(u64, Vec<Vec<u8>>)>, u64, Option<(u64, String)>);
+
+    fn newlines(bytes: &[u8]) -> u64 {
+        bytes.iter().filter(|&&byte| byte == b'\n').count() as u64
+    }
+
+    fn reference(input: &[u8]) -> Reading {
+        use csv_core::ReadRecordResult::{End, InputEmpty, Record};
+        let mut limited = RecordLimit::new(LineEndings::new(input));
+        let mut text = Vec::new();
+        let limit_error = limited.read_to_end(&mut text).err();
+        let mut reader = csv_core::Reader::new();
+        let mut output = vec![0; text.len() + 1];
+        let mut ends = vec![0; text.len() + 2];
+        let (mut records, mut skipped, mut at) = (Vec::new(), 0, 0);
+        loop {
+            let from = if at == 0 && text.starts_with(UTF8_BOM) {
+                3
+            } else {
+                at
+            };
+            let blank = text[from..]
+                .iter()
+                .take_while(|&&byte| byte == b'\n')
+                .count();
+            let line = 1 + newlines(&text[..from + blank]);
+            let (result, read, mut written, mut ended) =
+                reader.read_record(&text[at..], &mut output, &mut ends);
+            at += read;
+            let ran_out = matches!(result, InputEmpty);
+            let result = match result {
+                InputEmpty => {
+                    let (result, _, more, more_ends) =
+                        reader.read_record(&[], &mut output[written..], &mut ends[ended..]);
+                    written += more;
+                    ended += more_ends;
+                    result
+                }
+                other => other,
+            };
+            if matches!(result, Record) {
+                skipped += blank as u64;
+            }
+            match result {
+                End => break,
+                Record if ran_out => return (records, skipped, Some((line, "unclosed".into()))),
+                Record => {
+                    let fields: Vec<Vec<u8>> = (0..ended)
+                        .map(|field| {
+                            let start = field.checked_sub(1).map_or(0, |before| ends[before]);
+                            output[start..ends[field]].to_vec()
+                        })
+                        .collect();
+                    debug_assert!(ends[ended - 1] == written);
+                    if let Some(bad) = fields.iter().position(|f| std::str::from_utf8(f).is_err()) {
+                        let error = (line, format!("field {}", bad + 1));
+                        return (records, skipped, Some(error));
+                    }
+                    records.push((line, fields));
+                }
+                other => panic!("{other:?} with room for the whole text"),
+            }
+        }
+        let error = limit_error.map(|_| (1 + newlines(&text), "limit".to_owned()));
+        (records, skipped, error)
+    }
+
+    /// Reads `input` through `CsvSource`, `chunk` bytes at a time, taking
+    /// every third record through `next_row` and the others into a batch.
+    fn read(input: &[u8], chunk: usize) -> Reading {
+        let mut source = CsvSource::new(Box::new(io::Cursor::new(input.to_vec())));
+        source.records.chunk = vec![0; chunk];
+        let path = Path::new("in.csv");
+        let (mut records, mut skipped) = (Vec::new(), 0);
+        let mut batch = RowBatch::default();
+        let fields = |row: RowRef<'_>| -> (u64, Vec<Vec<u8>>) {
+            let Cells::Fields(fields) = row.cells else {
+                panic!("a CSV record is read as fields")
+            };
+            let texts = (0..fields.len())
+                .map(|field| fields.get(field).unwrap().as_bytes().to_vec())
+                .collect();
+            (row.line, texts)
+        };
+        loop {
+            let read = if records.len() % 3 == 0 {
+                source.next_row(path).map(|row| row.map(&fields))
+            } else {
+                batch.clear();
+                source
+                    .next_into(path, &mut batch)
+                    .map(|more| more.then(|| fields(batch.row(0))))
+            };
+            skipped += source.take_skipped_lines();
+            match read {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => return (records, skipped, None),
+                Err(InputError::AtLine { line, message, .. }) => {
+                    let kind = if message.contains("longer than 1 MB") {
+                        "limit".to_owned()
+                    } else if message.contains("never closed") {
+                        "unclosed".to_owned()
+                    } else {
+                        message.split(" has bytes").next().unwrap().to_owned()
+                    };
+                    return (records, skipped, Some((line, kind)));
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Records, fields, lines, skipped blank lines and errors are what
+        /// `csv_core` reads, however the text arrives.
+        #[test]
+        fn records_are_read_as_csv_core_reads_them(
+            input in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    b'a', b',', b'"', b'\n', b'\r', b' ', 0xE4, 0xB8, 0xAD, 0xEF, 0xBB, 0xBF,
+                ]),
+                0..300,
+            ),
+            chunk in 1usize..64,
+        ) {
+            proptest::prop_assert_eq!(read(&input, chunk), reference(&input));
+        }
+    }
+
+    #[test]
+    fn hostile_and_odd_records_are_read_as_csv_core_reads_them() {
+        let mut past_limits = b"h\n\n\"a\nb\",\"c\"\"d\"\n".to_vec();
+        past_limits.extend(b"x,".repeat(MAX_FIELDS as usize + 2));
+        past_limits.extend(b"\n\n\"");
+        past_limits.extend(b"y\n".repeat(MAX_RECORD_BYTES as usize / 2 + 1));
+        past_limits.extend(b"\"\nlast,row\n\n");
+        let mut unclosed_past_limit = b"h\nok\n\n\"".to_vec();
+        unclosed_past_limit.extend(vec![b'z'; MAX_RECORD_BYTES as usize + 1]);
+        let inputs: [&[u8]; 9] = [
+            &past_limits,
+            &unclosed_past_limit,
+            // Two BOMs: the first is the text's, the second a character.
+            b"\xEF\xBB\xBF\xEF\xBB\xBF\"q\",r\n",
+            b"\xEF\xBB\xBF\n\na,b\n",
+            // A quote that never closes, after blank lines.
+            b"h\n\n\n\"open,x\ny\n",
+            b"h\r\n\"a\r\nb\",c\r\n\r\nd\r",
+            b"5\" screen,\"x\"y,z\n",
+            "名,值\n张三,\"你,好\"\n".as_bytes(),
+            b"ok,\xE4,\xBD\xA0\n",
+        ];
+        for input in inputs {
+            let expected = reference(input);
+            for chunk in [1, 7, 1 << 16] {
+                assert_eq!(read(input, chunk), expected, "chunk {chunk}");
+            }
+        }
+        // The quote that never closes is named at its own line.
+        assert_eq!(
+            read(b"h\n\n\n\"open,x\ny\n", 5).2,
+            Some((4, "unclosed".to_owned()))
+        );
+        assert_eq!(read(&past_limits, 64).1, 2);
     }
 }

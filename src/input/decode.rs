@@ -27,13 +27,27 @@ pub struct Utf8Scan {
     pub first_invalid_line: Option<u64>,
 }
 
-/// Weighs a file's bytes as UTF-8. A valid file costs one validation pass;
-/// only a file with a bad sequence is read again to count the evidence.
-pub fn scan_utf8(mut open: impl FnMut() -> io::Result<Box<dyn Read>>) -> io::Result<Utf8Scan> {
-    if utf8_pass(open()?, false)?.first_invalid_line.is_none() {
-        return Ok(Utf8Scan::default());
+/// Weighs a file's bytes as UTF-8 and hashes them (SHA-256) in the same
+/// read. A valid file is read once; only a file with a bad sequence is read
+/// again to count the evidence (and hashed in that second read).
+pub fn scan_and_hash(
+    mut open: impl FnMut() -> io::Result<Box<dyn Read>>,
+) -> io::Result<(Utf8Scan, [u8; 32])> {
+    let mut hasher = Sha256::new();
+    if utf8_pass(open()?, false, &mut hasher)?
+        .first_invalid_line
+        .is_none()
+    {
+        return Ok((Utf8Scan::default(), hasher.finalize().into()));
     }
-    utf8_pass(open()?, true)
+    let mut hasher = Sha256::new();
+    let scan = utf8_pass(open()?, true, &mut hasher)?;
+    Ok((scan, hasher.finalize().into()))
+}
+
+#[cfg(test)]
+fn scan_utf8(open: impl FnMut() -> io::Result<Box<dyn Read>>) -> io::Result<Utf8Scan> {
+    scan_and_hash(open).map(|(scan, _)| scan)
 }
 
 /// SHA-256 of everything `reader` yields.
@@ -50,9 +64,9 @@ pub fn sha256(mut reader: impl Read) -> io::Result<[u8; 32]> {
     }
 }
 
-/// One pass of UTF-8 validation; with `count`, the full evidence, else it
-/// stops at the first bad sequence.
-fn utf8_pass(mut reader: impl Read, count: bool) -> io::Result<Utf8Scan> {
+/// One pass of UTF-8 validation, hashing what it reads; with `count`, the
+/// full evidence, else it stops at the first bad sequence.
+fn utf8_pass(mut reader: impl Read, count: bool, hasher: &mut Sha256) -> io::Result<Utf8Scan> {
     let mut buf = vec![0u8; 1 << 20];
     let mut carried = 0;
     let mut scan = Utf8Scan::default();
@@ -64,6 +78,7 @@ fn utf8_pass(mut reader: impl Read, count: bool) -> io::Result<Utf8Scan> {
             Err(e) => return Err(e),
         };
         let at_end = read == 0;
+        hasher.update(&buf[carried..carried + read]);
         let data = &buf[..carried + read];
         let mut pos = 0;
         while pos < data.len() {

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use cell::{Cell, CellDamage, CellView, a1_reference, decimal_15};
+pub use cell::{Cell, CellDamage, CellView, a1_reference, decimal_15, trimmed};
 pub use decode::{TextEncoding, UTF8_BOM};
 pub use edits::{CellEdits, EditRefused, MAX_EDIT_CHARS, MAX_EDITED_CELLS};
 pub use header::{HEADER_SEARCH_ROWS, HeaderSearch};
@@ -112,7 +112,8 @@ enum Cells<'a> {
     Xlsx(&'a [Cell]),
 }
 
-/// A CSV record's fields: their text end to end, and where each ends.
+/// A CSV record's fields: their text, a comma after each but the last,
+/// and where each ends.
 #[derive(Debug, Clone, Copy)]
 struct Fields<'a> {
     text: &'a str,
@@ -127,9 +128,10 @@ impl<'a> Fields<'a> {
     #[inline]
     fn get(&self, field: usize) -> Option<&'a str> {
         let end = *self.ends.get(field)? as usize;
+        // One separator byte (a comma) follows every field but the last.
         let start = match field {
             0 => 0,
-            _ => self.ends[field - 1] as usize,
+            _ => self.ends[field - 1] as usize + 1,
         };
         // Every end is a character boundary (`RowBatch::push_record`).
         self.text.get(start..end)
@@ -148,7 +150,8 @@ impl<'a> RowRef<'a> {
 
     /// The limit a row passed, when the reader could not hold it (its
     /// cells are then none: the row is only its line and its fault).
-    #[inline]
+    // Inlined: every cell read asks it first.
+    #[inline(always)]
     pub fn fault(&self) -> Option<RowFault> {
         let only = match self.cells {
             Cells::Csv(record) if record.len() == 1 => record.get(0),
@@ -218,7 +221,7 @@ impl<'a> RowRef<'a> {
     pub fn text_len(&self) -> usize {
         match self.cells {
             Cells::Csv(record) => record.as_slice().len() + record.len(),
-            Cells::Fields(fields) => fields.text.len() + fields.len(),
+            Cells::Fields(fields) => fields.text.len() + 1,
             Cells::Xlsx(_) => 0,
         }
     }
@@ -302,6 +305,8 @@ pub struct RowBatch {
     rows: Vec<BatchRow>,
     /// What the owned rows weigh.
     owned_weight: usize,
+    /// A quoted record's fields, joined before they are added.
+    joined: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -347,6 +352,7 @@ impl RowBatch {
         self.text.capacity()
             + self.ends.capacity() * std::mem::size_of::<u32>()
             + self.rows.capacity() * std::mem::size_of::<BatchRow>()
+            + self.joined.capacity()
             + self.owned_weight
     }
 
@@ -392,36 +398,74 @@ impl RowBatch {
         self.rows.push(BatchRow::Owned(row));
     }
 
-    /// Adds a CSV record; the field (0-based) whose bytes are not UTF-8
-    /// when one is not.
-    fn push_record(&mut self, line: u64, record: &csv::ByteRecord) -> Result<(), usize> {
-        let Ok(text) = simdutf8::basic::from_utf8(record.as_slice()) else {
-            return Err(first_field_not_utf8(record));
-        };
-        let text_at = self.text.len();
+    /// Adds a CSV record of `fields`; the field (0-based) whose bytes are
+    /// not UTF-8 when one is not.
+    fn push_record<'f>(
+        &mut self,
+        line: u64,
+        fields: impl IntoIterator<Item = &'f [u8]>,
+    ) -> Result<(), usize> {
+        let mut joined = std::mem::take(&mut self.joined);
+        joined.clear();
         let ends_at = self.ends.len();
-        let mut end = 0usize;
-        for (field, bytes) in record.iter().enumerate() {
-            end += bytes.len();
-            // Valid as a whole, but a field could still end inside a
-            // character that the next one finishes.
-            if !text.is_char_boundary(end) {
-                self.ends.truncate(ends_at);
-                return Err(field);
+        for (field, bytes) in fields.into_iter().enumerate() {
+            if field > 0 {
+                joined.push(b',');
             }
-            // A record is at most a megabyte (`MAX_RECORD_BYTES`), but a
-            // fault mark keeps the line breaks of the record it stands for;
-            // past 4 GB its bounds would be wrong, never out of bounds
-            // (`Fields::get`).
-            self.ends.push(u32::try_from(end).unwrap_or(u32::MAX));
+            joined.extend_from_slice(bytes);
+            self.ends.push(end_at(joined.len()));
         }
+        let pushed = match simdutf8::basic::from_utf8(&joined) {
+            Ok(text) => {
+                self.push_text(line, text, ends_at);
+                Ok(())
+            }
+            // The separators are ASCII: a field that ends inside a
+            // character makes the whole invalid.
+            Err(_) => {
+                let mut start = 0;
+                let bad = self.ends[ends_at..].iter().position(|&end| {
+                    let field = joined.get(start..end as usize).unwrap_or_default();
+                    start = end as usize + 1;
+                    std::str::from_utf8(field).is_err()
+                });
+                self.ends.truncate(ends_at);
+                Err(bad.unwrap_or(0))
+            }
+        };
+        self.joined = joined;
+        pushed
+    }
+
+    /// Adds a CSV record that holds no quote, as it is in the file: its
+    /// fields are what lies between its commas. The field (0-based) whose
+    /// bytes are not UTF-8 when one is not.
+    fn push_line(&mut self, line: u64, bytes: &[u8]) -> Result<(), usize> {
+        // A comma is never part of a character, so a line that is UTF-8
+        // has fields that are.
+        let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
+            return Err(bytes
+                .split(|&byte| byte == b',')
+                .position(|field| std::str::from_utf8(field).is_err())
+                .unwrap_or(0));
+        };
+        let ends_at = self.ends.len();
+        self.ends
+            .extend(memchr::memchr_iter(b',', bytes).map(end_at));
+        self.ends.push(end_at(bytes.len()));
+        self.push_text(line, text, ends_at);
+        Ok(())
+    }
+
+    /// Adds a record's text, whose field ends are pushed from `ends_at`.
+    fn push_text(&mut self, line: u64, text: &str, ends_at: usize) {
+        let text_at = self.text.len();
         self.text.push_str(text);
         self.rows.push(BatchRow::Csv {
             line,
             text_at,
             ends_at,
         });
-        Ok(())
     }
 
     /// Takes back the last row, a CSV one.
@@ -439,12 +483,12 @@ impl RowBatch {
     }
 }
 
-/// The first field of `record` that is not UTF-8 on its own.
-fn first_field_not_utf8(record: &csv::ByteRecord) -> usize {
-    record
-        .iter()
-        .position(|field| std::str::from_utf8(field).is_err())
-        .unwrap_or(0)
+/// A field's end in its record's text. A record is at most a megabyte
+/// (`MAX_RECORD_BYTES`), but a fault mark keeps the line breaks of the
+/// record it stands for; past 4 GB its bounds would be wrong, never out of
+/// bounds (`Fields::get`).
+fn end_at(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 enum Sha256State {
@@ -566,16 +610,23 @@ impl RowSource {
             source,
         };
         let file_len = std::fs::metadata(path).map_err(io_error)?.len();
-        // The digest is only needed at the end: compute it beside the work.
-        let sha256 = DigestThread::spawn(path).map_err(io_error)?;
+        // The digest is only needed at the end: computed beside the work,
+        // unless the bytes are read before it anyway.
+        let digest_beside = || {
+            DigestThread::spawn(path)
+                .map(Sha256State::Running)
+                .map_err(io_error)
+        };
         let mut row_source = match format {
             InputFormat::Csv => {
                 let mut head = [0u8; 4];
                 let head_len = read_head(path, &mut head).map_err(io_error)?;
-                let scan = if options.encoding == EncodingChoice::Auto {
-                    decode::scan_utf8(|| Ok(Box::new(File::open(path)?))).map_err(io_error)?
+                let (scan, sha256) = if options.encoding == EncodingChoice::Auto {
+                    let (scan, digest) = decode::scan_and_hash(|| Ok(Box::new(File::open(path)?)))
+                        .map_err(io_error)?;
+                    (scan, Sha256State::Done(digest))
                 } else {
-                    decode::Utf8Scan::default()
+                    (decode::Utf8Scan::default(), digest_beside()?)
                 };
                 let (csv, encoding) =
                     csv_source::CsvSource::open(path, options.encoding, &head[..head_len], &scan)?;
@@ -585,7 +636,7 @@ impl RowSource {
                     headers: Vec::new(),
                     header_line: 0,
                     file_len,
-                    sha256: Sha256State::Running(sha256),
+                    sha256,
                     encoding: Some(encoding),
                     sheet: None,
                     blank_rows: 0,
@@ -603,7 +654,7 @@ impl RowSource {
                     headers: Vec::new(),
                     header_line: 0,
                     file_len,
-                    sha256: Sha256State::Running(sha256),
+                    sha256: digest_beside()?,
                     encoding: None,
                     sheet: Some(sheet),
                     blank_rows: 0,
@@ -724,10 +775,7 @@ impl RowSource {
     /// The current row, handed over.
     fn take_current(&mut self) -> Option<OwnedRow> {
         match &mut self.source {
-            Source::Csv(csv) => csv.take_current().map(|(line, record)| OwnedRow {
-                line,
-                cells: OwnedCells::Csv(record),
-            }),
+            Source::Csv(csv) => csv.take_current(),
             Source::Xlsx(xlsx) => xlsx.take_current().map(|(line, cells)| OwnedRow {
                 line,
                 cells: OwnedCells::Xlsx(cells),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::fields::Field;
 use crate::i18n::{Language, RowMessage, labelled};
-use crate::input::{CellDamage, CellView, RowRef, a1_reference};
+use crate::input::{CellDamage, CellView, RowRef, a1_reference, trimmed};
 use crate::protocol::DeclareRequest;
 #[cfg(test)]
 use crate::protocol::{Amount, BuyerCertificate, Customs, MerchantCustomsInfo};
@@ -412,8 +412,8 @@ impl RowRules {
             let cell = self.map.columns[field.index()].map(|column| row.cell(column));
             let value = match cell.map(|cell| cell.field_text(field)) {
                 None => Cow::Borrowed(""),
-                Some(Ok(Cow::Borrowed(text))) => Cow::Borrowed(text.trim()),
-                Some(Ok(Cow::Owned(text))) => Cow::Owned(text.trim().to_owned()),
+                Some(Ok(Cow::Borrowed(text))) => Cow::Borrowed(trimmed(text)),
+                Some(Ok(Cow::Owned(text))) => Cow::Owned(trimmed(&text).to_owned()),
                 Some(Err(damage)) => {
                     // Certificate cells matter only when a certificate is sent.
                     let is_certificate_part = field.name().starts_with("buyerCertificate.");
