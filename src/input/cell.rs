@@ -92,13 +92,24 @@ impl CellDamage {
 }
 
 /// `text` without white space at either end, as `str::trim` gives it.
-/// Most cells start and end with a printable ASCII character, which is
-/// never white space: those are answered without a search.
+/// Most cells start and end with a byte that no white space character
+/// starts or ends with in UTF-8: those are answered without a search.
 #[inline]
 pub fn trimmed(text: &str) -> &str {
-    match (text.as_bytes().first(), text.as_bytes().last()) {
-        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
-        _ => text.trim(),
+    let bytes = text.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return text;
+    };
+    // White space outside ASCII: U+0085 and U+00A0 (C2 ..), U+1680
+    // (E1 ..), U+2000 to U+205F (E2 ..) and U+3000 (E3 ..); their last
+    // bytes are 80 to 8A, 9F, A0, A8, A9 and AF.
+    let plain_first = first.is_ascii_graphic() || (first >= 0x80 && !matches!(first, 0xC2..=0xE3));
+    let plain_last = last.is_ascii_graphic()
+        || matches!(last, 0x8B..=0x9E | 0xA1..=0xA7 | 0xAA..=0xAE | 0xB0..=0xFF);
+    if plain_first && plain_last {
+        text
+    } else {
+        text.trim()
     }
 }
 
@@ -407,7 +418,9 @@ mod trim_properties {
     proptest::proptest! {
         /// The quick answer for printable ASCII ends is `str::trim`'s.
         #[test]
-        fn trimmed_is_str_trim(text in "[ a-z,\\t\\u{3000}\\u{a0}\\u{85}张!~\\u{1}\\u{7f}]{0,8}") {
+        fn trimmed_is_str_trim(
+            text in "[ a-z,\\t\\u{3000}\\u{a0}\\u{85}\\u{1680}\\u{2000}-\\u{200b}\\u{2028}\\u{2029}\\u{202f}\\u{205f}\\u{feff}\\u{80}-\\u{ff}张三伤!~\\u{1}\\u{7f}\\u{10000}-\\u{10010}]{0,8}"
+        ) {
             proptest::prop_assert_eq!(super::trimmed(&text), text.trim());
         }
     }

@@ -17,6 +17,11 @@ use super::decode::{
 };
 use super::{InputError, OwnedRow, RowBatch, RowRef};
 
+/// The bytes read from the file at a time. The record limiter asks for as
+/// many as the file's buffer holds, so that its reads go past that buffer
+/// instead of through it.
+const READ_CHUNK: usize = 256 * 1024;
+
 pub(super) struct CsvSource {
     records: RecordLimit<LineEndings<Box<dyn Read + Send>>>,
     quoted: QuotedRecords,
@@ -97,7 +102,7 @@ impl CsvSource {
             path: path.to_owned(),
             source,
         };
-        let mut file = BufReader::with_capacity(256 * 1024, File::open(path).map_err(io_error)?);
+        let mut file = BufReader::with_capacity(READ_CHUNK, File::open(path).map_err(io_error)?);
         io::copy(&mut (&mut file).take(bom_len as u64), &mut io::sink()).map_err(io_error)?;
         let text: Box<dyn Read + Send> = match encoding {
             TextEncoding::Utf8 => Box::new(file),
@@ -343,7 +348,7 @@ impl<R: Read> RecordLimit<R> {
             field_by_field: false,
             #[cfg(test)]
             ends: Vec::new(),
-            chunk: vec![0; 1 << 16],
+            chunk: vec![0; READ_CHUNK],
             eof: false,
         }
     }
@@ -384,7 +389,7 @@ impl<R: Read> RecordLimit<R> {
             return None;
         }
         let run = memchr::memchr2(b'\n', b'"', rest).unwrap_or(rest.len());
-        let commas = rest[..run].iter().filter(|&&b| b == b',').count() as u64;
+        let commas = memchr::memchr_iter(b',', &rest[..run]).count() as u64;
         if self.record_bytes + run as u64 > MAX_RECORD_BYTES || self.fields + commas > MAX_FIELDS {
             self.near_limit = true;
             return None;
