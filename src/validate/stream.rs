@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use super::{CrossRowIndex, Fingerprint, KeptRow, RowRules, ValidRow, Verdict};
 use crate::input::{InputError, RowBatch, RowRef, RowSource};
 
-const ROWS_PER_BATCH: usize = 512;
+/// Each batch costs a few thread wake-ups: at 512 rows a batch they took
+/// 6 % more CPU to validate a million rows.
+const ROWS_PER_BATCH: usize = 2048;
 /// A batch also ends once its rows weigh this much (`RowBatch::weight`):
 /// a dozen batches are in flight, as many more wait to be reused, and rows
 /// can be 16,384 cells wide.
