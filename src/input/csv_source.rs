@@ -177,6 +177,15 @@ impl CsvSource {
             }
             self.line = self.next_line;
             self.skipped_lines += std::mem::take(&mut self.blank_lines);
+            if let Some((mark, length, line_breaks)) = fault_mark(ready) {
+                let kept_beside = self.records.take_mark_breaks(length - 2);
+                self.records.consume(length);
+                self.next_line += line_breaks + kept_beside;
+                batch
+                    .push_record(self.line, [mark.as_bytes()])
+                    .map_err(|field| self.not_utf8(path, field))?;
+                return Ok(true);
+            }
             let end = match memchr::memchr2(b'\n', b'"', ready) {
                 Some(end) if ready[end] == b'"' => return self.next_quoted_into(path, batch),
                 Some(end) => end,
@@ -268,6 +277,28 @@ impl CsvSource {
     }
 }
 
+/// The mark `RecordLimit` put in place of a record past a limit, when
+/// `text` starts with one: the mark without its line breaks, its length in
+/// `text`, and the line breaks it stands for (its record's end included).
+fn fault_mark(text: &[u8]) -> Option<(String, usize, u64)> {
+    let rest = text
+        .strip_prefix(b"\"")?
+        .strip_prefix(FAULT_MARK.as_bytes())?;
+    let fault = [TOO_LONG, TOO_MANY_FIELDS]
+        .into_iter()
+        .find(|fault| rest.starts_with(fault.as_bytes()))?;
+    let rest = &rest[fault.len()..];
+    let line_breaks = rest.iter().take_while(|&&byte| byte == b'\n').count();
+    rest[line_breaks..].starts_with(b"\"\n").then(|| {
+        let length = 1 + FAULT_MARK.len() + fault.len() + line_breaks + 2;
+        (
+            format!("{FAULT_MARK}{fault}"),
+            length,
+            line_breaks as u64 + 1,
+        )
+    })
+}
+
 fn at_line(path: &Path, line: u64, message: String) -> InputError {
     InputError::AtLine {
         path: path.to_owned(),
@@ -295,11 +326,13 @@ enum CsvState {
 /// What stands in for a record that passed a limit: one quoted field that
 /// starts with this and holds as many line breaks as the record did, so
 /// that the lines after it keep their numbers. `RowRef::fault` reads it.
+/// The line breaks are kept as a count beside the text (`RecordLimit::
+/// marks`), never as bytes: a record can hold millions of them.
 pub(super) const FAULT_MARK: &str = "\u{1}declare-batch:";
 pub(super) const TOO_LONG: &str = "record-too-long";
 pub(super) const TOO_MANY_FIELDS: &str = "too-many-fields";
 
-/// Follows the CSV grammar over the text the `csv` crate reads. A record
+/// Follows the CSV grammar over the text the parser reads. A record
 /// is handed on only once it ends; one that passes `MAX_RECORD_BYTES` or
 /// `MAX_FIELDS` is dropped to its end and replaced by a mark (see
 /// `FAULT_MARK`), so that it becomes a rejected row and the rows after it
@@ -317,6 +350,9 @@ struct RecordLimit<R> {
     /// Whole records, ready to hand on from `ready_at`.
     ready: Vec<u8>,
     ready_at: usize,
+    /// The marks in `ready`: where each one's line breaks belong (before
+    /// its closing quote), and how many there are.
+    marks: std::collections::VecDeque<(usize, u64)>,
     /// The current record passed this limit: it is dropped to its end.
     skipping: Option<&'static str>,
     /// The current record came near a limit: followed field by field to
@@ -343,6 +379,7 @@ impl<R: Read> RecordLimit<R> {
             held: Vec::new(),
             ready: Vec::new(),
             ready_at: 0,
+            marks: std::collections::VecDeque::new(),
             skipping: None,
             near_limit: false,
             field_by_field: false,
@@ -448,8 +485,7 @@ impl<R: Read> RecordLimit<R> {
                             self.ready.push(b'"');
                             self.ready.extend_from_slice(FAULT_MARK.as_bytes());
                             self.ready.extend_from_slice(fault.as_bytes());
-                            self.ready
-                                .extend(std::iter::repeat_n(b'\n', self.newlines as usize));
+                            self.marks.push_back((self.ready.len(), self.newlines));
                             self.ready.extend_from_slice(b"\"\n");
                         }
                         None => {
@@ -494,6 +530,10 @@ impl<R: Read> RecordLimit<R> {
         while self.ready_at == self.ready.len() {
             self.ready.clear();
             self.ready_at = 0;
+            // A fault mark can hold millions of line breaks: not kept.
+            if self.ready.capacity() > 4 * READ_CHUNK {
+                self.ready.shrink_to(READ_CHUNK);
+            }
             if self.eof {
                 if self.skipping.is_some() {
                     return Err(io::Error::new(
@@ -533,15 +573,43 @@ impl<R: Read> RecordLimit<R> {
     fn consume(&mut self, used: usize) {
         self.ready_at = (self.ready_at + used).min(self.ready.len());
     }
+
+    /// The line breaks of the mark whose closing quote is `at` bytes into
+    /// what `fill` gave, taken off the list; 0 when no mark is there.
+    fn take_mark_breaks(&mut self, at: usize) -> u64 {
+        match self.marks.front() {
+            Some(&(mark_at, breaks)) if mark_at == self.ready_at + at => {
+                self.marks.pop_front();
+                breaks
+            }
+            _ => 0,
+        }
+    }
 }
 
-// What the tests read the limited text through.
+// What the tests read the limited text through: a mark's line breaks are
+// given as bytes, where they belong.
 #[cfg(test)]
 impl<R: Read> Read for RecordLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let ready = self.fill()?;
-        let n = buf.len().min(ready.len());
-        buf[..n].copy_from_slice(&ready[..n]);
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut n = buf.len().min(self.fill()?.len());
+        if let Some(mark) = self.marks.front_mut() {
+            if mark.0 == self.ready_at && mark.1 > 0 {
+                let given = buf.len().min(mark.1 as usize);
+                buf[..given].fill(b'\n');
+                mark.1 -= given as u64;
+                return Ok(given);
+            }
+            if mark.0 == self.ready_at {
+                self.marks.pop_front();
+            } else {
+                n = n.min(mark.0 - self.ready_at);
+            }
+        }
+        buf[..n].copy_from_slice(&self.ready[self.ready_at..self.ready_at + n]);
         self.consume(n);
         Ok(n)
     }
@@ -788,12 +856,23 @@ mod split_tests {
                 End => break,
                 Record if ran_out => return (records, skipped, Some((line, "unclosed".into()))),
                 Record => {
-                    let fields: Vec<Vec<u8>> = (0..ended)
+                    let mut fields: Vec<Vec<u8>> = (0..ended)
                         .map(|field| {
                             let start = field.checked_sub(1).map_or(0, |before| ends[before]);
                             output[start..ends[field]].to_vec()
                         })
                         .collect();
+                    // A fault mark's line breaks are counted, not kept.
+                    if let [only] = &mut fields[..]
+                        && let Some(fault) = [TOO_LONG, TOO_MANY_FIELDS].into_iter().find(|fault| {
+                            only.starts_with(format!("{FAULT_MARK}{fault}").as_bytes())
+                        })
+                        && only[FAULT_MARK.len() + fault.len()..]
+                            .iter()
+                            .all(|&b| b == b'\n')
+                    {
+                        only.truncate(FAULT_MARK.len() + fault.len());
+                    }
                     debug_assert!(ends[ended - 1] == written);
                     if let Some(bad) = fields.iter().position(|f| std::str::from_utf8(f).is_err()) {
                         let error = (line, format!("field {}", bad + 1));
@@ -868,6 +947,27 @@ mod split_tests {
         ) {
             proptest::prop_assert_eq!(read(&input, chunk), reference(&input));
         }
+    }
+
+    #[test]
+    fn a_mark_keeps_its_line_breaks_as_a_count_not_as_bytes() {
+        let breaks = 3 << 20;
+        let mut input = b"h\n\"".to_vec();
+        input.extend(vec![b'\n'; breaks]);
+        input.extend(b"\"\nnext\n");
+        let mut source = CsvSource::new(Box::new(io::Cursor::new(input)));
+        let (path, mut batch) = (Path::new("in.csv"), RowBatch::default());
+        for _ in 0..3 {
+            assert!(source.next_into(path, &mut batch).unwrap());
+        }
+        assert_eq!(batch.row(1).fault(), Some(crate::input::RowFault::TooLong));
+        assert_eq!(
+            (batch.row(1).line, batch.row(2).line),
+            (2, 3 + breaks as u64)
+        );
+        // Nothing held the three million line breaks.
+        assert!(source.records.ready.capacity() <= 2 * READ_CHUNK);
+        assert!(batch.weight() < 1024);
     }
 
     #[test]
