@@ -416,7 +416,8 @@ mod tests {
 #[cfg(test)]
 mod trim_properties {
     proptest::proptest! {
-        /// The quick answer for printable ASCII ends is `str::trim`'s.
+        /// The quick answer, for ends that cannot be white space, is
+        /// `str::trim`'s.
         #[test]
         fn trimmed_is_str_trim(
             text in "[ a-z,\\t\\u{3000}\\u{a0}\\u{85}\\u{1680}\\u{2000}-\\u{200b}\\u{2028}\\u{2029}\\u{202f}\\u{205f}\\u{feff}\\u{80}-\\u{ff}张三伤!~\\u{1}\\u{7f}\\u{10000}-\\u{10010}]{0,8}"

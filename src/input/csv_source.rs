@@ -1,11 +1,12 @@
 //! CSV rows, split here. The text is first made regular: line endings
-//! become `\n` (`LineEndings`), and a record that passes a size limit is
-//! replaced by a mark (`RecordLimit`), so that only whole records of
-//! bounded size are ever held. A record without a quote is then split at
-//! its commas where it lies; one with a quote goes through `csv_core`, the
-//! `csv` crate's own parser, so that both read every file alike. Each
-//! record's start line is counted here, blank lines between records are
-//! skipped and counted, and a record goes straight into a `RowBatch`.
+//! become `\n` and a BOM at its start is dropped (`LineEndings`), and a
+//! record that passes a size limit is replaced by a mark (`RecordLimit`),
+//! so that only whole records of bounded size are ever held. A record
+//! without a quote is then split at its commas where it lies; one with a
+//! quote goes through `csv_core`, the `csv` crate's own parser, so that both
+//! read every file alike. Each record's start line is counted here, blank
+//! lines between records are skipped and counted, and a record goes
+//! straight into a `RowBatch`.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -37,9 +38,6 @@ pub(super) struct CsvSource {
     /// at the end).
     blank_lines: u64,
     skipped_lines: u64,
-    /// Whether any text has been read: `csv_core` drops a UTF-8 BOM at the
-    /// very start, and so does this.
-    started: bool,
 }
 
 /// The records that hold a quote, parsed by `csv_core` into buffers that
@@ -54,8 +52,9 @@ impl QuotedRecords {
     fn new() -> QuotedRecords {
         let mut reader = csv_core::Reader::new();
         // `csv_core` drops a BOM in the first input it is given; the text's
-        // own first bytes are dealt with before (`CsvSource::started`), so
-        // it is first given a blank line, which it skips.
+        // start is dealt with before (`LineEndings`) and this reader's first
+        // input may be any record, so it is first given a blank line, which
+        // it skips.
         let primed = reader.read_record(b"\n", &mut [0; 1], &mut [0; 1]);
         debug_assert!(matches!(primed.0, csv_core::ReadRecordResult::InputEmpty));
         QuotedRecords {
@@ -120,7 +119,6 @@ impl CsvSource {
             next_line: 1,
             blank_lines: 0,
             skipped_lines: 0,
-            started: false,
         }
     }
 
@@ -163,10 +161,6 @@ impl CsvSource {
             };
             if ready.is_empty() {
                 return Ok(false);
-            }
-            if !std::mem::replace(&mut self.started, true) && ready.starts_with(UTF8_BOM) {
-                self.records.consume(UTF8_BOM.len());
-                continue;
             }
             let blank = ready.iter().take_while(|&&byte| byte == b'\n').count();
             if blank > 0 {
@@ -324,10 +318,10 @@ enum CsvState {
 }
 
 /// What stands in for a record that passed a limit: one quoted field that
-/// starts with this and holds as many line breaks as the record did, so
-/// that the lines after it keep their numbers. `RowRef::fault` reads it.
-/// The line breaks are kept as a count beside the text (`RecordLimit::
-/// marks`), never as bytes: a record can hold millions of them.
+/// starts with this. The record's line breaks are kept as a count beside
+/// the text (`RecordLimit::marks`), never as bytes (a record can hold
+/// millions of them), so that the lines after it keep their numbers.
+/// `RowRef::fault` reads the mark.
 pub(super) const FAULT_MARK: &str = "\u{1}declare-batch:";
 pub(super) const TOO_LONG: &str = "record-too-long";
 pub(super) const TOO_MANY_FIELDS: &str = "too-many-fields";
@@ -530,7 +524,10 @@ impl<R: Read> RecordLimit<R> {
         while self.ready_at == self.ready.len() {
             self.ready.clear();
             self.ready_at = 0;
-            // A fault mark can hold millions of line breaks: not kept.
+            // Every mark was read with its record; none can point into the
+            // next text.
+            self.marks.clear();
+            // Records near the 1 MB limit can leave the buffer large: not kept.
             if self.ready.capacity() > 4 * READ_CHUNK {
                 self.ready.shrink_to(READ_CHUNK);
             }
@@ -577,8 +574,12 @@ impl<R: Read> RecordLimit<R> {
     /// The line breaks of the mark whose closing quote is `at` bytes into
     /// what `fill` gave, taken off the list; 0 when no mark is there.
     fn take_mark_breaks(&mut self, at: usize) -> u64 {
+        let at = self.ready_at + at;
+        while self.marks.front().is_some_and(|&(mark_at, _)| mark_at < at) {
+            self.marks.pop_front();
+        }
         match self.marks.front() {
-            Some(&(mark_at, breaks)) if mark_at == self.ready_at + at => {
+            Some(&(mark_at, breaks)) if mark_at == at => {
                 self.marks.pop_front();
                 breaks
             }
@@ -596,18 +597,18 @@ impl<R: Read> Read for RecordLimit<R> {
             return Ok(0);
         }
         let mut n = buf.len().min(self.fill()?.len());
-        if let Some(mark) = self.marks.front_mut() {
-            if mark.0 == self.ready_at && mark.1 > 0 {
+        while let Some(mark) = self.marks.front_mut() {
+            if mark.0 > self.ready_at {
+                n = n.min(mark.0 - self.ready_at);
+                break;
+            }
+            if mark.1 > 0 {
                 let given = buf.len().min(mark.1 as usize);
                 buf[..given].fill(b'\n');
                 mark.1 -= given as u64;
                 return Ok(given);
             }
-            if mark.0 == self.ready_at {
-                self.marks.pop_front();
-            } else {
-                n = n.min(mark.0 - self.ready_at);
-            }
+            self.marks.pop_front();
         }
         buf[..n].copy_from_slice(&self.ready[self.ready_at..self.ready_at + n]);
         self.consume(n);
@@ -617,11 +618,18 @@ impl<R: Read> Read for RecordLimit<R> {
 
 /// Turns `\r\n` and lone `\r` (old Mac exports) into `\n` and makes sure the
 /// text ends with `\n`, so that every record is terminated the same way.
+/// Drops a UTF-8 BOM at the text's start, as `csv_core` does (the file's
+/// own BOM is skipped before; this is a second one): dropped here, before
+/// `RecordLimit` follows the grammar, so that a quote after it opens a
+/// quoted value for the limiter as for the parser.
 struct LineEndings<R> {
     inner: R,
     after_cr: bool,
     last_byte: Option<u8>,
     done: bool,
+    /// The text's first bytes, read to see whether they are a BOM.
+    head: Vec<u8>,
+    started: bool,
 }
 
 impl<R: Read> LineEndings<R> {
@@ -631,17 +639,45 @@ impl<R: Read> LineEndings<R> {
             after_cr: false,
             last_byte: None,
             done: false,
+            head: Vec::new(),
+            started: false,
         }
+    }
+
+    fn read_head(&mut self) -> io::Result<()> {
+        let mut head = [0u8; 3];
+        let mut filled = 0;
+        while filled < head.len() {
+            match self.inner.read(&mut head[filled..])? {
+                0 => break,
+                read => filled += read,
+            }
+        }
+        if head[..filled] != *UTF8_BOM {
+            self.head.extend_from_slice(&head[..filled]);
+        }
+        self.started = true;
+        Ok(())
     }
 }
 
 impl<R: Read> Read for LineEndings<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.started {
+            self.read_head()?;
+        }
         loop {
             if self.done || buf.is_empty() {
                 return Ok(0);
             }
-            let read = self.inner.read(buf)?;
+            let read = if self.head.is_empty() {
+                self.inner.read(buf)?
+            } else {
+                let given = buf.len().min(self.head.len());
+                buf[..given].copy_from_slice(&self.head[..given]);
+                self.head.drain(..given);
+                given
+            };
             if read == 0 {
                 self.done = true;
                 if self.last_byte.is_some_and(|b| b != b'\n') {
@@ -815,26 +851,30 @@ mod split_tests {
         bytes.iter().filter(|&&byte| byte == b'\n').count() as u64
     }
 
-    fn reference(input: &[u8]) -> Reading {
+    /// `csv_core` over the text made regular, limited by `RecordLimit` or,
+    /// for inputs far below its limits, not: then the limiter's grammar is
+    /// checked against `csv_core`'s as well.
+    fn reference(input: &[u8], limited: bool) -> Reading {
         use csv_core::ReadRecordResult::{End, InputEmpty, Record};
-        let mut limited = RecordLimit::new(LineEndings::new(input));
         let mut text = Vec::new();
-        let limit_error = limited.read_to_end(&mut text).err();
+        let limit_error = if limited {
+            RecordLimit::new(LineEndings::new(input))
+                .read_to_end(&mut text)
+                .err()
+        } else {
+            LineEndings::new(input).read_to_end(&mut text).unwrap();
+            None
+        };
+        // As the `csv` crate read the text before; its BOM is now dropped by
+        // `LineEndings`, where `csv_core` used to drop it.
         let mut reader = csv_core::Reader::new();
+        reader.read_record(b"\n", &mut [0; 1], &mut [0; 1]);
         let mut output = vec![0; text.len() + 1];
         let mut ends = vec![0; text.len() + 2];
         let (mut records, mut skipped, mut at) = (Vec::new(), 0, 0);
         loop {
-            let from = if at == 0 && text.starts_with(UTF8_BOM) {
-                3
-            } else {
-                at
-            };
-            let blank = text[from..]
-                .iter()
-                .take_while(|&&byte| byte == b'\n')
-                .count();
-            let line = 1 + newlines(&text[..from + blank]);
+            let blank = text[at..].iter().take_while(|&&byte| byte == b'\n').count();
+            let line = 1 + newlines(&text[..at + blank]);
             let (result, read, mut written, mut ended) =
                 reader.read_record(&text[at..], &mut output, &mut ends);
             at += read;
@@ -944,8 +984,10 @@ mod split_tests {
                 0..300,
             ),
             chunk in 1usize..64,
+            bom in proptest::bool::ANY,
         ) {
-            proptest::prop_assert_eq!(read(&input, chunk), reference(&input));
+            let input = [if bom { UTF8_BOM } else { b"" }, &input].concat();
+            proptest::prop_assert_eq!(read(&input, chunk), reference(&input, false));
         }
     }
 
@@ -977,10 +1019,16 @@ mod split_tests {
         past_limits.extend(b"\n\n\"");
         past_limits.extend(b"y\n".repeat(MAX_RECORD_BYTES as usize / 2 + 1));
         past_limits.extend(b"\"\nlast,row\n\n");
+        // A BOM (a second one, the file's own being skipped on opening)
+        // before a quote that opens a value past the limit.
+        let mut bom_then_quote = [UTF8_BOM, b"\"a\n"].concat();
+        bom_then_quote.extend(b"y\n".repeat(600_000));
+        bom_then_quote.extend(b"\"\ntail\n");
         let mut unclosed_past_limit = b"h\nok\n\n\"".to_vec();
         unclosed_past_limit.extend(vec![b'z'; MAX_RECORD_BYTES as usize + 1]);
-        let inputs: [&[u8]; 9] = [
+        let inputs: [&[u8]; 10] = [
             &past_limits,
+            &bom_then_quote,
             &unclosed_past_limit,
             // Two BOMs: the first is the text's, the second a character.
             b"\xEF\xBB\xBF\xEF\xBB\xBF\"q\",r\n",
@@ -993,7 +1041,7 @@ mod split_tests {
             b"ok,\xE4,\xBD\xA0\n",
         ];
         for input in inputs {
-            let expected = reference(input);
+            let expected = reference(input, true);
             for chunk in [1, 7, 1 << 16] {
                 assert_eq!(read(input, chunk), expected, "chunk {chunk}");
             }
@@ -1004,5 +1052,10 @@ mod split_tests {
             Some((4, "unclosed".to_owned()))
         );
         assert_eq!(read(&past_limits, 64).1, 2);
+        assert_eq!(
+            read(&bom_then_quote, 64).0[1].0,
+            600_003,
+            "the row after the mark"
+        );
     }
 }

@@ -339,6 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn the_scan_hashes_every_byte_once_in_one_read_or_two() {
+        // Characters straddle the 1 MiB buffer's end (carried over, hashed
+        // once); with a bad byte the file is read and hashed again.
+        let valid = "中".repeat(400_000).into_bytes();
+        let bad = [valid.as_slice(), b"\xFF tail"].concat();
+        for bytes in [valid, bad, Vec::new()] {
+            let owned = bytes.clone();
+            let (_, digest) =
+                scan_and_hash(|| Ok(Box::new(io::Cursor::new(owned.clone())))).unwrap();
+            assert_eq!(digest, sha256(&bytes[..]).unwrap());
+        }
+    }
+
+    #[test]
     fn scan_finds_sequences_split_across_buffers() {
         // 3-byte characters straddle the 1 MiB buffer boundary somewhere.
         let mut text = "中".repeat(400_000).into_bytes();

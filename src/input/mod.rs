@@ -133,7 +133,8 @@ impl<'a> Fields<'a> {
             0 => 0,
             _ => self.ends[field - 1] as usize + 1,
         };
-        // Every end is a character boundary (`RowBatch::push_record`).
+        // Every end is a character boundary (`RowBatch::push_line` and
+        // `push_record` check the record's UTF-8 with its commas).
         self.text.get(start..end)
     }
 }
@@ -483,9 +484,8 @@ impl RowBatch {
 }
 
 /// A field's end in its record's text. A record is at most a megabyte
-/// (`MAX_RECORD_BYTES`), but a fault mark keeps the line breaks of the
-/// record it stands for; past 4 GB its bounds would be wrong, never out of
-/// bounds (`Fields::get`).
+/// (`MAX_RECORD_BYTES`), so this never saturates; were it to, the field's
+/// bounds would be wrong, never out of bounds (`Fields::get`).
 fn end_at(at: usize) -> u32 {
     u32::try_from(at).unwrap_or(u32::MAX)
 }
