@@ -644,17 +644,19 @@ impl<R: Read> LineEndings<R> {
         }
     }
 
+    /// Reads the text's first three bytes into `head` (kept there if a
+    /// read fails, for the next call) and drops them if they are a BOM.
     fn read_head(&mut self) -> io::Result<()> {
-        let mut head = [0u8; 3];
-        let mut filled = 0;
-        while filled < head.len() {
-            match self.inner.read(&mut head[filled..])? {
+        let mut bytes = [0u8; 3];
+        while self.head.len() < UTF8_BOM.len() {
+            let wanted = UTF8_BOM.len() - self.head.len();
+            match self.inner.read(&mut bytes[..wanted])? {
                 0 => break,
-                read => filled += read,
+                read => self.head.extend_from_slice(&bytes[..read]),
             }
         }
-        if head[..filled] != *UTF8_BOM {
-            self.head.extend_from_slice(&head[..filled]);
+        if self.head == UTF8_BOM {
+            self.head.clear();
         }
         self.started = true;
         Ok(())
@@ -819,6 +821,20 @@ mod tests {
         let (result, out) = read_all(open);
         assert!(result.unwrap_err().contains("never closed"));
         assert_eq!(out, b"h\nrow\n");
+    }
+
+    #[test]
+    fn a_bom_at_the_start_is_dropped_however_it_arrives() {
+        for chunk in [1, 2, 3, 64] {
+            assert_eq!(normalise(b"\xEF\xBB\xBFa\r\nb", chunk), b"a\nb\n");
+            // Only at the start, and only whole.
+            assert_eq!(
+                normalise(b"\xEF\xBBx\n\xEF\xBB\xBF\n", chunk),
+                b"\xEF\xBBx\n\xEF\xBB\xBF\n"
+            );
+            assert_eq!(normalise(b"\xEF\xBB", chunk), b"\xEF\xBB\n");
+            assert_eq!(normalise(b"\xEF\xBB\xBF", chunk), b"");
+        }
     }
 
     #[test]
