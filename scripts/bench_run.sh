@@ -48,7 +48,7 @@ rows=${ROWS:-10000}
 # signing speed, with our signer and with OpenSSL, tells which this was.
 echo "== 0. machine state: RSA-2048 signing on one core"
 "$bin" keygen "$work/speed-key" --quiet
-target/release/examples/sign_speed "$work/speed-key/client_private.pem" 500
+target/release/examples/sign_speed "$work/speed-key/client_private.pem" 500 | tee "$work/sign-speed"
 if command -v openssl > /dev/null; then
     openssl speed -seconds 3 rsa2048 2> /dev/null |
         awk '/^rsa 2048/ { printf "openssl:   %.2f ms per signature on one core\n", $4 * 1000 }'
@@ -56,13 +56,22 @@ fi
 echo "== 1. no limit, concurrency 32, unsigned answers, $rows rows"
 endpoint=$(start_sandbox unsigned --unsigned-answers)
 config "$endpoint" 0 32 no > "$work/fast.toml"
-/usr/bin/time -f "wall %e s, user %U s, sys %S s, max RSS %M KB" \
+/usr/bin/time -f "wall %e s, user %U s, sys %S s, max RSS %M KB" -o "$work/time-fast" \
     "$bin" run "$work/orders.csv" --config "$work/fast.toml" --out "$work/out-fast" --quiet || true
-python3 - "$work/out-fast/summary.json" <<'PY'
-import json, sys
+tail -1 "$work/time-fast"
+python3 - "$work/out-fast/summary.json" "$work/time-fast" "$work/sign-speed" <<'PY'
+import json, re, sys
 s = json.load(open(sys.argv[1]))
 print(f"requests {s['requests_sent']}, S {s['results']['S']}, F {s['results']['F']}, U {s['results']['U']}, "
       f"{s['duration_ms']/1000:.2f} s, {s['achieved_rate_per_sec']:.0f} declares/s")
+# CPU per 1,000 declares, and per declare in units of one signature on one
+# core in this period: the second figure moves less with the machine.
+times = open(sys.argv[2]).read().splitlines()[-1]
+user, system = (float(x) for x in re.search(r"user ([0-9.]+) s, sys ([0-9.]+) s", times).groups())
+cpu_per_1000 = (user + system) * 1000 / s["requests_sent"]
+sign_ms = float(re.search(r"([0-9.]+) ms", open(sys.argv[3]).readline()).group(1))
+print(f"CPU {cpu_per_1000:.3f} s per 1,000 declares = {cpu_per_1000 / sign_ms:.2f} signatures' time "
+      f"per declare (one signature: {sign_ms} ms)")
 PY
 
 echo "== 1b. the same command again: a resume that replays every final from the journal"
