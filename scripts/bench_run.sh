@@ -48,7 +48,7 @@ rows=${ROWS:-10000}
 # signing speed, with our signer and with OpenSSL, tells which this was.
 echo "== 0. machine state: RSA-2048 signing on one core"
 "$bin" keygen "$work/speed-key" --quiet
-target/release/examples/sign_speed "$work/speed-key/client_private.pem" 500 | tee "$work/sign-speed"
+target/release/examples/sign_speed "$work/speed-key/client_private.pem" 2000 | tee "$work/sign-speed"
 if command -v openssl > /dev/null; then
     openssl speed -seconds 3 rsa2048 2> /dev/null |
         awk '/^rsa 2048/ { printf "openssl:   %.2f ms per signature on one core\n", $4 * 1000 }'
