@@ -23,6 +23,7 @@ pub mod run;
 pub mod sandbox;
 pub mod serve;
 pub mod settings;
+pub mod signing_pool;
 pub mod validate;
 
 /// An error and its causes on one line, for messages shown without
