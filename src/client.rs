@@ -107,7 +107,7 @@ impl DeclareClient {
         let joined = format!("{}{}", url.path().trim_end_matches('/'), DECLARE_PATH);
         url.set_path(&joined);
         let signer = Arc::new(settings.signer.clone());
-        let signing = Arc::new(SigningPool::for_requests().map_err(ClientError::SigningThreads)?);
+        let signing = SigningPool::for_requests().map_err(ClientError::SigningThreads)?;
         Ok(DeclareClient {
             http,
             url,

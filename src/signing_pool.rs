@@ -5,11 +5,13 @@
 //! some 40 threads took turns on two cores, three context switches a
 //! declaration. Here a few threads take the next signature from the queue
 //! without sleeping while there is one, and a sender wakes a thread only
-//! when one is idle.
+//! when one is idle. The clients alive at once share one pool (the page
+//! can run and inquire side by side), so a process signs on at most four
+//! threads a core, and the threads end with the last client.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -56,26 +58,49 @@ impl std::fmt::Debug for SigningPool {
 /// tokio's pool and saved 5 % of the run's CPU; more saved no more.
 const THREADS_PER_CORE: usize = 4;
 
+/// The pool the clients alive now sign on.
+static SHARED_POOL: Mutex<Weak<SigningPool>> = Mutex::new(Weak::new());
+
 impl SigningPool {
-    /// The pool a client signs its requests on.
-    pub fn for_requests() -> std::io::Result<SigningPool> {
+    /// The pool a client signs its requests on: the one the other live
+    /// clients use, or a new one.
+    pub fn for_requests() -> std::io::Result<Arc<SigningPool>> {
+        let mut shared = SHARED_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = shared.upgrade() {
+            return Ok(pool);
+        }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        SigningPool::new(cores * THREADS_PER_CORE)
+        let pool = Arc::new(SigningPool::new(cores * THREADS_PER_CORE)?);
+        *shared = Arc::downgrade(&pool);
+        Ok(pool)
     }
 
     pub fn new(threads: usize) -> std::io::Result<SigningPool> {
+        SigningPool::starting(threads, |name, run| {
+            std::thread::Builder::new().name(name).spawn(run).map(drop)
+        })
+    }
+
+    /// [`SigningPool::new`], starting each thread with `start`.
+    fn starting(
+        threads: usize,
+        mut start: impl FnMut(String, Box<dyn FnOnce() + Send>) -> std::io::Result<()>,
+    ) -> std::io::Result<SigningPool> {
         let threads = threads.max(1);
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
-            job_ready: Condvar::new(),
-        });
+        // Made before the threads, so that if one cannot start, dropping
+        // it ends those that did.
+        let pool = SigningPool {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                job_ready: Condvar::new(),
+            }),
+            threads,
+        };
         for _ in 0..threads {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("signer".into())
-                .spawn(move || run_jobs(&shared))?;
+            let shared = Arc::clone(&pool.shared);
+            start("signer".into(), Box::new(move || run_jobs(&shared)))?;
         }
-        Ok(SigningPool { shared, threads })
+        Ok(pool)
     }
 
     /// Runs `work` on one of the pool's threads and waits for its result
@@ -199,6 +224,51 @@ mod tests {
         assert_eq!(next, 7);
     }
 
+    /// Waits until no thread holds the pool's queue any more.
+    fn threads_end(shared: &Weak<Shared>) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while shared.strong_count() > 0 {
+            assert!(Instant::now() < deadline, "the threads did not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn threads_that_started_end_when_another_cannot_start() {
+        let (ended, ends) = std::sync::mpsc::channel();
+        let mut started = 0;
+        let failed = SigningPool::starting(4, |name, run| {
+            if started == 2 {
+                return Err(std::io::Error::other("no more threads"));
+            }
+            started += 1;
+            let ended = ended.clone();
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    run();
+                    let _ = ended.send(());
+                })
+                .map(drop)
+        });
+        assert!(failed.is_err());
+        assert_eq!(started, 2);
+        drop(ended);
+        for _ in 0..2 {
+            ends.recv_timeout(Duration::from_secs(30))
+                .expect("a thread that started ends");
+        }
+    }
+
+    #[test]
+    fn clients_alive_at_once_share_one_pool() {
+        let first = SigningPool::for_requests().expect("threads");
+        let second = SigningPool::for_requests().expect("threads");
+        assert!(Arc::ptr_eq(&first, &second));
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(first.threads, cores * THREADS_PER_CORE);
+    }
+
     #[test]
     fn the_threads_finish_the_queued_jobs_and_end_once_the_pool_is_dropped() {
         let pool = SigningPool::new(2).expect("threads");
@@ -222,10 +292,6 @@ mod tests {
         ran.sort_unstable();
         assert_eq!(ran, (0..50).collect::<Vec<_>>());
         // Each thread holds the shared queue until it ends.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while shared.strong_count() > 0 {
-            assert!(Instant::now() < deadline, "the threads did not end");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        threads_end(&shared);
     }
 }
