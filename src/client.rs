@@ -88,7 +88,7 @@ pub struct DeclareClient {
     url: Url,
     settings: ApiSettings,
     signer: Arc<MessageSigner>,
-    signing: Arc<SigningPool>,
+    signing_threads: Arc<SigningPool>,
 }
 
 impl DeclareClient {
@@ -107,13 +107,13 @@ impl DeclareClient {
         let joined = format!("{}{}", url.path().trim_end_matches('/'), DECLARE_PATH);
         url.set_path(&joined);
         let signer = Arc::new(settings.signer.clone());
-        let signing = SigningPool::for_requests().map_err(ClientError::SigningThreads)?;
+        let signing_threads = SigningPool::for_requests().map_err(ClientError::SigningThreads)?;
         Ok(DeclareClient {
             http,
             url,
             settings,
             signer,
-            signing,
+            signing_threads,
         })
     }
 
@@ -170,7 +170,7 @@ impl DeclareClient {
         );
         let owned_body = body.to_vec();
         let (signature, owned_body) = self
-            .signing
+            .signing_threads
             .run(move || {
                 let signature =
                     signer.signature_header(&content_path, &client_id, &signed_time, &owned_body);

@@ -75,7 +75,7 @@ impl SigningPool {
         Ok(pool)
     }
 
-    pub fn new(threads: usize) -> std::io::Result<SigningPool> {
+    fn new(threads: usize) -> std::io::Result<SigningPool> {
         SigningPool::starting(threads, |name, run| {
             std::thread::Builder::new().name(name).spawn(run).map(drop)
         })
