@@ -44,15 +44,10 @@ rows=${ROWS:-10000}
 "$gen" csv "$rows" "$work/orders.csv"
 "$gen" payments "$rows" "$work/payments.csv"
 
-# This VM runs in fast and slow periods (more than 2x apart); one core's
-# signing speed, with our signer and with OpenSSL, tells which this was.
-echo "== 0. machine state: RSA-2048 signing on one core"
-"$bin" keygen "$work/speed-key" --quiet
-target/release/examples/sign_speed "$work/speed-key/client_private.pem" 2000 | tee "$work/sign-speed"
-if command -v openssl > /dev/null; then
-    openssl speed -seconds 3 rsa2048 2> /dev/null |
-        awk '/^rsa 2048/ { printf "openssl:   %.2f ms per signature on one core\n", $4 * 1000 }'
-fi
+# This VM runs in fast and slow periods: our signer's speed, saved for the
+# per-declare figure below, and OpenSSL's say which this was.
+. scripts/bench_machine_state.sh
+machine_state "$bin" "$work" | tee "$work/sign-speed"
 echo "== 1. no limit, concurrency 32, unsigned answers, $rows rows"
 endpoint=$(start_sandbox unsigned --unsigned-answers)
 config "$endpoint" 0 32 no > "$work/fast.toml"
@@ -69,7 +64,7 @@ print(f"requests {s['requests_sent']}, S {s['results']['S']}, F {s['results']['F
 times = open(sys.argv[2]).read().splitlines()[-1]
 user, system = (float(x) for x in re.search(r"user ([0-9.]+) s, sys ([0-9.]+) s", times).groups())
 cpu_per_1000 = (user + system) * 1000 / s["requests_sent"]
-sign_ms = float(re.search(r"([0-9.]+) ms", open(sys.argv[3]).readline()).group(1))
+sign_ms = float(re.search(r"our signer:\s+([0-9.]+) ms", open(sys.argv[3]).read()).group(1))
 print(f"CPU {cpu_per_1000:.3f} s per 1,000 declares = {cpu_per_1000 / sign_ms:.2f} signatures' time "
       f"per declare (one signature: {sign_ms} ms)")
 PY

@@ -21,13 +21,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 "$gen" csv "$rows" "$work/orders.csv"
-echo "== machine state: RSA-2048 signing on one core"
-"$bin" keygen "$work/speed-key" --quiet
-target/release/examples/sign_speed "$work/speed-key/client_private.pem" 2000
-if command -v openssl > /dev/null; then
-    openssl speed -seconds 3 rsa2048 2> /dev/null |
-        awk '/^rsa 2048/ { printf "openssl:   %.2f ms per signature on one core\n", $4 * 1000 }'
-fi
+. scripts/bench_machine_state.sh
+machine_state "$bin" "$work"
 cat > "$work/parse.py" <<'PY'
 import csv, sys
 with open(sys.argv[1], newline="", encoding="utf-8") as f:
